@@ -1,0 +1,490 @@
+//! Decode stage: bytes in, upright-to-be RGB pixels out.
+//!
+//! The type is decided by the bytes, never the file name. Dimensions are read
+//! from the header and checked against [`DecodeLimits`] before the pixel
+//! buffer is allocated, so a hostile header cannot make us allocate gigabytes.
+
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+use zune_core::bytestream::ZCursor;
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
+
+use crate::image::RgbImage;
+use crate::orient::Orientation;
+
+/// What the first bytes of a file say it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    Jpeg,
+    Png,
+}
+
+impl ImageFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "jpeg",
+            ImageFormat::Png => "png",
+        }
+    }
+
+    /// Whether a file name's extension agrees with the content.
+    pub fn matches_extension(self, ext: &str) -> bool {
+        let ext = ext.to_ascii_lowercase();
+        match self {
+            ImageFormat::Jpeg => matches!(ext.as_str(), "jpg" | "jpeg" | "jpe" | "jfif"),
+            ImageFormat::Png => ext == "png",
+        }
+    }
+}
+
+/// The verdict of looking at a file's first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sniffed {
+    Supported(ImageFormat),
+    /// An image format we recognise but do not decode (named for the message).
+    Unsupported(&'static str),
+    /// Not an image we know of: a document, a sidecar, garbage.
+    NotAnImage,
+}
+
+/// Identifies the content by its magic bytes.
+pub fn sniff(bytes: &[u8]) -> Sniffed {
+    const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Sniffed::Supported(ImageFormat::Jpeg);
+    }
+    if bytes.starts_with(PNG_MAGIC) {
+        return Sniffed::Supported(ImageFormat::Png);
+    }
+    if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
+        let brand = &bytes[8..12];
+        return Sniffed::Unsupported(match brand {
+            b"avif" | b"avis" => "AVIF",
+            b"heic" | b"heix" | b"hevc" | b"heim" | b"heis" | b"mif1" | b"msf1" => "HEIC/HEIF",
+            _ => "ISO media (not a photo format we read)",
+        });
+    }
+    let unsupported = [
+        (&b"GIF8"[..], "GIF"),
+        (&b"II*\0"[..], "TIFF"),
+        (&b"MM\0*"[..], "TIFF"),
+        (&b"BM"[..], "BMP"),
+        (&b"\0\0\0\x0cjXL "[..], "JPEG XL"),
+        (&b"\xff\x0a"[..], "JPEG XL"),
+        (&b"%PDF"[..], "PDF"),
+    ];
+    for (magic, name) in unsupported {
+        if bytes.starts_with(magic) {
+            return Sniffed::Unsupported(name);
+        }
+    }
+    if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        return Sniffed::Unsupported("WebP");
+    }
+    Sniffed::NotAnImage
+}
+
+/// Limits against hostile or absurd inputs, checked from the header.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecodeLimits {
+    /// Largest accepted width × height (SPEC §3: 100 megapixels).
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_pixels: 100_000_000,
+        }
+    }
+}
+
+/// A decoded photo, still in its stored orientation.
+#[derive(Clone, Debug)]
+pub struct Decoded {
+    pub image: RgbImage,
+    pub format: ImageFormat,
+    /// The EXIF orientation tag (1 when absent or unreadable).
+    pub orientation: Orientation,
+    /// How the pixels were stored, for the manifest: e.g. `ycbcr`, `cmyk`, `grayscale`.
+    pub colour: String,
+    /// Whether the JPEG was progressive, or the PNG interlaced.
+    pub progressive: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty file (0 bytes)")]
+    Empty,
+    #[error("unsupported image type {0}: only JPEG and PNG are read")]
+    Unsupported(&'static str),
+    #[error("not an image: the content is neither JPEG nor PNG")]
+    NotAnImage,
+    #[error("image is {width}x{height} = {pixels} pixels, over the limit of {limit}")]
+    TooLarge {
+        width: u64,
+        height: u64,
+        pixels: u64,
+        limit: u64,
+    },
+    #[error("image has zero width or height")]
+    ZeroSize,
+    #[error("truncated JPEG: the data ends before the end-of-image marker")]
+    Truncated,
+    #[error("corrupt JPEG: {0}")]
+    Jpeg(String),
+    #[error("corrupt PNG: {0}")]
+    Png(String),
+}
+
+/// Decodes JPEG or PNG bytes to 8-bit RGB. Alpha is composited onto `matte`
+/// (the backdrop reference), because a transparent background in a portrait
+/// means "backdrop".
+pub fn decode(bytes: &[u8], limits: &DecodeLimits, matte: [u8; 3]) -> Result<Decoded, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    match sniff(bytes) {
+        Sniffed::Supported(ImageFormat::Jpeg) => decode_jpeg(bytes, limits),
+        Sniffed::Supported(ImageFormat::Png) => decode_png(bytes, limits, matte),
+        Sniffed::Unsupported(name) => Err(DecodeError::Unsupported(name)),
+        Sniffed::NotAnImage => Err(DecodeError::NotAnImage),
+    }
+}
+
+fn check_limits(width: u64, height: u64, limits: &DecodeLimits) -> Result<(), DecodeError> {
+    if width == 0 || height == 0 {
+        return Err(DecodeError::ZeroSize);
+    }
+    let pixels = width * height;
+    if pixels > limits.max_pixels {
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            pixels,
+            limit: limits.max_pixels,
+        });
+    }
+    Ok(())
+}
+
+fn jpeg_options() -> DecoderOptions {
+    // JPEG dimensions are 16-bit, so the decoder's own caps must be at least
+    // that; our pixel-count limit is what protects memory.
+    DecoderOptions::default()
+        .set_max_width(usize::from(u16::MAX))
+        .set_max_height(usize::from(u16::MAX))
+        .jpeg_set_out_colorspace(ColorSpace::RGB)
+}
+
+fn decode_jpeg(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, DecodeError> {
+    // Checked before the decoder sees the file: it may allocate per-component
+    // planes while reading headers.
+    if let Some((width, height)) = jpeg_frame_size(bytes) {
+        check_limits(u64::from(width), u64::from(height), limits)?;
+    }
+    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), jpeg_options());
+    decoder
+        .decode_headers()
+        .map_err(|e| DecodeError::Jpeg(e.to_string()))?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| DecodeError::Jpeg("headers could not be read".into()))?;
+    let (width, height) = (u64::from(info.width), u64::from(info.height));
+    check_limits(width, height, limits)?;
+    // The decoder conceals missing scan data as grey; a photo cut off half way
+    // must fail instead of becoming half a portrait.
+    if !has_eoi_after_scan(bytes) {
+        return Err(DecodeError::Truncated);
+    }
+    let colour = match decoder.input_colorspace() {
+        Some(ColorSpace::Luma) => "grayscale",
+        Some(ColorSpace::CMYK) => "cmyk",
+        Some(ColorSpace::YCCK) => "ycck",
+        Some(ColorSpace::RGB) => "rgb",
+        _ => "ycbcr",
+    }
+    .to_owned();
+    let orientation = decoder
+        .exif()
+        .and_then(|tiff| exif_orientation(tiff))
+        .unwrap_or_default();
+    let progressive = info.sof.is_progressive();
+    let mut pixels = vec![0u8; (width * height * 3) as usize];
+    decoder
+        .decode_into(&mut pixels)
+        .map_err(|e| DecodeError::Jpeg(e.to_string()))?;
+    let image = RgbImage::new(width as u32, height as u32, pixels)
+        .map_err(|e| DecodeError::Jpeg(e.to_string()))?;
+    Ok(Decoded {
+        image,
+        format: ImageFormat::Jpeg,
+        orientation,
+        colour,
+        progressive,
+    })
+}
+
+/// Width and height from the first start-of-frame marker, found by walking
+/// the marker segments that precede it.
+pub fn jpeg_frame_size(bytes: &[u8]) -> Option<(u16, u16)> {
+    let mut at = 2; // past SOI
+    loop {
+        // Markers may be preceded by any number of 0xFF fill bytes.
+        while *bytes.get(at)? == 0xFF && *bytes.get(at + 1)? == 0xFF {
+            at += 1;
+        }
+        if *bytes.get(at)? != 0xFF {
+            return None;
+        }
+        let marker = *bytes.get(at + 1)?;
+        let length = usize::from(u16::from_be_bytes([
+            *bytes.get(at + 2)?,
+            *bytes.get(at + 3)?,
+        ]));
+        let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+        if is_sof {
+            let height = u16::from_be_bytes([*bytes.get(at + 5)?, *bytes.get(at + 6)?]);
+            let width = u16::from_be_bytes([*bytes.get(at + 7)?, *bytes.get(at + 8)?]);
+            return Some((width, height));
+        }
+        if marker == 0xDA || length < 2 {
+            return None;
+        }
+        at += 2 + length;
+    }
+}
+
+/// Whether an end-of-image marker follows the first start-of-scan.
+fn has_eoi_after_scan(bytes: &[u8]) -> bool {
+    let first_sos = bytes.windows(2).position(|w| w == [0xFF, 0xDA]);
+    let last_eoi = bytes.windows(2).rposition(|w| w == [0xFF, 0xD9]);
+    matches!((first_sos, last_eoi), (Some(s), Some(e)) if e > s)
+}
+
+fn decode_png(bytes: &[u8], limits: &DecodeLimits, matte: [u8; 3]) -> Result<Decoded, DecodeError> {
+    let png_err = |e: png::DecodingError| DecodeError::Png(e.to_string());
+    // The byte limit bounds every allocation the png crate makes, including
+    // huge ancillary chunks, which the pixel check alone would not catch.
+    let byte_limit = usize::try_from(limits.max_pixels.saturating_mul(8)).unwrap_or(usize::MAX);
+    let mut decoder =
+        png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: byte_limit });
+    let header = decoder.read_header_info().map_err(png_err)?;
+    check_limits(u64::from(header.width), u64::from(header.height), limits)?;
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(png_err)?;
+    let info = reader.info();
+    let orientation = info
+        .exif_metadata
+        .as_deref()
+        .and_then(exif_orientation)
+        .unwrap_or_default();
+    let progressive = info.interlaced;
+    let colour = format!("{:?}", info.color_type).to_ascii_lowercase();
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| DecodeError::Png("image too large for this machine".into()))?;
+    let mut buf = vec![0u8; size];
+    let frame = reader.next_frame(&mut buf).map_err(png_err)?;
+    let (width, height) = (frame.width, frame.height);
+    let rgb = to_rgb8(&buf[..frame.buffer_size()], frame.color_type, matte)?;
+    let image = RgbImage::new(width, height, rgb).map_err(|e| DecodeError::Png(e.to_string()))?;
+    Ok(Decoded {
+        image,
+        format: ImageFormat::Png,
+        orientation,
+        colour,
+        progressive,
+    })
+}
+
+/// Expands 8-bit grey, grey+alpha, RGB or RGBA samples to RGB, compositing
+/// alpha over `matte`.
+fn to_rgb8(samples: &[u8], colour: png::ColorType, matte: [u8; 3]) -> Result<Vec<u8>, DecodeError> {
+    let over = |value: u8, alpha: u8, bg: u8| -> u8 {
+        let a = u32::from(alpha);
+        ((u32::from(value) * a + u32::from(bg) * (255 - a) + 127) / 255) as u8
+    };
+    let out = match colour {
+        png::ColorType::Rgb => samples.to_vec(),
+        png::ColorType::Rgba => samples
+            .chunks_exact(4)
+            .flat_map(|p| [0, 1, 2].map(|c| over(p[c], p[3], matte[c])))
+            .collect(),
+        png::ColorType::Grayscale => samples.iter().flat_map(|&g| [g, g, g]).collect(),
+        png::ColorType::GrayscaleAlpha => samples
+            .chunks_exact(2)
+            .flat_map(|p| [0, 1, 2].map(|c| over(p[0], p[1], matte[c])))
+            .collect(),
+        png::ColorType::Indexed => {
+            return Err(DecodeError::Png("palette was not expanded".into()));
+        }
+    };
+    Ok(out)
+}
+
+/// Reads the Orientation tag (0x0112) from IFD0 of a TIFF-structured EXIF
+/// block. Returns `None` for anything malformed: a bad tag must not fail the
+/// photo, it just means "as stored".
+pub fn exif_orientation(tiff: &[u8]) -> Option<Orientation> {
+    // Some writers keep the APP1 "Exif\0\0" preamble in what they hand over.
+    let tiff = tiff.strip_prefix(b"Exif\0\0").unwrap_or(tiff);
+    let big_endian = match tiff.get(..4)? {
+        b"II*\0" => false,
+        b"MM\0*" => true,
+        _ => return None,
+    };
+    let u16_at = |at: usize| -> Option<u16> {
+        let b: [u8; 2] = tiff.get(at..at + 2)?.try_into().ok()?;
+        Some(if big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
+    };
+    let u32_at = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = tiff.get(at..at + 4)?.try_into().ok()?;
+        Some(if big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    };
+    let ifd0 = u32_at(4)? as usize;
+    let entries = u16_at(ifd0)? as usize;
+    const ORIENTATION_TAG: u16 = 0x0112;
+    const SHORT: u16 = 3;
+    (0..entries).find_map(|i| {
+        let entry = ifd0 + 2 + i * 12;
+        if u16_at(entry)? != ORIENTATION_TAG || u16_at(entry + 2)? != SHORT {
+            return None;
+        }
+        Orientation::from_exif(u16_at(entry + 8)?)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiff_with_orientation(big_endian: bool, value: u16) -> Vec<u8> {
+        let (w16, w32): (fn(u16) -> [u8; 2], fn(u32) -> [u8; 4]) = if big_endian {
+            (u16::to_be_bytes, u32::to_be_bytes)
+        } else {
+            (u16::to_le_bytes, u32::to_le_bytes)
+        };
+        let mut t = Vec::new();
+        t.extend_from_slice(if big_endian { b"MM\0*" } else { b"II*\0" });
+        t.extend_from_slice(&w32(8));
+        t.extend_from_slice(&w16(2)); // two entries: a decoy, then orientation
+        t.extend_from_slice(&w16(0x010F)); // Make, ASCII
+        t.extend_from_slice(&w16(2));
+        t.extend_from_slice(&w32(4));
+        t.extend_from_slice(b"abc\0");
+        t.extend_from_slice(&w16(0x0112));
+        t.extend_from_slice(&w16(3));
+        t.extend_from_slice(&w32(1));
+        t.extend_from_slice(&w16(value));
+        t.extend_from_slice(&[0, 0]);
+        t.extend_from_slice(&w32(0));
+        t
+    }
+
+    #[test]
+    fn reads_orientation_in_both_byte_orders() {
+        for be in [false, true] {
+            for v in 1..=8 {
+                let o = exif_orientation(&tiff_with_orientation(be, v)).map(|o| o.exif_value());
+                assert_eq!(o, Some(v), "big endian {be}, value {v}");
+            }
+        }
+        let mut with_preamble = b"Exif\0\0".to_vec();
+        with_preamble.extend(tiff_with_orientation(false, 6));
+        assert_eq!(
+            exif_orientation(&with_preamble),
+            Some(Orientation::Rotate90)
+        );
+    }
+
+    #[test]
+    fn malformed_exif_is_ignored_not_fatal() {
+        let good = tiff_with_orientation(false, 6);
+        for cut in 0..good.len() {
+            // No panic on any truncation; a cut before the value reads nothing.
+            let _ = exif_orientation(&good[..cut]);
+        }
+        assert_eq!(exif_orientation(&tiff_with_orientation(false, 9)), None);
+        assert_eq!(exif_orientation(b"garbage!"), None);
+    }
+
+    #[test]
+    fn sniff_goes_by_content() {
+        assert_eq!(
+            sniff(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Sniffed::Supported(ImageFormat::Jpeg)
+        );
+        assert_eq!(
+            sniff(b"\x89PNG\r\n\x1a\n...."),
+            Sniffed::Supported(ImageFormat::Png)
+        );
+        assert_eq!(
+            sniff(b"\0\0\0\x18ftypheic...."),
+            Sniffed::Unsupported("HEIC/HEIF")
+        );
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Sniffed::Unsupported("WebP"));
+        assert_eq!(sniff(b"name,student_no\n"), Sniffed::NotAnImage);
+        assert_eq!(sniff(&[]), Sniffed::NotAnImage);
+    }
+
+    #[test]
+    fn empty_and_garbage_are_clear_errors() {
+        let limits = DecodeLimits::default();
+        assert!(matches!(
+            decode(&[], &limits, [0; 3]),
+            Err(DecodeError::Empty)
+        ));
+        assert!(matches!(
+            decode(b"hello world", &limits, [0; 3]),
+            Err(DecodeError::NotAnImage)
+        ));
+        let jpeg_head = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+        assert!(decode(&jpeg_head, &limits, [0; 3]).is_err());
+    }
+
+    #[test]
+    fn huge_jpeg_header_is_refused_before_allocating() {
+        // SOI, then a baseline SOF0 claiming 65535x65535, 3 components.
+        let mut bytes = vec![0xFF, 0xD8];
+        bytes.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0x03]);
+        for id in 1..=3u8 {
+            bytes.extend_from_slice(&[id, 0x11, 0x00]);
+        }
+        bytes.extend_from_slice(&[0xFF, 0xD9]);
+        match decode(&bytes, &DecodeLimits::default(), [0; 3]) {
+            Err(DecodeError::TooLarge { pixels, .. }) => assert_eq!(pixels, 65535 * 65535),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn png_alpha_is_composited_onto_the_matte() {
+        let mut bytes = Vec::new();
+        {
+            let mut enc = png::Encoder::new(&mut bytes, 2, 1);
+            enc.set_color(png::ColorType::Rgba);
+            enc.set_depth(png::BitDepth::Eight);
+            let mut w = enc.write_header().map_err(|e| e.to_string()).unwrap();
+            w.write_image_data(&[255, 0, 0, 255, 255, 0, 0, 0])
+                .map_err(|e| e.to_string())
+                .unwrap();
+        }
+        let d = decode(&bytes, &DecodeLimits::default(), [100, 197, 255]).unwrap();
+        assert_eq!(d.format, ImageFormat::Png);
+        assert_eq!(d.image.pixel(0, 0), [255, 0, 0]);
+        assert_eq!(d.image.pixel(1, 0), [100, 197, 255]);
+    }
+}
