@@ -372,10 +372,19 @@ mod tests {
     use super::*;
 
     fn tiff_with_orientation(big_endian: bool, value: u16) -> Vec<u8> {
-        let (w16, w32): (fn(u16) -> [u8; 2], fn(u32) -> [u8; 4]) = if big_endian {
-            (u16::to_be_bytes, u32::to_be_bytes)
-        } else {
-            (u16::to_le_bytes, u32::to_le_bytes)
+        let w16 = |v: u16| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let w32 = |v: u32| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
         };
         let mut t = Vec::new();
         t.extend_from_slice(if big_endian { b"MM\0*" } else { b"II*\0" });
