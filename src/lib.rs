@@ -6,5 +6,7 @@
 pub mod check;
 pub mod decode;
 pub mod image;
+pub mod manifest;
 pub mod orient;
+pub mod output;
 pub mod resize;
