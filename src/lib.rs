@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod decode;
+pub mod discover;
 pub mod image;
 pub mod manifest;
 pub mod orient;
