@@ -139,7 +139,7 @@ mod tests {
         std::fs::write(root.join("sub/notes.txt"), b"hello").unwrap(); // skipped
         std::fs::write(root.join("sub/._b.jpg"), APPLE_DOUBLE_MAGIC).unwrap(); // hidden
         std::fs::write(root.join("out/previous.jpg"), jpeg).unwrap(); // our output
-        let found = discover(&[root.clone()], Some(&root.join("out")));
+        let found = discover(std::slice::from_ref(&root), Some(&root.join("out")));
         let rel: Vec<_> = found
             .photos
             .iter()
