@@ -1430,3 +1430,498 @@ pub fn make_photo(spec: &PortraitSpec, file: &FileSpec) -> Result<(Vec<u8>, Trut
     }
     Ok((bytes, truth))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+    use zune_core::colorspace::ColorSpace;
+    use zune_core::options::DecoderOptions;
+    use zune_jpeg::JpegDecoder;
+
+    fn small() -> PortraitSpec {
+        PortraitSpec {
+            seed: 7,
+            width: 360,
+            height: 480,
+            ..PortraitSpec::default()
+        }
+    }
+
+    fn decode_jpeg(bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
+        let opts = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
+        let mut d = JpegDecoder::new_with_options(Cursor::new(bytes), opts);
+        let px = d.decode().map_err(|e| format!("{e:?}"))?;
+        let info = d.info().ok_or("no info")?;
+        Ok((u32::from(info.width), u32::from(info.height), px))
+    }
+
+    fn decode_png(bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
+        let mut dec = png::Decoder::new(Cursor::new(bytes));
+        dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+        let mut r = dec.read_info().map_err(|e| e.to_string())?;
+        let mut buf = vec![0; r.output_buffer_size().ok_or("too big")?];
+        let info = r.next_frame(&mut buf).map_err(|e| e.to_string())?;
+        buf.truncate(info.buffer_size());
+        let ch = info.color_type.samples();
+        let rgb = buf
+            .chunks_exact(ch)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        Ok((info.width, info.height, rgb))
+    }
+
+    /// Mean colour of the 8x8 block at (x, y) in an interleaved RGB buffer.
+    fn block_mean(rgb: &[u8], w: u32, x: u32, y: u32) -> [f64; 3] {
+        let mut acc = [0.0; 3];
+        for yy in y..y + 8 {
+            for xx in x..x + 8 {
+                let i = ((yy * w + xx) * 3) as usize;
+                for c in 0..3 {
+                    acc[c] += f64::from(rgb[i + c]) / 64.0;
+                }
+            }
+        }
+        acc
+    }
+
+    fn close(a: [f64; 3], b: [u8; 3], tol: f64) -> bool {
+        (0..3).all(|i| (a[i] - f64::from(b[i])).abs() <= tol)
+    }
+
+    #[test]
+    fn same_seed_same_bytes_different_seed_different() {
+        let spec = small();
+        let a = make_photo(&spec, &FileSpec::phone(90, 6)).map(|r| r.0);
+        let b = make_photo(&spec, &FileSpec::phone(90, 6)).map(|r| r.0);
+        assert!(a.is_ok());
+        assert_eq!(a.as_ref().ok(), b.as_ref().ok());
+        let other = PortraitSpec { seed: 8, ..small() };
+        let c = make_photo(&other, &FileSpec::phone(90, 6)).map(|r| r.0);
+        assert_ne!(a.ok(), c.ok());
+    }
+
+    #[test]
+    fn pixels_agree_with_truth() {
+        let (img, t) = render(&PortraitSpec::default()).expect("renders");
+        let cx = t.center_x as u32;
+        let crown = t.crown_row as u32;
+        let bd = t.backdrop_rgb;
+        let near = |p: [u8; 3], c: [u8; 3], tol: i32| {
+            (0..3).all(|i| (i32::from(p[i]) - i32::from(c[i])).abs() <= tol)
+        };
+        assert!(
+            near(img.pixel(cx, crown - 2), bd, 14),
+            "{:?}",
+            img.pixel(cx, crown - 2)
+        );
+        let hair = img.pixel(cx, crown + 5);
+        assert!(
+            hair.iter().all(|&v| v < 90),
+            "crown+5 is not hair: {hair:?}"
+        );
+        // The widest row of the face: skin just inside, backdrop just outside.
+        let fcy = (t.chin_row as f64 - 0.46 * (t.chin_row - t.crown_row) as f64) as u32;
+        let half = t.face_width / 2;
+        let inside = img.pixel(cx - half + 4, fcy);
+        let outside = img.pixel(cx - half - 4, fcy);
+        assert!(inside[0] > inside[2] + 30, "not skin: {inside:?}");
+        assert!(near(outside, bd, 14), "not backdrop: {outside:?}");
+        // Both pupils sit on the eye line.
+        let eye_dx = (0.40 * f64::from(t.face_width) / 2.0) as u32;
+        for x in [cx - eye_dx, cx + eye_dx] {
+            let p = img.pixel(x, t.eye_row as u32);
+            assert!(p.iter().all(|&v| v < 90), "no pupil at {x}: {p:?}");
+        }
+        // Shoulders reach the bottom edge under the subject.
+        let bottom = img.pixel(cx + t.face_width, img.height() - 1);
+        assert!(!near(bottom, bd, 40));
+        assert!(t.fixable && t.expected_flag.is_none());
+        assert!(t.head_box.top == t.crown_row && t.head_box.bottom == t.chin_row);
+        assert!(t.eye_row > t.crown_row && t.eye_row < t.chin_row && t.chin_row < t.shoulder_row);
+    }
+
+    #[test]
+    fn borders_are_where_truth_says() {
+        let spec = PortraitSpec {
+            border: BorderSpec {
+                top: 20,
+                bottom: 30,
+                left: 0,
+                right: 15,
+                colour: [255, 255, 255],
+                inner_line: 2,
+                inner_line_colour: [30, 30, 30],
+            },
+            ..small()
+        };
+        let (img, t) = render(&spec).expect("renders");
+        assert_eq!(
+            t.border,
+            Sides {
+                top: 20,
+                bottom: 30,
+                left: 0,
+                right: 15
+            }
+        );
+        let (w, h) = (img.width(), img.height());
+        for x in 0..w {
+            assert_eq!(img.pixel(x, 0), [255, 255, 255]);
+            assert_eq!(img.pixel(x, h - 1), [255, 255, 255]);
+        }
+        // The line hugs the photo, inside the frame.
+        assert_eq!(img.pixel(100, 19), [30, 30, 30]);
+        assert_eq!(img.pixel(100, 17), [255, 255, 255]);
+        assert_eq!(img.pixel(w - 15, 100), [30, 30, 30]);
+        assert_eq!(img.pixel(w - 1, 100), [255, 255, 255]);
+        // No frame on the left: the photo starts at column 0.
+        let left = img.pixel(0, 40);
+        assert!(left[2] > 200 && left[0] < 150, "{left:?}");
+        let inner = img.pixel(3, 20);
+        assert!(inner[0] < 150, "{inner:?}");
+        assert!(t.crown_row > 20 && t.center_x < i64::from(w) / 2);
+    }
+
+    #[test]
+    fn unfixable_cases_say_so() {
+        let cut = PortraitSpec {
+            headroom: -0.05,
+            ..small()
+        };
+        let t = render(&cut).expect("renders").1;
+        assert_eq!(t.expected_flag.as_deref(), Some("subject_cut_off"));
+        assert!(!t.fixable && t.crown_row < 0);
+        let two = PortraitSpec {
+            second_person: true,
+            ..small()
+        };
+        assert_eq!(
+            render(&two).expect("renders").1.expected_flag.as_deref(),
+            Some("two_people")
+        );
+        let red = PortraitSpec {
+            backdrop: [200, 40, 45],
+            ..small()
+        };
+        let t = render(&red).expect("renders").1;
+        assert_eq!(t.expected_flag.as_deref(), Some("backdrop_not_blue"));
+        assert!(t.fixable);
+        let tiny = PortraitSpec {
+            head_height: 0.12,
+            ..small()
+        };
+        assert_eq!(
+            render(&tiny).expect("renders").1.expected_flag.as_deref(),
+            Some("too_small")
+        );
+        let blue = PortraitSpec {
+            clothing: [110, 192, 250],
+            ..small()
+        };
+        let w = render(&blue).expect("renders").1.expected_warnings;
+        assert_eq!(w, vec!["clothing_like_backdrop".to_string()]);
+    }
+
+    #[test]
+    fn random_specs_are_ordinary_and_fixable() {
+        let mut rng = SplitMix64::new(42);
+        for _ in 0..40 {
+            let mut s = random_spec(
+                &mut rng,
+                RandomOptions {
+                    min_mp: 0.35,
+                    max_mp: 0.6,
+                    landscape: 0.2,
+                },
+            );
+            s.noise = 0.0;
+            let t = render(&s).expect("renders").1;
+            assert!(t.fixable, "{s:?}\n{t:?}");
+            assert_eq!(t.expected_flag, None, "{s:?}");
+            assert!(t.expected_warnings.is_empty(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn bad_specs_are_errors_not_panics() {
+        for s in [
+            PortraitSpec {
+                width: 0,
+                ..small()
+            },
+            PortraitSpec {
+                head_height: f64::NAN,
+                ..small()
+            },
+            PortraitSpec {
+                border: BorderSpec {
+                    left: 200,
+                    right: 200,
+                    ..BorderSpec::default()
+                },
+                ..small()
+            },
+        ] {
+            assert!(render(&s).is_err());
+        }
+        assert!(to_stored(&RgbImage::filled(2, 2, [0; 3]), 9).is_err());
+        let png_rotated = FileSpec {
+            exif: FileSpec::phone(90, 6).exif,
+            ..FileSpec::with_format(Format::PngRgb8, 90)
+        };
+        assert!(make_photo(&small(), &png_rotated).is_err());
+    }
+
+    fn rot_cw(img: &RgbImage) -> RgbImage {
+        let (w, h) = (img.width(), img.height());
+        let mut out = RgbImage::filled(h, w, [0; 3]);
+        for y in 0..h {
+            for x in 0..w {
+                out.put_pixel(h - 1 - y, x, img.pixel(x, y));
+            }
+        }
+        out
+    }
+
+    fn flip_h(img: &RgbImage) -> RgbImage {
+        let (w, h) = (img.width(), img.height());
+        let mut out = RgbImage::filled(w, h, [0; 3]);
+        for y in 0..h {
+            for x in 0..w {
+                out.put_pixel(w - 1 - x, y, img.pixel(x, y));
+            }
+        }
+        out
+    }
+
+    /// What a viewer shows for stored pixels with orientation `o`, built from
+    /// the EXIF wording ("mirror horizontal and rotate 270 CW", ...) rather
+    /// than from the writer's table.
+    fn display(stored: &RgbImage, o: u16) -> RgbImage {
+        let r = |img: &RgbImage, n: usize| (0..n).fold(img.clone(), |a, _| rot_cw(&a));
+        match o {
+            1 => stored.clone(),
+            2 => flip_h(stored),
+            3 => r(stored, 2),
+            4 => flip_h(&r(stored, 2)),
+            5 => r(&flip_h(stored), 3),
+            6 => r(stored, 1),
+            7 => r(&flip_h(stored), 1),
+            _ => r(stored, 3),
+        }
+    }
+
+    #[test]
+    fn stored_pixels_display_upright_for_every_orientation() {
+        let mut img = RgbImage::filled(5, 3, [0; 3]);
+        for y in 0..3 {
+            for x in 0..5 {
+                img.put_pixel(x, y, [x as u8, y as u8, 7]);
+            }
+        }
+        for o in 1..=8 {
+            let stored = to_stored(&img, o).expect("valid orientation");
+            assert_eq!(display(&stored, o), img, "orientation {o}");
+        }
+        // Orientation 6 is the phone held upright: stored sideways.
+        assert_eq!(
+            to_stored(&img, 6).map(|s| (s.width(), s.height())).ok(),
+            Some((3, 5))
+        );
+    }
+
+    /// A minimal TIFF reader, independent of the writer, for the tags the
+    /// writer promises.
+    struct Reader<'a> {
+        b: &'a [u8],
+        be: bool,
+    }
+
+    impl Reader<'_> {
+        fn u16(&self, o: usize) -> u16 {
+            let v = [self.b[o], self.b[o + 1]];
+            if self.be {
+                u16::from_be_bytes(v)
+            } else {
+                u16::from_le_bytes(v)
+            }
+        }
+        fn u32(&self, o: usize) -> u32 {
+            let v = [self.b[o], self.b[o + 1], self.b[o + 2], self.b[o + 3]];
+            if self.be {
+                u32::from_be_bytes(v)
+            } else {
+                u32::from_le_bytes(v)
+            }
+        }
+        /// (type, count, offset of the value bytes) for `tag` in the IFD at `ifd`.
+        fn find(&self, ifd: usize, tag: u16) -> Option<(u16, u32, usize)> {
+            let n = usize::from(self.u16(ifd));
+            (0..n)
+                .map(|i| ifd + 2 + 12 * i)
+                .find(|&e| self.u16(e) == tag)
+                .map(|e| {
+                    let (kind, count) = (self.u16(e + 2), self.u32(e + 4));
+                    let size = match kind {
+                        1 | 2 | 7 => 1,
+                        3 => 2,
+                        4 | 9 => 4,
+                        _ => 8,
+                    } * count as usize;
+                    let at = if size <= 4 {
+                        e + 8
+                    } else {
+                        self.u32(e + 8) as usize
+                    };
+                    (kind, count, at)
+                })
+        }
+        fn ascii(&self, ifd: usize, tag: u16) -> Option<String> {
+            let (_, count, at) = self.find(ifd, tag)?;
+            let s = &self.b[at..at + count as usize];
+            assert_eq!(s.last(), Some(&0), "ASCII must be NUL-terminated");
+            Some(String::from_utf8_lossy(&s[..s.len() - 1]).into_owned())
+        }
+    }
+
+    #[test]
+    fn exif_round_trips_through_a_reader_and_zune_jpeg() {
+        for be in [false, true] {
+            for o in [1u16, 3, 6, 8] {
+                let mut file = FileSpec::phone(85, o);
+                if let Some(e) = file.exif.as_mut() {
+                    e.big_endian = be;
+                }
+                let bytes = encode(&render(&small()).expect("renders").0, &file).expect("encodes");
+                let mut d = JpegDecoder::new(Cursor::new(&bytes));
+                d.decode_headers().expect("headers");
+                let tiff = d.exif().expect("exif present").clone();
+                let mut spec = file.exif.clone().expect("exif");
+                spec.pixel_size = if o >= 5 { (480, 360) } else { (360, 480) };
+                assert_eq!(tiff, exif_tiff(&spec), "zune returns our TIFF bytes");
+
+                assert_eq!(&tiff[..2], if be { b"MM" } else { b"II" });
+                let r = Reader { b: &tiff, be };
+                assert_eq!(r.u16(2), 42);
+                let ifd0 = r.u32(4) as usize;
+                let (kind, count, at) = r.find(ifd0, 0x0112).expect("orientation tag");
+                assert_eq!((kind, count, r.u16(at)), (3, 1, o));
+                assert_eq!(r.ascii(ifd0, 0x010F).as_deref(), Some("Apple"));
+                assert_eq!(r.ascii(ifd0, 0x0110).as_deref(), Some("iPhone 14 Pro"));
+                let exif_ifd = r
+                    .find(ifd0, 0x8769)
+                    .map(|(_, _, at)| r.u32(at) as usize)
+                    .expect("exif ifd");
+                let (_, _, at) = r.find(exif_ifd, 0xA002).expect("width");
+                assert_eq!(r.u32(at), spec.pixel_size.0);
+                let gps = r
+                    .find(ifd0, 0x8825)
+                    .map(|(_, _, at)| r.u32(at) as usize)
+                    .expect("gps ifd");
+                assert_eq!(r.ascii(gps, 0x0001).as_deref(), Some("N"));
+                let (kind, count, at) = r.find(gps, 0x0002).expect("latitude");
+                assert_eq!((kind, count), (5, 3));
+                assert_eq!((r.u32(at), r.u32(at + 4)), (31, 1));
+                assert_eq!((r.u32(at + 8), r.u32(at + 12)), (1, 1));
+                // Phones write no JFIF header.
+                assert_eq!(&bytes[2..4], &[0xFF, 0xE1]);
+                // Applying the orientation to the decoded pixels gives the
+                // upright picture (crown above chin).
+                let (w, h, _) = decode_jpeg(&bytes).expect("decodes");
+                assert_eq!((w, h), spec.pixel_size);
+            }
+        }
+    }
+
+    fn has_marker(bytes: &[u8], m: u8) -> bool {
+        bytes.windows(2).any(|w| w == [0xFF, m])
+    }
+
+    #[test]
+    fn every_format_decodes_to_the_portrait() {
+        let spec = small();
+        let (_, t) = render(&spec).expect("renders");
+        for format in [
+            Format::JpegBaseline,
+            Format::JpegRestart,
+            Format::JpegProgressive,
+            Format::JpegGray,
+            Format::JpegCmyk,
+            Format::JpegYcck,
+            Format::PngRgb8,
+            Format::PngRgb16,
+            Format::PngPalette,
+            Format::PngRgba,
+        ] {
+            let (bytes, truth) =
+                make_photo(&spec, &FileSpec::with_format(format, 92)).expect("makes");
+            let (w, h, rgb) = if format.is_png() {
+                decode_png(&bytes)
+            } else {
+                decode_jpeg(&bytes)
+            }
+            .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+            assert_eq!((w, h), (spec.width, spec.height), "{format:?}");
+            // Backdrop in the top-left corner, hair at the crown.
+            let tol = if format == Format::PngPalette {
+                14.0
+            } else {
+                6.0
+            };
+            let corner = block_mean(&rgb, w, 8, 8);
+            assert!(
+                close(corner, truth.backdrop_rgb, tol),
+                "{format:?}: {corner:?} vs {:?}",
+                truth.backdrop_rgb
+            );
+            let hair = block_mean(&rgb, w, t.center_x as u32 - 4, t.crown_row as u32 + 4);
+            assert!(hair.iter().all(|&v| v < 80.0), "{format:?}: {hair:?}");
+            match format {
+                Format::JpegProgressive => {
+                    assert!(has_marker(&bytes, 0xC2) && !has_marker(&bytes, 0xC0))
+                }
+                Format::JpegRestart => {
+                    assert!(has_marker(&bytes, 0xDD) && has_marker(&bytes, 0xD0))
+                }
+                Format::JpegBaseline => assert!(has_marker(&bytes, 0xC0)),
+                Format::JpegCmyk | Format::JpegYcck => {
+                    let i = bytes
+                        .windows(7)
+                        .position(|w| w == b"Adobe\0d")
+                        .expect("Adobe APP14, version 100");
+                    assert_eq!(&bytes[i - 4..i - 2], &[0xFF, 0xEE]);
+                    let transform = bytes[i + 11];
+                    assert_eq!(transform, if format == Format::JpegCmyk { 0 } else { 2 });
+                    let mut d = JpegDecoder::new(Cursor::new(&bytes));
+                    d.decode_headers().expect("headers");
+                    let want = if format == Format::JpegCmyk {
+                        ColorSpace::CMYK
+                    } else {
+                        ColorSpace::YCCK
+                    };
+                    assert_eq!(d.input_colorspace(), Some(want));
+                }
+                Format::JpegGray => {
+                    let g = truth.backdrop_rgb;
+                    assert!(g[0] == g[1] && g[1] == g[2]);
+                    assert_eq!(truth.expected_flag.as_deref(), Some("backdrop_not_blue"));
+                }
+                _ => {}
+            }
+            if !format.is_png() {
+                assert_eq!(&bytes[bytes.len() - 2..], &[0xFF, 0xD9]);
+            }
+        }
+    }
+
+    #[test]
+    fn corrupt_file_is_a_jpeg_no_decoder_can_read() {
+        let (bytes, t) =
+            make_photo(&small(), &FileSpec::with_format(Format::CorruptJpeg, 90)).expect("makes");
+        assert_eq!(&bytes[..2], &[0xFF, 0xD8]);
+        assert!(decode_jpeg(&bytes).is_err());
+        assert!(!t.fixable);
+        assert_eq!(t.expected_flag.as_deref(), Some("corrupt"));
+    }
+}
