@@ -11,3 +11,4 @@ pub mod manifest;
 pub mod orient;
 pub mod output;
 pub mod resize;
+pub mod synth;
