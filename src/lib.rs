@@ -4,4 +4,7 @@
 //! One module per pipeline stage, each a plain function over plain data.
 
 pub mod check;
+pub mod encode;
 pub mod image;
+pub mod synth;
+pub mod verify;

@@ -1,0 +1,735 @@
+//! The sanity check on the exact bytes about to be written, and the audit of
+//! any file on disk: every hard rule of SPEC §1 that can be judged from the
+//! file alone, each reported as a named [`Check`] so an audit lists all
+//! failures at once.
+//!
+//! Input may be hostile (the audit reads whatever a user points it at), so
+//! the marker walker indexes only through bounds-checked accessors and
+//! reports a broken structure as failed checks, never as a panic.
+//!
+//! # What counts as metadata
+//!
+//! Any APPn segment other than the single leading JFIF APP0 fails
+//! `no_exif`: EXIF (APP1) is the rule's target, but XMP and IPTC carry the
+//! same camera and owner details, and an ICC profile (APP2) is refused too:
+//! SPEC requires sRGB, a JFIF file without a profile is read as sRGB by
+//! every viewer, and an embedded profile could only say something else.
+//! COM segments are allowed: size padding uses them and they carry no
+//! metadata of ours.
+
+use std::fmt;
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
+
+use crate::check::{Check, Verdict};
+use crate::encode::{Chroma, STD_LUMA_QT, ZIGZAG, scaled_table};
+use crate::image::RgbImage;
+
+/// What the written file must be (SPEC §1); defaults are the registry's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutputRules {
+    pub width: u32,
+    pub height: u32,
+    pub min_bytes: usize,
+    pub max_bytes: usize,
+    pub min_quality: u8,
+    pub density_dpi: u16,
+}
+
+impl Default for OutputRules {
+    fn default() -> Self {
+        OutputRules {
+            width: 480,
+            height: 640,
+            min_bytes: 30_720,
+            max_bytes: 100_000,
+            min_quality: 60,
+            density_dpi: 300,
+        }
+    }
+}
+
+/// Largest side the audit decodes; beyond it `decodes` fails rather than
+/// allocating whatever a hostile header asks for.
+const MAX_DECODE_SIDE: usize = 16_384;
+const MAX_DECODE_PIXELS: u64 = 100_000_000;
+
+/// Everything learnt about one file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// One entry per rule, always in the same order and all present.
+    pub checks: Vec<Check>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Quality estimated from the luminance quantisation table.
+    pub quality: Option<u8>,
+    /// `None` when the file is not 3-component 4:4:4 or 4:2:0.
+    pub chroma: Option<Chroma>,
+    /// Sampling factors as `HxV` per component, e.g. `2x2,1x1,1x1`.
+    pub sampling: Option<String>,
+    /// The decoded pixels, when the file decoded, so later stages need not
+    /// decode again.
+    #[serde(skip)]
+    pub image: Option<RgbImage>,
+}
+
+impl VerifyReport {
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.verdict == Verdict::Pass)
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.verdict == Verdict::Fail)
+    }
+
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+}
+
+/// Judges `bytes` against `rules`; never panics, whatever the bytes.
+pub fn verify_jpeg(bytes: &[u8], rules: &OutputRules) -> VerifyReport {
+    let walk = walk(bytes);
+    let mut checks = Vec::with_capacity(11);
+    let mut report = VerifyReport::default();
+
+    let signature = bytes.starts_with(&[0xFF, 0xD8]);
+    checks.push(verdict(
+        "jpeg_signature",
+        signature,
+        None,
+        if signature {
+            "starts with SOI (FF D8)".to_owned()
+        } else {
+            format!("does not start with SOI FF D8 ({})", sniff(bytes))
+        },
+    ));
+
+    let ends = bytes.ends_with(&[0xFF, 0xD9]);
+    let (eoi_ok, eoi_reason) = match (&walk.eoi, &walk.error) {
+        (Some(_), _) if ends => (true, "the stream ends with EOI (FF D9)".to_owned()),
+        (Some(at), _) => (
+            false,
+            format!("the stream's EOI is at offset {at} but the file does not end with FF D9"),
+        ),
+        (None, Some(e)) => (false, format!("no EOI closes the stream: {e}")),
+        (None, None) => (false, "no EOI closes the stream".to_owned()),
+    };
+    checks.push(verdict("ends_with_eoi", eoi_ok, None, eoi_reason));
+
+    let (after_ok, after_value, after_reason) = match walk.eoi {
+        Some(at) => {
+            let extra = bytes.len().saturating_sub(at + 2);
+            if extra == 0 {
+                (true, Some(0.0), "no bytes after EOI".to_owned())
+            } else {
+                (
+                    false,
+                    Some(extra as f64),
+                    format!("{extra} bytes follow the EOI at offset {at}"),
+                )
+            }
+        }
+        None => (
+            false,
+            None,
+            "without the stream's EOI its end cannot be confirmed".to_owned(),
+        ),
+    };
+    checks.push(verdict(
+        "nothing_after_eoi",
+        after_ok,
+        after_value,
+        after_reason,
+    ));
+
+    checks.push(baseline_check(&walk));
+
+    let frame = walk.frame.as_ref();
+    let (comp_ok, comp_reason) = match frame {
+        Some(f) if f.components.len() == 3 && f.precision == 8 => {
+            (true, "3 components (YCbCr), 8-bit".to_owned())
+        }
+        Some(f) => (
+            false,
+            format!(
+                "{} component(s) at {}-bit precision; 3 components at 8 bits are required",
+                f.components.len(),
+                f.precision
+            ),
+        ),
+        None => (false, "no frame header to read components from".to_owned()),
+    };
+    checks.push(verdict("three_components", comp_ok, None, comp_reason));
+
+    let (dim_ok, dim_reason) = match frame {
+        Some(f) => {
+            let (w, h) = (u32::from(f.width), u32::from(f.height));
+            report.width = Some(w);
+            report.height = Some(h);
+            (
+                w == rules.width && h == rules.height,
+                format!("{w}x{h} pixels (required {}x{})", rules.width, rules.height),
+            )
+        }
+        None => (false, "no frame header to read dimensions from".to_owned()),
+    };
+    checks.push(verdict("dimensions", dim_ok, None, dim_reason));
+
+    let len = bytes.len();
+    checks.push(verdict(
+        "file_size",
+        (rules.min_bytes..=rules.max_bytes).contains(&len),
+        Some(len as f64),
+        format!(
+            "{len} bytes (window {}..={})",
+            rules.min_bytes, rules.max_bytes
+        ),
+    ));
+
+    checks.push(metadata_check(&walk, bytes));
+    checks.push(density_check(&walk, bytes, rules.density_dpi));
+
+    let quality_check = quality_check(&walk, rules.min_quality);
+    report.quality = quality_check.value.map(|v| v as u8);
+    checks.push(quality_check);
+
+    if let Some(f) = frame {
+        let s: Vec<String> = f
+            .components
+            .iter()
+            .map(|c| format!("{}x{}", c.h, c.v))
+            .collect();
+        report.sampling = Some(s.join(","));
+        report.chroma = chroma_of(f);
+    }
+
+    let (decoded, decode_reason) = decode(bytes, frame);
+    checks.push(verdict("decodes", decoded.is_some(), None, decode_reason));
+    report.image = decoded;
+    report.checks = checks;
+    report
+}
+
+fn verdict(name: &str, ok: bool, value: Option<f64>, reason: String) -> Check {
+    let v = if ok { Verdict::Pass } else { Verdict::Fail };
+    Check::new(name, v, value, reason)
+}
+
+/// Names what a non-JPEG file most likely is, for the reason text.
+fn sniff(bytes: &[u8]) -> &'static str {
+    if bytes.is_empty() {
+        "the file is empty"
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "it is a PNG"
+    } else if bytes.get(4..8) == Some(b"ftyp") {
+        "it is an ISO-BMFF file such as HEIC"
+    } else if bytes.starts_with(b"GIF8") {
+        "it is a GIF"
+    } else if bytes.starts_with(b"BM") {
+        "it may be a BMP"
+    } else {
+        "unknown format"
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Component {
+    h: u8,
+    v: u8,
+    tq: u8,
+}
+
+#[derive(Debug, Clone)]
+struct Frame {
+    marker: u8,
+    precision: u8,
+    height: u16,
+    width: u16,
+    components: Vec<Component>,
+}
+
+/// A marker segment: marker byte and the offset/length of its payload.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    marker: u8,
+    /// Offset of the 0xFF that starts the marker.
+    at: usize,
+    payload_start: usize,
+    payload_len: usize,
+}
+
+#[derive(Debug, Default)]
+struct Walk {
+    segments: Vec<Segment>,
+    frame: Option<Frame>,
+    frames: usize,
+    scans: usize,
+    /// Offset of the FF of the EOI that ends the stream.
+    eoi: Option<usize>,
+    /// Why the walk stopped early, when it did.
+    error: Option<String>,
+    /// DQT tables by destination, natural order, as read.
+    qt: [Option<[u16; 64]>; 4],
+    dqt_16bit: bool,
+}
+
+impl fmt::Display for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}x{}",
+            sof_name(self.marker),
+            self.width,
+            self.height
+        )
+    }
+}
+
+fn be16(bytes: &[u8], at: usize) -> Option<u16> {
+    let b = bytes.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
+
+/// Walks the marker structure from SOI to the EOI that ends the stream,
+/// skipping entropy-coded data the way a decoder does (stuffed `FF 00`,
+/// restart markers and fill bytes stay inside the scan).
+fn walk(bytes: &[u8]) -> Walk {
+    let mut w = Walk::default();
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        w.error = Some("no SOI".to_owned());
+        return w;
+    }
+    let mut pos = 2usize;
+    loop {
+        // Markers may be preceded by any number of 0xFF fill bytes.
+        if bytes.get(pos) != Some(&0xFF) {
+            w.error = Some(match bytes.get(pos) {
+                None => format!("truncated at offset {pos}, expecting a marker"),
+                Some(b) => format!("expected a marker at offset {pos}, found byte {b:#04x}"),
+            });
+            return w;
+        }
+        let at = pos;
+        while bytes.get(pos) == Some(&0xFF) {
+            pos += 1;
+        }
+        let Some(&marker) = bytes.get(pos) else {
+            w.error = Some(format!("truncated at offset {pos} inside a marker"));
+            return w;
+        };
+        pos += 1;
+        match marker {
+            0xD9 => {
+                if w.scans == 0 {
+                    w.error = Some(format!("EOI at offset {at} before any scan"));
+                    return w;
+                }
+                w.eoi = Some(pos - 2);
+                return w;
+            }
+            0x00 => {
+                w.error = Some(format!("invalid marker FF 00 at offset {at}"));
+                return w;
+            }
+            0xD8 => {
+                w.error = Some(format!("second SOI at offset {at}"));
+                return w;
+            }
+            // Standalone markers without a length.
+            0x01 | 0xD0..=0xD7 => continue,
+            _ => {}
+        }
+        let Some(len) = be16(bytes, pos) else {
+            w.error = Some(format!(
+                "truncated length of marker FF {marker:02X} at {at}"
+            ));
+            return w;
+        };
+        let len = usize::from(len);
+        if len < 2 || pos + len > bytes.len() {
+            w.error = Some(format!(
+                "segment FF {marker:02X} at offset {at} claims {len} bytes, file has {}",
+                bytes.len().saturating_sub(pos)
+            ));
+            return w;
+        }
+        let seg = Segment {
+            marker,
+            at,
+            payload_start: pos + 2,
+            payload_len: len - 2,
+        };
+        let payload = &bytes[seg.payload_start..seg.payload_start + seg.payload_len];
+        w.segments.push(seg);
+        pos += len;
+        match marker {
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                w.frames += 1;
+                if w.frame.is_none() {
+                    match parse_frame(marker, payload) {
+                        Some(f) => w.frame = Some(f),
+                        None => {
+                            w.error = Some(format!("malformed frame header at offset {at}"));
+                            return w;
+                        }
+                    }
+                }
+            }
+            0xDB if !parse_dqt(payload, &mut w) => {
+                w.error = Some(format!("malformed DQT at offset {at}"));
+                return w;
+            }
+            0xDA => {
+                w.scans += 1;
+                pos = skip_entropy(bytes, pos);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Returns the offset of the first marker after entropy-coded data that
+/// starts at `pos` (or the file's end when the data runs off it).
+fn skip_entropy(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(&b) = bytes.get(pos) {
+        if b != 0xFF {
+            pos += 1;
+            continue;
+        }
+        match bytes.get(pos + 1) {
+            // Stuffed zero or restart marker: still scan data.
+            Some(0x00) | Some(0xD0..=0xD7) => pos += 2,
+            // A fill byte: let the next FF decide.
+            Some(0xFF) => pos += 1,
+            _ => return pos,
+        }
+    }
+    pos
+}
+
+fn parse_frame(marker: u8, p: &[u8]) -> Option<Frame> {
+    let precision = *p.first()?;
+    let height = be16(p, 1)?;
+    let width = be16(p, 3)?;
+    let n = usize::from(*p.get(5)?);
+    let mut components = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = p.get(6 + 3 * i..9 + 3 * i)?;
+        components.push(Component {
+            h: c[1] >> 4,
+            v: c[1] & 0x0F,
+            tq: c[2],
+        });
+    }
+    Some(Frame {
+        marker,
+        precision,
+        height,
+        width,
+        components,
+    })
+}
+
+fn parse_dqt(mut p: &[u8], w: &mut Walk) -> bool {
+    while let Some(&pq_tq) = p.first() {
+        let (pq, tq) = (pq_tq >> 4, usize::from(pq_tq & 0x0F));
+        let size = if pq == 0 { 64 } else { 128 };
+        let Some(vals) = p.get(1..1 + size) else {
+            return false;
+        };
+        if pq > 1 || tq > 3 {
+            return false;
+        }
+        let mut table = [0u16; 64];
+        for (k, &n) in ZIGZAG.iter().enumerate() {
+            table[n] = if pq == 0 {
+                u16::from(vals[k])
+            } else {
+                u16::from_be_bytes([vals[2 * k], vals[2 * k + 1]])
+            };
+        }
+        if pq == 1 {
+            w.dqt_16bit = true;
+        }
+        w.qt[tq] = Some(table);
+        p = &p[1 + size..];
+    }
+    true
+}
+
+fn sof_name(marker: u8) -> &'static str {
+    match marker {
+        0xC0 => "SOF0 baseline DCT",
+        0xC1 => "SOF1 extended sequential DCT",
+        0xC2 => "SOF2 progressive DCT",
+        0xC3 => "SOF3 lossless",
+        0xC5 => "SOF5 differential sequential",
+        0xC6 => "SOF6 differential progressive",
+        0xC7 => "SOF7 differential lossless",
+        0xC9 => "SOF9 arithmetic extended sequential",
+        0xCA => "SOF10 arithmetic progressive",
+        0xCB => "SOF11 arithmetic lossless",
+        0xCD => "SOF13 arithmetic differential sequential",
+        0xCE => "SOF14 arithmetic differential progressive",
+        0xCF => "SOF15 arithmetic differential lossless",
+        _ => "unknown frame type",
+    }
+}
+
+fn baseline_check(w: &Walk) -> Check {
+    let Some(f) = &w.frame else {
+        return verdict(
+            "baseline",
+            false,
+            None,
+            "no frame header (SOF) found".to_owned(),
+        );
+    };
+    let arithmetic = w.segments.iter().any(|s| s.marker == 0xCC);
+    let (ok, reason) = if f.marker != 0xC0 {
+        (
+            false,
+            format!("frame is {}; only SOF0 is accepted", sof_name(f.marker)),
+        )
+    } else if w.frames > 1 {
+        (false, format!("{} frame headers; one is allowed", w.frames))
+    } else if arithmetic {
+        (
+            false,
+            "DAC segment present: arithmetic coding is not baseline".to_owned(),
+        )
+    } else if w.dqt_16bit {
+        (
+            false,
+            "16-bit quantisation table: baseline allows 8-bit only".to_owned(),
+        )
+    } else {
+        (true, "SOF0 baseline DCT, Huffman coded".to_owned())
+    };
+    verdict("baseline", ok, None, reason)
+}
+
+fn is_jfif_app0(s: &Segment, bytes: &[u8]) -> bool {
+    s.marker == 0xE0
+        && bytes
+            .get(s.payload_start..s.payload_start + 5)
+            .is_some_and(|p| p == b"JFIF\0")
+}
+
+fn app_kind(s: &Segment, bytes_ident: &[u8]) -> String {
+    let n = s.marker - 0xE0;
+    let ident: String = bytes_ident
+        .iter()
+        .take_while(|&&b| b != 0)
+        .take(24)
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                char::from(b)
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    match (n, ident.as_str()) {
+        (1, "Exif") => "APP1 EXIF".to_owned(),
+        (1, i) if i.starts_with("http://ns.adobe.com/xap") => "APP1 XMP".to_owned(),
+        (2, "ICC_PROFILE") => "APP2 ICC profile".to_owned(),
+        (13, _) => "APP13 IPTC/Photoshop".to_owned(),
+        (14, "Adobe") => "APP14 Adobe".to_owned(),
+        _ if ident.is_empty() => format!("APP{n}"),
+        _ => format!("APP{n} \"{ident}\""),
+    }
+}
+
+fn metadata_check(w: &Walk, bytes: &[u8]) -> Check {
+    let mut found = Vec::new();
+    for (i, s) in w.segments.iter().enumerate() {
+        if !(0xE0..=0xEF).contains(&s.marker) {
+            continue;
+        }
+        // The one JFIF header directly after SOI is required, not metadata.
+        if i == 0 && s.at == 2 && is_jfif_app0(s, bytes) {
+            continue;
+        }
+        let ident = bytes
+            .get(s.payload_start..s.payload_start + s.payload_len)
+            .unwrap_or(&[]);
+        found.push(app_kind(s, ident));
+    }
+    if found.is_empty() {
+        verdict(
+            "no_exif",
+            true,
+            Some(0.0),
+            "no EXIF or other metadata segments".to_owned(),
+        )
+    } else {
+        let n = found.len();
+        verdict(
+            "no_exif",
+            false,
+            Some(n as f64),
+            format!("metadata present: {}", found.join(", ")),
+        )
+    }
+}
+
+fn density_check(w: &Walk, bytes: &[u8], dpi: u16) -> Check {
+    let first = w
+        .segments
+        .first()
+        .filter(|s| s.at == 2 && is_jfif_app0(s, bytes));
+    let Some(s) = first else {
+        return verdict(
+            "jfif_density",
+            false,
+            None,
+            "no JFIF APP0 header directly after SOI".to_owned(),
+        );
+    };
+    let p = bytes
+        .get(s.payload_start..s.payload_start + s.payload_len)
+        .unwrap_or(&[]);
+    let (Some(&units), Some(x), Some(y)) = (p.get(7), be16(p, 8), be16(p, 10)) else {
+        return verdict(
+            "jfif_density",
+            false,
+            None,
+            "JFIF header too short for a density".to_owned(),
+        );
+    };
+    let unit = match units {
+        0 => "aspect ratio only",
+        1 => "dpi",
+        2 => "dots per cm",
+        _ => "unknown unit",
+    };
+    verdict(
+        "jfif_density",
+        units == 1 && x == dpi && y == dpi,
+        Some(f64::from(x)),
+        format!("density {x}x{y} {unit} (required {dpi}x{dpi} dpi)"),
+    )
+}
+
+/// Estimates the IJG quality whose scaled Annex K luminance table is closest
+/// to the file's, so files from libjpeg-style encoders report their exact
+/// setting and others a fair equivalent.
+pub fn estimate_quality(luma_table: &[u16; 64]) -> (u8, f64) {
+    let mut best = (0u8, f64::INFINITY);
+    for q in 1..=100u8 {
+        let t = scaled_table(&STD_LUMA_QT, q);
+        let err: f64 = t
+            .iter()
+            .zip(luma_table)
+            .map(|(&a, &b)| (f64::from(a) - f64::from(b)).abs())
+            .sum::<f64>()
+            / 64.0;
+        // Ties go to the lower quality: the audit must not flatter a file.
+        if err < best.1 {
+            best = (q, err);
+        }
+    }
+    best
+}
+
+fn quality_check(w: &Walk, min_quality: u8) -> Check {
+    let tq = w
+        .frame
+        .as_ref()
+        .and_then(|f| f.components.first())
+        .map_or(0, |c| usize::from(c.tq));
+    let Some(table) = w.qt.get(tq).copied().flatten() else {
+        return verdict(
+            "quality",
+            false,
+            None,
+            "no luminance quantisation table found".to_owned(),
+        );
+    };
+    let (q, err) = estimate_quality(&table);
+    let how = if err == 0.0 {
+        "matches the IJG table exactly".to_owned()
+    } else {
+        format!("closest IJG table, mean deviation {err:.1}")
+    };
+    verdict(
+        "quality",
+        q >= min_quality,
+        Some(f64::from(q)),
+        format!("estimated quality {q} ({how}; minimum {min_quality})"),
+    )
+}
+
+fn chroma_of(f: &Frame) -> Option<Chroma> {
+    let [y, cb, cr] = f.components.as_slice() else {
+        return None;
+    };
+    if (cb.h, cb.v, cr.h, cr.v) != (1, 1, 1, 1) {
+        return None;
+    }
+    match (y.h, y.v) {
+        (1, 1) => Some(Chroma::Full444),
+        (2, 2) => Some(Chroma::Sub420),
+        _ => None,
+    }
+}
+
+fn decode(bytes: &[u8], frame: Option<&Frame>) -> (Option<RgbImage>, String) {
+    if let Some(f) = frame {
+        let pixels = u64::from(f.width) * u64::from(f.height);
+        if usize::from(f.width) > MAX_DECODE_SIDE
+            || usize::from(f.height) > MAX_DECODE_SIDE
+            || pixels > MAX_DECODE_PIXELS
+        {
+            return (
+                None,
+                format!("{f} is too large to decode safely (limit {MAX_DECODE_PIXELS} pixels)"),
+            );
+        }
+    }
+    let options = DecoderOptions::default()
+        .jpeg_set_out_colorspace(ColorSpace::RGB)
+        .set_max_width(MAX_DECODE_SIDE)
+        .set_max_height(MAX_DECODE_SIDE)
+        .set_strict_mode(true);
+    // zune-jpeg is written not to panic, but this runs on arbitrary files;
+    // a decoder bug must become a failed check, not a crashed batch.
+    let result = std::panic::catch_unwind(|| {
+        let mut dec = JpegDecoder::new_with_options(Cursor::new(bytes), options);
+        let pixels = dec.decode()?;
+        let info = dec.info();
+        Ok::<_, zune_jpeg::errors::DecodeErrors>((pixels, info))
+    });
+    let (pixels, info) = match result {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return (None, format!("decoder error: {e:?}")),
+        Err(_) => return (None, "the decoder crashed on this file".to_owned()),
+    };
+    let Some(info) = info else {
+        return (None, "decoder returned no image information".to_owned());
+    };
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    if let Some(f) = frame
+        && (u32::from(f.width), u32::from(f.height)) != (w, h)
+    {
+        return (
+            None,
+            format!(
+                "decoded {w}x{h} but the frame header says {}x{}",
+                f.width, f.height
+            ),
+        );
+    }
+    match RgbImage::new(w, h, pixels) {
+        Ok(img) => (Some(img), format!("decoded {w}x{h} RGB")),
+        Err(e) => (None, format!("decoder output does not match: {e}")),
+    }
+}
