@@ -678,3 +678,271 @@ fn ideal_bits(freq: &[u32]) -> f64 {
         })
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth;
+    use crate::verify::{OutputRules, verify_jpeg};
+
+    fn window(min_bytes: usize, max_bytes: usize) -> EncodeSettings {
+        EncodeSettings {
+            min_bytes,
+            max_bytes,
+            ..EncodeSettings::default()
+        }
+    }
+
+    /// The answer the preference rule defines, found by encoding every
+    /// quality in both chroma modes.
+    fn brute_force(img: &RgbImage, s: &EncodeSettings) -> Option<(Chroma, u8)> {
+        for chroma in [Chroma::Full444, Chroma::Sub420] {
+            let best = (s.min_quality..=s.max_quality).rev().find(|&q| {
+                let len = encode_once(img, q, chroma, s.density_dpi).unwrap().len();
+                (s.min_bytes..=s.max_bytes).contains(&len)
+            });
+            if let Some(q) = best {
+                return Some((chroma, q));
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn search_finds_what_brute_force_finds() {
+        let images = [
+            synth::portrait(480, 640, 0.0, 1),
+            synth::portrait(480, 640, 0.7, 2),
+            synth::noise(480, 640, 16.0, 3),
+            synth::gradient(480, 640),
+        ];
+        let windows = [window(30_720, 100_000), window(30_720, 60_000)];
+        for (i, img) in images.iter().enumerate() {
+            for s in &windows {
+                let got = encode_to_window(img, s).unwrap();
+                let want = brute_force(img, s);
+                assert_eq!(
+                    Some((got.chroma, got.quality)),
+                    want,
+                    "image {i}, window {}..={}",
+                    s.min_bytes,
+                    s.max_bytes
+                );
+                assert!((s.min_bytes..=s.max_bytes).contains(&got.bytes.len()));
+                assert!(got.attempts >= 1);
+                assert_eq!(got.padding_bytes, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn answer_is_confirmed_by_its_successor() {
+        let img = synth::portrait(480, 640, 0.5, 7);
+        let s = EncodeSettings::default();
+        let got = encode_to_window(&img, &s).unwrap();
+        assert!(got.quality < 100);
+        let next = encode_once(&img, got.quality + 1, got.chroma, 300).unwrap();
+        assert!(next.len() > s.max_bytes);
+        // Both were encoded by the search itself.
+        assert!(got.attempts >= 2);
+    }
+
+    #[test]
+    fn full_chroma_preferred_then_subsampled() {
+        let img = synth::noise(480, 640, 24.0, 24);
+        let wide = encode_to_window(&img, &EncodeSettings::default()).unwrap();
+        assert_eq!(wide.chroma, Chroma::Full444);
+
+        // 4:4:4 at quality 60 is over 40 000 bytes, so only 4:2:0 fits.
+        let s = window(20_000, 40_000);
+        assert!(encode_once(&img, 60, Chroma::Full444, 300).unwrap().len() > 40_000);
+        let narrow = encode_to_window(&img, &s).unwrap();
+        assert_eq!(narrow.chroma, Chroma::Sub420);
+        assert_eq!(Some((narrow.chroma, narrow.quality)), brute_force(&img, &s));
+    }
+
+    #[test]
+    fn same_image_same_bytes() {
+        let img = synth::portrait(480, 640, 0.4, 11);
+        let s = EncodeSettings::default();
+        let a = encode_to_window(&img, &s).unwrap();
+        let b = encode_to_window(&img, &s).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.bytes, b.bytes);
+    }
+
+    #[test]
+    fn plain_picture_is_too_small_without_padding() {
+        let img = synth::gradient(96, 128);
+        let err = encode_to_window(&img, &EncodeSettings::default()).unwrap_err();
+        let best = encode_once(&img, 100, Chroma::Full444, 300).unwrap().len();
+        match err {
+            EncodeError::TooSmall {
+                best_bytes,
+                min_bytes,
+            } => {
+                assert_eq!(best_bytes, best);
+                assert_eq!(min_bytes, 30_720);
+            }
+            other => panic!("expected TooSmall, got {other}"),
+        }
+        assert!(err_message(&img).contains("below the minimum"));
+    }
+
+    fn err_message(img: &RgbImage) -> String {
+        encode_to_window(img, &EncodeSettings::default())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn padding_reaches_the_minimum_inside_the_file() {
+        let img = synth::gradient(96, 128);
+        let s = EncodeSettings {
+            pad_to_min: true,
+            ..EncodeSettings::default()
+        };
+        let got = encode_to_window(&img, &s).unwrap();
+        let plain = encode_once(&img, 100, Chroma::Full444, 300).unwrap();
+        assert_eq!(got.bytes.len(), 30_720);
+        assert_eq!(got.padding_bytes, 30_720 - plain.len());
+        assert_eq!((got.quality, got.chroma), (100, Chroma::Full444));
+        assert!(got.bytes.ends_with(&[0xFF, 0xD9]));
+        // The COM segment sits right after APP0 and the rest is untouched.
+        assert_eq!(&got.bytes[20..22], &[0xFF, 0xFE]);
+        assert_eq!(&got.bytes[got.padding_bytes + 20..], &plain[20..]);
+
+        let rules = OutputRules {
+            width: 96,
+            height: 128,
+            ..OutputRules::default()
+        };
+        let report = verify_jpeg(&got.bytes, &rules);
+        assert!(report.passed(), "{:#?}", report.checks);
+        let unpadded = verify_jpeg(&plain, &rules);
+        assert_eq!(report.image, unpadded.image);
+    }
+
+    #[test]
+    fn padding_beyond_one_segment_uses_several() {
+        let img = synth::gradient(96, 128);
+        let s = EncodeSettings {
+            pad_to_min: true,
+            min_bytes: 200_000,
+            max_bytes: 300_000,
+            ..EncodeSettings::default()
+        };
+        let got = encode_to_window(&img, &s).unwrap();
+        assert_eq!(got.bytes.len(), 200_000);
+        let coms = got.bytes.windows(2).filter(|w| w == &[0xFF, 0xFE]).count();
+        assert!(coms >= 3, "{coms} COM markers");
+        let rules = OutputRules {
+            width: 96,
+            height: 128,
+            min_bytes: 200_000,
+            max_bytes: 300_000,
+            ..OutputRules::default()
+        };
+        assert!(verify_jpeg(&got.bytes, &rules).passed());
+    }
+
+    #[test]
+    fn tiny_deficit_still_gets_a_whole_segment() {
+        let jpeg = encode_once(&synth::gradient(16, 16), 90, Chroma::Full444, 300).unwrap();
+        let padded = insert_com_padding(&jpeg, 4);
+        assert_eq!(padded.len(), jpeg.len() + 4);
+        assert_eq!(&padded[20..24], &[0xFF, 0xFE, 0x00, 0x02]);
+    }
+
+    #[test]
+    fn detailed_picture_in_a_tight_window_is_too_large() {
+        let img = synth::noise(480, 640, 100.0, 5);
+        let s = window(1_000, 20_000);
+        let smallest = encode_once(&img, 60, Chroma::Sub420, 300).unwrap().len();
+        match encode_to_window(&img, &s).unwrap_err() {
+            EncodeError::TooLarge {
+                smallest_bytes,
+                max_bytes,
+            } => {
+                assert_eq!(smallest_bytes, smallest);
+                assert_eq!(max_bytes, 20_000);
+            }
+            other => panic!("expected TooLarge, got {other}"),
+        }
+    }
+
+    #[test]
+    fn invalid_settings_are_refused() {
+        let img = synth::gradient(16, 16);
+        let cases = [
+            window(10, 5),
+            EncodeSettings {
+                min_quality: 90,
+                max_quality: 80,
+                ..EncodeSettings::default()
+            },
+            EncodeSettings {
+                max_quality: 101,
+                ..EncodeSettings::default()
+            },
+            EncodeSettings {
+                min_quality: 0,
+                ..EncodeSettings::default()
+            },
+            EncodeSettings {
+                density_dpi: 0,
+                ..EncodeSettings::default()
+            },
+        ];
+        for s in &cases {
+            assert!(matches!(
+                encode_to_window(&img, s),
+                Err(EncodeError::InvalidSettings(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn grey_picture_is_written_with_three_components() {
+        let img = RgbImage::filled(480, 640, [128, 128, 128]);
+        let jpeg = encode_once(&img, 90, Chroma::Full444, 300).unwrap();
+        let report = verify_jpeg(&jpeg, &OutputRules::default());
+        assert_eq!(
+            report.check("three_components").unwrap().verdict,
+            crate::check::Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn output_passes_verify_and_reports_its_quality() {
+        let img = synth::portrait(480, 640, 0.6, 3);
+        let got = encode_to_window(&img, &EncodeSettings::default()).unwrap();
+        let report = verify_jpeg(&got.bytes, &OutputRules::default());
+        assert!(report.passed(), "{:#?}", report.checks);
+        assert_eq!(report.quality, Some(got.quality));
+        assert_eq!(report.chroma, Some(got.chroma));
+    }
+
+    #[test]
+    fn chroma_serialises_as_ratio() {
+        assert_eq!(
+            serde_json::to_string(&Chroma::Full444).unwrap(),
+            "\"4:4:4\""
+        );
+        assert_eq!(serde_json::to_string(&Chroma::Sub420).unwrap(), "\"4:2:0\"");
+    }
+
+    #[test]
+    fn size_model_tracks_real_sizes() {
+        let img = synth::portrait(480, 640, 0.5, 9);
+        let mut model = SizeModel::new(&img);
+        for q in [60u8, 80, 95] {
+            let real = encode_once(&img, q, Chroma::Full444, 300).unwrap().len() as f64;
+            let est = model.raw_estimate(Chroma::Full444, q);
+            assert!(
+                (est / real - 1.0).abs() < 0.15,
+                "q{q}: est {est} real {real}"
+            );
+        }
+    }
+}

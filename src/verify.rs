@@ -563,7 +563,17 @@ fn metadata_check(w: &Walk, bytes: &[u8]) -> Check {
             .unwrap_or(&[]);
         found.push(app_kind(s, ident));
     }
-    if found.is_empty() {
+    if found.is_empty() && w.scans == 0 {
+        // Metadata sits before the first scan; without reaching it, the
+        // absence of EXIF is not established.
+        let why = w.error.as_deref().unwrap_or("no scan");
+        verdict(
+            "no_exif",
+            false,
+            None,
+            format!("headers could not be read to the first scan ({why}); metadata not ruled out"),
+        )
+    } else if found.is_empty() {
         verdict(
             "no_exif",
             true,
@@ -731,5 +741,274 @@ fn decode(bytes: &[u8], frame: Option<&Frame>) -> (Option<RgbImage>, String) {
     match RgbImage::new(w, h, pixels) {
         Ok(img) => (Some(img), format!("decoded {w}x{h} RGB")),
         Err(e) => (None, format!("decoder output does not match: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::encode_once;
+    use crate::synth;
+    use jpeg_encoder::{ColorType, Encoder, PixelDensity, SamplingFactor};
+
+    const NAMES: [&str; 11] = [
+        "jpeg_signature",
+        "ends_with_eoi",
+        "nothing_after_eoi",
+        "baseline",
+        "three_components",
+        "dimensions",
+        "file_size",
+        "no_exif",
+        "jfif_density",
+        "quality",
+        "decodes",
+    ];
+
+    /// A small window so test files of any detail pass `file_size`.
+    fn rules() -> OutputRules {
+        OutputRules {
+            min_bytes: 1,
+            max_bytes: 10_000_000,
+            ..OutputRules::default()
+        }
+    }
+
+    fn good() -> Vec<u8> {
+        encode_once(&synth::portrait(480, 640, 0.3, 4), 90, Chroma::Full444, 300).unwrap()
+    }
+
+    /// Encodes with jpeg-encoder directly, for files our encoder never makes.
+    fn custom(w: u16, h: u16, tweak: impl FnOnce(&mut Encoder<&mut Vec<u8>>)) -> Vec<u8> {
+        let img = synth::portrait(u32::from(w), u32::from(h), 0.3, 4);
+        let mut out = Vec::new();
+        let mut enc = Encoder::new(&mut out, 90);
+        enc.set_density(PixelDensity::dpi(300));
+        enc.set_sampling_factor(SamplingFactor::F_1_1);
+        tweak(&mut enc);
+        enc.encode(img.as_bytes(), w, h, ColorType::Rgb).unwrap();
+        out
+    }
+
+    fn verdict_of(r: &VerifyReport, name: &str) -> Verdict {
+        r.check(name).unwrap().verdict
+    }
+
+    fn failed(r: &VerifyReport) -> Vec<&str> {
+        r.failures().map(|c| c.name.as_str()).collect()
+    }
+
+    #[test]
+    fn good_file_passes_every_check() {
+        let bytes = good();
+        let r = verify_jpeg(&bytes, &rules());
+        let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, NAMES);
+        assert!(r.passed(), "{:#?}", r.checks);
+        assert_eq!(r.quality, Some(90));
+        assert_eq!(r.chroma, Some(Chroma::Full444));
+        assert_eq!(r.sampling.as_deref(), Some("1x1,1x1,1x1"));
+        let img = r.image.unwrap();
+        assert_eq!((img.width(), img.height()), (480, 640));
+    }
+
+    #[test]
+    fn default_window_judges_size() {
+        let r = verify_jpeg(&good(), &OutputRules::default());
+        let len = good().len();
+        let expect = (30_720..=100_000).contains(&len);
+        assert_eq!(verdict_of(&r, "file_size") == Verdict::Pass, expect);
+        let tiny = encode_once(&synth::gradient(480, 640), 60, Chroma::Sub420, 300).unwrap();
+        let r = verify_jpeg(&tiny, &OutputRules::default());
+        assert_eq!(failed(&r), ["file_size"]);
+    }
+
+    #[test]
+    fn subsampling_is_reported() {
+        let img = synth::portrait(480, 640, 0.3, 4);
+        let bytes = encode_once(&img, 90, Chroma::Sub420, 300).unwrap();
+        let r = verify_jpeg(&bytes, &rules());
+        assert!(r.passed());
+        assert_eq!(r.chroma, Some(Chroma::Sub420));
+        assert_eq!(r.sampling.as_deref(), Some("2x2,1x1,1x1"));
+        let bytes = custom(480, 640, |e| e.set_sampling_factor(SamplingFactor::F_2_1));
+        let r = verify_jpeg(&bytes, &rules());
+        assert_eq!(r.chroma, None);
+        assert_eq!(r.sampling.as_deref(), Some("2x1,1x1,1x1"));
+    }
+
+    #[test]
+    fn progressive_is_not_baseline() {
+        let bytes = custom(480, 640, |e| e.set_progressive(true));
+        let r = verify_jpeg(&bytes, &rules());
+        assert_eq!(failed(&r), ["baseline"]);
+        assert!(r.check("baseline").unwrap().reason.contains("SOF2"));
+        // It still decodes, so a later stage could re-encode it.
+        assert!(r.image.is_some());
+    }
+
+    #[test]
+    fn wrong_dimensions_fail() {
+        let bytes = custom(640, 480, |_| {});
+        let r = verify_jpeg(&bytes, &rules());
+        assert_eq!(failed(&r), ["dimensions"]);
+        assert!(r.check("dimensions").unwrap().reason.contains("640x480"));
+    }
+
+    #[test]
+    fn exif_and_other_metadata_fail() {
+        let bytes = custom(480, 640, |e| e.add_exif_metadata(b"II*\0fake").unwrap());
+        let r = verify_jpeg(&bytes, &rules());
+        assert_eq!(failed(&r), ["no_exif"]);
+        assert!(r.check("no_exif").unwrap().reason.contains("APP1 EXIF"));
+
+        let bytes = custom(480, 640, |e| e.add_icc_profile(&[0u8; 200]).unwrap());
+        let r = verify_jpeg(&bytes, &rules());
+        assert!(r.check("no_exif").unwrap().reason.contains("ICC"));
+
+        let bytes = custom(480, 640, |e| {
+            e.add_app_segment(13, b"Photoshop 3.0\0".to_vec()).unwrap()
+        });
+        assert_eq!(failed(&verify_jpeg(&bytes, &rules())), ["no_exif"]);
+    }
+
+    #[test]
+    fn density_must_be_300_dpi() {
+        let bytes = custom(480, 640, |e| e.set_density(PixelDensity::default()));
+        let r = verify_jpeg(&bytes, &rules());
+        assert_eq!(failed(&r), ["jfif_density"]);
+        let bytes = custom(480, 640, |e| e.set_density(PixelDensity::dpi(72)));
+        let r = verify_jpeg(&bytes, &rules());
+        assert!(r.check("jfif_density").unwrap().reason.contains("72x72"));
+    }
+
+    #[test]
+    fn trailing_bytes_fail() {
+        let mut bytes = good();
+        bytes.extend_from_slice(b"padding!");
+        let r = verify_jpeg(&bytes, &rules());
+        assert_eq!(failed(&r), ["ends_with_eoi", "nothing_after_eoi"]);
+        assert_eq!(r.check("nothing_after_eoi").unwrap().value, Some(8.0));
+
+        // Zero padding that happens to end in FF D9 still fails.
+        let mut bytes = good();
+        bytes.extend_from_slice(&[0, 0, 0, 0xFF, 0xD9]);
+        let r = verify_jpeg(&bytes, &rules());
+        assert_eq!(failed(&r), ["nothing_after_eoi"]);
+    }
+
+    #[test]
+    fn truncated_file_fails() {
+        let bytes = good();
+        let cut = &bytes[..bytes.len() * 2 / 3];
+        let r = verify_jpeg(cut, &rules());
+        let f = failed(&r);
+        assert!(f.contains(&"ends_with_eoi"), "{f:?}");
+        assert!(f.contains(&"nothing_after_eoi"), "{f:?}");
+        assert!(f.contains(&"decodes"), "{f:?}");
+        // The header survived, so header checks still pass.
+        assert_eq!(verdict_of(&r, "baseline"), Verdict::Pass);
+        assert_eq!(verdict_of(&r, "dimensions"), Verdict::Pass);
+    }
+
+    #[test]
+    fn png_is_not_a_jpeg() {
+        let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+        bytes.extend_from_slice(&[0u8; 64]);
+        let r = verify_jpeg(&bytes, &rules());
+        assert_eq!(r.checks.len(), NAMES.len());
+        assert!(r.check("jpeg_signature").unwrap().reason.contains("PNG"));
+        let passed: Vec<&str> = r
+            .checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Pass)
+            .map(|c| c.name.as_str())
+            .collect();
+        // Only the (generous) size window passes; the empty file fails it too.
+        assert_eq!(passed, ["file_size"]);
+        assert!(!verify_jpeg(&[], &rules()).passed());
+    }
+
+    #[test]
+    fn low_quality_is_flagged() {
+        let img = synth::portrait(480, 640, 0.3, 4);
+        let bytes = encode_once(&img, 50, Chroma::Full444, 300).unwrap();
+        let r = verify_jpeg(&bytes, &rules());
+        assert_eq!(failed(&r), ["quality"]);
+        assert_eq!(r.quality, Some(50));
+        let bytes = encode_once(&img, 60, Chroma::Full444, 300).unwrap();
+        assert!(verify_jpeg(&bytes, &rules()).passed());
+    }
+
+    #[test]
+    fn quality_estimate_is_exact_for_ijg_tables() {
+        for q in 1..=100u8 {
+            assert_eq!(estimate_quality(&scaled_table(&STD_LUMA_QT, q)).0, q);
+        }
+    }
+
+    #[test]
+    fn arithmetic_and_extended_frames_are_named() {
+        let mut bytes = good();
+        let sof = bytes.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        bytes[sof + 1] = 0xC1;
+        let r = verify_jpeg(&bytes, &rules());
+        assert!(r.check("baseline").unwrap().reason.contains("SOF1"));
+        bytes[sof + 1] = 0xC9;
+        let r = verify_jpeg(&bytes, &rules());
+        assert!(
+            r.check("baseline")
+                .unwrap()
+                .reason
+                .contains("SOF9 arithmetic")
+        );
+    }
+
+    /// Thousands of damaged files: the walker and the checks never panic.
+    #[test]
+    fn hostile_mutations_never_panic() {
+        let base = encode_once(&synth::portrait(48, 64, 0.5, 1), 80, Chroma::Sub420, 300).unwrap();
+        let mut rng = synth::Rng::new(2024);
+        for i in 0..3000 {
+            let mut b = base.clone();
+            let n = b.len();
+            match i % 6 {
+                0 => b.truncate(rng.next_u64() as usize % n),
+                1 => {
+                    for _ in 0..1 + rng.next_u64() % 8 {
+                        let at = rng.next_u64() as usize % n;
+                        b[at] = rng.next_u64() as u8;
+                    }
+                }
+                2 => {
+                    // Lengths are what walkers trust most.
+                    let at = 2 + rng.next_u64() as usize % 600.min(n - 2);
+                    b[at] = 0xFF;
+                    if at + 1 < n {
+                        b[at + 1] = rng.next_u64() as u8;
+                    }
+                }
+                3 => {
+                    let at = rng.next_u64() as usize % n;
+                    let len = rng.next_u64() as usize % 64;
+                    b.splice(at..at, (0..len).map(|_| rng.next_u64() as u8));
+                }
+                4 => {
+                    let at = rng.next_u64() as usize % n;
+                    let end = (at + rng.next_u64() as usize % 200).min(n);
+                    b.drain(at..end);
+                }
+                _ => {
+                    b = (0..rng.next_u64() % 300)
+                        .map(|_| rng.next_u64() as u8)
+                        .collect();
+                    if i % 12 == 5 {
+                        b.splice(0..0, [0xFF, 0xD8]);
+                    }
+                }
+            }
+            let r = verify_jpeg(&b, &rules());
+            assert_eq!(r.checks.len(), NAMES.len());
+        }
     }
 }
