@@ -6,9 +6,11 @@
 pub mod check;
 pub mod decode;
 pub mod discover;
+pub mod encode;
 pub mod image;
 pub mod manifest;
 pub mod orient;
 pub mod output;
 pub mod resize;
 pub mod synth;
+pub mod verify;

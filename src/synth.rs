@@ -15,6 +15,9 @@
 //! written with orientation 6 stores the pixels rotated, but its truth still
 //! describes the upright picture.
 
+pub mod patterns;
+pub use patterns::{Rng, gradient, noise, portrait};
+
 use std::borrow::Cow;
 
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};

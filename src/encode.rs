@@ -1,0 +1,948 @@
+//! Encoding the finished 480x640 picture into the JPEG the registry accepts
+//! (SPEC §1): baseline, JFIF at the configured density, no other metadata,
+//! and the best-looking encoding whose size falls inside the byte window.
+//!
+//! # Which encoding is "best-looking"
+//!
+//! The preference order is fixed and depends only on the pixels and the
+//! settings:
+//!
+//! 1. the highest quality `q` in `min_quality..=max_quality` at which the
+//!    4:4:4 (full-resolution chroma) encoding fits the window;
+//! 2. only when no 4:4:4 quality fits, the highest quality at which the 4:2:0
+//!    encoding fits.
+//!
+//! Full chroma wins over a few quality steps because portraits carry their
+//! detail in hair and clothing edges, where 4:2:0 smears colour; a quality
+//! step at q >= 60 costs less visibly than halving the chroma resolution.
+//!
+//! "Highest quality that fits" is confirmed, not inferred: the answer `q` has
+//! been encoded and fits, and `q + 1` has been encoded and is over the
+//! maximum (unless `q` is `max_quality`). File size is only roughly monotonic
+//! in quality, so the search never trusts a bracket it has not encoded.
+//!
+//! # Why a size model
+//!
+//! Every encode of a 480x640 photo costs milliseconds and a batch holds
+//! thousands of photos, so the search starts from a prediction: a cheap
+//! estimate of the entropy-coded size at each quality, computed from the DCT
+//! of the image once, and rescaled after every real encode so that the next
+//! guess learns the estimator's bias on this very image.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jpeg_encoder::{ChromaSubsamplingMethod, ColorType, Encoder, PixelDensity, SamplingFactor};
+use serde::{Deserialize, Serialize};
+
+use crate::image::RgbImage;
+
+/// Chroma subsampling of a written JPEG.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Chroma {
+    /// Full-resolution chroma.
+    #[serde(rename = "4:4:4")]
+    Full444,
+    /// Chroma halved in both directions.
+    #[serde(rename = "4:2:0")]
+    Sub420,
+}
+
+impl fmt::Display for Chroma {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Chroma::Full444 => "4:4:4",
+            Chroma::Sub420 => "4:2:0",
+        })
+    }
+}
+
+/// The byte window and quality range the search works in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EncodeSettings {
+    pub min_bytes: usize,
+    pub max_bytes: usize,
+    pub min_quality: u8,
+    pub max_quality: u8,
+    /// Reach `min_bytes` with COM segments when even the best encoding is
+    /// smaller; off by default because the school must know it happened.
+    pub pad_to_min: bool,
+    pub density_dpi: u16,
+}
+
+impl Default for EncodeSettings {
+    fn default() -> Self {
+        EncodeSettings {
+            min_bytes: 30_720,
+            max_bytes: 100_000,
+            min_quality: 60,
+            max_quality: 100,
+            pad_to_min: false,
+            density_dpi: 300,
+        }
+    }
+}
+
+impl EncodeSettings {
+    pub fn validate(&self) -> Result<(), EncodeError> {
+        let bad = |why: String| Err(EncodeError::InvalidSettings(why));
+        if self.min_quality == 0 || self.max_quality > 100 {
+            return bad(format!(
+                "quality range {}..={} must lie within 1..=100",
+                self.min_quality, self.max_quality
+            ));
+        }
+        if self.min_quality > self.max_quality {
+            return bad(format!(
+                "min_quality {} is above max_quality {}",
+                self.min_quality, self.max_quality
+            ));
+        }
+        if self.min_bytes > self.max_bytes {
+            return bad(format!(
+                "min_bytes {} is above max_bytes {}",
+                self.min_bytes, self.max_bytes
+            ));
+        }
+        if self.max_bytes == 0 {
+            return bad("max_bytes is 0".to_owned());
+        }
+        if self.density_dpi == 0 {
+            return bad("density_dpi is 0".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// The chosen encoding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encoded {
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+    pub quality: u8,
+    pub chroma: Chroma,
+    /// Real encodes performed to find this one, the confirmations included.
+    pub attempts: u32,
+    /// Bytes of COM segments added to reach `min_bytes`; 0 when unpadded.
+    pub padding_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("invalid encode settings: {0}")]
+    InvalidSettings(String),
+    #[error("image is {width}x{height}; a JPEG side is at most 65535 pixels")]
+    ImageTooLarge { width: u32, height: u32 },
+    #[error(
+        "even the best encoding is only {best_bytes} bytes, below the minimum of {min_bytes} \
+         (the picture has too little detail; size padding would reach the minimum)"
+    )]
+    TooSmall { best_bytes: usize, min_bytes: usize },
+    #[error(
+        "even the smallest allowed encoding (lowest quality, 4:2:0) is {smallest_bytes} bytes, \
+         above the maximum of {max_bytes}"
+    )]
+    TooLarge {
+        smallest_bytes: usize,
+        max_bytes: usize,
+    },
+    #[error(
+        "padding {best_bytes} bytes up to the minimum of {min_bytes} would exceed the maximum of \
+         {max_bytes}"
+    )]
+    PaddingDoesNotFit {
+        best_bytes: usize,
+        min_bytes: usize,
+        max_bytes: usize,
+    },
+    #[error("JPEG encoder failed: {0}")]
+    Encoder(#[from] jpeg_encoder::EncodingError),
+}
+
+/// Encodes `img` as the best-looking JPEG that fits the settings' window
+/// (see the module docs for the exact preference order).
+pub fn encode_to_window(img: &RgbImage, settings: &EncodeSettings) -> Result<Encoded, EncodeError> {
+    settings.validate()?;
+    let (Ok(width), Ok(height)) = (u16::try_from(img.width()), u16::try_from(img.height())) else {
+        return Err(EncodeError::ImageTooLarge {
+            width: img.width(),
+            height: img.height(),
+        });
+    };
+    let mut search = Search {
+        img,
+        width,
+        height,
+        settings,
+        model: SizeModel::new(img),
+        cache: BTreeMap::new(),
+        attempts: 0,
+    };
+
+    let full = search.highest_under_max(Chroma::Full444)?;
+    let mut best_under_max = full;
+    if let Some((q, len)) = full
+        && len >= settings.min_bytes
+    {
+        return search.finish(Chroma::Full444, q, 0);
+    }
+    let sub = search.highest_under_max(Chroma::Sub420)?;
+    if let Some((q, len)) = sub {
+        if len >= settings.min_bytes {
+            return search.finish(Chroma::Sub420, q, 0);
+        }
+        // Both are under the minimum: the larger is the better-looking one
+        // to pad, and it is the 4:4:4 one whenever 4:4:4 fits under max.
+        if best_under_max.is_none() {
+            best_under_max = sub;
+        }
+    }
+    let Some((q, len)) = best_under_max else {
+        let smallest = search.encode(Chroma::Sub420, settings.min_quality)?.len();
+        return Err(EncodeError::TooLarge {
+            smallest_bytes: smallest,
+            max_bytes: settings.max_bytes,
+        });
+    };
+    if !settings.pad_to_min {
+        return Err(EncodeError::TooSmall {
+            best_bytes: len,
+            min_bytes: settings.min_bytes,
+        });
+    }
+    let chroma = if full.is_some() {
+        Chroma::Full444
+    } else {
+        Chroma::Sub420
+    };
+    let deficit = settings.min_bytes - len;
+    // A COM segment is at least 4 bytes, so a deficit of 1-3 overshoots the
+    // minimum by the rest; the window check below still holds the maximum.
+    let padding = deficit.max(4);
+    if len + padding > settings.max_bytes {
+        return Err(EncodeError::PaddingDoesNotFit {
+            best_bytes: len,
+            min_bytes: settings.min_bytes,
+            max_bytes: settings.max_bytes,
+        });
+    }
+    search.finish(chroma, q, padding)
+}
+
+/// Encodes once, exactly as the search does, without searching: for tests,
+/// benches and callers that already know the quality.
+pub fn encode_once(
+    img: &RgbImage,
+    quality: u8,
+    chroma: Chroma,
+    density_dpi: u16,
+) -> Result<Vec<u8>, EncodeError> {
+    let (Ok(width), Ok(height)) = (u16::try_from(img.width()), u16::try_from(img.height())) else {
+        return Err(EncodeError::ImageTooLarge {
+            width: img.width(),
+            height: img.height(),
+        });
+    };
+    encode_raw(img, width, height, quality, chroma, density_dpi)
+}
+
+fn encode_raw(
+    img: &RgbImage,
+    width: u16,
+    height: u16,
+    quality: u8,
+    chroma: Chroma,
+    density_dpi: u16,
+) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::with_capacity(128 * 1024);
+    let mut enc = Encoder::new(&mut out, quality.clamp(1, 100));
+    enc.set_density(PixelDensity::dpi(density_dpi));
+    // Optimised tables shrink files by several percent; jpeg-encoder then
+    // writes one non-interleaved scan per component, still under SOF0.
+    enc.set_optimized_huffman_tables(true);
+    enc.set_progressive(false);
+    match chroma {
+        Chroma::Full444 => enc.set_sampling_factor(SamplingFactor::F_1_1),
+        Chroma::Sub420 => {
+            enc.set_sampling_factor(SamplingFactor::F_2_2);
+            // Box averaging, as libjpeg does; the default takes one pixel of
+            // four and aliases thin coloured edges.
+            enc.set_chroma_subsampling_method(ChromaSubsamplingMethod::Average);
+        }
+    }
+    enc.encode(img.as_bytes(), width, height, ColorType::Rgb)?;
+    Ok(out)
+}
+
+struct Search<'a> {
+    img: &'a RgbImage,
+    width: u16,
+    height: u16,
+    settings: &'a EncodeSettings,
+    model: SizeModel,
+    cache: BTreeMap<(Chroma, u8), Vec<u8>>,
+    attempts: u32,
+}
+
+impl Search<'_> {
+    fn encode(&mut self, chroma: Chroma, q: u8) -> Result<&Vec<u8>, EncodeError> {
+        let key = (chroma, q);
+        if !self.cache.contains_key(&key) {
+            let bytes = encode_raw(
+                self.img,
+                self.width,
+                self.height,
+                q,
+                chroma,
+                self.settings.density_dpi,
+            )?;
+            self.attempts += 1;
+            self.model.observe(chroma, q, bytes.len());
+            self.cache.insert(key, bytes);
+        }
+        Ok(&self.cache[&key])
+    }
+
+    fn len(&mut self, chroma: Chroma, q: u8) -> Result<usize, EncodeError> {
+        Ok(self.encode(chroma, q)?.len())
+    }
+
+    /// The highest quality whose encoding is at most `max_bytes` and whose
+    /// successor is over it (both encoded), with its size; `None` when even
+    /// `min_quality` is over.
+    fn highest_under_max(&mut self, chroma: Chroma) -> Result<Option<(u8, usize)>, EncodeError> {
+        let (lo, hi) = (self.settings.min_quality, self.settings.max_quality);
+        let max = self.settings.max_bytes;
+        // Invariant: `fit` was encoded and is <= max; `over` was encoded
+        // and is > max; fit < over. Unknown ends are the range limits.
+        let mut fit: Option<(u8, usize)> = None;
+        let mut over: Option<u8> = None;
+        let mut guided_misses = 0u32;
+        loop {
+            let low = fit.map_or(lo, |(q, _)| q + 1);
+            let high = over.map_or(hi, |q| q - 1);
+            if low > high {
+                return Ok(fit);
+            }
+            // The model leads while it lands next to the answer; when it
+            // has not closed the bracket in three probes, bisection bounds
+            // the worst case.
+            let probe = if guided_misses < 3 {
+                self.model.predict(chroma, max, low, high)
+            } else {
+                low + (high - low).div_ceil(2)
+            };
+            let len = self.len(chroma, probe)?;
+            if len <= max {
+                fit = Some((probe, len));
+            } else {
+                over = Some(probe);
+            }
+            guided_misses += 1;
+        }
+    }
+
+    fn finish(mut self, chroma: Chroma, q: u8, padding: usize) -> Result<Encoded, EncodeError> {
+        // The search left its answer in the cache, so this costs no encode.
+        let bytes = self.encode(chroma, q)?.clone();
+        let bytes = if padding > 0 {
+            insert_com_padding(&bytes, padding)
+        } else {
+            bytes
+        };
+        Ok(Encoded {
+            bytes,
+            quality: q,
+            chroma,
+            attempts: self.attempts,
+            padding_bytes: padding,
+        })
+    }
+}
+
+/// Largest COM segment on the wire: marker, length, 65533 payload bytes.
+const MAX_COM_SEGMENT: usize = 2 + 65535;
+const PADDING_NOTE: &[u8] = b"gradphoto size padding";
+
+/// Inserts `total` bytes of COM segments after SOI and APP0 (where readers
+/// expect comments, and before any table so no decoder state is touched).
+/// `total` must be at least 4, the size of an empty COM segment.
+fn insert_com_padding(jpeg: &[u8], total: usize) -> Vec<u8> {
+    let at = after_app0(jpeg);
+    let mut out = Vec::with_capacity(jpeg.len() + total);
+    out.extend_from_slice(&jpeg[..at]);
+    let n = total.div_ceil(MAX_COM_SEGMENT).max(1);
+    for i in 0..n {
+        // Spread evenly so no segment falls below the 4-byte minimum.
+        let seg = total / n + usize::from(i < total % n);
+        let payload = seg - 4;
+        out.extend_from_slice(&[0xFF, 0xFE]);
+        out.extend_from_slice(&((payload + 2) as u16).to_be_bytes());
+        let note = &PADDING_NOTE[..PADDING_NOTE.len().min(payload)];
+        out.extend_from_slice(note);
+        out.resize(out.len() + payload - note.len(), 0);
+    }
+    out.extend_from_slice(&jpeg[at..]);
+    out
+}
+
+/// Offset just past SOI and, when it follows directly, the APP0 segment.
+fn after_app0(jpeg: &[u8]) -> usize {
+    if jpeg.get(2..4) == Some(&[0xFF, 0xE0]) {
+        if let Some(len) = jpeg.get(4..6) {
+            let end = 4 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+            if end <= jpeg.len() {
+                return end;
+            }
+        }
+    }
+    2.min(jpeg.len())
+}
+
+/// IJG/Annex K luminance table in natural (row-major) order.
+pub(crate) const STD_LUMA_QT: [u16; 64] = [
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113,
+    92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+];
+
+/// IJG/Annex K chrominance table in natural order.
+pub(crate) const STD_CHROMA_QT: [u16; 64] = [
+    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99,
+    47, 66, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99,
+    99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99,
+];
+
+/// The libjpeg quality scaling every mainstream encoder uses.
+pub(crate) fn scaled_table(base: &[u16; 64], quality: u8) -> [u16; 64] {
+    let q = u32::from(quality.clamp(1, 100));
+    let scale = if q < 50 { 5000 / q } else { 200 - 2 * q };
+    let mut out = [0u16; 64];
+    for (o, &b) in out.iter_mut().zip(base) {
+        *o = ((u32::from(b) * scale + 50) / 100).clamp(1, 255) as u16;
+    }
+    out
+}
+
+/// Zig-zag order: `ZIGZAG[k]` is the natural index of the k-th coefficient.
+pub(crate) const ZIGZAG: [usize; 64] = [
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
+    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
+    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+];
+
+/// Predicts the encoded size at any quality from DCT coefficients computed
+/// once, by counting the Huffman symbols the encoder would emit and charging
+/// each its ideal (entropy) code length plus its magnitude bits.
+struct SizeModel {
+    /// Coefficients of a sample of luma blocks, zig-zag order.
+    luma: Vec<[f32; 64]>,
+    /// Cb and Cr blocks of the same sample, at full and at half resolution.
+    chroma_full: Vec<[f32; 64]>,
+    chroma_half: Vec<[f32; 64]>,
+    /// Estimated total blocks / sampled blocks, per plane kind.
+    luma_scale: f64,
+    chroma_full_scale: f64,
+    chroma_half_scale: f64,
+    /// Raw estimates, memoised by (chroma, quality).
+    raw: BTreeMap<(Chroma, u8), f64>,
+    /// Latest real/estimated size ratio per chroma mode: the estimator's
+    /// bias on this image, learned from each real encode.
+    ratio: BTreeMap<Chroma, f64>,
+}
+
+/// Sample every SAMPLE-th block row and column (and all blocks when the
+/// image is small): a quarter of the blocks predicts the whole well enough,
+/// and the ratio learned from real encodes absorbs the rest.
+const SAMPLE: usize = 2;
+/// Real/estimated size before any real encode: the ideal code lengths
+/// undercount Huffman codes while quarter sampling and DC differences across
+/// skipped blocks overcount; on portrait-like pictures the net is about
+/// -2% (measured with `examples/encode_stats`).
+const PRIOR_RATIO: f64 = 0.98;
+/// Headers (APP0, DQT, SOF, DHT, SOS x3) of an optimised-table file.
+const HEADER_BYTES: f64 = 620.0;
+
+impl SizeModel {
+    fn new(img: &RgbImage) -> Self {
+        let w = img.width() as usize;
+        let h = img.height() as usize;
+        let cos = dct_basis();
+        // Edge blocks replicate the last row and column, as the encoder
+        // pads them.
+        let ycc = |x: usize, y: usize| {
+            let [r, g, b] = img.pixel(x.min(w - 1) as u32, y.min(h - 1) as u32);
+            let (r, g, b) = (f32::from(r), f32::from(g), f32::from(b));
+            [
+                0.299 * r + 0.587 * g + 0.114 * b - 128.0,
+                -0.168_736 * r - 0.331_264 * g + 0.5 * b,
+                0.5 * r - 0.418_688 * g - 0.081_312 * b,
+            ]
+        };
+        let step = if w * h >= 256 * 256 { SAMPLE } else { 1 };
+        let (bw, bh) = (w.div_ceil(8), h.div_ceil(8));
+        // Cb and Cr are kept apart until the end: DC is coded as a
+        // difference from the previous block of the same component.
+        let mut luma = Vec::new();
+        let (mut cb_full, mut cr_full) = (Vec::new(), Vec::new());
+        let (mut yb, mut cbb, mut crb) = ([0f32; 64], [0f32; 64], [0f32; 64]);
+        for by in (0..bh).step_by(step) {
+            for bx in (0..bw).step_by(step) {
+                for i in 0..64 {
+                    [yb[i], cbb[i], crb[i]] = ycc(bx * 8 + i % 8, by * 8 + i / 8);
+                }
+                luma.push(fdct(&yb, &cos));
+                cb_full.push(fdct(&cbb, &cos));
+                cr_full.push(fdct(&crb, &cos));
+            }
+        }
+        // 4:2:0 chroma blocks cover 16x16 pixels, box-averaged as encoded.
+        let (mw, mh) = (w.div_ceil(16), h.div_ceil(16));
+        let (mut cb_half, mut cr_half) = (Vec::new(), Vec::new());
+        for my in (0..mh).step_by(step) {
+            for mx in (0..mw).step_by(step) {
+                let mut cb = [0f32; 64];
+                let mut cr = [0f32; 64];
+                for i in 0..64 {
+                    let (x0, y0) = (mx * 16 + 2 * (i % 8), my * 16 + 2 * (i / 8));
+                    for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                        let p = ycc(x0 + dx, y0 + dy);
+                        cb[i] += p[1] / 4.0;
+                        cr[i] += p[2] / 4.0;
+                    }
+                }
+                cb_half.push(fdct(&cb, &cos));
+                cr_half.push(fdct(&cr, &cos));
+            }
+        }
+        let chroma_full = [cb_full, cr_full].concat();
+        let chroma_half = [cb_half, cr_half].concat();
+        let scale = |total: usize, sampled: usize| total as f64 / sampled.max(1) as f64;
+        SizeModel {
+            luma_scale: scale(bw * bh, luma.len()),
+            chroma_full_scale: scale(2 * bw * bh, chroma_full.len()),
+            chroma_half_scale: scale(2 * mw * mh, chroma_half.len()),
+            luma,
+            chroma_full,
+            chroma_half,
+            raw: BTreeMap::new(),
+            ratio: BTreeMap::new(),
+        }
+    }
+
+    fn raw_estimate(&mut self, chroma: Chroma, q: u8) -> f64 {
+        if let Some(&v) = self.raw.get(&(chroma, q)) {
+            return v;
+        }
+        let lt = scaled_table(&STD_LUMA_QT, q);
+        let ct = scaled_table(&STD_CHROMA_QT, q);
+        let (cblocks, cscale) = match chroma {
+            Chroma::Full444 => (&self.chroma_full, self.chroma_full_scale),
+            Chroma::Sub420 => (&self.chroma_half, self.chroma_half_scale),
+        };
+        let bits =
+            entropy_bits(&self.luma, &lt) * self.luma_scale + entropy_bits(cblocks, &ct) * cscale;
+        // Byte stuffing adds a zero after each 0xFF: about 1 byte in 256.
+        let v = bits / 8.0 * (1.0 + 1.0 / 256.0) + HEADER_BYTES;
+        self.raw.insert((chroma, q), v);
+        v
+    }
+
+    fn observe(&mut self, chroma: Chroma, q: u8, actual: usize) {
+        let est = self.raw_estimate(chroma, q);
+        self.ratio.insert(chroma, actual as f64 / est);
+    }
+
+    /// The highest quality in `low..=high` whose calibrated estimate is at
+    /// most `max`, or `low` when none is.
+    fn predict(&mut self, chroma: Chroma, max: usize, low: u8, high: u8) -> u8 {
+        // Before any real encode of this mode, borrow the other mode's bias:
+        // the estimator errs the same way on both for one image.
+        let ratio = self
+            .ratio
+            .get(&chroma)
+            .or_else(|| self.ratio.values().next())
+            .copied()
+            .unwrap_or(PRIOR_RATIO);
+        let fits = |m: &mut Self, q: u8| m.raw_estimate(chroma, q) * ratio <= max as f64;
+        if !fits(self, low) {
+            return low;
+        }
+        // Estimates rise monotonically with quality (coarser tables only
+        // zero more coefficients), so bisection is exact on them.
+        let (mut a, mut b) = (low, high);
+        while a < b {
+            let mid = a + (b - a).div_ceil(2);
+            if fits(self, mid) {
+                a = mid;
+            } else {
+                b = mid - 1;
+            }
+        }
+        a
+    }
+}
+
+fn dct_basis() -> [[f32; 8]; 8] {
+    let mut c = [[0f32; 8]; 8];
+    for (u, row) in c.iter_mut().enumerate() {
+        let cu = if u == 0 {
+            std::f32::consts::FRAC_1_SQRT_2
+        } else {
+            1.0
+        };
+        for (x, v) in row.iter_mut().enumerate() {
+            let angle = (2 * x + 1) as f32 * u as f32 * std::f32::consts::PI / 16.0;
+            *v = cu / 2.0 * angle.cos();
+        }
+    }
+    c
+}
+
+/// Separable 2-D DCT, result in zig-zag order.
+fn fdct(px: &[f32; 64], c: &[[f32; 8]; 8]) -> [f32; 64] {
+    let mut tmp = [0f32; 64];
+    for y in 0..8 {
+        for u in 0..8 {
+            tmp[y * 8 + u] = (0..8).map(|x| c[u][x] * px[y * 8 + x]).sum();
+        }
+    }
+    let mut nat = [0f32; 64];
+    for v in 0..8 {
+        for u in 0..8 {
+            nat[v * 8 + u] = (0..8).map(|y| c[v][y] * tmp[y * 8 + u]).sum();
+        }
+    }
+    let mut zz = [0f32; 64];
+    for (k, &n) in ZIGZAG.iter().enumerate() {
+        zz[k] = nat[n];
+    }
+    zz
+}
+
+fn magnitude_bits(v: i32) -> u32 {
+    32 - v.unsigned_abs().leading_zeros()
+}
+
+/// Ideal coded bits of `blocks` quantised by `table` (natural order).
+fn entropy_bits(blocks: &[[f32; 64]], table: &[u16; 64]) -> f64 {
+    let mut recip = [0f32; 64];
+    for (k, &n) in ZIGZAG.iter().enumerate() {
+        recip[k] = 1.0 / f32::from(table[n]);
+    }
+    let mut dc = [0u32; 17];
+    let mut ac = [0u32; 256];
+    let mut extra = 0u64;
+    let mut prev_dc = 0i32;
+    for b in blocks {
+        let d = (b[0] * recip[0]).round() as i32;
+        let s = magnitude_bits(d - prev_dc);
+        prev_dc = d;
+        dc[s as usize] += 1;
+        extra += u64::from(s);
+        let mut run = 0usize;
+        for k in 1..64 {
+            let v = (b[k] * recip[k]).round() as i32;
+            if v == 0 {
+                run += 1;
+                continue;
+            }
+            while run >= 16 {
+                ac[0xF0] += 1;
+                run -= 16;
+            }
+            let s = magnitude_bits(v);
+            ac[(run << 4) | s as usize] += 1;
+            extra += u64::from(s);
+            run = 0;
+        }
+        if run > 0 {
+            ac[0] += 1;
+        }
+    }
+    ideal_bits(&dc) + ideal_bits(&ac) + extra as f64
+}
+
+fn ideal_bits(freq: &[u32]) -> f64 {
+    let total: f64 = freq.iter().map(|&f| f64::from(f)).sum();
+    if total == 0.0 {
+        return 0.0;
+    }
+    freq.iter()
+        .filter(|&&f| f > 0)
+        .map(|&f| {
+            let f = f64::from(f);
+            // A Huffman code spends at least one bit per symbol.
+            f * (total / f).log2().max(1.0)
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth;
+    use crate::verify::{OutputRules, verify_jpeg};
+
+    fn window(min_bytes: usize, max_bytes: usize) -> EncodeSettings {
+        EncodeSettings {
+            min_bytes,
+            max_bytes,
+            ..EncodeSettings::default()
+        }
+    }
+
+    /// The answer the preference rule defines, found by encoding every
+    /// quality in both chroma modes.
+    fn brute_force(img: &RgbImage, s: &EncodeSettings) -> Option<(Chroma, u8)> {
+        for chroma in [Chroma::Full444, Chroma::Sub420] {
+            let best = (s.min_quality..=s.max_quality).rev().find(|&q| {
+                let len = encode_once(img, q, chroma, s.density_dpi).unwrap().len();
+                (s.min_bytes..=s.max_bytes).contains(&len)
+            });
+            if let Some(q) = best {
+                return Some((chroma, q));
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn search_finds_what_brute_force_finds() {
+        let images = [
+            synth::portrait(480, 640, 0.0, 1),
+            synth::portrait(480, 640, 0.7, 2),
+            synth::noise(480, 640, 16.0, 3),
+            synth::gradient(480, 640),
+        ];
+        let windows = [window(30_720, 100_000), window(30_720, 60_000)];
+        for (i, img) in images.iter().enumerate() {
+            for s in &windows {
+                let got = encode_to_window(img, s).unwrap();
+                let want = brute_force(img, s);
+                assert_eq!(
+                    Some((got.chroma, got.quality)),
+                    want,
+                    "image {i}, window {}..={}",
+                    s.min_bytes,
+                    s.max_bytes
+                );
+                assert!((s.min_bytes..=s.max_bytes).contains(&got.bytes.len()));
+                assert!(got.attempts >= 1);
+                assert_eq!(got.padding_bytes, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn answer_is_confirmed_by_its_successor() {
+        let img = synth::portrait(480, 640, 0.5, 7);
+        let s = EncodeSettings::default();
+        let got = encode_to_window(&img, &s).unwrap();
+        assert!(got.quality < 100);
+        let next = encode_once(&img, got.quality + 1, got.chroma, 300).unwrap();
+        assert!(next.len() > s.max_bytes);
+        // Both were encoded by the search itself.
+        assert!(got.attempts >= 2);
+    }
+
+    #[test]
+    fn full_chroma_preferred_then_subsampled() {
+        let img = synth::noise(480, 640, 24.0, 24);
+        let wide = encode_to_window(&img, &EncodeSettings::default()).unwrap();
+        assert_eq!(wide.chroma, Chroma::Full444);
+
+        // 4:4:4 at quality 60 is over 40 000 bytes, so only 4:2:0 fits.
+        let s = window(20_000, 40_000);
+        assert!(encode_once(&img, 60, Chroma::Full444, 300).unwrap().len() > 40_000);
+        let narrow = encode_to_window(&img, &s).unwrap();
+        assert_eq!(narrow.chroma, Chroma::Sub420);
+        assert_eq!(Some((narrow.chroma, narrow.quality)), brute_force(&img, &s));
+    }
+
+    #[test]
+    fn same_image_same_bytes() {
+        let img = synth::portrait(480, 640, 0.4, 11);
+        let s = EncodeSettings::default();
+        let a = encode_to_window(&img, &s).unwrap();
+        let b = encode_to_window(&img, &s).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.bytes, b.bytes);
+    }
+
+    #[test]
+    fn plain_picture_is_too_small_without_padding() {
+        let img = synth::gradient(96, 128);
+        let err = encode_to_window(&img, &EncodeSettings::default()).unwrap_err();
+        let best = encode_once(&img, 100, Chroma::Full444, 300).unwrap().len();
+        match err {
+            EncodeError::TooSmall {
+                best_bytes,
+                min_bytes,
+            } => {
+                assert_eq!(best_bytes, best);
+                assert_eq!(min_bytes, 30_720);
+            }
+            other => panic!("expected TooSmall, got {other}"),
+        }
+        assert!(err_message(&img).contains("below the minimum"));
+    }
+
+    fn err_message(img: &RgbImage) -> String {
+        encode_to_window(img, &EncodeSettings::default())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn padding_reaches_the_minimum_inside_the_file() {
+        let img = synth::gradient(96, 128);
+        let s = EncodeSettings {
+            pad_to_min: true,
+            ..EncodeSettings::default()
+        };
+        let got = encode_to_window(&img, &s).unwrap();
+        let plain = encode_once(&img, 100, Chroma::Full444, 300).unwrap();
+        assert_eq!(got.bytes.len(), 30_720);
+        assert_eq!(got.padding_bytes, 30_720 - plain.len());
+        assert_eq!((got.quality, got.chroma), (100, Chroma::Full444));
+        assert!(got.bytes.ends_with(&[0xFF, 0xD9]));
+        // The COM segment sits right after APP0 and the rest is untouched.
+        assert_eq!(&got.bytes[20..22], &[0xFF, 0xFE]);
+        assert_eq!(&got.bytes[got.padding_bytes + 20..], &plain[20..]);
+
+        let rules = OutputRules {
+            width: 96,
+            height: 128,
+            ..OutputRules::default()
+        };
+        let report = verify_jpeg(&got.bytes, &rules);
+        assert!(report.passed(), "{:#?}", report.checks);
+        let unpadded = verify_jpeg(&plain, &rules);
+        assert_eq!(report.image, unpadded.image);
+    }
+
+    #[test]
+    fn padding_beyond_one_segment_uses_several() {
+        let img = synth::gradient(96, 128);
+        let s = EncodeSettings {
+            pad_to_min: true,
+            min_bytes: 200_000,
+            max_bytes: 300_000,
+            ..EncodeSettings::default()
+        };
+        let got = encode_to_window(&img, &s).unwrap();
+        assert_eq!(got.bytes.len(), 200_000);
+        let coms = got.bytes.windows(2).filter(|w| w == &[0xFF, 0xFE]).count();
+        assert!(coms >= 3, "{coms} COM markers");
+        let rules = OutputRules {
+            width: 96,
+            height: 128,
+            min_bytes: 200_000,
+            max_bytes: 300_000,
+            ..OutputRules::default()
+        };
+        assert!(verify_jpeg(&got.bytes, &rules).passed());
+    }
+
+    #[test]
+    fn tiny_deficit_still_gets_a_whole_segment() {
+        let jpeg = encode_once(&synth::gradient(16, 16), 90, Chroma::Full444, 300).unwrap();
+        let padded = insert_com_padding(&jpeg, 4);
+        assert_eq!(padded.len(), jpeg.len() + 4);
+        assert_eq!(&padded[20..24], &[0xFF, 0xFE, 0x00, 0x02]);
+    }
+
+    #[test]
+    fn detailed_picture_in_a_tight_window_is_too_large() {
+        let img = synth::noise(480, 640, 100.0, 5);
+        let s = window(1_000, 20_000);
+        let smallest = encode_once(&img, 60, Chroma::Sub420, 300).unwrap().len();
+        match encode_to_window(&img, &s).unwrap_err() {
+            EncodeError::TooLarge {
+                smallest_bytes,
+                max_bytes,
+            } => {
+                assert_eq!(smallest_bytes, smallest);
+                assert_eq!(max_bytes, 20_000);
+            }
+            other => panic!("expected TooLarge, got {other}"),
+        }
+    }
+
+    #[test]
+    fn invalid_settings_are_refused() {
+        let img = synth::gradient(16, 16);
+        let cases = [
+            window(10, 5),
+            EncodeSettings {
+                min_quality: 90,
+                max_quality: 80,
+                ..EncodeSettings::default()
+            },
+            EncodeSettings {
+                max_quality: 101,
+                ..EncodeSettings::default()
+            },
+            EncodeSettings {
+                min_quality: 0,
+                ..EncodeSettings::default()
+            },
+            EncodeSettings {
+                density_dpi: 0,
+                ..EncodeSettings::default()
+            },
+        ];
+        for s in &cases {
+            assert!(matches!(
+                encode_to_window(&img, s),
+                Err(EncodeError::InvalidSettings(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn grey_picture_is_written_with_three_components() {
+        let img = RgbImage::filled(480, 640, [128, 128, 128]);
+        let jpeg = encode_once(&img, 90, Chroma::Full444, 300).unwrap();
+        let report = verify_jpeg(&jpeg, &OutputRules::default());
+        assert_eq!(
+            report.check("three_components").unwrap().verdict,
+            crate::check::Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn output_passes_verify_and_reports_its_quality() {
+        let img = synth::portrait(480, 640, 0.6, 3);
+        let got = encode_to_window(&img, &EncodeSettings::default()).unwrap();
+        let report = verify_jpeg(&got.bytes, &OutputRules::default());
+        assert!(report.passed(), "{:#?}", report.checks);
+        assert_eq!(report.quality, Some(got.quality));
+        assert_eq!(report.chroma, Some(got.chroma));
+    }
+
+    #[test]
+    fn chroma_serialises_as_ratio() {
+        assert_eq!(
+            serde_json::to_string(&Chroma::Full444).unwrap(),
+            "\"4:4:4\""
+        );
+        assert_eq!(serde_json::to_string(&Chroma::Sub420).unwrap(), "\"4:2:0\"");
+    }
+
+    #[test]
+    fn size_model_tracks_real_sizes() {
+        let img = synth::portrait(480, 640, 0.5, 9);
+        let mut model = SizeModel::new(&img);
+        for q in [60u8, 80, 95] {
+            let real = encode_once(&img, q, Chroma::Full444, 300).unwrap().len() as f64;
+            let est = model.raw_estimate(Chroma::Full444, q);
+            assert!(
+                (est / real - 1.0).abs() < 0.15,
+                "q{q}: est {est} real {real}"
+            );
+        }
+    }
+}
