@@ -26,7 +26,12 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn new(name: &str, verdict: Verdict, value: Option<f64>, reason: impl Into<String>) -> Self {
+    pub fn new(
+        name: &str,
+        verdict: Verdict,
+        value: Option<f64>,
+        reason: impl Into<String>,
+    ) -> Self {
         Check {
             name: name.to_owned(),
             verdict,
@@ -52,7 +57,11 @@ impl Check {
 
 /// The worst verdict among `checks`, `Pass` when there are none.
 pub fn worst(checks: &[Check]) -> Verdict {
-    checks.iter().map(|c| c.verdict).max().unwrap_or(Verdict::Pass)
+    checks
+        .iter()
+        .map(|c| c.verdict)
+        .max()
+        .unwrap_or(Verdict::Pass)
 }
 
 #[cfg(test)]
@@ -61,9 +70,18 @@ mod tests {
 
     #[test]
     fn graded_picks_the_band() {
-        assert_eq!(Check::graded("x", 1.0, 2.0, 5.0, "d").verdict, Verdict::Pass);
-        assert_eq!(Check::graded("x", 3.0, 2.0, 5.0, "d").verdict, Verdict::Warn);
-        assert_eq!(Check::graded("x", 6.0, 2.0, 5.0, "d").verdict, Verdict::Fail);
+        assert_eq!(
+            Check::graded("x", 1.0, 2.0, 5.0, "d").verdict,
+            Verdict::Pass
+        );
+        assert_eq!(
+            Check::graded("x", 3.0, 2.0, 5.0, "d").verdict,
+            Verdict::Warn
+        );
+        assert_eq!(
+            Check::graded("x", 6.0, 2.0, 5.0, "d").verdict,
+            Verdict::Fail
+        );
     }
 
     #[test]

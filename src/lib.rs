@@ -3,5 +3,12 @@
 //!
 //! One module per pipeline stage, each a plain function over plain data.
 
+pub mod border;
 pub mod check;
+#[allow(dead_code)] // helpers for the stages that follow
+pub mod color;
 pub mod image;
+#[cfg(test)]
+pub(crate) mod testimg;
+#[allow(dead_code)]
+pub(crate) mod work;
