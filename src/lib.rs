@@ -3,6 +3,7 @@
 //!
 //! One module per pipeline stage, each a plain function over plain data.
 
+pub mod backdrop;
 pub mod border;
 pub mod check;
 #[allow(dead_code)] // helpers for the stages that follow
