@@ -164,9 +164,7 @@ pub fn estimate_backdrop(
         let mut acc = [0.0; 3];
         let mut n = 0usize;
         for s in samples.iter().filter(|s| delta_e76(s.0, centre) <= radius) {
-            for k in 0..3 {
-                acc[k] += s.0[k];
-            }
+            add_into(&mut acc, s.0);
             n += 1;
         }
         if n == 0 {
@@ -187,9 +185,7 @@ pub fn estimate_backdrop(
     }
     let mut rgb_acc = [0.0f64; 3];
     for s in &members {
-        for k in 0..3 {
-            rgb_acc[k] += f64::from(s.1[k]);
-        }
+        add_into(&mut rgb_acc, s.1.map(f64::from));
     }
     let mean = rgb_acc.map(|v| v / members.len() as f64);
     let lab = lt.lab_f(mean.map(|v| v as f32));
@@ -206,9 +202,7 @@ pub fn estimate_backdrop(
         if zs.len() >= 4 {
             let mut acc = [0.0; 3];
             for s in &zs {
-                for k in 0..3 {
-                    acc[k] += s.0[k];
-                }
+                add_into(&mut acc, s.0);
             }
             zone_means.push(acc.map(|v| v / zs.len() as f64));
         }
@@ -228,6 +222,12 @@ pub fn estimate_backdrop(
         samples: members.len(),
         coverage,
     })
+}
+
+fn add_into(acc: &mut [f64; 3], v: [f64; 3]) {
+    for (a, x) in acc.iter_mut().zip(v) {
+        *a += x;
+    }
 }
 
 /// `backdrop_colour` and `backdrop_evenness`.
