@@ -9,6 +9,7 @@ pub mod check;
 #[allow(dead_code)] // helpers for the stages that follow
 pub mod color;
 pub mod image;
+pub mod subject;
 #[cfg(test)]
 pub(crate) mod testimg;
 #[allow(dead_code)]
