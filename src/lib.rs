@@ -8,6 +8,7 @@ pub mod border;
 pub mod check;
 #[allow(dead_code)] // helpers for the stages that follow
 pub mod color;
+pub mod compose;
 pub mod image;
 pub mod subject;
 #[cfg(test)]

@@ -204,7 +204,9 @@ pub fn locate_subject(
     while y < h {
         let Some((l, r)) = run(hx, y) else { break };
         let wd = r - l;
-        if maxw > 0 && wd as f64 > 1.8 * maxw as f64 {
+        // Near the crown the width grows fast; a jump only means shoulders
+        // once a head's worth of width has been seen.
+        if maxw >= 4 && (y - crown) as f64 >= 0.5 * maxw as f64 && wd as f64 > 1.8 * maxw as f64 {
             break; // shoulders before the head was done: a very short head
         }
         if wd > maxw {
@@ -213,7 +215,11 @@ pub fn locate_subject(
         }
         mids.push((l + r) / 2);
         hx = (l + r) / 2;
-        if (y - crown) as f64 > 0.8 * maxw as f64 && y - crown >= 3 {
+        // Past the widest row and far enough down for it to be the temples,
+        // not a widening near the crown; long hair that keeps widening is
+        // cut off at twice the width.
+        let depth = (y - crown) as f64;
+        if (depth > 0.8 * maxw as f64 && wd < maxw) || depth > 2.0 * maxw as f64 {
             break;
         }
         y += 1;
