@@ -10,6 +10,7 @@ pub mod check;
 pub mod color;
 pub mod compose;
 pub mod image;
+pub mod portrait;
 pub mod subject;
 #[cfg(test)]
 pub(crate) mod testimg;
