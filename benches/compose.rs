@@ -16,6 +16,7 @@ fn bench(c: &mut Criterion) {
         "the generated frame"
     );
     let img = framed.crop(borders.inner(framed.width(), framed.height()));
+    let backdrop = estimate_backdrop(&img, &BackdropSettings::default()).expect("backdrop");
     let subject = locate_subject(&img, &backdrop, &SubjectSettings::default()).expect("subject");
     let rule = CompositionRule::default();
     c.bench_function("estimate_backdrop 12MP", |b| {
