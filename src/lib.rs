@@ -3,7 +3,11 @@
 //!
 //! One module per pipeline stage, each a plain function over plain data.
 
+pub mod backdrop;
+pub mod border;
 pub mod check;
+pub mod color;
+pub mod compose;
 pub mod decode;
 pub mod discover;
 pub mod encode;
@@ -11,6 +15,12 @@ pub mod image;
 pub mod manifest;
 pub mod orient;
 pub mod output;
+pub mod portrait;
 pub mod resize;
+pub mod subject;
 pub mod synth;
+#[cfg(test)]
+pub(crate) mod testimg;
 pub mod verify;
+#[allow(dead_code)]
+pub(crate) mod work;

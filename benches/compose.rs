@@ -1,0 +1,61 @@
+use criterion::{Criterion, criterion_group, criterion_main};
+use gradphoto::backdrop::{BackdropSettings, estimate_backdrop};
+use gradphoto::border::{BorderSettings, find_borders};
+use gradphoto::compose::{CompositionRule, plan_crop};
+use gradphoto::subject::{SubjectSettings, locate_subject};
+
+#[path = "support/portrait12mp.rs"]
+mod portrait12mp;
+
+fn bench(c: &mut Criterion) {
+    let framed = portrait12mp::portrait_12mp();
+    let borders = find_borders(&framed, &BorderSettings::default());
+    assert_eq!(
+        (borders.top, borders.bottom, borders.left, borders.right),
+        (40, 40, 30, 30),
+        "the generated frame"
+    );
+    let img = framed.crop(borders.inner(framed.width(), framed.height()));
+    let backdrop = estimate_backdrop(&img, &BackdropSettings::default()).expect("backdrop");
+    let subject = locate_subject(&img, &backdrop, &SubjectSettings::default()).expect("subject");
+    let rule = CompositionRule::default();
+    c.bench_function("estimate_backdrop 12MP", |b| {
+        b.iter(|| estimate_backdrop(std::hint::black_box(&img), &BackdropSettings::default()))
+    });
+    c.bench_function("locate_subject 12MP", |b| {
+        b.iter(|| {
+            locate_subject(
+                std::hint::black_box(&img),
+                &backdrop,
+                &SubjectSettings::default(),
+            )
+        })
+    });
+    c.bench_function("plan_crop 12MP", |b| {
+        b.iter(|| {
+            plan_crop(
+                img.width(),
+                img.height(),
+                std::hint::black_box(&subject),
+                &rule,
+            )
+        })
+    });
+    c.bench_function("borders+backdrop+subject+plan 12MP", |b| {
+        b.iter(|| {
+            let bo = find_borders(std::hint::black_box(&framed), &BorderSettings::default());
+            let inner = bo.inner(framed.width(), framed.height());
+            let im = framed.crop(inner);
+            let bd = estimate_backdrop(&im, &BackdropSettings::default()).expect("backdrop");
+            let s = locate_subject(&im, &bd, &SubjectSettings::default()).expect("subject");
+            plan_crop(im.width(), im.height(), &s, &rule)
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10);
+    targets = bench
+}
+criterion_main!(benches);

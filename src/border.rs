@@ -1,0 +1,523 @@
+//! Frames added by scanning or exporting (SPEC §3): found per side and
+//! measured in pixels, so they can be removed before anything else looks at
+//! the picture.
+//!
+//! A frame is told from the picture by its inner edge, not by its colour: a
+//! band of lines, each uniform along its length, that ends at a straight
+//! step where the colour changes along most of the line at once. Backdrop
+//! headroom is just as uniform, but where it ends (at the crown) only a few
+//! pixels of the line change; a white shirt touching the bottom edge never
+//! spans the whole line with a straight top. Double frames (white, a thin
+//! dark rule, maybe white again) are several uniform bands in a row, and the
+//! outermost-to-innermost run of steps is removed as one frame.
+
+use serde::{Deserialize, Serialize};
+
+use crate::image::{Rect, RgbImage};
+
+/// Tuning of the frame search. Defaults are chosen for 8-bit photos that
+/// went through JPEG at ordinary qualities.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BorderSettings {
+    /// Largest frame looked for, as a fraction of the side (SPEC: a quarter).
+    pub max_fraction: f64,
+    /// A pixel belongs to a line's colour when no channel differs from the
+    /// line's median by more than this. Covers sensor noise and the ringing
+    /// JPEG leaves next to a sharp frame edge.
+    pub uniform_tolerance: u8,
+    /// Share of a line's pixels that must be within `uniform_tolerance` for
+    /// the line to count as part of a frame.
+    pub uniform_fraction: f64,
+    /// A pixel of the picture differs from the frame when some channel is
+    /// further than this from the frame colour.
+    pub step_tolerance: u8,
+    /// Share of the line just inside the frame that must differ from it: the
+    /// straight-edge test that keeps backdrop headroom and shirts untouched.
+    pub step_fraction: f64,
+    /// Pixels sampled along each line (evenly spaced); frames run the whole
+    /// length, so sampling along the line loses nothing.
+    pub samples_per_line: u32,
+}
+
+impl Default for BorderSettings {
+    fn default() -> Self {
+        BorderSettings {
+            max_fraction: 0.25,
+            uniform_tolerance: 32,
+            uniform_fraction: 0.85,
+            step_tolerance: 40,
+            step_fraction: 0.5,
+            samples_per_line: 1024,
+        }
+    }
+}
+
+/// Pixels of frame found on each side (0 where there is none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Borders {
+    pub top: u32,
+    pub bottom: u32,
+    pub left: u32,
+    pub right: u32,
+}
+
+impl Borders {
+    /// The picture inside the frame. Never empty: `find_borders` guarantees
+    /// at least one pixel is left, and this clamps defensively for hand-made
+    /// values.
+    pub fn inner(&self, width: u32, height: u32) -> Rect {
+        let x = self.left.min(width.saturating_sub(1));
+        let y = self.top.min(height.saturating_sub(1));
+        let w = width
+            .saturating_sub(self.left.saturating_add(self.right))
+            .max(1);
+        let h = height
+            .saturating_sub(self.top.saturating_add(self.bottom))
+            .max(1);
+        Rect::new(x, y, w.min(width - x), h.min(height - y))
+    }
+
+    pub fn is_none(&self) -> bool {
+        self.top == 0 && self.bottom == 0 && self.left == 0 && self.right == 0
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Top,
+    Bottom,
+    Left,
+    Right,
+}
+
+/// One line parallel to a side: its median colour and how uniform it is.
+struct Line {
+    colour: [u8; 3],
+    uniform: bool,
+}
+
+struct Scanner<'a> {
+    img: &'a RgbImage,
+    s: &'a BorderSettings,
+    buf: Vec<[u8; 3]>,
+}
+
+impl Scanner<'_> {
+    /// Samples line `i` (counted inward from `side`) over `span` along it.
+    fn sample(&mut self, side: Side, i: u32, span: (u32, u32)) {
+        let (w, h) = (self.img.width(), self.img.height());
+        self.buf.clear();
+        let len = span.1.saturating_sub(span.0);
+        if len == 0 {
+            return;
+        }
+        let n = len.min(self.s.samples_per_line.max(1));
+        for k in 0..n {
+            // Evenly spaced, centred in each of the n cells of the span.
+            let t = span.0 + ((u64::from(k) * 2 + 1) * u64::from(len) / (u64::from(n) * 2)) as u32;
+            let (x, y) = match side {
+                Side::Top => (t, i),
+                Side::Bottom => (t, h - 1 - i),
+                Side::Left => (i, t),
+                Side::Right => (w - 1 - i, t),
+            };
+            self.buf.push(self.img.pixel(x, y));
+        }
+    }
+
+    fn line(&mut self, side: Side, i: u32, span: (u32, u32)) -> Option<Line> {
+        self.sample(side, i, span);
+        if self.buf.is_empty() {
+            return None;
+        }
+        let colour = median(&self.buf);
+        let tol = self.s.uniform_tolerance;
+        let near = self.buf.iter().filter(|p| close(**p, colour, tol)).count();
+        Some(Line {
+            colour,
+            uniform: near as f64 >= self.s.uniform_fraction * self.buf.len() as f64,
+        })
+    }
+
+    /// Share of line `i` that is unlike `colour`.
+    fn differing(&mut self, side: Side, i: u32, span: (u32, u32), colour: [u8; 3]) -> f64 {
+        self.sample(side, i, span);
+        if self.buf.is_empty() {
+            return 0.0;
+        }
+        let tol = self.s.step_tolerance;
+        let far = self.buf.iter().filter(|p| !close(**p, colour, tol)).count();
+        far as f64 / self.buf.len() as f64
+    }
+
+    /// Share of line `i` that is unlike line `i + 1` at the same positions.
+    fn changing(&mut self, side: Side, i: u32, span: (u32, u32)) -> f64 {
+        self.sample(side, i, span);
+        let a = std::mem::take(&mut self.buf);
+        self.sample(side, i + 1, span);
+        let tol = self.s.step_tolerance;
+        let far = a
+            .iter()
+            .zip(&self.buf)
+            .filter(|(p, q)| !close(**p, **q, tol))
+            .count();
+        let n = a.len().min(self.buf.len()).max(1);
+        far as f64 / n as f64
+    }
+
+    /// Frame width on `side`, looking at lines over `span` only (the part not
+    /// covered by frames on the neighbouring sides).
+    fn scan(&mut self, side: Side, span: (u32, u32), step_fraction: f64) -> u32 {
+        let (w, h) = (self.img.width(), self.img.height());
+        let depth = match side {
+            Side::Top | Side::Bottom => h,
+            Side::Left | Side::Right => w,
+        };
+        // "A quarter of the side" may mean the side before or after framing;
+        // two lines of slack keep a frame of exactly a quarter findable. The
+        // content behind it is needed to see the step, hence `< depth`.
+        let limit = ((f64::from(depth) * self.s.max_fraction).floor() as u32 + 2)
+            .min(depth.saturating_sub(1));
+        let mut best = 0;
+        let mut band: Option<[u8; 3]> = None;
+        let mut i = 0;
+        while i <= limit {
+            let Some(line) = self.line(side, i, span) else {
+                break;
+            };
+            if let Some(colour) = band {
+                // Lines 0..i are all uniform: is line i (or, past a blurred
+                // edge, one of the next two) a straight step away from them?
+                let mut step = self.differing(side, i, span, colour) >= step_fraction;
+                if !step && !line.uniform {
+                    for j in 1..=2 {
+                        if i + j < depth
+                            && self.differing(side, i + j, span, colour) >= step_fraction
+                        {
+                            step = true;
+                            break;
+                        }
+                    }
+                }
+                if step {
+                    best = i;
+                }
+            }
+            if !line.uniform {
+                break;
+            }
+            band = Some(line.colour);
+            i += 1;
+        }
+        // A line half frame, half picture (an edge that fell between pixels,
+        // smeared by resampling) is part of the frame too.
+        if best > 0 {
+            for _ in 0..2 {
+                if best + 1 < depth
+                    && best < limit + 2
+                    && self.changing(side, best, span) >= step_fraction
+                {
+                    best += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        best
+    }
+}
+
+fn close(a: [u8; 3], b: [u8; 3], tol: u8) -> bool {
+    a.iter().zip(&b).all(|(x, y)| x.abs_diff(*y) <= tol)
+}
+
+/// Per-channel median, via counts so it costs the same for any line.
+fn median(px: &[[u8; 3]]) -> [u8; 3] {
+    let mut hist = [[0u32; 256]; 3];
+    for p in px {
+        for c in 0..3 {
+            hist[c][p[c] as usize] += 1;
+        }
+    }
+    let half = px.len().div_ceil(2) as u32;
+    let mut out = [0u8; 3];
+    for c in 0..3 {
+        let mut acc = 0;
+        for (v, n) in hist[c].iter().enumerate() {
+            acc += n;
+            if acc >= half {
+                out[c] = v as u8;
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Finds the frame on each side of `img`.
+///
+/// Two passes: the first looks along whole lines; the second, only when the
+/// first found something, looks again along the part of each line inside the
+/// frames found on the neighbouring sides, so a wide frame on the left does
+/// not hide the step at the top (and frames of different colours per side
+/// are each judged on their own).
+pub fn find_borders(img: &RgbImage, settings: &BorderSettings) -> Borders {
+    let (w, h) = (img.width(), img.height());
+    let mut sc = Scanner {
+        img,
+        s: settings,
+        buf: Vec::with_capacity(settings.samples_per_line as usize),
+    };
+    // Frames on the other sides can take up to half the line in the first
+    // pass, so the step is only required on a lower share of it.
+    let loose = settings.step_fraction * 0.8;
+    let first = Borders {
+        top: sc.scan(Side::Top, (0, w), loose),
+        bottom: sc.scan(Side::Bottom, (0, w), loose),
+        left: sc.scan(Side::Left, (0, h), loose),
+        right: sc.scan(Side::Right, (0, h), loose),
+    };
+    if first.is_none() {
+        return first;
+    }
+    let across = |a: u32, b: u32, len: u32| {
+        if a + b < len { (a, len - b) } else { (0, len) }
+    };
+    let hspan = across(first.left, first.right, w);
+    let vspan = across(first.top, first.bottom, h);
+    let mut b = Borders {
+        top: sc.scan(Side::Top, hspan, settings.step_fraction),
+        bottom: sc.scan(Side::Bottom, hspan, settings.step_fraction),
+        left: sc.scan(Side::Left, vspan, settings.step_fraction),
+        right: sc.scan(Side::Right, vspan, settings.step_fraction),
+    };
+    // Always leave a picture behind, however strange the input.
+    if b.top + b.bottom >= h {
+        b.top = 0;
+        b.bottom = 0;
+    }
+    if b.left + b.right >= w {
+        b.left = 0;
+        b.right = 0;
+    }
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testimg::{Frame, Person, Scene, add_frame, add_ringing, draw_rule};
+
+    const BLUE: [u8; 3] = [100, 197, 255];
+
+    fn portrait(w: u32, h: u32) -> RgbImage {
+        let face = f64::from(w) * 0.45;
+        Scene::new(w, h, BLUE)
+            .with(Person::new(f64::from(w) / 2.0, f64::from(h) * 0.14, face))
+            .paint()
+    }
+
+    fn assert_within(got: Borders, want: Frame, tol: u32) {
+        let pairs = [
+            ("top", got.top, want.top),
+            ("bottom", got.bottom, want.bottom),
+            ("left", got.left, want.left),
+            ("right", got.right, want.right),
+        ];
+        for (name, g, t) in pairs {
+            assert!(
+                g.abs_diff(t) <= tol,
+                "{name}: found {g}, truth {t} (all: {got:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn clean_portrait_has_no_border() {
+        let img = portrait(300, 400);
+        assert!(find_borders(&img, &BorderSettings::default()).is_none());
+    }
+
+    #[test]
+    fn white_frame_all_sides() {
+        let base = portrait(300, 400);
+        for (f, col) in [
+            (
+                Frame {
+                    top: 20,
+                    bottom: 20,
+                    left: 15,
+                    right: 15,
+                },
+                [255, 255, 255],
+            ),
+            (
+                Frame {
+                    top: 1,
+                    bottom: 1,
+                    left: 1,
+                    right: 1,
+                },
+                [250, 250, 250],
+            ),
+            (
+                Frame {
+                    top: 3,
+                    bottom: 7,
+                    left: 2,
+                    right: 9,
+                },
+                [210, 210, 210],
+            ),
+        ] {
+            let img = add_frame(&base, f, col, 2.0, 1);
+            let got = find_borders(&img, &BorderSettings::default());
+            assert_within(got, f, 0);
+        }
+    }
+
+    #[test]
+    fn quarter_wide_frame() {
+        let base = portrait(200, 260);
+        // A quarter of the framed side on each of top and left.
+        let f = Frame {
+            top: 87,
+            bottom: 0,
+            left: 66,
+            right: 0,
+        };
+        let img = add_frame(&base, f, [255, 255, 255], 2.0, 3);
+        assert_eq!((img.width(), img.height()), (266, 347));
+        assert_within(find_borders(&img, &BorderSettings::default()), f, 2);
+    }
+
+    #[test]
+    fn black_border_two_sides() {
+        let base = portrait(300, 400);
+        let f = Frame {
+            top: 0,
+            bottom: 12,
+            left: 0,
+            right: 30,
+        };
+        let img = add_frame(&base, f, [0, 0, 0], 2.0, 2);
+        assert_within(find_borders(&img, &BorderSettings::default()), f, 0);
+    }
+
+    #[test]
+    fn three_sides_and_odd_colour() {
+        let base = portrait(300, 400);
+        let f = Frame {
+            top: 40,
+            bottom: 0,
+            left: 8,
+            right: 8,
+        };
+        let img = add_frame(&base, f, [180, 40, 60], 3.0, 4);
+        assert_within(find_borders(&img, &BorderSettings::default()), f, 0);
+    }
+
+    #[test]
+    fn noisy_ringing_border() {
+        let base = portrait(300, 400);
+        for (i, f) in [
+            Frame {
+                top: 16,
+                bottom: 9,
+                left: 5,
+                right: 24,
+            },
+            Frame {
+                top: 1,
+                bottom: 2,
+                left: 1,
+                right: 3,
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut img = add_frame(&base, f, [245, 245, 245], 5.0, 5 + i as u64);
+            add_ringing(&mut img, f, 18.0, 9 + i as u64);
+            let got = find_borders(&img, &BorderSettings::default());
+            assert_within(got, f, 2);
+        }
+    }
+
+    #[test]
+    fn double_frame_white_with_dark_rule() {
+        let base = portrait(300, 400);
+        let f = Frame {
+            top: 30,
+            bottom: 30,
+            left: 24,
+            right: 24,
+        };
+        let mut img = add_frame(&base, f, [255, 255, 255], 2.0, 6);
+        // Dark rule 2 px wide, 20 px in: white, rule, white again, picture.
+        draw_rule(&mut img, f, 20, 2, [40, 40, 40]);
+        assert_within(find_borders(&img, &BorderSettings::default()), f, 0);
+        // And a rule hugging the picture.
+        let mut img = add_frame(&base, f, [255, 255, 255], 2.0, 6);
+        draw_rule(&mut img, f, 22, 2, [40, 40, 40]);
+        assert_within(find_borders(&img, &BorderSettings::default()), f, 0);
+    }
+
+    #[test]
+    fn white_shirt_touching_bottom_is_not_a_border() {
+        let mut p = Person::new(150.0, 50.0, 130.0);
+        p.clothes = [250, 250, 250];
+        // Shoulders so wide the shirt fills the whole bottom rows.
+        p.shoulder_y = 300.0;
+        let img = Scene::new(300, 400, BLUE).with(p).paint();
+        let got = find_borders(&img, &BorderSettings::default());
+        assert!(got.is_none(), "{got:?}");
+        // With a white frame elsewhere the shirt still stays.
+        let f = Frame {
+            top: 10,
+            bottom: 0,
+            left: 10,
+            right: 10,
+        };
+        let framed = add_frame(&img, f, [255, 255, 255], 2.0, 8);
+        assert_within(find_borders(&framed, &BorderSettings::default()), f, 0);
+    }
+
+    #[test]
+    fn bright_wall_and_plain_backdrop_are_not_borders() {
+        for bg in [[250, 250, 250], [240, 240, 240], BLUE] {
+            let img = Scene::new(300, 400, bg)
+                .with(Person::new(150.0, 120.0, 120.0))
+                .paint();
+            let got = find_borders(&img, &BorderSettings::default());
+            assert!(got.is_none(), "{bg:?}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn tiny_and_degenerate_images() {
+        let s = BorderSettings::default();
+        assert!(find_borders(&RgbImage::filled(1, 1, [0, 0, 0]), &s).is_none());
+        assert!(find_borders(&RgbImage::filled(10_000, 10, [255, 255, 255]), &s).is_none());
+        assert!(find_borders(&RgbImage::filled(2, 3, [9, 9, 9]), &s).is_none());
+        let b = Borders {
+            top: 9,
+            bottom: 9,
+            left: 0,
+            right: 0,
+        };
+        assert!(b.inner(5, 5).fits_in(5, 5));
+    }
+
+    #[test]
+    fn inner_rect() {
+        let b = Borders {
+            top: 1,
+            bottom: 2,
+            left: 3,
+            right: 4,
+        };
+        assert_eq!(b.inner(20, 10), Rect::new(3, 1, 13, 7));
+    }
+}

@@ -1,0 +1,315 @@
+//! Colour science the checks speak in: sRGB → CIELAB (D65) and CIEDE2000,
+//! the distance the registry's tolerance is naturally stated in.
+
+/// Linear-light value of one 8-bit sRGB channel (IEC 61966-2-1).
+fn srgb_to_linear(c: u8) -> f64 {
+    let v = f64::from(c) / 255.0;
+    if v <= 0.040_45 {
+        v / 12.92
+    } else {
+        ((v + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+/// CIELAB of an sRGB colour, reference white D65 (the sRGB white point, so no
+/// chromatic adaptation is involved).
+pub fn srgb_to_lab(rgb: [u8; 3]) -> [f64; 3] {
+    let r = srgb_to_linear(rgb[0]);
+    let g = srgb_to_linear(rgb[1]);
+    let b = srgb_to_linear(rgb[2]);
+    let x = 0.412_456_4 * r + 0.357_576_1 * g + 0.180_437_5 * b;
+    let y = 0.212_672_9 * r + 0.715_152_2 * g + 0.072_175_0 * b;
+    let z = 0.019_333_9 * r + 0.119_192_0 * g + 0.950_304_1 * b;
+    let f = |t: f64| {
+        const E: f64 = 216.0 / 24_389.0;
+        const K: f64 = 24_389.0 / 27.0;
+        if t > E {
+            t.cbrt()
+        } else {
+            (K * t + 16.0) / 116.0
+        }
+    };
+    let fx = f(x / 0.950_47);
+    let fy = f(y);
+    let fz = f(z / 1.088_83);
+    [116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)]
+}
+
+/// Fast lookup for the per-pixel conversions of the analysis stages.
+pub(crate) struct LabTable {
+    lin: [f64; 256],
+}
+
+impl LabTable {
+    pub(crate) fn new() -> Self {
+        let mut lin = [0.0; 256];
+        for (i, v) in lin.iter_mut().enumerate() {
+            *v = srgb_to_linear(i as u8);
+        }
+        LabTable { lin }
+    }
+
+    /// Same as [`srgb_to_lab`] for fractional (box-averaged) sRGB values.
+    pub(crate) fn lab_f(&self, rgb: [f32; 3]) -> [f64; 3] {
+        let lin = |v: f32| {
+            let i = (v.clamp(0.0, 255.0)) as usize;
+            let j = (i + 1).min(255);
+            let t = f64::from(v.clamp(0.0, 255.0)) - i as f64;
+            self.lin[i] * (1.0 - t) + self.lin[j] * t
+        };
+        let (r, g, b) = (lin(rgb[0]), lin(rgb[1]), lin(rgb[2]));
+        let x = 0.412_456_4 * r + 0.357_576_1 * g + 0.180_437_5 * b;
+        let y = 0.212_672_9 * r + 0.715_152_2 * g + 0.072_175_0 * b;
+        let z = 0.019_333_9 * r + 0.119_192_0 * g + 0.950_304_1 * b;
+        let f = |t: f64| {
+            const E: f64 = 216.0 / 24_389.0;
+            const K: f64 = 24_389.0 / 27.0;
+            if t > E {
+                t.cbrt()
+            } else {
+                (K * t + 16.0) / 116.0
+            }
+        };
+        let fx = f(x / 0.950_47);
+        let fy = f(y);
+        let fz = f(z / 1.088_83);
+        [116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)]
+    }
+}
+
+/// Euclidean (CIE76) distance: cheap enough for every pixel of a working
+/// image, used where only "near or far" matters.
+pub(crate) fn delta_e76(a: [f64; 3], b: [f64; 3]) -> f64 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
+}
+
+/// CIEDE2000 colour difference with kL = kC = kH = 1, following Sharma, Wu
+/// and Dalal (2005), including their notes on hue angles at the 0/360 seam.
+pub fn ciede2000(lab1: [f64; 3], lab2: [f64; 3]) -> f64 {
+    let [l1, a1, b1] = lab1;
+    let [l2, a2, b2] = lab2;
+    let c1 = a1.hypot(b1);
+    let c2 = a2.hypot(b2);
+    let c_bar = (c1 + c2) / 2.0;
+    let c7 = c_bar.powi(7);
+    let g = 0.5 * (1.0 - (c7 / (c7 + 25f64.powi(7))).sqrt());
+    let a1p = (1.0 + g) * a1;
+    let a2p = (1.0 + g) * a2;
+    let c1p = a1p.hypot(b1);
+    let c2p = a2p.hypot(b2);
+    let hue = |b: f64, a: f64| {
+        if a == 0.0 && b == 0.0 {
+            0.0
+        } else {
+            let h = b.atan2(a).to_degrees();
+            if h < 0.0 { h + 360.0 } else { h }
+        }
+    };
+    let h1p = hue(b1, a1p);
+    let h2p = hue(b2, a2p);
+
+    let dl = l2 - l1;
+    let dc = c2p - c1p;
+    let dh_angle = if c1p * c2p == 0.0 {
+        0.0
+    } else {
+        let d = h2p - h1p;
+        if d.abs() <= 180.0 {
+            d
+        } else if d > 180.0 {
+            d - 360.0
+        } else {
+            d + 360.0
+        }
+    };
+    let dh = 2.0 * (c1p * c2p).sqrt() * (dh_angle.to_radians() / 2.0).sin();
+
+    let l_bar = (l1 + l2) / 2.0;
+    let cp_bar = (c1p + c2p) / 2.0;
+    let hp_bar = if c1p * c2p == 0.0 {
+        h1p + h2p
+    } else if (h1p - h2p).abs() <= 180.0 {
+        (h1p + h2p) / 2.0
+    } else if h1p + h2p < 360.0 {
+        (h1p + h2p + 360.0) / 2.0
+    } else {
+        (h1p + h2p - 360.0) / 2.0
+    };
+    let t = 1.0 - 0.17 * (hp_bar - 30.0).to_radians().cos()
+        + 0.24 * (2.0 * hp_bar).to_radians().cos()
+        + 0.32 * (3.0 * hp_bar + 6.0).to_radians().cos()
+        - 0.20 * (4.0 * hp_bar - 63.0).to_radians().cos();
+    let d_theta = 30.0 * (-((hp_bar - 275.0) / 25.0).powi(2)).exp();
+    let cp7 = cp_bar.powi(7);
+    let rc = 2.0 * (cp7 / (cp7 + 25f64.powi(7))).sqrt();
+    let lb50 = (l_bar - 50.0).powi(2);
+    let sl = 1.0 + 0.015 * lb50 / (20.0 + lb50).sqrt();
+    let sc = 1.0 + 0.045 * cp_bar;
+    let sh = 1.0 + 0.015 * cp_bar * t;
+    let rt = -(2.0 * d_theta).to_radians().sin() * rc;
+    let (ql, qc, qh) = (dl / sl, dc / sc, dh / sh);
+    (ql * ql + qc * qc + qh * qh + rt * qc * qh).max(0.0).sqrt()
+}
+
+/// A plain name for a colour, for reasons a secretary reads ("red", "grey").
+pub(crate) fn colour_name(lab: [f64; 3]) -> &'static str {
+    let [l, a, b] = lab;
+    let chroma = a.hypot(b);
+    if chroma < 12.0 {
+        return if l > 85.0 {
+            "white"
+        } else if l < 20.0 {
+            "black"
+        } else {
+            "grey"
+        };
+    }
+    let h = {
+        let h = b.atan2(a).to_degrees();
+        if h < 0.0 { h + 360.0 } else { h }
+    };
+    match h {
+        h if h < 20.0 => "pink",
+        h if h < 50.0 => "red",
+        h if h < 75.0 => "orange",
+        h if h < 105.0 => "yellow",
+        h if h < 165.0 => "green",
+        h if h < 215.0 => "cyan",
+        h if h < 300.0 => "blue",
+        h if h < 345.0 => "purple",
+        _ => "pink",
+    }
+}
+
+/// Hue angle in degrees, 0..360.
+pub(crate) fn hue_deg(lab: [f64; 3]) -> f64 {
+    let h = lab[2].atan2(lab[1]).to_degrees();
+    if h < 0.0 { h + 360.0 } else { h }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sharma, Wu, Dalal (2005), Table 1: the published CIEDE2000 test data.
+    const SHARMA: [([f64; 3], [f64; 3], f64); 34] = [
+        ([50.0, 2.6772, -79.7751], [50.0, 0.0, -82.7485], 2.0425),
+        ([50.0, 3.1571, -77.2803], [50.0, 0.0, -82.7485], 2.8615),
+        ([50.0, 2.8361, -74.0200], [50.0, 0.0, -82.7485], 3.4412),
+        ([50.0, -1.3802, -84.2814], [50.0, 0.0, -82.7485], 1.0000),
+        ([50.0, -1.1848, -84.8006], [50.0, 0.0, -82.7485], 1.0000),
+        ([50.0, -0.9009, -85.5211], [50.0, 0.0, -82.7485], 1.0000),
+        ([50.0, 0.0, 0.0], [50.0, -1.0, 2.0], 2.3669),
+        ([50.0, -1.0, 2.0], [50.0, 0.0, 0.0], 2.3669),
+        ([50.0, 2.4900, -0.0010], [50.0, -2.4900, 0.0009], 7.1792),
+        ([50.0, 2.4900, -0.0010], [50.0, -2.4900, 0.0010], 7.1792),
+        ([50.0, 2.4900, -0.0010], [50.0, -2.4900, 0.0011], 7.2195),
+        ([50.0, 2.4900, -0.0010], [50.0, -2.4900, 0.0012], 7.2195),
+        ([50.0, -0.0010, 2.4900], [50.0, 0.0009, -2.4900], 4.8045),
+        ([50.0, -0.0010, 2.4900], [50.0, 0.0010, -2.4900], 4.8045),
+        ([50.0, -0.0010, 2.4900], [50.0, 0.0011, -2.4900], 4.7461),
+        ([50.0, 2.5, 0.0], [50.0, 0.0, -2.5], 4.3065),
+        ([50.0, 2.5, 0.0], [73.0, 25.0, -18.0], 27.1492),
+        ([50.0, 2.5, 0.0], [61.0, -5.0, 29.0], 22.8977),
+        ([50.0, 2.5, 0.0], [56.0, -27.0, -3.0], 31.9030),
+        ([50.0, 2.5, 0.0], [58.0, 24.0, 15.0], 19.4535),
+        ([50.0, 2.5, 0.0], [50.0, 3.1736, 0.5854], 1.0000),
+        ([50.0, 2.5, 0.0], [50.0, 3.2972, 0.0], 1.0000),
+        ([50.0, 2.5, 0.0], [50.0, 1.8634, 0.5757], 1.0000),
+        ([50.0, 2.5, 0.0], [50.0, 3.2592, 0.3350], 1.0000),
+        (
+            [60.2574, -34.0099, 36.2677],
+            [60.4626, -34.1751, 39.4387],
+            1.2644,
+        ),
+        (
+            [63.0109, -31.0961, -5.8663],
+            [62.8187, -29.7946, -4.0864],
+            1.2630,
+        ),
+        (
+            [61.2901, 3.7196, -5.3901],
+            [61.4292, 2.2480, -4.9620],
+            1.8731,
+        ),
+        (
+            [35.0831, -44.1164, 3.7933],
+            [35.0232, -40.0716, 1.5901],
+            1.8645,
+        ),
+        (
+            [22.7233, 20.0904, -46.6940],
+            [23.0331, 14.9730, -42.5619],
+            2.0373,
+        ),
+        (
+            [36.4612, 47.8580, 18.3852],
+            [36.2715, 50.5065, 21.2231],
+            1.4146,
+        ),
+        (
+            [90.8027, -2.0831, 1.4410],
+            [91.1528, -1.6435, 0.0447],
+            1.4441,
+        ),
+        (
+            [90.9257, -0.5406, -0.9208],
+            [88.6381, -0.8985, -0.7239],
+            1.5381,
+        ),
+        (
+            [6.7747, -0.2908, -2.4247],
+            [5.8714, -0.0985, -2.2286],
+            0.6377,
+        ),
+        (
+            [2.0776, 0.0795, -1.1350],
+            [0.9033, -0.0636, -0.5514],
+            0.9082,
+        ),
+    ];
+
+    #[test]
+    fn ciede2000_matches_sharma_table() {
+        for (i, (a, b, want)) in SHARMA.iter().enumerate() {
+            let got = ciede2000(*a, *b);
+            assert!(
+                (got - want).abs() < 1e-4,
+                "pair {}: got {got}, want {want}",
+                i + 1
+            );
+            let sym = ciede2000(*b, *a);
+            assert!((sym - want).abs() < 1e-4, "pair {} reversed: {sym}", i + 1);
+        }
+    }
+
+    #[test]
+    fn lab_of_known_colours() {
+        let white = srgb_to_lab([255, 255, 255]);
+        assert!((white[0] - 100.0).abs() < 0.01 && white[1].abs() < 0.01 && white[2].abs() < 0.01);
+        assert_eq!(srgb_to_lab([0, 0, 0]), [0.0, 0.0, 0.0]);
+        // Pure sRGB red, widely tabulated as L 53.24, a 80.09, b 67.20.
+        let red = srgb_to_lab([255, 0, 0]);
+        assert!((red[0] - 53.24).abs() < 0.05, "{red:?}");
+        assert!((red[1] - 80.09).abs() < 0.1, "{red:?}");
+        assert!((red[2] - 67.20).abs() < 0.1, "{red:?}");
+    }
+
+    #[test]
+    fn table_agrees_with_exact_conversion() {
+        let t = LabTable::new();
+        for rgb in [[100u8, 197, 255], [0, 0, 0], [255, 255, 255], [13, 200, 77]] {
+            let a = srgb_to_lab(rgb);
+            let b = t.lab_f([f32::from(rgb[0]), f32::from(rgb[1]), f32::from(rgb[2])]);
+            assert!(delta_e76(a, b) < 1e-6);
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(colour_name(srgb_to_lab([100, 197, 255])), "blue");
+        assert_eq!(colour_name(srgb_to_lab([200, 30, 30])), "red");
+        assert_eq!(colour_name(srgb_to_lab([250, 250, 250])), "white");
+        assert_eq!(colour_name(srgb_to_lab([128, 128, 128])), "grey");
+    }
+}

@@ -1,0 +1,405 @@
+//! Picture checks that only warn (SPEC §2): run on the final 480x640 photo,
+//! with the crop plan saying where the head and eyes landed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backdrop::Backdrop;
+use crate::check::{Check, Verdict};
+use crate::color::{LabTable, ciede2000, delta_e76};
+use crate::compose::CropPlan;
+use crate::image::RgbImage;
+use crate::work::Work;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PortraitSettings {
+    /// CIE76 distance from the backdrop within which a pixel is backdrop.
+    pub backdrop_threshold: f64,
+    /// Clothes closer than this CIEDE2000 to the backdrop warn: the
+    /// registry's check rejects for too little contrast, and at about 12 the
+    /// outline starts to dissolve after JPEG.
+    pub clothing_min_delta_e: f64,
+    /// Shoulder line tilt in degrees beyond which to warn.
+    pub shoulders_max_deg: f64,
+    /// Head-over-torso lean in degrees beyond which to warn.
+    pub lean_max_deg: f64,
+    /// Difference of mean L* between the face's halves beyond which to warn
+    /// (a shadow across the face).
+    pub face_light_max: f64,
+    /// Percentage of the face region clipped to white or black beyond which
+    /// to warn.
+    pub clipped_max_pct: f64,
+    /// Edge strength (99th percentile of |Laplacian| of luminance, on a 2x
+    /// reduced copy, around the head) below which the photo is too soft.
+    pub sharpness_min: f64,
+}
+
+impl Default for PortraitSettings {
+    fn default() -> Self {
+        PortraitSettings {
+            backdrop_threshold: 16.0,
+            clothing_min_delta_e: 12.0,
+            shoulders_max_deg: 5.0,
+            lean_max_deg: 8.0,
+            face_light_max: 12.0,
+            clipped_max_pct: 5.0,
+            sharpness_min: 12.0,
+        }
+    }
+}
+
+/// A region of the working copy, clamped to it, in working pixels.
+fn region(work: &Work, x0: f64, y0: f64, x1: f64, y1: f64) -> Option<(usize, usize, usize, usize)> {
+    let f = f64::from(work.factor);
+    let cx = |v: f64| ((v / f).round().max(0.0) as usize).min(work.width);
+    let cy = |v: f64| ((v / f).round().max(0.0) as usize).min(work.height);
+    let (a, b, c, d) = (cx(x0), cy(y0), cx(x1), cy(y1));
+    (c > a && d > b).then_some((a, b, c, d))
+}
+
+fn pass_or_warn(name: &str, bad: bool, value: f64, reason: String) -> Check {
+    Check::new(
+        name,
+        if bad { Verdict::Warn } else { Verdict::Pass },
+        Some(value),
+        reason,
+    )
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `clothing_contrast`, `shoulders_level`, `leaning`, `face_light`,
+/// `exposure`, `sharpness`: each passes or warns, never fails.
+pub fn judge_portrait(
+    out: &RgbImage,
+    plan: &CropPlan,
+    backdrop: &Backdrop,
+    settings: &PortraitSettings,
+) -> Vec<Check> {
+    let work = Work::new(out, 320);
+    let lt = LabTable::new();
+    let labs: Vec<[f64; 3]> = work.px.iter().map(|p| lt.lab_f(*p)).collect();
+    let (w, h) = (work.width, work.height);
+    let f = f64::from(work.factor);
+    let is_bg = |x: usize, y: usize| {
+        delta_e76(labs[y * w + x], backdrop.lab) <= settings.backdrop_threshold
+    };
+    let fw = plan.face_width.max(1.0);
+    let cx = plan.center_x;
+    let chin = f64::from(plan.head.y + plan.head.height);
+    let out_h = f64::from(out.height());
+    let mut checks = Vec::new();
+
+    // Clothing: the torso below the chin, in the middle.
+    let torso_top = (chin + 0.25 * fw).max(out_h * 0.75);
+    match region(&work, cx - 0.7 * fw, torso_top, cx + 0.7 * fw, out_h) {
+        Some((x0, y0, x1, y1)) => {
+            let mut ch: [Vec<f64>; 3] = Default::default();
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    for (k, c) in ch.iter_mut().enumerate() {
+                        c.push(labs[y * w + x][k]);
+                    }
+                }
+            }
+            let dominant = [median(&mut ch[0]), median(&mut ch[1]), median(&mut ch[2])];
+            let d = ciede2000(dominant, backdrop.lab);
+            checks.push(pass_or_warn(
+                "clothing_contrast",
+                d < settings.clothing_min_delta_e,
+                d,
+                format!(
+                    "clothes differ from the backdrop by ΔE2000 {d:.1} (warn below {})",
+                    settings.clothing_min_delta_e
+                ),
+            ));
+        }
+        None => checks.push(Check::new(
+            "clothing_contrast",
+            Verdict::Pass,
+            None,
+            "no torso visible below the chin to judge",
+        )),
+    }
+
+    // Shoulders: first subject row below the chin on each side, outside the
+    // hair, compared left to right.
+    let shoulder_row = |xa: f64, xb: f64| -> Option<f64> {
+        let (x0, y0, x1, _) = region(&work, xa, chin, xb, out_h)?;
+        let mut rows: Vec<f64> = (x0..x1)
+            .filter_map(|x| (y0..h).find(|&y| !is_bg(x, y)).map(|y| y as f64 * f))
+            .collect();
+        (rows.len() * 2 >= x1 - x0 && !rows.is_empty()).then(|| median(&mut rows))
+    };
+    let left = shoulder_row(cx - 1.0 * fw, cx - 0.7 * fw);
+    let right = shoulder_row(cx + 0.7 * fw, cx + 1.0 * fw);
+    checks.push(match (left, right) {
+        (Some(l), Some(r)) => {
+            let deg = (r - l).atan2(1.7 * fw).to_degrees().abs();
+            pass_or_warn(
+                "shoulders_level",
+                deg > settings.shoulders_max_deg,
+                deg,
+                format!(
+                    "shoulder line tilts {deg:.1}° (warn above {}°)",
+                    settings.shoulders_max_deg
+                ),
+            )
+        }
+        _ => Check::new(
+            "shoulders_level",
+            Verdict::Pass,
+            None,
+            "shoulders not visible on both sides",
+        ),
+    });
+
+    // Leaning: head centre against the middle of the body low in the frame.
+    let lean = (|| {
+        let y = h.checked_sub(2)?;
+        let x = ((cx / f) as usize).min(w - 1);
+        if is_bg(x, y) {
+            return None;
+        }
+        let mut l = x;
+        while l > 0 && !is_bg(l - 1, y) {
+            l -= 1;
+        }
+        let mut r = x;
+        while r + 1 < w && !is_bg(r + 1, y) {
+            r += 1;
+        }
+        // A body cut by a side of the frame says nothing about its centre.
+        if l == 0 || r + 1 == w {
+            return None;
+        }
+        let body = (l + r + 1) as f64 * f / 2.0;
+        let dy = y as f64 * f - plan.eye_line_y;
+        (dy > 1.0).then(|| (body - cx).atan2(dy).to_degrees().abs())
+    })();
+    checks.push(match lean {
+        Some(deg) => pass_or_warn(
+            "leaning",
+            deg > settings.lean_max_deg,
+            deg,
+            format!(
+                "head is {deg:.1}° off the body's axis (warn above {}°)",
+                settings.lean_max_deg
+            ),
+        ),
+        None => Check::new("leaning", Verdict::Pass, None, "body axis not measurable"),
+    });
+
+    // Face light: left half against right half, between eyes and mouth.
+    let ey = plan.eye_line_y;
+    let face = region(
+        &work,
+        cx - 0.35 * fw,
+        ey - 0.1 * fw,
+        cx + 0.35 * fw,
+        ey + 0.45 * fw,
+    );
+    match face {
+        Some((x0, y0, x1, y1)) if x1 - x0 >= 2 => {
+            let mid = (x0 + x1) / 2;
+            let mean = |xa: usize, xb: usize| {
+                let mut s = 0.0;
+                let mut n = 0.0;
+                for y in y0..y1 {
+                    for x in xa..xb {
+                        s += labs[y * w + x][0];
+                        n += 1.0;
+                    }
+                }
+                s / n
+            };
+            let d = (mean(x0, mid) - mean(mid, x1)).abs();
+            checks.push(pass_or_warn(
+                "face_light",
+                d > settings.face_light_max,
+                d,
+                format!(
+                    "face halves differ by {d:.1} L* (warn above {})",
+                    settings.face_light_max
+                ),
+            ));
+        }
+        _ => checks.push(Check::new(
+            "face_light",
+            Verdict::Pass,
+            None,
+            "face region not measurable",
+        )),
+    }
+
+    // Exposure, on full-resolution pixels of the face: a box average would
+    // hide clipping.
+    let fx0 = (cx - 0.35 * fw).max(0.0) as u32;
+    let fx1 = ((cx + 0.35 * fw).max(0.0) as u32).min(out.width());
+    let fy0 = (ey - 0.1 * fw).max(0.0) as u32;
+    let fy1 = ((ey + 0.45 * fw).max(0.0) as u32).min(out.height());
+    let mut clipped = 0u64;
+    let mut total = 0u64;
+    for y in fy0..fy1 {
+        for x in fx0..fx1 {
+            let p = out.pixel(x, y);
+            if p.iter().all(|&c| c >= 250) || p.iter().all(|&c| c <= 5) {
+                clipped += 1;
+            }
+            total += 1;
+        }
+    }
+    let pct = if total == 0 {
+        0.0
+    } else {
+        clipped as f64 * 100.0 / total as f64
+    };
+    checks.push(pass_or_warn(
+        "exposure",
+        pct > settings.clipped_max_pct,
+        pct,
+        format!(
+            "{pct:.1}% of the face is clipped to white or black (warn above {}%)",
+            settings.clipped_max_pct
+        ),
+    ));
+
+    // Sharpness: strong edges around the head (hairline, eyes, outline).
+    let hb = plan.head;
+    let pad = 0.1 * f64::from(hb.width);
+    let sharp = region(
+        &work,
+        f64::from(hb.x) - pad,
+        f64::from(hb.y) - pad,
+        f64::from(hb.x + hb.width) + pad,
+        f64::from(hb.y + hb.height) + pad,
+    )
+    .and_then(|(x0, y0, x1, y1)| {
+        let luma = |x: usize, y: usize| {
+            let p = work.at(x, y);
+            0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2])
+        };
+        let mut v = Vec::new();
+        for y in y0.max(1)..y1.min(h - 1) {
+            for x in x0.max(1)..x1.min(w - 1) {
+                let lap = 4.0 * luma(x, y)
+                    - luma(x - 1, y)
+                    - luma(x + 1, y)
+                    - luma(x, y - 1)
+                    - luma(x, y + 1);
+                v.push(lap.abs());
+            }
+        }
+        if v.len() < 16 {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        Some(v[(v.len() - 1) * 99 / 100])
+    });
+    checks.push(match sharp {
+        Some(s) => pass_or_warn(
+            "sharpness",
+            s < settings.sharpness_min,
+            s,
+            format!(
+                "edge strength {s:.1} (warn below {})",
+                settings.sharpness_min
+            ),
+        ),
+        None => Check::new(
+            "sharpness",
+            Verdict::Pass,
+            None,
+            "head region too small to judge",
+        ),
+    });
+    checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backdrop::{BackdropSettings, estimate_backdrop};
+    use crate::compose::{CompositionRule, plan_crop};
+    use crate::subject::tests::{BLUE, find};
+    use crate::testimg::{Person, Scene, blur};
+
+    /// Paints a 480x640 output-like portrait and judges it.
+    fn judge(p: Person, post: impl Fn(RgbImage) -> RgbImage) -> Vec<Check> {
+        let img = post(Scene::new(480, 640, BLUE).with(p).paint());
+        let b = estimate_backdrop(&img, &BackdropSettings::default()).expect("backdrop");
+        let s = find(&img).expect("subject");
+        let plan = plan_crop(480, 640, &s, &CompositionRule::default()).expect("plan");
+        judge_portrait(&img, &plan, &b, &PortraitSettings::default())
+    }
+
+    fn verdict(checks: &[Check], name: &str) -> Verdict {
+        checks
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.verdict)
+            .expect(name)
+    }
+
+    fn good() -> Person {
+        Person::new(240.0, 80.0, 235.0)
+    }
+
+    #[test]
+    fn a_good_portrait_passes_everything() {
+        let c = judge(good(), |i| i);
+        assert!(c.iter().all(|c| c.verdict == Verdict::Pass), "{c:#?}");
+        assert_eq!(c.len(), 6);
+    }
+
+    #[test]
+    fn clothes_like_the_backdrop_warn() {
+        let mut p = good();
+        p.clothes = [110, 200, 250];
+        let c = judge(p, |i| i);
+        assert_eq!(verdict(&c, "clothing_contrast"), Verdict::Warn, "{c:#?}");
+    }
+
+    #[test]
+    fn tilted_shoulders_warn() {
+        let mut p = good();
+        p.tilt = 120.0;
+        let c = judge(p, |i| i);
+        assert_eq!(verdict(&c, "shoulders_level"), Verdict::Warn, "{c:#?}");
+    }
+
+    #[test]
+    fn shadow_across_the_face_warns() {
+        let p = good();
+        let c = judge(p.clone(), |mut img| {
+            // Darken the right half of the face.
+            for y in (p.cy - 0.8 * p.b) as u32..(p.cy + 0.8 * p.b) as u32 {
+                for x in p.cx as u32..(p.cx + p.a) as u32 {
+                    let q = img.pixel(x, y);
+                    if q == p.skin || q.iter().zip(&p.skin).all(|(a, b)| a.abs_diff(*b) < 20) {
+                        img.put_pixel(x, y, q.map(|v| v / 2));
+                    }
+                }
+            }
+            img
+        });
+        assert_eq!(verdict(&c, "face_light"), Verdict::Warn, "{c:#?}");
+    }
+
+    #[test]
+    fn blown_face_warns() {
+        let mut p = good();
+        p.skin = [255, 255, 255];
+        let c = judge(p, |i| i);
+        assert_eq!(verdict(&c, "exposure"), Verdict::Warn, "{c:#?}");
+    }
+
+    #[test]
+    fn soft_focus_warns() {
+        let c = judge(good(), |i| blur(&i, 4, 3));
+        assert_eq!(verdict(&c, "sharpness"), Verdict::Warn, "{c:#?}");
+    }
+}

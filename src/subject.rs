@@ -1,0 +1,534 @@
+//! Where the person is: the silhouette against the backdrop, measured on a
+//! small working copy (this runs on every photo) and mapped back.
+//!
+//! Face width and eye line cannot be seen in a silhouette, so they are
+//! estimated from it by fixed proportions (settings): the face is a share of
+//! the head silhouette's width (hair and ears widen the silhouette), the eye
+//! line a share of the way from crown to chin.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backdrop::Backdrop;
+use crate::color::{LabTable, delta_e76};
+use crate::image::{Rect, RgbImage};
+use crate::work::Work;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SubjectSettings {
+    /// Longer side of the working copy: ~200 px tall is enough to place a
+    /// head to within a percent of the frame, and keeps this stage cheap.
+    pub work_size: u32,
+    /// CIE76 distance from the backdrop (after removing its gradient) beyond
+    /// which a pixel belongs to the subject.
+    pub threshold: f64,
+    /// Face width (cheek to cheek) over the head silhouette's widest width.
+    pub face_ratio: f64,
+    /// Eye line as a share of crown-to-chin, measured from the crown.
+    pub eye_fraction: f64,
+    /// Crown-to-chin over silhouette width, when no neck is visible (long
+    /// hair, a high collar) to find the chin by.
+    pub chin_ratio: f64,
+    /// A second blob at least this share of the subject's area is a second
+    /// person.
+    pub second_person_share: f64,
+    /// Accept a subject whose hair touches the top edge (the crown margin is
+    /// then unknown); off by default, such photos are flagged.
+    pub allow_cut_off: bool,
+}
+
+impl Default for SubjectSettings {
+    fn default() -> Self {
+        SubjectSettings {
+            work_size: 240,
+            threshold: 14.0,
+            face_ratio: 0.82,
+            eye_fraction: 0.5,
+            chin_ratio: 1.3,
+            second_person_share: 0.35,
+            allow_cut_off: false,
+        }
+    }
+}
+
+/// The subject, in pixel coordinates of the image passed in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Subject {
+    /// Top of the hair.
+    pub crown_y: u32,
+    /// Estimated chin.
+    pub chin_y: u32,
+    /// The head silhouette: widest width, crown to chin.
+    pub head: Rect,
+    /// Estimated cheek-to-cheek width.
+    pub face_width: u32,
+    pub eye_line_y: u32,
+    /// Horizontal centre of the head.
+    pub center_x: u32,
+    /// Row where the shoulders spread out, when seen.
+    pub shoulder_y: Option<u32>,
+    pub touches_top: bool,
+    pub people: u32,
+    /// Share of the image the subject covers.
+    pub area_share: f64,
+    /// Whether a neck was seen (the chin is then measured, not assumed).
+    pub neck_seen: bool,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum SubjectError {
+    #[error("image is too small ({width}x{height}) to find a person in")]
+    TooSmall { width: u32, height: u32 },
+    #[error("no person found against the backdrop")]
+    NoSubject,
+    #[error("two or more people in the photo; the registry needs one")]
+    TwoPeople,
+    #[error("the head is cut off at the top edge: no margin above the hair")]
+    CutOffAtTop,
+    #[error("the subject's head could not be measured (silhouette {0})")]
+    NoHead(&'static str),
+}
+
+pub fn locate_subject(
+    img: &RgbImage,
+    backdrop: &Backdrop,
+    settings: &SubjectSettings,
+) -> Result<Subject, SubjectError> {
+    let (iw, ih) = (img.width(), img.height());
+    if iw < 16 || ih < 16 {
+        return Err(SubjectError::TooSmall {
+            width: iw,
+            height: ih,
+        });
+    }
+    let work = Work::new(img, settings.work_size.max(32));
+    let (w, h) = (work.width, work.height);
+    if w < 8 || h < 8 {
+        return Err(SubjectError::TooSmall {
+            width: iw,
+            height: ih,
+        });
+    }
+    let lt = LabTable::new();
+    let labs: Vec<[f64; 3]> = work.px.iter().map(|p| lt.lab_f(*p)).collect();
+
+    // Backdrop model: the estimate, then a plane through the pixels that
+    // match it, so light fall-off towards the bottom is not mistaken for
+    // the subject.
+    let mut fg: Vec<bool> = labs
+        .iter()
+        .map(|l| delta_e76(*l, backdrop.lab) > settings.threshold * 1.5)
+        .collect();
+    if let Some(plane) = fit_plane(&labs, &fg, w, h) {
+        for (i, l) in labs.iter().enumerate() {
+            let (x, y) = ((i % w) as f64 / w as f64, (i / w) as f64 / h as f64);
+            let model = [0, 1, 2].map(|k| plane[k][0] + plane[k][1] * x + plane[k][2] * y);
+            fg[i] = delta_e76(*l, model) > settings.threshold;
+        }
+    } else {
+        for (i, l) in labs.iter().enumerate() {
+            fg[i] = delta_e76(*l, backdrop.lab) > settings.threshold;
+        }
+    }
+
+    let (labels, areas) = components(&fg, w, h);
+    let min_area = (w * h / 200).max(4);
+    // The subject: the largest blob standing on the bottom edge (people are
+    // cut off below the shoulders), else the largest blob.
+    let mut on_bottom = vec![false; areas.len()];
+    for x in 0..w {
+        if let Some(l) = labels[(h - 1) * w + x] {
+            on_bottom[l] = true;
+        }
+    }
+    let pick = |bottom_only: bool| {
+        let mut best: Option<usize> = None;
+        for (l, a) in areas.iter().enumerate() {
+            if *a >= min_area
+                && (!bottom_only || on_bottom[l])
+                && best.is_none_or(|b| *a > areas[b])
+            {
+                best = Some(l);
+            }
+        }
+        best
+    };
+    let main = pick(true)
+        .or_else(|| pick(false))
+        .ok_or(SubjectError::NoSubject)?;
+    let main_area = areas[main];
+    let mut people = 1 + areas
+        .iter()
+        .enumerate()
+        .filter(|(l, a)| {
+            *l != main && **a as f64 >= settings.second_person_share * main_area as f64
+        })
+        .count() as u32;
+    let is_main = |x: usize, y: usize| labels[y * w + x] == Some(main);
+
+    // Top profile: first subject row per column.
+    let top: Vec<Option<usize>> = (0..w).map(|x| (0..h).find(|&y| is_main(x, y))).collect();
+    let crown = top
+        .iter()
+        .flatten()
+        .copied()
+        .min()
+        .ok_or(SubjectError::NoSubject)?;
+    let crown_cols: Vec<usize> = (0..w)
+        .filter(|&x| top[x].is_some_and(|t| t <= crown + 1))
+        .collect();
+    let mut hx = (crown_cols[0] + crown_cols[crown_cols.len() - 1]) / 2;
+
+    // Run of subject pixels in row y that contains column x.
+    let run = |x: usize, y: usize| -> Option<(usize, usize)> {
+        if !is_main(x, y) {
+            return None;
+        }
+        let mut l = x;
+        while l > 0 && is_main(l - 1, y) {
+            l -= 1;
+        }
+        let mut r = x;
+        while r + 1 < w && is_main(r + 1, y) {
+            r += 1;
+        }
+        Some((l, r + 1))
+    };
+
+    // Head: widen from the crown until the widest part (temples, ears) is
+    // passed; re-centre as we go, the crown may be off-centre (a parting).
+    let mut maxw = 0usize;
+    let mut max_row = crown;
+    let mut mids = Vec::new();
+    let mut y = crown;
+    while y < h {
+        let Some((l, r)) = run(hx, y) else { break };
+        let wd = r - l;
+        // Near the crown the width grows fast; a jump only means shoulders
+        // once a head's worth of width has been seen.
+        if maxw >= 4 && (y - crown) as f64 >= 0.5 * maxw as f64 && wd as f64 > 1.8 * maxw as f64 {
+            break; // shoulders before the head was done: a very short head
+        }
+        if wd > maxw {
+            maxw = wd;
+            max_row = y;
+        }
+        mids.push((l + r) / 2);
+        hx = (l + r) / 2;
+        // Past the widest row and far enough down for it to be the temples,
+        // not a widening near the crown; long hair that keeps widening is
+        // cut off at twice the width.
+        let depth = (y - crown) as f64;
+        if (depth > 0.8 * maxw as f64 && wd < maxw) || depth > 2.0 * maxw as f64 {
+            break;
+        }
+        y += 1;
+    }
+    if maxw < 2 {
+        return Err(SubjectError::NoHead("too small"));
+    }
+    let centre_w = {
+        let skip = mids.len() / 5;
+        let m = &mids[skip..];
+        m.iter().sum::<usize>() as f64 / m.len().max(1) as f64 + 0.5
+    };
+    hx = centre_w as usize;
+
+    // Neck and shoulders below the widest row.
+    let mut neck_w = maxw;
+    let mut neck_row = None;
+    let mut shoulder = None;
+    let mut taper = None;
+    for y in max_row..h {
+        let Some((l, r)) = run(hx.min(w - 1), y) else {
+            break;
+        };
+        let wd = r - l;
+        if wd as f64 > 1.6 * maxw as f64 {
+            shoulder = Some(y);
+            break;
+        }
+        if wd < neck_w {
+            neck_w = wd;
+            neck_row = Some(y);
+        }
+    }
+    let neck_seen = neck_row.is_some() && (neck_w as f64) < 0.8 * maxw as f64;
+    if neck_seen {
+        let limit = (neck_w as f64 * 1.15).ceil() as usize;
+        taper = (max_row..h).find(|&y| run(hx.min(w - 1), y).is_some_and(|(l, r)| r - l <= limit));
+    }
+    let (lo, hi) = (1.0 * maxw as f64, 1.6 * maxw as f64);
+    let head_len = match taper {
+        // The jaw meets the neck a little above the chin.
+        Some(t) => ((t - crown) as f64 * 1.07).clamp(lo, hi),
+        None => settings.chin_ratio * maxw as f64,
+    };
+
+    // A second head: another top bump at head height beside this head,
+    // separated from it by a dip (two people standing close merge into one
+    // blob).
+    let head_l = centre_w - maxw as f64 / 2.0;
+    let head_r = centre_w + maxw as f64 / 2.0;
+    let margin = 0.25 * maxw as f64;
+    let near_head_level = crown as f64 + 0.6 * head_len;
+    for side in [-1i32, 1] {
+        let cols: Vec<usize> = if side < 0 {
+            (0..(head_l - margin).max(0.0) as usize).rev().collect()
+        } else {
+            (((head_r + margin) as usize).min(w)..w).collect()
+        };
+        let mut lowest_between = crown;
+        for x in cols {
+            let Some(t) = top[x] else {
+                lowest_between = h;
+                continue;
+            };
+            lowest_between = lowest_between.max(t);
+            if (t as f64) < near_head_level
+                && (lowest_between as f64) > t as f64 + 0.3 * maxw as f64
+            {
+                people = people.max(2);
+                break;
+            }
+        }
+    }
+    if people > 1 {
+        return Err(SubjectError::TwoPeople);
+    }
+    let touches_top = crown == 0;
+    if touches_top && !settings.allow_cut_off {
+        return Err(SubjectError::CutOffAtTop);
+    }
+
+    // Back to input pixels: a working pixel stands for a factor-sized block;
+    // edges are put at block centres.
+    let f = f64::from(work.factor);
+    let to_in =
+        |v: f64, max: u32| (v * f).round().clamp(0.0, f64::from(max.saturating_sub(1))) as u32;
+    let crown_y = if crown == 0 {
+        0
+    } else {
+        to_in(crown as f64 + 0.5, ih)
+    };
+    let head_len_in = head_len * f;
+    let chin_y = (f64::from(crown_y) + head_len_in)
+        .round()
+        .min(f64::from(ih - 1)) as u32;
+    let head_w_in = maxw as f64 * f;
+    let center_x = to_in(centre_w, iw);
+    let head_x = (f64::from(center_x) - head_w_in / 2.0).round().max(0.0) as u32;
+    let head_w = (head_w_in.round() as u32).clamp(1, iw - head_x);
+    let head_h = (chin_y - crown_y).max(1).min(ih - crown_y);
+    let eye_line_y = (f64::from(crown_y) + settings.eye_fraction * head_len_in)
+        .round()
+        .min(f64::from(ih - 1)) as u32;
+    Ok(Subject {
+        crown_y,
+        chin_y,
+        head: Rect::new(head_x, crown_y, head_w, head_h),
+        face_width: (settings.face_ratio * head_w_in).round().max(1.0) as u32,
+        eye_line_y,
+        center_x,
+        shoulder_y: shoulder.map(|s| to_in(s as f64 + 0.5, ih)),
+        touches_top,
+        people,
+        area_share: main_area as f64 / (w * h) as f64,
+        neck_seen,
+    })
+}
+
+/// Least-squares plane per Lab channel over backdrop pixels (in coordinates
+/// normalised to 0..1); None when too few or degenerate.
+fn fit_plane(labs: &[[f64; 3]], fg: &[bool], w: usize, h: usize) -> Option<[[f64; 3]; 3]> {
+    let mut m = [[0.0f64; 3]; 3];
+    let mut rhs = [[0.0f64; 3]; 3];
+    let mut n = 0usize;
+    for (i, l) in labs.iter().enumerate() {
+        if fg[i] {
+            continue;
+        }
+        let v = [1.0, (i % w) as f64 / w as f64, (i / w) as f64 / h as f64];
+        for r in 0..3 {
+            for c in 0..3 {
+                m[r][c] += v[r] * v[c];
+            }
+            for k in 0..3 {
+                rhs[k][r] += v[r] * l[k];
+            }
+        }
+        n += 1;
+    }
+    if n < 16 {
+        return None;
+    }
+    let det = |a: &[[f64; 3]; 3]| {
+        a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+            - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+            + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
+    };
+    let d = det(&m);
+    if d.abs() < 1e-9 * (n as f64).powi(3) {
+        return None;
+    }
+    let mut out = [[0.0; 3]; 3];
+    for k in 0..3 {
+        for c in 0..3 {
+            let mut mc = m;
+            for r in 0..3 {
+                mc[r][c] = rhs[k][r];
+            }
+            out[k][c] = det(&mc) / d;
+        }
+    }
+    Some(out)
+}
+
+/// 4-connected components of `mask`: a label per pixel and each label's area.
+fn components(mask: &[bool], w: usize, h: usize) -> (Vec<Option<usize>>, Vec<usize>) {
+    let mut labels = vec![None; mask.len()];
+    let mut areas = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..mask.len() {
+        if !mask[start] || labels[start].is_some() {
+            continue;
+        }
+        let id = areas.len();
+        let mut area = 0;
+        labels[start] = Some(id);
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            area += 1;
+            let (x, y) = (i % w, i / w);
+            let mut visit = |j: usize| {
+                if mask[j] && labels[j].is_none() {
+                    labels[j] = Some(id);
+                    stack.push(j);
+                }
+            };
+            if x > 0 {
+                visit(i - 1);
+            }
+            if x + 1 < w {
+                visit(i + 1);
+            }
+            if y > 0 {
+                visit(i - w);
+            }
+            if y + 1 < h {
+                visit(i + w);
+            }
+        }
+        areas.push(area);
+    }
+    (labels, areas)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::backdrop::{BackdropSettings, estimate_backdrop};
+    use crate::testimg::{Person, Scene};
+
+    pub const BLUE: [u8; 3] = [100, 197, 255];
+
+    pub fn find(img: &RgbImage) -> Result<Subject, SubjectError> {
+        let b = estimate_backdrop(img, &BackdropSettings::default()).expect("backdrop");
+        locate_subject(img, &b, &SubjectSettings::default())
+    }
+
+    fn check_truth(s: &Subject, p: &Person, scale: f64) {
+        let tol = (scale * 0.02).max(3.0);
+        let err = |got: u32, want: f64| (f64::from(got) - want).abs();
+        assert!(
+            err(s.crown_y, p.crown()) <= tol,
+            "crown {} vs {}",
+            s.crown_y,
+            p.crown()
+        );
+        assert!(
+            err(s.center_x, p.cx) <= tol,
+            "centre {} vs {}",
+            s.center_x,
+            p.cx
+        );
+        assert!(
+            err(s.face_width, p.face_width()) <= 0.08 * p.face_width(),
+            "face {} vs {}",
+            s.face_width,
+            p.face_width()
+        );
+        assert!(
+            err(s.eye_line_y, p.eye_line()) <= 0.06 * (p.chin() - p.crown()),
+            "eye {} vs {}",
+            s.eye_line_y,
+            p.eye_line()
+        );
+        assert!(
+            err(s.chin_y, p.chin()) <= 0.08 * (p.chin() - p.crown()),
+            "chin {} vs {}",
+            s.chin_y,
+            p.chin()
+        );
+    }
+
+    #[test]
+    fn finds_a_centred_portrait() {
+        let p = Person::new(240.0, 90.0, 230.0);
+        let img = Scene::new(480, 640, BLUE).with(p.clone()).paint();
+        let s = find(&img).expect("subject");
+        check_truth(&s, &p, 640.0);
+        assert!(s.neck_seen && s.shoulder_y.is_some(), "{s:?}");
+        assert_eq!(s.people, 1);
+    }
+
+    #[test]
+    fn finds_off_centre_and_landscape_subjects() {
+        let p = Person::new(620.0, 200.0, 180.0);
+        let img = Scene::new(1000, 700, BLUE).with(p.clone()).paint();
+        let s = find(&img).expect("subject");
+        check_truth(&s, &p, 1000.0);
+    }
+
+    #[test]
+    fn gradient_backdrop_does_not_grow_the_subject() {
+        let p = Person::new(240.0, 120.0, 200.0);
+        let mut sc = Scene::new(480, 640, BLUE).with(p.clone());
+        sc.gradient = [-40.0, -50.0, -60.0];
+        let s = find(&sc.paint()).expect("subject");
+        check_truth(&s, &p, 640.0);
+    }
+
+    #[test]
+    fn two_people_are_flagged() {
+        let img = Scene::new(800, 600, BLUE)
+            .with(Person::new(250.0, 120.0, 150.0))
+            .with(Person::new(560.0, 140.0, 150.0))
+            .paint();
+        assert_eq!(find(&img), Err(SubjectError::TwoPeople));
+        // Standing close enough that the shoulders merge.
+        let img = Scene::new(700, 600, BLUE)
+            .with(Person::new(240.0, 120.0, 150.0))
+            .with(Person::new(470.0, 130.0, 150.0))
+            .paint();
+        assert_eq!(find(&img), Err(SubjectError::TwoPeople));
+    }
+
+    #[test]
+    fn cut_off_at_top_is_flagged() {
+        let img = Scene::new(480, 640, BLUE)
+            .with(Person::new(240.0, -30.0, 260.0))
+            .paint();
+        assert_eq!(find(&img), Err(SubjectError::CutOffAtTop));
+    }
+
+    #[test]
+    fn empty_backdrop_and_tiny_images() {
+        let img = Scene::new(300, 400, BLUE).paint();
+        assert_eq!(find(&img), Err(SubjectError::NoSubject));
+        let b = estimate_backdrop(&img, &BackdropSettings::default()).expect("backdrop");
+        let s = SubjectSettings::default();
+        assert!(locate_subject(&RgbImage::filled(1, 1, BLUE), &b, &s).is_err());
+        assert!(locate_subject(&RgbImage::filled(10_000, 10, BLUE), &b, &s).is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! The small working copy the analysis stages look at: a box-filtered
+//! downscale. Box averaging is exact integer arithmetic per block, so the
+//! result is the same on every machine, and it suppresses sensor noise and
+//! JPEG ringing, which is what the silhouette analysis wants.
+
+use crate::image::RgbImage;
+
+/// A downscaled copy: pixel (x, y) averages the `factor` x `factor` block of
+/// the original starting at (x * factor, y * factor), clipped at the edges.
+pub(crate) struct Work {
+    pub width: usize,
+    pub height: usize,
+    pub factor: u32,
+    pub px: Vec<[f32; 3]>,
+}
+
+impl Work {
+    /// Downscales so the longer of the two sides is at most `max_side`.
+    pub(crate) fn new(img: &RgbImage, max_side: u32) -> Work {
+        let (w, h) = (img.width(), img.height());
+        let long = w.max(h);
+        let factor = long.div_ceil(max_side.max(1)).max(1);
+        let ww = w.div_ceil(factor) as usize;
+        let wh = h.div_ceil(factor) as usize;
+        let mut sums = vec![[0u64; 3]; ww];
+        let mut px = Vec::with_capacity(ww * wh);
+        for by in 0..wh {
+            sums.iter_mut().for_each(|s| *s = [0; 3]);
+            let y0 = by as u32 * factor;
+            let y1 = (y0 + factor).min(h);
+            for y in y0..y1 {
+                let row = img.row(y);
+                for (bx, s) in sums.iter_mut().enumerate() {
+                    let x0 = bx * factor as usize;
+                    let x1 = (x0 + factor as usize).min(w as usize);
+                    for p in row[x0 * 3..x1 * 3].chunks_exact(3) {
+                        s[0] += u64::from(p[0]);
+                        s[1] += u64::from(p[1]);
+                        s[2] += u64::from(p[2]);
+                    }
+                }
+            }
+            for (bx, s) in sums.iter().enumerate() {
+                let x0 = bx * factor as usize;
+                let x1 = (x0 + factor as usize).min(w as usize);
+                let n = ((x1 - x0) * (y1 - y0) as usize) as f64;
+                px.push([
+                    (s[0] as f64 / n) as f32,
+                    (s[1] as f64 / n) as f32,
+                    (s[2] as f64 / n) as f32,
+                ]);
+            }
+        }
+        Work {
+            width: ww,
+            height: wh,
+            factor,
+            px,
+        }
+    }
+
+    pub(crate) fn at(&self, x: usize, y: usize) -> [f32; 3] {
+        self.px[y * self.width + x]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn averages_blocks() {
+        let mut img = RgbImage::filled(5, 3, [10, 20, 30]);
+        img.put_pixel(0, 0, [30, 20, 30]);
+        let w = Work::new(&img, 3);
+        assert_eq!(w.factor, 2);
+        assert_eq!((w.width, w.height), (3, 2));
+        assert_eq!(w.at(0, 0), [15.0, 20.0, 30.0]);
+        assert_eq!(w.at(2, 1), [10.0, 20.0, 30.0]);
+    }
+
+    #[test]
+    fn tiny_images() {
+        let w = Work::new(&RgbImage::filled(1, 1, [1, 2, 3]), 200);
+        assert_eq!((w.width, w.height, w.factor), (1, 1, 1));
+        let w = Work::new(&RgbImage::filled(10_000, 10, [1, 2, 3]), 200);
+        assert_eq!((w.width, w.height), (200, 1));
+    }
+}
