@@ -596,7 +596,32 @@ impl SizeModel {
     }
 }
 
+/// cos(k*pi/16) for k = 0..=8, as literals: libm's `cos` may differ in the
+/// last bit between platforms, and the model steers which qualities are
+/// encoded, so it must compute the same on every machine.
+const COS_PI_16: [f32; 9] = [
+    1.0,
+    0.980_785_3,
+    0.923_879_5,
+    0.831_469_6,
+    0.707_106_77,
+    0.555_570_2,
+    0.382_683_43,
+    0.195_090_32,
+    0.0,
+];
+
 fn dct_basis() -> [[f32; 8]; 8] {
+    let cos = |m: usize| {
+        // Fold m*pi/16 into 0..=pi/2 by the symmetries of cosine.
+        let m = m % 32;
+        let m = if m > 16 { 32 - m } else { m };
+        if m > 8 {
+            -COS_PI_16[16 - m]
+        } else {
+            COS_PI_16[m]
+        }
+    };
     let mut c = [[0f32; 8]; 8];
     for (u, row) in c.iter_mut().enumerate() {
         let cu = if u == 0 {
@@ -605,8 +630,7 @@ fn dct_basis() -> [[f32; 8]; 8] {
             1.0
         };
         for (x, v) in row.iter_mut().enumerate() {
-            let angle = (2 * x + 1) as f32 * u as f32 * std::f32::consts::PI / 16.0;
-            *v = cu / 2.0 * angle.cos();
+            *v = cu / 2.0 * cos((2 * x + 1) * u);
         }
     }
     c
@@ -954,6 +978,18 @@ mod tests {
         assert!(report.passed(), "{:#?}", report.checks);
         assert_eq!(report.quality, Some(got.quality));
         assert_eq!(report.chroma, Some(got.chroma));
+    }
+
+    #[test]
+    fn literal_dct_basis_matches_cosine() {
+        for (u, row) in dct_basis().iter().enumerate() {
+            for (x, &v) in row.iter().enumerate() {
+                let cu = if u == 0 { 0.5f64.sqrt() } else { 1.0 };
+                let angle = (2 * x + 1) as f64 * u as f64 * std::f64::consts::PI / 16.0;
+                let want = cu / 2.0 * angle.cos();
+                assert!((f64::from(v) - want).abs() < 1e-6, "u{u} x{x}");
+            }
+        }
     }
 
     #[test]
