@@ -436,11 +436,11 @@ pub(crate) const ZIGZAG: [usize; 64] = [
 /// once, by counting the Huffman symbols the encoder would emit and charging
 /// each its ideal (entropy) code length plus its magnitude bits.
 struct SizeModel {
-    /// Coefficients of a sample of luma blocks, zig-zag order.
-    luma: Vec<[f32; 64]>,
+    /// Coefficients of a sample of luma blocks.
+    luma: Vec<Coefs>,
     /// Cb and Cr blocks of the same sample, at full and at half resolution.
-    chroma_full: Vec<[f32; 64]>,
-    chroma_half: Vec<[f32; 64]>,
+    chroma_full: Vec<Coefs>,
+    chroma_half: Vec<Coefs>,
     /// Estimated total blocks / sampled blocks, per plane kind.
     luma_scale: f64,
     chroma_full_scale: f64,
@@ -516,8 +516,10 @@ impl SizeModel {
                 cr_half.push(fdct(&cr, &cos));
             }
         }
-        let chroma_full = [cb_full, cr_full].concat();
-        let chroma_half = [cb_half, cr_half].concat();
+        let mut chroma_full = cb_full;
+        chroma_full.append(&mut cr_full);
+        let mut chroma_half = cb_half;
+        chroma_half.append(&mut cr_half);
         let scale = |total: usize, sampled: usize| total as f64 / sampled.max(1) as f64;
         SizeModel {
             luma_scale: scale(bw * bh, luma.len()),
@@ -636,8 +638,17 @@ fn dct_basis() -> [[f32; 8]; 8] {
     c
 }
 
-/// Separable 2-D DCT, result in zig-zag order.
-fn fdct(px: &[f32; 64], c: &[[f32; 8]; 8]) -> [f32; 64] {
+/// One block's DCT coefficients in zig-zag order.
+struct Coefs {
+    zz: [f32; 64],
+    /// One past the last coefficient of magnitude 0.5 or more: beyond it
+    /// every coefficient quantises to zero whatever the table (entries are
+    /// at least 1), so the bit count can stop there.
+    end: usize,
+}
+
+/// Separable 2-D DCT.
+fn fdct(px: &[f32; 64], c: &[[f32; 8]; 8]) -> Coefs {
     let mut tmp = [0f32; 64];
     for y in 0..8 {
         for u in 0..8 {
@@ -654,7 +665,11 @@ fn fdct(px: &[f32; 64], c: &[[f32; 8]; 8]) -> [f32; 64] {
     for (k, &n) in ZIGZAG.iter().enumerate() {
         zz[k] = nat[n];
     }
-    zz
+    let end = zz.iter().rposition(|v| v.abs() >= 0.5).map_or(1, |k| k + 1);
+    Coefs {
+        zz,
+        end: end.max(1),
+    }
 }
 
 fn magnitude_bits(v: i32) -> u32 {
@@ -670,7 +685,7 @@ fn quantise(coef: f32, recip: f32) -> i32 {
 }
 
 /// Ideal coded bits of `blocks` quantised by `table` (natural order).
-fn entropy_bits(blocks: &[[f32; 64]], table: &[u16; 64]) -> f64 {
+fn entropy_bits(blocks: &[Coefs], table: &[u16; 64]) -> f64 {
     let mut recip = [0f32; 64];
     for (k, &n) in ZIGZAG.iter().enumerate() {
         recip[k] = 1.0 / f32::from(table[n]);
@@ -679,14 +694,14 @@ fn entropy_bits(blocks: &[[f32; 64]], table: &[u16; 64]) -> f64 {
     let mut ac = [0u32; 256];
     let mut extra = 0u64;
     let mut prev_dc = 0i32;
-    for b in blocks {
+    for Coefs { zz: b, end } in blocks {
         let d = quantise(b[0], recip[0]);
         let s = magnitude_bits(d - prev_dc);
         prev_dc = d;
         dc[s as usize] += 1;
         extra += u64::from(s);
         let mut run = 0usize;
-        for k in 1..64 {
+        for k in 1..*end {
             let v = quantise(b[k], recip[k]);
             if v == 0 {
                 run += 1;
@@ -701,7 +716,7 @@ fn entropy_bits(blocks: &[[f32; 64]], table: &[u16; 64]) -> f64 {
             extra += u64::from(s);
             run = 0;
         }
-        if run > 0 {
+        if run > 0 || *end < 64 {
             ac[0] += 1;
         }
     }
