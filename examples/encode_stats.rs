@@ -11,7 +11,12 @@ use gradphoto::synth;
 
 fn main() {
     let brute = std::env::args().any(|a| a == "--brute");
-    let windows = [(30_720, 100_000), (30_720, 60_000), (20_000, 40_000)];
+    let windows = [
+        (30_720, 100_000),
+        (30_720, 60_000),
+        (20_000, 40_000),
+        (10_000, 25_000),
+    ];
     let pick = std::env::args()
         .find_map(|a| {
             a.strip_prefix("--window=")
