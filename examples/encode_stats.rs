@@ -1,7 +1,11 @@
 //! Measures the encode search on synthetic pictures: attempts per photo,
 //! time per encode, and whether the answer matches a brute-force scan.
 //!
-//! `cargo run --release --example encode_stats [--brute]`
+//! `cargo run --release --example encode_stats [--brute] [--held-out] [--window=N]`
+//!
+//! `--window=N` picks 0: 30720..=100000 (default), 1: ..=60000,
+//! 2: 20000..=40000, 3: 10000..=25000; `--brute` also encodes every quality
+//! to show the answer the preference rule defines.
 
 use std::time::Instant;
 
