@@ -1,5 +1,7 @@
 //! Synthetic pictures for tests, benches and size-model measurements: no
 //! committed photos, and every picture is a pure function of its seed.
+//! The generators panic on a zero dimension, like [`RgbImage::filled`];
+//! they take constants, never user input.
 
 use crate::image::RgbImage;
 
