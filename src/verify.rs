@@ -210,7 +210,11 @@ pub fn verify_jpeg(bytes: &[u8], rules: &OutputRules) -> VerifyReport {
         report.chroma = chroma_of(f);
     }
 
-    let (decoded, decode_reason) = decode(bytes, frame);
+    let (decoded, decode_reason) = if let Some(why) = untrusted_layout(&walk) {
+        (None, why)
+    } else {
+        decode(bytes, frame)
+    };
     checks.push(verdict("decodes", decoded.is_some(), None, decode_reason));
     report.image = decoded;
     report.checks = checks;
@@ -278,6 +282,9 @@ struct Walk {
     /// DQT tables by destination, natural order, as read.
     qt: [Option<[u16; 64]>; 4],
     dqt_16bit: bool,
+    /// Fewest components in any scan: below the frame's count, some scan
+    /// is non-interleaved.
+    min_scan_components: Option<usize>,
 }
 
 impl fmt::Display for Frame {
@@ -388,6 +395,8 @@ fn walk(bytes: &[u8]) -> Walk {
             }
             0xDA => {
                 w.scans += 1;
+                let ns = usize::from(payload.first().copied().unwrap_or(0));
+                w.min_scan_components = Some(w.min_scan_components.map_or(ns, |m| m.min(ns)));
                 pos = skip_entropy(bytes, pos);
             }
             _ => {}
@@ -692,6 +701,22 @@ fn chroma_of(f: &Frame) -> Option<Chroma> {
     }
 }
 
+/// zune-jpeg 0.5.15 decodes non-interleaved scans of a frame with
+/// subsampled chroma to wrong pixels without an error (zune-image issues
+/// #419/#422). Such files are valid JPEG, but pixels we cannot trust must
+/// not reach the picture checks, so `decodes` fails with the reason. Our
+/// encoder never writes this layout.
+fn untrusted_layout(w: &Walk) -> Option<String> {
+    let f = w.frame.as_ref()?;
+    let subsampled = f.components.iter().any(|c| c.h > 1 || c.v > 1);
+    let non_interleaved = w.min_scan_components? < f.components.len();
+    (f.marker == 0xC0 && subsampled && non_interleaved).then(|| {
+        "non-interleaved baseline scans with subsampled chroma: valid JPEG, but our decoder \
+         (zune-jpeg 0.5.15) decodes this layout wrongly, so its pixels are not trusted"
+            .to_owned()
+    })
+}
+
 fn decode(bytes: &[u8], frame: Option<&Frame>) -> (Option<RgbImage>, String) {
     if let Some(f) = frame {
         let pixels = u64::from(f.width) * u64::from(f.height);
@@ -835,6 +860,23 @@ mod tests {
         let r = verify_jpeg(&bytes, &rules());
         assert_eq!(r.chroma, None);
         assert_eq!(r.sampling.as_deref(), Some("2x1,1x1,1x1"));
+    }
+
+    #[test]
+    fn non_interleaved_subsampled_layout_is_not_trusted() {
+        let bytes = custom(480, 640, |e| {
+            e.set_sampling_factor(SamplingFactor::F_2_2);
+            e.set_optimized_huffman_tables(true);
+        });
+        let r = verify_jpeg(&bytes, &rules());
+        assert_eq!(failed(&r), ["decodes"]);
+        assert!(
+            r.check("decodes")
+                .unwrap()
+                .reason
+                .contains("non-interleaved")
+        );
+        assert!(r.image.is_none());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Simple seeded test pictures (gradient, noise, a rough portrait) for the
 //! codec tests, benches and size-model measurements.
+//! The generators panic on a zero dimension, like [`RgbImage::filled`];
+//! they take constants, never user input.
 
 use crate::image::RgbImage;
 

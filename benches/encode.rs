@@ -1,0 +1,22 @@
+//! Cost of the encode stage on a portrait-like 480x640 picture: the full
+//! window search, and one bare encode for comparison.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gradphoto::encode::{Chroma, EncodeSettings, encode_once, encode_to_window};
+use gradphoto::synth;
+
+fn bench(c: &mut Criterion) {
+    let img = synth::portrait(480, 640, 0.5, 42);
+    let settings = EncodeSettings::default();
+    c.bench_function("encode_to_window portrait 480x640", |b| {
+        b.iter(|| encode_to_window(black_box(&img), black_box(&settings)))
+    });
+    c.bench_function("encode_once q90 4:4:4 portrait 480x640", |b| {
+        b.iter(|| encode_once(black_box(&img), 90, Chroma::Full444, 300))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
