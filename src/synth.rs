@@ -435,6 +435,21 @@ impl Person {
         }
     }
 
+    /// How far from the centre any part of this person reaches above row
+    /// `y1`; `None` when the rows are all above the crown. Lets a row
+    /// skip the shape tests on pure backdrop.
+    fn reach(&self, y1: f64) -> Option<f64> {
+        if y1 < self.crown {
+            return None;
+        }
+        let mut r = self.ha;
+        if y1 >= self.torso_top(0.0) {
+            let below = (y1 - self.shoulder_y).max(0.0);
+            r = r.max(self.shoulder_half + (2.0 * self.round_r * below).sqrt());
+        }
+        Some(r + 1.0)
+    }
+
     fn classify(&self, x: f64, y: f64) -> Option<Layer> {
         if y < self.crown {
             return None;
@@ -681,12 +696,20 @@ fn render_row(scene: &Scene, py: u32, row: &mut [u8]) -> [u64; 4] {
         return sums;
     }
     const SUB: [(f64, f64); 4] = [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)];
+    let fy = f64::from(py);
+    let spans: Vec<(f64, f64)> = scene
+        .people
+        .iter()
+        .filter_map(|p| p.reach(fy + 1.0).map(|r| (p.cx - r, p.cx + r)))
+        .collect();
     for px in b.left..s.width - b.right {
-        let (fx, fy) = (f64::from(px), f64::from(py));
+        let fx = f64::from(px);
         // 2x2 supersampling: edges get partial coverage like a real lens.
         let mut layers = [(Layer::Backdrop, 0usize); 4];
-        for (k, (ox, oy)) in SUB.iter().enumerate() {
-            layers[k] = scene.classify(fx + ox, fy + oy);
+        if spans.iter().any(|(l, r)| fx + 1.0 >= *l && fx <= *r) {
+            for (k, (ox, oy)) in SUB.iter().enumerate() {
+                layers[k] = scene.classify(fx + ox, fy + oy);
+            }
         }
         let uniform = layers.iter().all(|l| *l == layers[0]);
         let colour = if uniform {
