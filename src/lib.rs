@@ -15,6 +15,8 @@ pub mod image;
 pub mod manifest;
 pub mod orient;
 pub mod output;
+pub mod photo;
+pub mod pipeline;
 pub mod portrait;
 pub mod resize;
 pub mod subject;

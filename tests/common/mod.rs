@@ -129,9 +129,9 @@ pub fn decode_independently(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
 /// The estimated IJG quality of a luminance table (inverse of libjpeg's scaling).
 pub fn estimate_quality(dqt: &[u16; 64]) -> u32 {
     const STD: [u16; 64] = [
-        16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57,
-        69, 56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64,
-        81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+        16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69,
+        56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81,
+        104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
     ];
     // Tables may be stored in zig-zag order; the sum is order-independent.
     let sum: u32 = dqt.iter().map(|&v| u32::from(v)).sum();
@@ -146,7 +146,9 @@ pub fn estimate_quality(dqt: &[u16; 64]) -> u32 {
 }
 
 fn colour_distance(a: [u8; 3], b: [u8; 3]) -> f64 {
-    let d: i32 = (0..3).map(|c| (i32::from(a[c]) - i32::from(b[c])).pow(2)).sum();
+    let d: i32 = (0..3)
+        .map(|c| (i32::from(a[c]) - i32::from(b[c])).pow(2))
+        .sum();
     f64::from(d).sqrt()
 }
 
@@ -174,7 +176,11 @@ pub fn border_free(width: u32, height: u32, rgb: &[u8]) -> Result<(), String> {
     let right: Vec<_> = (0..height * 2 / 5).map(|y| px(width - 1, y)).collect();
     let inner_top: Vec<_> = (0..width).map(|x| px(x, 8)).collect();
     let reference = mean(&inner_top);
-    for (name, line) in [("top row", top), ("left column", left), ("right column", right)] {
+    for (name, line) in [
+        ("top row", top),
+        ("left column", left),
+        ("right column", right),
+    ] {
         let m = mean(&line);
         if colour_distance(m, reference) > 25.0 {
             return Err(format!(

@@ -1,0 +1,226 @@
+//! One photo through every stage, in memory: the library's main entry point
+//! (`normalize_photo`), which the batch pipeline runs on its workers.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backdrop::{BackdropSettings, estimate_backdrop, judge_backdrop};
+use crate::border::{BorderSettings, find_borders};
+use crate::check::{Verdict, worst};
+use crate::compose::{CompositionRule, judge_composition, plan_crop};
+use crate::decode::{DecodeLimits, decode};
+use crate::encode::{EncodeSettings, encode_to_window};
+use crate::image::Rect;
+use crate::manifest::{BorderRemoved, OutputGeometry, PhotoRecord, Status};
+use crate::orient::apply_orientation;
+use crate::portrait::{PortraitSettings, judge_portrait};
+use crate::resize::resize_crop;
+use crate::subject::{SubjectSettings, locate_subject};
+use crate::verify::{OutputRules, verify_jpeg};
+
+/// Every setting that decides what a photo becomes. Serialised into the
+/// manifest, and its digest decides whether a rerun may reuse an output.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Options {
+    pub limits: DecodeLimits,
+    pub border: BorderSettings,
+    pub backdrop: BackdropSettings,
+    pub subject: SubjectSettings,
+    pub composition: CompositionRule,
+    pub portrait: PortraitSettings,
+    pub encode: EncodeSettings,
+}
+
+impl Options {
+    /// The hard rules the written file must meet, derived from the settings.
+    pub fn output_rules(&self) -> OutputRules {
+        OutputRules {
+            width: self.composition.out_width,
+            height: self.composition.out_height,
+            min_bytes: self.encode.min_bytes,
+            max_bytes: self.encode.max_bytes,
+            ..OutputRules::default()
+        }
+    }
+}
+
+/// Wall time per stage for one photo (summed over a batch for the manifest).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StageTimings(BTreeMap<&'static str, Duration>);
+
+impl StageTimings {
+    fn time<T>(&mut self, stage: &'static str, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let value = f();
+        *self.0.entry(stage).or_default() += start.elapsed();
+        value
+    }
+
+    pub fn add(&mut self, other: &StageTimings) {
+        for (stage, d) in &other.0 {
+            *self.0.entry(stage).or_default() += *d;
+        }
+    }
+
+    pub fn as_seconds(&self) -> BTreeMap<String, f64> {
+        self.0
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.as_secs_f64()))
+            .collect()
+    }
+}
+
+/// A photo after the stages: the record of what happened and, unless it
+/// failed, the JPEG to write.
+#[derive(Clone, Debug)]
+pub struct Processed {
+    pub record: PhotoRecord,
+    pub jpeg: Option<Vec<u8>>,
+    pub timings: StageTimings,
+}
+
+/// Runs every stage on one photo's bytes. `name` is only used to notice an
+/// extension that lies about the content. Input, output and hashes are
+/// left for the caller to fill in.
+pub fn normalize_photo(name: &Path, bytes: &[u8], options: &Options) -> Processed {
+    let mut record = PhotoRecord::default();
+    let mut timings = StageTimings::default();
+    let jpeg = run_stages(name, bytes, options, &mut record, &mut timings)
+        // Decoder messages can span lines; a manifest cell and a stderr
+        // line must not.
+        .map_err(|e| record.error = Some(e.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .ok();
+    let verdict = worst(&record.checks);
+    let status = match (&jpeg, verdict) {
+        (None, _) | (_, Verdict::Fail) => Status::Fail,
+        (Some(_), Verdict::Warn) => Status::Warn,
+        (Some(_), Verdict::Pass) => Status::Ok,
+    };
+    if status == Status::Fail && record.error.is_none() {
+        let failed: Vec<&str> = record
+            .checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .map(|c| c.name.as_str())
+            .collect();
+        record.error = Some(format!("failed checks: {}", failed.join(", ")));
+    }
+    record.status = Some(status);
+    Processed {
+        record,
+        jpeg: jpeg.filter(|_| status != Status::Fail),
+        timings,
+    }
+}
+
+/// The stages in order; fills `record` as it goes so a failure still shows
+/// how far the photo got.
+fn run_stages(
+    name: &Path,
+    bytes: &[u8],
+    options: &Options,
+    record: &mut PhotoRecord,
+    timings: &mut StageTimings,
+) -> Result<Vec<u8>, String> {
+    let matte = options.backdrop.reference;
+    let decoded = timings
+        .time("decode", || decode(bytes, &options.limits, matte))
+        .map_err(|e| e.to_string())?;
+    record.detected_type = Some(decoded.format.name().to_owned());
+    let extension = name
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    record.extension_mismatch = !decoded.format.matches_extension(&extension);
+    record.colour = Some(decoded.colour.clone());
+    record.progressive = Some(decoded.progressive);
+    record.original_width = Some(decoded.image.width());
+    record.original_height = Some(decoded.image.height());
+    record.orientation = Some(decoded.orientation.exif_value());
+
+    let upright = timings.time("orient", || {
+        apply_orientation(decoded.image, decoded.orientation)
+    });
+
+    let borders = timings.time("border", || find_borders(&upright, &options.border));
+    let inner = borders.inner(upright.width(), upright.height());
+    record.border_removed = Some(BorderRemoved {
+        top: borders.top,
+        bottom: borders.bottom,
+        left: borders.left,
+        right: borders.right,
+    });
+    let trimmed = if borders.is_none() {
+        upright
+    } else {
+        timings.time("border", || upright.crop(inner))
+    };
+
+    let backdrop = timings
+        .time("subject", || estimate_backdrop(&trimmed, &options.backdrop))
+        .map_err(|e| e.to_string())?;
+    record.backdrop_rgb = Some(backdrop.rgb);
+    record.backdrop_delta_e = Some(backdrop.delta_e);
+    record
+        .checks
+        .extend(judge_backdrop(&backdrop, &options.backdrop));
+
+    let plan = timings.time("subject", || {
+        locate_subject(&trimmed, &backdrop, &options.subject)
+            .map_err(|e| e.to_string())
+            .and_then(|subject| {
+                plan_crop(
+                    trimmed.width(),
+                    trimmed.height(),
+                    &subject,
+                    &options.composition,
+                )
+                .map_err(|e| e.to_string())
+            })
+    })?;
+    record.crop = Some(Rect::new(
+        plan.rect.x + inner.x,
+        plan.rect.y + inner.y,
+        plan.rect.width,
+        plan.rect.height,
+    ));
+    record.scale = Some(plan.scale);
+    record.geometry = Some(OutputGeometry {
+        crown_y: plan.crown_y,
+        eye_line_y: plan.eye_line_y,
+        face_width: plan.face_width,
+        head: plan.head,
+    });
+    record
+        .checks
+        .extend(judge_composition(&plan, &options.composition));
+
+    let rule = &options.composition;
+    let resized = timings
+        .time("resize", || {
+            resize_crop(&trimmed, plan.rect, rule.out_width, rule.out_height)
+        })
+        .map_err(|e| e.to_string())?;
+    drop(trimmed);
+    record.checks.extend(timings.time("portrait", || {
+        judge_portrait(&resized, &plan, &backdrop, &options.portrait)
+    }));
+
+    let encoded = timings
+        .time("encode", || encode_to_window(&resized, &options.encode))
+        .map_err(|e| e.to_string())?;
+    record.jpeg_quality = Some(encoded.quality);
+    record.chroma = Some(encoded.chroma.to_string());
+    record.encode_attempts = Some(encoded.attempts);
+    record.padding_bytes = Some(encoded.padding_bytes);
+
+    let report = timings.time("verify", || {
+        verify_jpeg(&encoded.bytes, &options.output_rules())
+    });
+    record.checks.extend(report.checks);
+    Ok(encoded.bytes)
+}
