@@ -307,17 +307,23 @@ pub fn count(records: &[PhotoRecord], skipped_not_images: usize) -> Counts {
 pub fn read_previous(dir: &Path) -> Option<Manifest> {
     let json = std::fs::read(dir.join(JSON_NAME)).ok()?;
     let mut manifest: Manifest = serde_json::from_slice(&json).ok()?;
-    // Records that finished after the last rewrite are only in the journal;
-    // a torn last line (killed mid-write) does not parse and is dropped.
+    // Records that finished after the last rewrite are only in the journal,
+    // and a journal record is newer than the JSON's record for the same
+    // input. A torn last line (killed mid-write) does not parse and is dropped.
     if let Ok(file) = File::open(dir.join(JOURNAL_NAME)) {
-        let known: std::collections::HashSet<String> =
-            manifest.photos.iter().map(|p| p.input.clone()).collect();
-        let extra = BufReader::new(file)
+        let mut by_input: BTreeMap<String, PhotoRecord> = manifest
+            .photos
+            .drain(..)
+            .map(|p| (p.input.clone(), p))
+            .collect();
+        for record in BufReader::new(file)
             .lines()
             .map_while(Result::ok)
             .filter_map(|line| serde_json::from_str::<PhotoRecord>(&line).ok())
-            .filter(|r| !known.contains(&r.input));
-        manifest.photos.extend(extra.collect::<Vec<_>>());
+        {
+            by_input.insert(record.input.clone(), record);
+        }
+        manifest.photos = by_input.into_values().collect();
     }
     Some(manifest)
 }
