@@ -7,9 +7,9 @@
 # The corpus (fuzz/corpus/normalize_photo) is seeded on first use with small
 # synthetic portraits of every kind the cohort generator makes (JPEG baseline,
 # progressive, restart markers, gray, CMYK, YCCK, phone EXIF; PNG 8/16-bit,
-# palette, alpha) plus every committed regression input in fixtures/hostile.
+# palette, alpha) plus every committed regression input in tests/hostile.
 # Crashes land in fuzz/artifacts/normalize_photo; each one found must become
-# a file in fixtures/hostile and a test in tests/hostile.rs.
+# a file in tests/hostile and a test in tests/hostile.rs.
 # FUZZ_TARGET_DIR (default fuzz/target) holds the instrumented build.
 # Usage: scripts/fuzz.sh [SECONDS] [extra libFuzzer flags]
 set -euo pipefail
@@ -27,7 +27,7 @@ if [ -z "$(ls -A "$corpus")" ]; then
 fi
 # Regression inputs always go back in, so the fuzzer starts from every
 # crash it ever found.
-find fixtures/hostile -maxdepth 1 -type f -size -200k -exec cp {} "$corpus"/ \; 2>/dev/null || true
+find tests/hostile -maxdepth 1 -type f -size -200k -exec cp {} "$corpus"/ \; 2>/dev/null || true
 # -malloc_limit_mb: one allocation above it is reported as a crash, so a
 # header that slips past the 1 MP pixel limit cannot go unnoticed.
 # -O -a: optimised, but with overflow checks and debug assertions, which
