@@ -232,6 +232,17 @@ fn decode_jpeg(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, DecodeErr
 /// Width and height from the first start-of-frame marker, found by walking
 /// the marker segments that precede it.
 pub fn jpeg_frame_size(bytes: &[u8]) -> Option<(u16, u16)> {
+    let is_sof = |m: u8| matches!(m, 0xC0..=0xCF) && !matches!(m, 0xC4 | 0xC8 | 0xCC);
+    let at = find_marker(bytes, is_sof)?;
+    let height = u16::from_be_bytes([*bytes.get(at + 5)?, *bytes.get(at + 6)?]);
+    let width = u16::from_be_bytes([*bytes.get(at + 7)?, *bytes.get(at + 8)?]);
+    Some((width, height))
+}
+
+/// The offset of the first marker `wanted` accepts, walking segment by
+/// segment from SOI so that bytes inside a segment (an EXIF thumbnail is a
+/// whole JPEG in APP1) are never taken for markers. Stops at the first scan.
+fn find_marker(bytes: &[u8], wanted: impl Fn(u8) -> bool) -> Option<usize> {
     let mut at = 2; // past SOI
     loop {
         // Markers may be preceded by any number of 0xFF fill bytes.
@@ -242,16 +253,13 @@ pub fn jpeg_frame_size(bytes: &[u8]) -> Option<(u16, u16)> {
             return None;
         }
         let marker = *bytes.get(at + 1)?;
+        if wanted(marker) {
+            return Some(at);
+        }
         let length = usize::from(u16::from_be_bytes([
             *bytes.get(at + 2)?,
             *bytes.get(at + 3)?,
         ]));
-        let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
-        if is_sof {
-            let height = u16::from_be_bytes([*bytes.get(at + 5)?, *bytes.get(at + 6)?]);
-            let width = u16::from_be_bytes([*bytes.get(at + 7)?, *bytes.get(at + 8)?]);
-            return Some((width, height));
-        }
         if marker == 0xDA || length < 2 {
             return None;
         }
@@ -261,7 +269,10 @@ pub fn jpeg_frame_size(bytes: &[u8]) -> Option<(u16, u16)> {
 
 /// Whether an end-of-image marker follows the first start-of-scan.
 fn has_eoi_after_scan(bytes: &[u8]) -> bool {
-    let first_sos = bytes.windows(2).position(|w| w == [0xFF, 0xDA]);
+    // The scan is found by walking segments: a search would stop at an EXIF
+    // thumbnail's scan, whose own EOI then vouches for a cut-off main image.
+    let first_sos = find_marker(bytes, |m| m == 0xDA)
+        .or_else(|| bytes.windows(2).position(|w| w == [0xFF, 0xDA]));
     let last_eoi = bytes.windows(2).rposition(|w| w == [0xFF, 0xD9]);
     matches!((first_sos, last_eoi), (Some(s), Some(e)) if e > s)
 }

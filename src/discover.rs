@@ -52,14 +52,42 @@ pub fn discover(inputs: &[PathBuf], exclude: Option<&Path>) -> Discovery {
     for input in inputs {
         match std::fs::metadata(input) {
             Ok(meta) if meta.is_dir() => walk(input, exclude.as_deref(), &mut found),
-            Ok(_) => classify(input, true, &mut found),
-            Err(e) => found.problems.push((input.clone(), e.to_string())),
+            Ok(meta) if meta.is_file() => classify(input, true, &mut found),
+            Ok(meta) => found.problems.push((input.clone(), special_file(&meta))),
+            Err(e) => found
+                .problems
+                .push((input.clone(), format!("cannot open: {e}"))),
         }
     }
     found.photos.sort();
     found.photos.dedup();
     found.skipped.sort();
     found
+}
+
+/// Why a path that is neither file nor folder is not read: opening a FIFO
+/// blocks until someone writes to it, and a device never ends.
+fn special_file(meta: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        let kind = if t.is_fifo() {
+            "a named pipe (FIFO)"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_block_device() || t.is_char_device() {
+            "a device"
+        } else {
+            "a special file"
+        };
+        format!("not a regular file: {kind}")
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        "not a regular file".to_owned()
+    }
 }
 
 fn walk(dir: &Path, exclude: Option<&Path>, found: &mut Discovery) {
@@ -94,12 +122,25 @@ fn walk(dir: &Path, exclude: Option<&Path>, found: &mut Discovery) {
         } else if kind.is_symlink() {
             match std::fs::metadata(&path) {
                 Ok(meta) if meta.is_file() => classify(&path, false, found),
-                Ok(_) => found.skipped.push(path),
+                Ok(meta) if meta.is_dir() => found.skipped.push(path),
+                Ok(meta) => special(path, &meta, found),
                 Err(e) => found.problems.push((path, format!("broken link: {e}"))),
             }
-        } else {
+        } else if kind.is_file() {
             classify(&path, false, found);
+        } else if let Ok(meta) = entry.metadata() {
+            special(path, &meta, found);
         }
+    }
+}
+
+/// A FIFO, socket or device met in a folder: reported when its name claims
+/// a photo, passed over otherwise, never opened.
+fn special(path: PathBuf, meta: &std::fs::Metadata, found: &mut Discovery) {
+    if claims_to_be_photo(&path) {
+        found.problems.push((path, special_file(meta)));
+    } else {
+        found.skipped.push(path);
     }
 }
 

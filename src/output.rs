@@ -83,6 +83,49 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8], overwrite: bool) -> Resu
     }
 }
 
+/// The process id in the name of a temporary file this module made
+/// (`.<name>.<pid>-<n>.tmp`), or of the write probe the pipeline makes.
+fn temporary_owner(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?;
+    if let Some(pid) = rest.strip_prefix(PROBE_PREFIX) {
+        return pid.parse().ok();
+    }
+    let stem = rest.strip_suffix(".tmp")?;
+    let (_, tag) = stem.rsplit_once('.')?;
+    let (pid, n) = tag.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Name of the empty file written to prove a folder is writable.
+pub const PROBE_PREFIX: &str = "gradphoto-write-test-";
+
+/// Whether process `pid` may still be writing. Where that cannot be known
+/// (no /proc), every process counts as alive, so nothing is removed.
+fn may_be_running(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+}
+
+/// Removes the temporary files a killed run left in `dir`: hidden, never
+/// mistaken for outputs, but clutter in a folder a school will upload.
+/// Returns how many were removed.
+pub fn remove_stale_temporaries(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let own = std::process::id();
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| {
+            temporary_owner(&e.file_name().to_string_lossy())
+                .is_some_and(|pid| pid != own && !may_be_running(pid))
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Why an output name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -90,17 +133,42 @@ pub enum NameError {
     Empty,
     #[error("output name {0:?} could leave the output folder or is not a plain file name")]
     Escapes(String),
-    #[error("output name {0:?} contains control characters")]
+    #[error("output name {0:?} contains control or bidirectional-text characters")]
     Control(String),
+    #[error("output name {0:?} contains a character Windows forbids in file names")]
+    Forbidden(String),
+    #[error("output name {0:?} is a reserved device name on Windows")]
+    Reserved(String),
+    #[error("output name {0:?} is longer than 255 bytes")]
+    TooLong(String),
 }
 
-/// Checks that `name` is one plain file name: no separators, no `..`, no
-/// control characters, nothing a filesystem would read as a path.
+/// Characters that reorder how a name is displayed, so a file can look like
+/// another; refused along with control characters.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Device names Windows resolves in any folder, whatever the extension
+/// (outputs are often copied to a Windows share for the upload).
+fn is_windows_device(name: &str) -> bool {
+    let base = name.split('.').next().unwrap_or_default().trim_end();
+    let upper = base.to_ascii_uppercase();
+    matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || ((upper.starts_with("COM") || upper.starts_with("LPT"))
+            && upper.len() == 4
+            && upper.as_bytes()[3].is_ascii_digit())
+}
+
+/// Checks that `name` is one plain file name, safe on Linux, macOS and
+/// Windows: no separators, no `..`, no control characters, nothing a
+/// filesystem would read as a path or a device. Every output path is the
+/// output folder joined with a name that passed this check.
 pub fn validate_file_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
     }
-    if name.chars().any(char::is_control) {
+    if name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
         return Err(NameError::Control(name.to_owned()));
     }
     let escapes = name.contains(['/', '\\', ':'])
@@ -111,6 +179,17 @@ pub fn validate_file_name(name: &str) -> Result<(), NameError> {
         || name.ends_with('.');
     if escapes {
         return Err(NameError::Escapes(name.to_owned()));
+    }
+    if name.contains(['<', '>', '"', '|', '?', '*']) {
+        return Err(NameError::Forbidden(name.to_owned()));
+    }
+    if is_windows_device(name) {
+        return Err(NameError::Reserved(name.to_owned()));
+    }
+    // The limit of ext4, APFS and NTFS (in bytes on the first two); longer
+    // would fail at write time with a less helpful message.
+    if name.len() > 255 {
+        return Err(NameError::TooLong(name.to_owned()));
     }
     Ok(())
 }
@@ -173,15 +252,77 @@ mod tests {
             ".hidden.jpg",
             "a\u{0}.jpg",
             "c:x.jpg",
+            "/etc/passwd",
+            "C:\\Windows\\x.jpg",
+            "..\\..\\x.jpg",
+            "\\\\server\\share.jpg",
+            "a\nb.jpg",
+            "a\u{1b}[31m.jpg",
+            "gpj.\u{202E}exe",
+            "a\u{2066}b.jpg",
+            "x.jpg ",
+            "x.jpg.",
+            "a?.jpg",
+            "a*.jpg",
+            "a|b.jpg",
+            "a<b>.jpg",
+            "a\"b.jpg",
+            "CON.jpg",
+            "nul.jpg",
+            "com1.jpg",
+            "LPT9.tar.jpg",
         ] {
             assert!(validate_file_name(bad).is_err(), "{bad:?}");
         }
-        for good in ["2021001.jpg", "张三.jpg", "a b.jpg"] {
+        let long = format!("{}.jpg", "张".repeat(84)); // 256 bytes
+        assert_eq!(
+            validate_file_name(&long),
+            Err(NameError::TooLong(long.clone()))
+        );
+        assert!(validate_file_name(&long[3..]).is_ok(), "253 bytes is fine");
+        for good in [
+            "2021001.jpg",
+            "张三.jpg",
+            "a b.jpg",
+            "console.jpg",
+            "com10.jpg",
+            "a.b.jpg",
+        ] {
             assert!(validate_file_name(good).is_ok(), "{good:?}");
         }
         assert_eq!(
             output_name_for(Path::new("in/IMG 1.PNG")).unwrap(),
             "IMG 1.jpg"
         );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_temporaries_of_dead_processes_are_removed() {
+        let dir = temp_dir("stale");
+        // PIDs above the kernel's maximum (4,194,304) cannot be running.
+        let dead = ".a.jpg.4999999-3.tmp";
+        let probe = format!(".{PROBE_PREFIX}4999998");
+        let own = format!(".b.jpg.{}-0.tmp", std::process::id());
+        let keep = [
+            own.as_str(),
+            ".c.jpg.tmp",
+            "a.jpg",
+            ".hidden",
+            "x.4999999-1.tmp",
+        ];
+        for name in keep.iter().chain(&[dead, probe.as_str()]) {
+            std::fs::write(dir.join(name), b"x").unwrap();
+        }
+        assert_eq!(remove_stale_temporaries(&dir), 2);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut expected: Vec<String> = keep.iter().map(|s| (*s).to_owned()).collect();
+        expected.sort();
+        assert_eq!(left, expected);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

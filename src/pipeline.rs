@@ -6,6 +6,7 @@
 //! number of workers, never by the size of the batch.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -14,8 +15,11 @@ use sha2::{Digest, Sha256};
 
 use crate::discover::{Discovery, discover};
 use crate::manifest::{self, Manifest, ManifestWriter, PhotoRecord, RunHeader, Status};
-use crate::output::{WriteError, output_name_for, write_file_atomically};
-use crate::photo::{Options, StageTimings, normalize_photo};
+use crate::output::{
+    PROBE_PREFIX, WriteError, output_name_for, remove_stale_temporaries, validate_file_name,
+    write_file_atomically,
+};
+use crate::photo::{Options, Processed, StageTimings, normalize_photo};
 
 /// Everything a `normalize` run needs besides the per-photo options.
 #[derive(Clone, Debug)]
@@ -50,6 +54,10 @@ pub enum BatchError {
         "output folder {0} is also an input folder; choose another --out (or pass --allow-output-in-input)"
     )]
     OutputIsInput(PathBuf),
+    #[error(
+        "output folder {0} is inside an input folder and already holds other files; choose another --out (or pass --allow-output-in-input)"
+    )]
+    OutputInsideInput(PathBuf),
     #[error("cannot create output folder {path}: {source}")]
     CreateOut {
         path: PathBuf,
@@ -77,6 +85,48 @@ pub fn settings_fingerprint(options: &Options) -> (serde_json::Value, String) {
     (value, hex::encode(hasher.finalize()))
 }
 
+/// The folders the user's inputs live in: each folder named, and the folder
+/// of each file named.
+fn input_folders(inputs: &[PathBuf]) -> Vec<PathBuf> {
+    inputs
+        .iter()
+        .filter_map(|input| {
+            let folder = if input.is_dir() {
+                input.as_path()
+            } else {
+                input.parent()?
+            };
+            let folder = if folder.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                folder
+            };
+            folder.canonicalize().ok()
+        })
+        .collect()
+}
+
+/// Whether a folder inside an input folder holds anything besides what
+/// gradphoto writes: then it is the user's folder of photos, not ours.
+fn holds_foreign_files(out: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return false;
+    };
+    let has_manifest = out.join(manifest::JSON_NAME).exists();
+    entries.filter_map(Result::ok).any(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ours = name.starts_with('.')
+            || [
+                manifest::JSON_NAME,
+                manifest::CSV_NAME,
+                manifest::JOURNAL_NAME,
+            ]
+            .contains(&name.as_str())
+            || (has_manifest && name.ends_with(".jpg"));
+        !ours
+    })
+}
+
 fn check_output_folder(config: &BatchConfig) -> Result<PathBuf, BatchError> {
     let out = &config.out_dir;
     std::fs::create_dir_all(out).map_err(|source| BatchError::CreateOut {
@@ -88,29 +138,21 @@ fn check_output_folder(config: &BatchConfig) -> Result<PathBuf, BatchError> {
         source,
     })?;
     if !config.allow_output_in_input {
-        for input in &config.inputs {
-            let folder = if input.is_dir() {
-                Some(input.as_path())
-            } else {
-                input.parent()
-            };
-            let same = folder
-                .map(|f| {
-                    if f.as_os_str().is_empty() {
-                        Path::new(".")
-                    } else {
-                        f
-                    }
-                })
-                .and_then(|f| f.canonicalize().ok())
-                .is_some_and(|f| f == canonical_out);
-            if same {
+        // A fresh folder inside an input folder (`normalize . --out out`) is
+        // fine: discovery leaves it out. One that already holds other files
+        // is somebody's photos, which would be skipped as inputs and mixed
+        // with outputs.
+        for folder in input_folders(&config.inputs) {
+            if canonical_out == folder {
                 return Err(BatchError::OutputIsInput(out.clone()));
+            }
+            if canonical_out.starts_with(&folder) && holds_foreign_files(&canonical_out) {
+                return Err(BatchError::OutputInsideInput(out.clone()));
             }
         }
     }
     // Find out now, not after the first photo, that we cannot write here.
-    let probe = out.join(format!(".gradphoto-write-test-{}", std::process::id()));
+    let probe = out.join(format!(".{PROBE_PREFIX}{}", std::process::id()));
     write_file_atomically(&probe, b"", true).map_err(|e| BatchError::NotWritable {
         path: out.clone(),
         source: e.into_io(),
@@ -181,22 +223,86 @@ fn failed_record(input: &Path, error: String) -> PhotoRecord {
     }
 }
 
-/// Runs one photo: read, hash, resume check, stages. Never panics outward:
-/// a panic in one photo's stages becomes that photo's failure.
-fn work(job: &Job, options: &Options, previous: &HashMap<String, PhotoRecord>, out: &Path) -> Done {
+/// The per-photo stages as the workers call them: the input's path (for
+/// its extension) and bytes in, the record and JPEG out.
+pub type PhotoFn<'a> = dyn Fn(&Path, &[u8]) -> Processed + Sync + 'a;
+
+/// Reads a whole input, refusing what is not a regular file (a FIFO would
+/// block the worker forever, a device never ends) or is larger than any
+/// photo within the pixel limit could be.
+fn read_input(path: &Path, max_bytes: u64) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let too_big =
+        || format!("file is over {max_bytes} bytes, larger than any photo within the pixel limit");
+    if meta.len() > max_bytes {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    // The file may grow while we read it; never read more than the limit.
+    file.take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
+/// The largest input file accepted: 8 bytes a pixel at the pixel limit is
+/// more than even an uncompressed 16-bit RGBA PNG needs.
+fn max_input_bytes(options: &Options) -> u64 {
+    options.limits.max_pixels.saturating_mul(8).max(1 << 20)
+}
+
+/// Runs the stages on one photo, turning a panic into that photo's failure
+/// so that one bad file never ends the batch.
+fn run_guarded(process: &PhotoFn<'_>, input: &Path, bytes: &[u8]) -> Result<Processed, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process(input, bytes))).map_err(
+        |panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            format!("internal error while processing (please report): {message}")
+        },
+    )
+}
+
+/// Runs one photo: read, hash, resume check, stages. Never panics outward.
+fn work(
+    job: &Job,
+    process: &PhotoFn<'_>,
+    max_bytes: u64,
+    previous: &HashMap<String, PhotoRecord>,
+    out: &Path,
+) -> Done {
     let input_display = job.input.display().to_string();
-    let bytes = match std::fs::read(&job.input) {
+    let fail = |record: PhotoRecord, error: String| Done {
+        record: PhotoRecord {
+            status: Some(Status::Fail),
+            error: Some(error),
+            ..record
+        },
+        jpeg: None,
+        timings: StageTimings::default(),
+    };
+    let bytes = match read_input(&job.input, max_bytes) {
         Ok(b) => b,
         Err(e) => {
-            return Done {
-                record: failed_record(&job.input, format!("cannot read: {e}")),
-                jpeg: None,
-                timings: StageTimings::default(),
+            let record = PhotoRecord {
+                input: input_display,
+                ..PhotoRecord::default()
             };
+            return fail(record, e);
         }
     };
     let input_sha256 = sha256_hex(&bytes);
-    let mut base = PhotoRecord {
+    let base = PhotoRecord {
         input: input_display.clone(),
         input_bytes: bytes.len() as u64,
         input_sha256: input_sha256.clone(),
@@ -204,15 +310,7 @@ fn work(job: &Job, options: &Options, previous: &HashMap<String, PhotoRecord>, o
     };
     let name = match &job.name {
         Ok(n) => n.clone(),
-        Err(e) => {
-            base.status = Some(Status::Fail);
-            base.error = Some(e.clone());
-            return Done {
-                record: base,
-                jpeg: None,
-                timings: StageTimings::default(),
-            };
-        }
+        Err(e) => return fail(base, e.clone()),
     };
     if let Some(done) = previous
         .get(&input_display)
@@ -227,27 +325,9 @@ fn work(job: &Job, options: &Options, previous: &HashMap<String, PhotoRecord>, o
             timings: StageTimings::default(),
         };
     }
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        normalize_photo(&job.input, &bytes, options)
-    }));
-    let mut processed = match result {
+    let mut processed = match run_guarded(process, &job.input, &bytes) {
         Ok(p) => p,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            base.status = Some(Status::Fail);
-            base.error = Some(format!(
-                "internal error while processing (please report): {message}"
-            ));
-            return Done {
-                record: base,
-                jpeg: None,
-                timings: StageTimings::default(),
-            };
-        }
+        Err(e) => return fail(base, e),
     };
     let record = &mut processed.record;
     record.input = input_display;
@@ -280,6 +360,12 @@ fn write_output(out: &Path, done: &mut Done, overwrite: bool) -> Result<(), Writ
     let (Some(jpeg), Some(name)) = (&done.jpeg, &done.record.output) else {
         return Ok(());
     };
+    // Names were checked when assigned; checked again here, at the one place
+    // a path is made, so no future source of names can bypass it.
+    validate_file_name(name).map_err(|e| WriteError::Io {
+        path: out.to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
+    })?;
     let path = out.join(name);
     match write_file_atomically(&path, jpeg, overwrite) {
         Err(WriteError::Exists(p)) => {
@@ -312,8 +398,27 @@ pub fn run_normalize(
     config: &BatchConfig,
     progress: &dyn Progress,
 ) -> Result<Manifest, BatchError> {
+    let options = &config.options;
+    run_batch(config, progress, &|input: &Path, bytes: &[u8]| {
+        normalize_photo(input, bytes, options)
+    })
+}
+
+/// [`run_normalize`] with the per-photo stages passed in, so tests can make
+/// one photo's processing misbehave and watch the batch go on.
+fn run_batch(
+    config: &BatchConfig,
+    progress: &dyn Progress,
+    process: &PhotoFn<'_>,
+) -> Result<Manifest, BatchError> {
     let started = Instant::now();
     let out = check_output_folder(config)?;
+    let removed = remove_stale_temporaries(&out);
+    if removed > 0 {
+        progress.note(&format!(
+            "removed {removed} temporary files left by an interrupted run"
+        ));
+    }
     let Discovery {
         photos,
         skipped,
@@ -376,10 +481,12 @@ pub fn run_normalize(
         pool.in_place_scope(|workers| -> Result<(), BatchError> {
             for _ in 0..jobs {
                 let (job_rx, done_tx) = (job_rx.clone(), done_tx.clone());
-                let (options, previous, out) = (&config.options, &previous, out.as_path());
+                let (previous, out) = (&previous, out.as_path());
+                let max_bytes = max_input_bytes(&config.options);
                 workers.spawn(move |_| {
                     for job in job_rx {
-                        if done_tx.send(work(&job, options, previous, out)).is_err() {
+                        let done = work(&job, process, max_bytes, previous, out);
+                        if done_tx.send(done).is_err() {
                             break;
                         }
                     }
@@ -418,4 +525,87 @@ pub fn run_normalize(
         return Err(BatchError::FatalWrite(e));
     }
     Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Status;
+
+    /// A stand-in for the stages: fails loudly on one photo, "encodes" the
+    /// others as their own bytes.
+    fn panics_on_b(input: &Path, bytes: &[u8]) -> Processed {
+        if input.ends_with("b.jpg") {
+            panic!("stage bug on {}", input.display());
+        }
+        Processed {
+            record: PhotoRecord {
+                status: Some(Status::Ok),
+                ..PhotoRecord::default()
+            },
+            jpeg: Some(bytes.to_vec()),
+            timings: StageTimings::default(),
+        }
+    }
+
+    #[test]
+    fn a_panic_in_one_photo_fails_that_photo_and_the_batch_goes_on() {
+        let root = std::env::temp_dir().join(format!("gradphoto-panic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let input = root.join("in");
+        std::fs::create_dir_all(&input).unwrap();
+        for name in ["a.jpg", "b.jpg", "c.jpg"] {
+            std::fs::write(input.join(name), [0xFF, 0xD8, 0xFF, name.as_bytes()[0]]).unwrap();
+        }
+        let config = BatchConfig {
+            inputs: vec![input.clone()],
+            out_dir: root.join("out"),
+            jobs: 2,
+            overwrite: false,
+            allow_output_in_input: false,
+            options: Options::default(),
+        };
+        let manifest = run_batch(&config, &Silent, &panics_on_b).unwrap();
+        let by_name: HashMap<&str, &PhotoRecord> = manifest
+            .photos
+            .iter()
+            .map(|r| (r.input.rsplit('/').next().unwrap_or_default(), r))
+            .collect();
+        assert_eq!(by_name.len(), 3);
+        let b = by_name["b.jpg"];
+        assert_eq!(b.status, Some(Status::Fail));
+        let error = b.error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains("internal error") && error.contains("stage bug"),
+            "{error}"
+        );
+        for name in ["a.jpg", "c.jpg"] {
+            assert_eq!(by_name[name].status, Some(Status::Ok));
+            let written = std::fs::read(root.join("out").join(name)).unwrap();
+            assert_eq!(written, [0xFF, 0xD8, 0xFF, name.as_bytes()[0]]);
+        }
+        assert!(!root.join("out/b.jpg").exists());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn inputs_over_the_byte_limit_or_not_regular_are_refused_unread() {
+        let root = std::env::temp_dir().join(format!("gradphoto-read-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let file = root.join("big.jpg");
+        std::fs::write(&file, vec![0u8; 2048]).unwrap();
+        assert_eq!(read_input(&file, 2048).map(|b| b.len()), Ok(2048));
+        assert!(
+            read_input(&file, 2047)
+                .unwrap_err()
+                .contains("larger than any photo")
+        );
+        assert_eq!(read_input(&root, 1 << 20), Err("not a regular file".into()));
+        assert!(
+            read_input(&root.join("missing.jpg"), 10)
+                .unwrap_err()
+                .starts_with("cannot read")
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
