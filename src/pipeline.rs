@@ -13,9 +13,11 @@ use crossbeam_channel::bounded;
 use sha2::{Digest, Sha256};
 
 use crate::discover::{Discovery, discover};
+use crate::manifest::RosterFields;
 use crate::manifest::{self, Manifest, ManifestWriter, PhotoRecord, RunHeader, Status};
-use crate::output::{WriteError, output_name_for, write_file_atomically};
+use crate::output::{WriteError, write_file_atomically};
 use crate::photo::{Options, StageTimings, normalize_photo};
+use crate::roster::{NameTemplate, Roster, assign_names};
 
 /// Everything a `normalize` run needs besides the per-photo options.
 #[derive(Clone, Debug)]
@@ -29,6 +31,9 @@ pub struct BatchConfig {
     /// Allow the output folder to be an input folder.
     pub allow_output_in_input: bool,
     pub options: Options,
+    /// Graduates to match photos to, and how outputs are named.
+    pub roster: Option<Roster>,
+    pub name_template: NameTemplate,
 }
 
 /// What the caller hears as the batch goes on (the CLI draws progress).
@@ -124,48 +129,13 @@ struct Job {
     input: PathBuf,
     /// The output file name, or why this input gets none.
     name: Result<String, String>,
+    roster: Option<RosterFields>,
 }
 
 struct Done {
     record: PhotoRecord,
     jpeg: Option<Vec<u8>>,
     timings: StageTimings,
-}
-
-/// Gives every photo its output name; a name two inputs would share is
-/// refused for all of them, so neither silently wins.
-fn assign_names(photos: &[PathBuf]) -> Vec<Result<String, String>> {
-    let names: Vec<Result<String, String>> = photos
-        .iter()
-        .map(|p| output_name_for(p).map_err(|e| e.to_string()))
-        .collect();
-    let mut users: HashMap<String, Vec<usize>> = HashMap::new();
-    for (i, name) in names.iter().enumerate() {
-        if let Ok(n) = name {
-            // Case-insensitive filesystems (Windows, macOS) would merge these.
-            users.entry(n.to_lowercase()).or_default().push(i);
-        }
-    }
-    names
-        .into_iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let n = name?;
-            let sharing = &users[&n.to_lowercase()];
-            if sharing.len() > 1 {
-                let others: Vec<String> = sharing
-                    .iter()
-                    .filter(|&&j| j != i)
-                    .map(|&j| photos[j].display().to_string())
-                    .collect();
-                return Err(format!(
-                    "output name {n} is shared with {}: rename one of them",
-                    others.join(", ")
-                ));
-            }
-            Ok(n)
-        })
-        .collect()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -350,7 +320,8 @@ pub fn run_normalize(
     }
     progress.started(photos.len());
 
-    let names = assign_names(&photos);
+    let assigned = assign_names(&photos, config.roster.as_ref(), &config.name_template);
+    writer.run_mut().roster = assigned.summary;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .thread_name(|i| format!("gradphoto-worker-{i}"))
@@ -365,8 +336,16 @@ pub fn run_normalize(
 
     std::thread::scope(|threads| -> Result<(), BatchError> {
         threads.spawn(move || {
-            for (input, name) in photos.into_iter().zip(names) {
-                if job_tx.send(Job { input, name }).is_err() {
+            let rows = assigned.names.into_iter().zip(assigned.fields);
+            for (input, (name, roster)) in photos.into_iter().zip(rows) {
+                if job_tx
+                    .send(Job {
+                        input,
+                        name,
+                        roster,
+                    })
+                    .is_err()
+                {
                     break; // the writer stopped on a fatal error
                 }
             }
@@ -379,7 +358,9 @@ pub fn run_normalize(
                 let (options, previous, out) = (&config.options, &previous, out.as_path());
                 workers.spawn(move |_| {
                     for job in job_rx {
-                        if done_tx.send(work(&job, options, previous, out)).is_err() {
+                        let mut done = work(&job, options, previous, out);
+                        done.record.roster = job.roster;
+                        if done_tx.send(done).is_err() {
                             break;
                         }
                     }
