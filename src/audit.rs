@@ -144,12 +144,28 @@ pub fn audit_photo(name: &Path, bytes: &[u8], options: &Options, want_thumbnail:
                 )
             }
         } else {
-            format!("normalize cannot fix it: {}", attempt.reasons().join("; "))
+            format!("normalize cannot fix it: {}", why_not(&attempt))
         });
     }
     Audited {
         record,
         thumbnail: thumb,
+    }
+}
+
+/// What stopped `normalize`: the failed checks, or its error when it
+/// stopped before judging (its error then names no check).
+fn why_not(attempt: &PhotoRecord) -> String {
+    let failed: Vec<String> = attempt
+        .checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .map(|c| format!("{}: {}", c.name, c.reason))
+        .collect();
+    if failed.is_empty() {
+        attempt.error.clone().unwrap_or_default()
+    } else {
+        failed.join("; ")
     }
 }
 

@@ -181,7 +181,7 @@ table{border-collapse:collapse}td,th{padding:2px 8px;text-align:left;border-bott
 .bar{display:inline-block;height:10px;background:#7aa7d8;vertical-align:middle}\
 .sw{display:inline-block;width:18px;height:18px;border:1px solid #999;vertical-align:middle;margin-right:4px}\
 .filters{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;z-index:1}\
-.sheet{display:flex;flex-wrap:wrap;gap:8px;padding:8px 16px}\
+.sheet{display:flex;flex-wrap:wrap;align-items:flex-start;gap:8px;padding:8px 16px}\
 .card{width:180px;background:#fff;border:1px solid #ccc;border-radius:6px;padding:6px;\
 content-visibility:auto;contain-intrinsic-size:180px 300px;font-size:12px}\
 .card img{display:block;width:120px;margin:0 auto;background:#eee}\
@@ -335,7 +335,7 @@ fn card(h: &mut String, r: &PhotoRecord, thumb: Option<&[u8]>) {
 }
 
 fn bar(h: &mut String, label: &str, n: usize, total: usize) {
-    let width = if total == 0 { 0 } else { n * 120 / total };
+    let width = (n * 120).checked_div(total).unwrap_or(0);
     let _ = write!(
         h,
         "<tr><td>{}</td><td>{n}</td><td><span class=\"bar\" style=\"width:{width}px\"></span></td></tr>",

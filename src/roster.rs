@@ -130,6 +130,13 @@ pub enum RosterError {
         field: &'static str,
         headers: String,
     },
+    #[error("roster {path} has no column {header:?} for {field} (headers: {headers})")]
+    NamedColumnMissing {
+        path: PathBuf,
+        header: String,
+        field: &'static str,
+        headers: String,
+    },
     #[error(
         "--roster-columns: {0} (expected e.g. student_no=学号,id_card=身份证号,name=姓名,file=文件名,collection_code=采集码)"
     )]
@@ -267,8 +274,9 @@ impl Roster {
                     let wanted = header_key(name);
                     let at = headers.iter().position(|h| header_key(h) == wanted);
                     if at.is_none() {
-                        return Err(RosterError::MissingColumn {
+                        return Err(RosterError::NamedColumnMissing {
                             path: path.to_owned(),
+                            header: name.clone(),
                             field: field.key(),
                             headers: headers.join(", "),
                         });
@@ -528,9 +536,7 @@ impl NameTemplate {
     }
 
     fn uses(&self, field: Field) -> bool {
-        self.parts
-            .iter()
-            .any(|p| *p == Part::Value(Placeholder::Field(field)))
+        self.parts.contains(&Part::Value(Placeholder::Field(field)))
     }
 
     /// The name for one photo: `stem` is the input's file stem, `entry` its

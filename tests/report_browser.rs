@@ -103,15 +103,15 @@ fn report_shows_the_manifest_verdicts_in_a_browser() {
     ] {
         assert_eq!(text_of(&dom, id), counts[key].to_string(), "#{id}");
     }
-    let cards = cards(&dom);
-    assert_eq!(cards.len(), mixed::EXPECTED.len());
+    let sheet = cards(&dom);
+    assert_eq!(sheet.len(), mixed::EXPECTED.len());
     assert_eq!(
         text_of(&dom, "n-shown"),
-        cards.len().to_string(),
+        sheet.len().to_string(),
         "script ran, nothing filtered"
     );
     // Failures first, and each bad photo's card names its failed check.
-    let first_pass = cards
+    let first_pass = sheet
         .iter()
         .position(|c| !c.contains("data-s=\"fail\""))
         .unwrap();

@@ -125,13 +125,16 @@ pub fn build(scratch: &Path) -> PathBuf {
     copy("12-two-people.jpg", "two-people.jpg");
 
     let base = std::fs::read(&good[0]).unwrap();
-    // Two comment segments right after SOI: pixels unchanged, over 100 KB.
-    let mut large = base[..2].to_vec();
+    // Two comment segments after the JFIF header: pixels and every other
+    // rule unchanged, over 100 KB.
+    assert_eq!(&base[2..4], [0xFF, 0xE0], "JFIF APP0 first");
+    let after_app0 = 4 + usize::from(u16::from_be_bytes([base[4], base[5]]));
+    let mut large = base[..after_app0].to_vec();
     for _ in 0..2 {
         large.extend_from_slice(&[0xFF, 0xFE, 0xEA, 0x62]); // length 60002
         large.extend(std::iter::repeat_n(b'x', 60_000));
     }
-    large.extend_from_slice(&base[2..]);
+    large.extend_from_slice(&base[after_app0..]);
     std::fs::write(dir.join("too-large.jpg"), large).unwrap();
 
     let mut framed = pixels(&base);
