@@ -3,6 +3,7 @@
 //!
 //! One module per pipeline stage, each a plain function over plain data.
 
+pub mod audit;
 pub mod backdrop;
 pub mod border;
 pub mod check;
@@ -18,7 +19,9 @@ pub mod output;
 pub mod photo;
 pub mod pipeline;
 pub mod portrait;
+pub mod report;
 pub mod resize;
+pub mod roster;
 pub mod subject;
 pub mod synth;
 #[cfg(test)]

@@ -7,15 +7,24 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use gradphoto::manifest::{Manifest, PhotoRecord, Status};
+use gradphoto::audit::{CheckConfig, run_check};
+use gradphoto::manifest::{Manifest, PhotoRecord, RosterRef, RosterSummary, Status};
 use gradphoto::photo::Options;
 use gradphoto::pipeline::{BatchConfig, Progress, run_normalize};
+use gradphoto::report::{thumbnails_from_files, write_report};
+use gradphoto::roster::{ColumnNames, NameTemplate, Roster};
 use indicatif::{ProgressBar, ProgressStyle};
 
 const EXIT_CODES: &str = "\
 Exit status:
   0  every photo was written (some may carry warnings to review)
   1  the run finished, but some photos failed (see manifest.csv and stderr)
+  2  usage error, or a fatal error such as an output folder that cannot be written";
+
+const CHECK_EXIT_CODES: &str = "\
+Exit status:
+  0  every photo passes (some may carry warnings to review)
+  1  some photos fail (see manifest.csv and stderr)
   2  usage error, or a fatal error such as an output folder that cannot be written";
 
 /// Turns graduation portraits into photos the national degree registry
@@ -43,30 +52,28 @@ enum Command {
     /// already done with the same settings are kept, the rest are made.
     #[command(after_help = EXIT_CODES)]
     Normalize(NormalizeArgs),
+
+    /// Judge existing photos against every rule, without changing them.
+    ///
+    /// Each photo is checked against the file rules (real baseline JPEG,
+    /// 480x640, size window, no EXIF, 300 dpi, quality, no border, nothing
+    /// after the end) and the picture rules (light-blue even backdrop, one
+    /// person, head size and place, light), as it stands. For every photo
+    /// that fails, the manifest says whether `normalize` would make it pass
+    /// (tried in memory) or why not. DIR gets manifest.json and
+    /// manifest.csv (and report.html with --report).
+    #[command(after_help = CHECK_EXIT_CODES)]
+    Check(CheckArgs),
 }
 
 #[derive(Args, Debug)]
 struct NormalizeArgs {
-    /// Photos or folders of photos (folders are searched recursively;
-    /// files that are not images are passed over).
-    #[arg(required = true, value_name = "INPUT")]
-    inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
 
     /// Folder for the photos and the manifest (created if missing).
     #[arg(short, long, value_name = "DIR")]
     out: PathBuf,
-
-    /// Worker threads [default: all cores].
-    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    jobs: Option<u16>,
-
-    /// Smallest file size accepted, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 30_720)]
-    min_bytes: usize,
-
-    /// Largest file size accepted, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 100_000)]
-    max_bytes: usize,
 
     /// When even quality 100 is smaller than --min-bytes, pad the file with a
     /// JPEG comment segment (pixels untouched) instead of failing the photo.
@@ -81,60 +88,164 @@ struct NormalizeArgs {
     #[arg(long)]
     allow_output_in_input: bool,
 
+    /// The list of graduates (CSV, UTF-8 or GBK/GB18030): a photo matches
+    /// the row whose file-name column or student number equals its file
+    /// name (without extension). Columns are found by header: 学号/student_no
+    /// (required), 身份证号/id_card, 姓名/name, 采集码/collection_code,
+    /// 文件名/file. Graduates without a photo or with several, photos that
+    /// match nobody and invalid ID-card numbers are listed in the manifest.
+    #[arg(long, value_name = "FILE.csv")]
+    roster: Option<PathBuf>,
+
+    /// Header names for roster columns the defaults do not recognise, e.g.
+    /// `student_no=XH,id_card=SFZH,name=XM,file=ZP,collection_code=CJM`.
+    #[arg(long, value_name = "FIELD=HEADER,...", requires = "roster")]
+    roster_columns: Option<String>,
+
+    /// Output file names: `{id}` (the student number with --roster, else the
+    /// input's file name), `{stem}`, `{student_no}`, `{id_card}` (validated:
+    /// a photo whose number is invalid is not written), `{name}`,
+    /// `{collection_code}`. Must end in .jpg or .jpeg.
+    #[arg(long, value_name = "TEMPLATE", default_value = "{id}.jpg")]
+    name: String,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Folder for the manifest and the report (created if missing; the
+    /// photos themselves are never changed or copied).
+    #[arg(short, long, value_name = "DIR", default_value = "gradphoto-check")]
+    out: PathBuf,
+}
+
+/// Flags `normalize` and `check` share.
+#[derive(Args, Debug)]
+struct CommonArgs {
+    /// Photos or folders of photos (folders are searched recursively;
+    /// files that are not images are passed over).
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+
+    /// Worker threads [default: all cores].
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+
+    /// Smallest file size accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 30_720)]
+    min_bytes: usize,
+
+    /// Largest file size accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 100_000)]
+    max_bytes: usize,
+
     /// Refuse images larger than this many megapixels (checked from the
     /// header, before decoding).
     #[arg(long, value_name = "MP", default_value_t = 100)]
     max_megapixels: u64,
+
+    /// Also write report.html next to the manifest: a self-contained
+    /// contact sheet of every photo, failed and warned first, filterable by
+    /// status and check.
+    #[arg(long)]
+    report: bool,
 
     /// No progress output; failures are still reported.
     #[arg(short, long)]
     quiet: bool,
 }
 
+impl CommonArgs {
+    /// The per-photo options and the worker count, or a usage error.
+    fn options(&self) -> Result<(Options, usize), String> {
+        if self.min_bytes > self.max_bytes {
+            return Err(format!(
+                "--min-bytes {} is larger than --max-bytes {}",
+                self.min_bytes, self.max_bytes
+            ));
+        }
+        let mut options = Options::default();
+        options.encode.min_bytes = self.min_bytes;
+        options.encode.max_bytes = self.max_bytes;
+        options.limits.max_pixels = self.max_megapixels.saturating_mul(1_000_000);
+        let jobs = self.jobs.map(usize::from).unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        Ok((options, jobs))
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Normalize(args) => normalize(args),
+        Command::Check(args) => check(args),
     }
 }
 
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("gradphoto: {message}");
+    ExitCode::from(2)
+}
+
 fn normalize(args: NormalizeArgs) -> ExitCode {
-    if args.min_bytes > args.max_bytes {
-        eprintln!(
-            "gradphoto: --min-bytes {} is larger than --max-bytes {}",
-            args.min_bytes, args.max_bytes
-        );
-        return ExitCode::from(2);
-    }
-    let mut options = Options::default();
-    options.encode.min_bytes = args.min_bytes;
-    options.encode.max_bytes = args.max_bytes;
+    let common = &args.common;
+    let (mut options, jobs) = match common.options() {
+        Ok(v) => v,
+        Err(e) => return usage_error(&e),
+    };
     options.encode.pad_to_min = args.pad_to_min;
-    options.limits.max_pixels = args.max_megapixels.saturating_mul(1_000_000);
-    let jobs = args.jobs.map(usize::from).unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let name_template = match NameTemplate::parse(&args.name) {
+        Ok(t) => t,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let roster = match &args.roster {
+        None => None,
+        Some(path) => {
+            let columns = match ColumnNames::parse(args.roster_columns.as_deref().unwrap_or("")) {
+                Ok(c) => c,
+                Err(e) => return usage_error(&e.to_string()),
+            };
+            match Roster::read(path, &columns) {
+                Ok(r) => Some(r),
+                Err(e) => return usage_error(&e.to_string()),
+            }
+        }
+    };
+    if let Err(e) = name_template.check_against(roster.as_ref()) {
+        return usage_error(&e.to_string());
+    }
     let config = BatchConfig {
-        inputs: args.inputs,
+        inputs: common.inputs.clone(),
         out_dir: args.out.clone(),
         jobs,
         overwrite: args.overwrite,
         allow_output_in_input: args.allow_output_in_input,
         options,
+        roster,
+        name_template,
     };
-    let reporter = Reporter::new(args.quiet);
+    let reporter = Reporter::new(common.quiet);
     let started = Instant::now();
     match run_normalize(&config, &reporter) {
         Ok(manifest) => {
             reporter.finish();
             print_summary(&manifest, &args.out, started.elapsed());
-            if manifest.run.counts.fail > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
+            if let Some(roster) = &manifest.run.roster {
+                print_roster(roster);
             }
+            if common.report {
+                let thumbs =
+                    thumbnails_from_files(&manifest, &config.out_dir, &config.options, jobs);
+                if let Err(e) = write_and_announce(&args.out, &manifest, &thumbs) {
+                    return e;
+                }
+            }
+            exit_for(&manifest)
         }
         Err(e) => {
             reporter.finish();
@@ -142,6 +253,134 @@ fn normalize(args: NormalizeArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn check(args: CheckArgs) -> ExitCode {
+    let common = &args.common;
+    let (options, jobs) = match common.options() {
+        Ok(v) => v,
+        Err(e) => return usage_error(&e),
+    };
+    let config = CheckConfig {
+        inputs: common.inputs.clone(),
+        out_dir: args.out.clone(),
+        jobs,
+        options,
+        thumbnails: common.report,
+    };
+    let reporter = Reporter::new(common.quiet);
+    let started = Instant::now();
+    match run_check(&config, &reporter) {
+        Ok(run) => {
+            reporter.finish();
+            let c = &run.manifest.run.counts;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{} photos: {} pass ({} with warnings to review), {} fail ({} of them normalize can fix)",
+                c.inputs,
+                c.ok + c.warn,
+                c.warn,
+                c.fail,
+                c.fixable
+            );
+            println!("time {secs:.1} s");
+            println!(
+                "results: {}  (manifest.json, manifest.csv)",
+                args.out.join("").display()
+            );
+            if common.report
+                && let Err(e) = write_and_announce(&args.out, &run.manifest, &run.thumbnails)
+            {
+                return e;
+            }
+            exit_for(&run.manifest)
+        }
+        Err(e) => {
+            reporter.finish();
+            eprintln!("gradphoto: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn exit_for(manifest: &Manifest) -> ExitCode {
+    if manifest.run.counts.fail > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn write_and_announce(
+    out: &std::path::Path,
+    manifest: &Manifest,
+    thumbnails: &std::collections::HashMap<String, Vec<u8>>,
+) -> Result<(), ExitCode> {
+    match write_report(out, manifest, thumbnails) {
+        Ok(path) => {
+            println!("report: {}", path.display());
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("gradphoto: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// The roster's mismatches, a few of each on the terminal; the manifest
+/// has them all.
+fn print_roster(s: &RosterSummary) {
+    println!(
+        "roster {}: {} graduates, {} with one photo, {} with no photo, {} with several, {} photos matching nobody, {} invalid ID-card numbers",
+        s.file,
+        s.rows,
+        s.matched,
+        s.no_photo.len(),
+        s.multiple_photos.len(),
+        s.unmatched_photos.len(),
+        s.invalid_ids.len()
+    );
+    const SHOWN: usize = 10;
+    let show = |title: &str, items: Vec<String>| {
+        if items.is_empty() {
+            return;
+        }
+        println!("  {title}:");
+        for item in items.iter().take(SHOWN) {
+            println!("    {item}");
+        }
+        if items.len() > SHOWN {
+            println!(
+                "    ... and {} more (see manifest.json)",
+                items.len() - SHOWN
+            );
+        }
+    };
+    let who = |r: &RosterRef| format!("{} {} (line {})", r.student_no, r.name, r.line);
+    show("no photo", s.no_photo.iter().map(who).collect());
+    show(
+        "several photos (none used)",
+        s.multiple_photos
+            .iter()
+            .map(|m| format!("{}: {}", who(&m.graduate), m.photos.join(", ")))
+            .collect(),
+    );
+    show(
+        "photos matching nobody",
+        s.unmatched_photos.iter().map(|u| u.photo.clone()).collect(),
+    );
+    show(
+        "invalid ID-card numbers",
+        s.invalid_ids
+            .iter()
+            .map(|i| format!("{}: {:?} {}", who(&i.graduate), i.id_card, i.reason))
+            .collect(),
+    );
+    show(
+        "student numbers on several rows",
+        s.duplicate_student_nos.clone(),
+    );
 }
 
 fn print_summary(manifest: &Manifest, out: &std::path::Path, elapsed: Duration) {

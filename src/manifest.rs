@@ -106,6 +106,90 @@ pub struct PhotoRecord {
     /// Carried over from an earlier run with the same input and settings.
     #[serde(default)]
     pub resumed: bool,
+    /// The graduate this photo belongs to, when a roster was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster: Option<RosterFields>,
+    /// `check` only: whether `normalize` turns this failing photo into one
+    /// that passes (`None` for photos that pass, and in `normalize` runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixable: Option<bool>,
+    /// `check` only: what `normalize` would do, or why it cannot help.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// A roster row's fields, carried on the photo matched to it (SPEC §4:
+/// since 2022 the registry matches by collection code and student number).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterFields {
+    /// Line of the roster file the row is on (the header is line 1).
+    pub line: usize,
+    pub student_no: String,
+    pub id_card: String,
+    pub name: String,
+    pub collection_code: String,
+    /// Why `id_card` is not a valid 18-digit ID-card number, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_card_problem: Option<String>,
+}
+
+/// A roster row as the mismatch lists name it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterRef {
+    pub line: usize,
+    pub student_no: String,
+    pub name: String,
+}
+
+/// A graduate matched by more than one photo; none of them is written.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultiplePhotos {
+    pub graduate: RosterRef,
+    pub photos: Vec<String>,
+}
+
+/// A photo that matches no roster row (or several rows at once).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnmatchedPhoto {
+    pub photo: String,
+    pub reason: String,
+}
+
+/// A roster row whose ID-card number is not valid.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvalidId {
+    pub graduate: RosterRef,
+    pub id_card: String,
+    pub reason: String,
+}
+
+/// How the photos and the roster matched (SPEC §5: who has no photo, who
+/// has two, which photos match nobody).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterSummary {
+    pub file: String,
+    /// `utf-8`, `gb18030` (which reads GBK) or `utf-16le`.
+    pub encoding: String,
+    pub rows: usize,
+    /// Graduates matched by exactly one photo.
+    pub matched: usize,
+    pub no_photo: Vec<RosterRef>,
+    pub multiple_photos: Vec<MultiplePhotos>,
+    pub unmatched_photos: Vec<UnmatchedPhoto>,
+    pub invalid_ids: Vec<InvalidId>,
+    /// Student numbers that appear on more than one row.
+    pub duplicate_student_nos: Vec<String>,
+}
+
+impl RosterSummary {
+    /// Whether every graduate has exactly one photo and every id is valid.
+    pub fn is_clean(&self) -> bool {
+        self.no_photo.is_empty()
+            && self.multiple_photos.is_empty()
+            && self.unmatched_photos.is_empty()
+            && self.invalid_ids.is_empty()
+            && self.duplicate_student_nos.is_empty()
+    }
 }
 
 impl PhotoRecord {
@@ -145,6 +229,9 @@ pub struct Counts {
     pub skipped_not_images: usize,
     /// Photos carried over unchanged from an earlier run.
     pub resumed: usize,
+    /// `check`: failing photos that `normalize` would turn into passing ones.
+    #[serde(default)]
+    pub fixable: usize,
 }
 
 /// The run as a whole.
@@ -162,6 +249,9 @@ pub struct RunHeader {
     pub finished: Option<String>,
     pub seconds: f64,
     pub counts: Counts,
+    /// How photos matched the roster, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster: Option<RosterSummary>,
     /// Seconds spent in each stage, summed over all photos and threads.
     pub stage_seconds: BTreeMap<String, f64>,
 }
@@ -298,6 +388,7 @@ pub fn count(records: &[PhotoRecord], skipped_not_images: usize) -> Counts {
             Status::Fail => counts.fail += 1,
         }
         counts.resumed += usize::from(r.resumed);
+        counts.fixable += usize::from(r.fixable == Some(true));
     }
     counts
 }
@@ -362,6 +453,12 @@ const CSV_COLUMNS: &[&str] = &[
     "input_sha256",
     "output_sha256",
     "resumed",
+    "student_no",
+    "id_card",
+    "name",
+    "collection_code",
+    "fixable",
+    "fix",
 ];
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
@@ -380,6 +477,7 @@ pub fn to_csv(records: &[PhotoRecord]) -> Result<Vec<u8>, ManifestError> {
             let border = r.border_removed.unwrap_or_default();
             let crop = r.crop;
             let geometry = r.geometry.as_ref();
+            let roster = r.roster.as_ref();
             let row: Vec<String> = vec![
                 r.input.clone(),
                 r.status().name().to_owned(),
@@ -418,6 +516,12 @@ pub fn to_csv(records: &[PhotoRecord]) -> Result<Vec<u8>, ManifestError> {
                 r.input_sha256.clone(),
                 opt(&r.output_sha256),
                 r.resumed.to_string(),
+                opt(&roster.map(|f| f.student_no.clone())),
+                opt(&roster.map(|f| f.id_card.clone())),
+                opt(&roster.map(|f| f.name.clone())),
+                opt(&roster.map(|f| f.collection_code.clone())),
+                opt(&r.fixable),
+                opt(&r.fix),
             ];
             w.write_record(&row).map_err(fail)?;
         }

@@ -14,12 +14,13 @@ use crossbeam_channel::bounded;
 use sha2::{Digest, Sha256};
 
 use crate::discover::{Discovery, discover};
+use crate::manifest::RosterFields;
 use crate::manifest::{self, Manifest, ManifestWriter, PhotoRecord, RunHeader, Status};
 use crate::output::{
-    PROBE_PREFIX, WriteError, output_name_for, remove_stale_temporaries, validate_file_name,
-    write_file_atomically,
+    PROBE_PREFIX, WriteError, remove_stale_temporaries, validate_file_name, write_file_atomically,
 };
 use crate::photo::{Options, Processed, StageTimings, normalize_photo};
+use crate::roster::{NameTemplate, Roster, assign_names};
 
 /// Everything a `normalize` run needs besides the per-photo options.
 #[derive(Clone, Debug)]
@@ -33,6 +34,9 @@ pub struct BatchConfig {
     /// Allow the output folder to be an input folder.
     pub allow_output_in_input: bool,
     pub options: Options,
+    /// Graduates to match photos to, and how outputs are named.
+    pub roster: Option<Roster>,
+    pub name_template: NameTemplate,
 }
 
 /// What the caller hears as the batch goes on (the CLI draws progress).
@@ -166,48 +170,13 @@ struct Job {
     input: PathBuf,
     /// The output file name, or why this input gets none.
     name: Result<String, String>,
+    roster: Option<RosterFields>,
 }
 
 struct Done {
     record: PhotoRecord,
     jpeg: Option<Vec<u8>>,
     timings: StageTimings,
-}
-
-/// Gives every photo its output name; a name two inputs would share is
-/// refused for all of them, so neither silently wins.
-fn assign_names(photos: &[PathBuf]) -> Vec<Result<String, String>> {
-    let names: Vec<Result<String, String>> = photos
-        .iter()
-        .map(|p| output_name_for(p).map_err(|e| e.to_string()))
-        .collect();
-    let mut users: HashMap<String, Vec<usize>> = HashMap::new();
-    for (i, name) in names.iter().enumerate() {
-        if let Ok(n) = name {
-            // Case-insensitive filesystems (Windows, macOS) would merge these.
-            users.entry(n.to_lowercase()).or_default().push(i);
-        }
-    }
-    names
-        .into_iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let n = name?;
-            let sharing = &users[&n.to_lowercase()];
-            if sharing.len() > 1 {
-                let others: Vec<String> = sharing
-                    .iter()
-                    .filter(|&&j| j != i)
-                    .map(|&j| photos[j].display().to_string())
-                    .collect();
-                return Err(format!(
-                    "output name {n} is shared with {}: rename one of them",
-                    others.join(", ")
-                ));
-            }
-            Ok(n)
-        })
-        .collect()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -455,7 +424,8 @@ fn run_batch(
     }
     progress.started(photos.len());
 
-    let names = assign_names(&photos);
+    let assigned = assign_names(&photos, config.roster.as_ref(), &config.name_template);
+    writer.run_mut().roster = assigned.summary;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .thread_name(|i| format!("gradphoto-worker-{i}"))
@@ -470,8 +440,16 @@ fn run_batch(
 
     std::thread::scope(|threads| -> Result<(), BatchError> {
         threads.spawn(move || {
-            for (input, name) in photos.into_iter().zip(names) {
-                if job_tx.send(Job { input, name }).is_err() {
+            let rows = assigned.names.into_iter().zip(assigned.fields);
+            for (input, (name, roster)) in photos.into_iter().zip(rows) {
+                if job_tx
+                    .send(Job {
+                        input,
+                        name,
+                        roster,
+                    })
+                    .is_err()
+                {
                     break; // the writer stopped on a fatal error
                 }
             }
@@ -485,7 +463,8 @@ fn run_batch(
                 let max_bytes = max_input_bytes(&config.options);
                 workers.spawn(move |_| {
                     for job in job_rx {
-                        let done = work(&job, process, max_bytes, previous, out);
+                        let mut done = work(&job, process, max_bytes, previous, out);
+                        done.record.roster = job.roster;
                         if done_tx.send(done).is_err() {
                             break;
                         }
@@ -564,6 +543,8 @@ mod tests {
             overwrite: false,
             allow_output_in_input: false,
             options: Options::default(),
+            roster: None,
+            name_template: NameTemplate::default(),
         };
         let manifest = run_batch(&config, &Silent, &panics_on_b).unwrap();
         let by_name: HashMap<&str, &PhotoRecord> = manifest

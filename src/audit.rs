@@ -1,0 +1,392 @@
+//! The `check` command: judges photos that already exist (a studio's, a
+//! student's, or our own outputs) against every rule of SPEC §1 and §2
+//! without changing them, and says for each failure whether `normalize`
+//! would turn the photo into one that passes.
+//!
+//! The file rules come from [`verify_jpeg`]; "no border" is judged on the
+//! pixels by the border stage. The picture is judged as it stands: scaled
+//! to the output width (uniformly, only for measuring), the backdrop,
+//! subject, composition and portrait stages measure it where it is, rather
+//! than planning a new crop. Whether `normalize` can help is not guessed
+//! from the failed checks: the photo is run through it in memory, so the
+//! answer is the one `normalize` would really give (a 480x640 photo with a
+//! frame, for one, is too small once the frame is gone and cannot be fixed
+//! without upscaling).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crossbeam_channel::bounded;
+use sha2::{Digest, Sha256};
+
+use crate::backdrop::{estimate_backdrop, judge_backdrop};
+use crate::border::{Borders, find_borders};
+use crate::check::{Check, Verdict, worst};
+use crate::compose::{CropPlan, judge_composition};
+use crate::decode::decode;
+use crate::discover::{Discovery, discover};
+use crate::image::{Rect, RgbImage};
+use crate::manifest::{
+    self, BorderRemoved, Manifest, ManifestWriter, OutputGeometry, PhotoRecord, RunHeader, Status,
+};
+use crate::orient::apply_orientation;
+use crate::photo::{Options, normalize_photo};
+use crate::pipeline::{Progress, settings_fingerprint};
+use crate::portrait::judge_portrait;
+use crate::report::thumbnail;
+use crate::resize::resize_crop;
+use crate::subject::locate_subject;
+use crate::verify::verify_jpeg;
+
+/// Everything a `check` run needs.
+#[derive(Clone, Debug)]
+pub struct CheckConfig {
+    pub inputs: Vec<PathBuf>,
+    /// Where the manifest (and the report) go; photos are never written.
+    pub out_dir: PathBuf,
+    pub jobs: usize,
+    pub options: Options,
+    /// Keep a small JPEG of every photo for the report.
+    pub thumbnails: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("no input photos found")]
+    NoInputs,
+    #[error("cannot create output folder {path}: {source}")]
+    CreateOut {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the manifest: {0}")]
+    Manifest(#[from] manifest::ManifestError),
+    #[error("cannot start worker threads: {0}")]
+    Threads(String),
+}
+
+/// One photo judged.
+#[derive(Clone, Debug)]
+pub struct Audited {
+    pub record: PhotoRecord,
+    /// A small JPEG of the photo as judged, when asked for and decodable.
+    pub thumbnail: Option<Vec<u8>>,
+}
+
+/// The outcome of a `check` run.
+#[derive(Clone, Debug)]
+pub struct CheckRun {
+    pub manifest: Manifest,
+    /// Thumbnails by the record's `input`.
+    pub thumbnails: HashMap<String, Vec<u8>>,
+}
+
+/// Judges one photo's bytes; `name` is its path (for the record and to
+/// notice an extension that lies).
+pub fn audit_photo(name: &Path, bytes: &[u8], options: &Options, want_thumbnail: bool) -> Audited {
+    let mut record = PhotoRecord {
+        input: name.display().to_string(),
+        input_bytes: bytes.len() as u64,
+        input_sha256: hex::encode(Sha256::digest(bytes)),
+        ..PhotoRecord::default()
+    };
+    let file = verify_jpeg(bytes, &options.output_rules());
+    record.jpeg_quality = file.quality;
+    record.chroma = file.chroma.map(|c| c.to_string());
+    record.checks = file.checks;
+
+    let mut thumb = None;
+    match decode(bytes, &options.limits, options.backdrop.reference) {
+        Ok(decoded) => {
+            record.detected_type = Some(decoded.format.name().to_owned());
+            let extension = name
+                .extension()
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            record.extension_mismatch = !decoded.format.matches_extension(&extension);
+            record.colour = Some(decoded.colour.clone());
+            record.progressive = Some(decoded.progressive);
+            record.original_width = Some(decoded.image.width());
+            record.original_height = Some(decoded.image.height());
+            record.orientation = Some(decoded.orientation.exif_value());
+            let upright = apply_orientation(decoded.image, decoded.orientation);
+            let view = judge_picture(upright, options, &mut record);
+            if want_thumbnail {
+                thumb = thumbnail(&view);
+            }
+        }
+        Err(e) => record.error = Some(format!("cannot read the picture: {e}")),
+    }
+
+    let status = if record.error.is_some() {
+        Status::Fail
+    } else {
+        match worst(&record.checks) {
+            Verdict::Pass => Status::Ok,
+            Verdict::Warn => Status::Warn,
+            Verdict::Fail => Status::Fail,
+        }
+    };
+    record.status = Some(status);
+    if status == Status::Fail {
+        let attempt = normalize_photo(name, bytes, options).record;
+        let fixed = attempt.status() != Status::Fail;
+        record.fixable = Some(fixed);
+        record.fix = Some(if fixed {
+            let warnings = attempt.reasons();
+            if warnings.is_empty() {
+                "normalize makes a photo that passes every check".to_owned()
+            } else {
+                format!(
+                    "normalize makes a photo that passes, with warnings to review: {}",
+                    warnings.join("; ")
+                )
+            }
+        } else {
+            format!("normalize cannot fix it: {}", why_not(&attempt))
+        });
+    }
+    Audited {
+        record,
+        thumbnail: thumb,
+    }
+}
+
+/// What stopped `normalize`: the failed checks, or its error when it
+/// stopped before judging (its error then names no check).
+fn why_not(attempt: &PhotoRecord) -> String {
+    let failed: Vec<String> = attempt
+        .checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .map(|c| format!("{}: {}", c.name, c.reason))
+        .collect();
+    if failed.is_empty() {
+        attempt.error.clone().unwrap_or_default()
+    } else {
+        failed.join("; ")
+    }
+}
+
+/// The SPEC §1 border rule and the §2 picture checks, on the photo as it
+/// stands. Returns the image the checks measured (the photo scaled to the
+/// output width), for the thumbnail.
+fn judge_picture(upright: RgbImage, options: &Options, record: &mut PhotoRecord) -> RgbImage {
+    let borders = find_borders(&upright, &options.border);
+    record.border_removed = Some(BorderRemoved {
+        top: borders.top,
+        bottom: borders.bottom,
+        left: borders.left,
+        right: borders.right,
+    });
+    record.checks.push(border_check(&borders));
+    let trimmed = if borders.is_none() {
+        upright
+    } else {
+        upright.crop(borders.inner(upright.width(), upright.height()))
+    };
+    let view = match at_output_width(&trimmed, options.composition.out_width) {
+        Ok(v) => v,
+        Err(why) => {
+            record
+                .checks
+                .push(Check::new("subject", Verdict::Fail, None, why));
+            return trimmed;
+        }
+    };
+    drop(trimmed);
+
+    let backdrop = match estimate_backdrop(&view, &options.backdrop) {
+        Ok(b) => b,
+        Err(e) => {
+            let reason = e.to_string();
+            record
+                .checks
+                .push(Check::new("backdrop_colour", Verdict::Fail, None, reason));
+            return view;
+        }
+    };
+    record.backdrop_rgb = Some(backdrop.rgb);
+    record.backdrop_delta_e = Some(backdrop.delta_e);
+    record
+        .checks
+        .extend(judge_backdrop(&backdrop, &options.backdrop));
+
+    let subject = match locate_subject(&view, &backdrop, &options.subject) {
+        Ok(s) => s,
+        Err(e) => {
+            record
+                .checks
+                .push(Check::new("subject", Verdict::Fail, None, e.to_string()));
+            return view;
+        }
+    };
+    record.checks.push(Check::new(
+        "subject",
+        Verdict::Pass,
+        Some(f64::from(subject.people)),
+        "one person, head and shoulders",
+    ));
+    // The crop is the whole photo: judge the head where it already is.
+    let plan = CropPlan {
+        rect: Rect::full(view.width(), view.height()),
+        scale: 1.0,
+        crown_y: f64::from(subject.crown_y),
+        eye_line_y: f64::from(subject.eye_line_y),
+        face_width: f64::from(subject.face_width),
+        center_x: f64::from(subject.center_x),
+        head: subject.head,
+    };
+    record.geometry = Some(OutputGeometry {
+        crown_y: plan.crown_y,
+        eye_line_y: plan.eye_line_y,
+        face_width: plan.face_width,
+        head: plan.head,
+    });
+    record
+        .checks
+        .extend(judge_composition(&plan, &options.composition));
+    record
+        .checks
+        .extend(judge_portrait(&view, &plan, &backdrop, &options.portrait));
+    view
+}
+
+fn border_check(b: &Borders) -> Check {
+    if b.is_none() {
+        return Check::new(
+            "no_border",
+            Verdict::Pass,
+            Some(0.0),
+            "no frame along any edge",
+        );
+    }
+    let sides: Vec<String> = [
+        ("top", b.top),
+        ("bottom", b.bottom),
+        ("left", b.left),
+        ("right", b.right),
+    ]
+    .iter()
+    .filter(|(_, px)| *px > 0)
+    .map(|(side, px)| format!("{side} {px} px"))
+    .collect();
+    let widest = b.top.max(b.bottom).max(b.left).max(b.right);
+    Check::new(
+        "no_border",
+        Verdict::Fail,
+        Some(f64::from(widest)),
+        format!("a uniform frame along the edge: {}", sides.join(", ")),
+    )
+}
+
+/// The image scaled (same factor both ways) to `width` pixels wide, so the
+/// composition rule's pixel ranges apply to it whatever its size.
+fn at_output_width(img: &RgbImage, width: u32) -> Result<RgbImage, String> {
+    if img.width() == width {
+        return Ok(img.clone());
+    }
+    let height = (f64::from(img.height()) * f64::from(width) / f64::from(img.width()))
+        .round()
+        .max(1.0) as u32;
+    resize_crop(img, Rect::full(img.width(), img.height()), width, height)
+        .map_err(|e| format!("cannot scale the photo to measure it: {e}"))
+}
+
+fn audit_file(path: &Path, options: &Options, want_thumbnail: bool) -> Audited {
+    match std::fs::read(path) {
+        Ok(bytes) => audit_photo(path, &bytes, options, want_thumbnail),
+        Err(e) => Audited {
+            record: unreadable(path, format!("cannot read: {e}")),
+            thumbnail: None,
+        },
+    }
+}
+
+fn unreadable(path: &Path, error: String) -> PhotoRecord {
+    PhotoRecord {
+        input: path.display().to_string(),
+        status: Some(Status::Fail),
+        error: Some(error),
+        fixable: Some(false),
+        ..PhotoRecord::default()
+    }
+}
+
+/// Runs `check` over files and folders; the manifest is kept up to date in
+/// `out_dir` as photos finish, like `normalize`'s.
+pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckRun, CheckError> {
+    let out = &config.out_dir;
+    std::fs::create_dir_all(out).map_err(|source| CheckError::CreateOut {
+        path: out.clone(),
+        source,
+    })?;
+    let Discovery {
+        photos,
+        skipped,
+        problems,
+    } = discover(&config.inputs, Some(out));
+    for (path, why) in &problems {
+        progress.note(&format!("{}: {why}", path.display()));
+    }
+    if photos.is_empty() && problems.is_empty() {
+        return Err(CheckError::NoInputs);
+    }
+    let (settings, settings_sha256) = settings_fingerprint(&config.options);
+    let jobs = config.jobs.max(1);
+    let mut writer = ManifestWriter::create(
+        out,
+        RunHeader {
+            tool: "gradphoto".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            command: "check".into(),
+            settings,
+            settings_sha256,
+            jobs,
+            started: manifest::now_rfc3339(),
+            ..RunHeader::default()
+        },
+    )?;
+    writer.run_mut().counts.skipped_not_images = skipped.len();
+    for (path, why) in &problems {
+        writer.add(unreadable(path, why.clone()))?;
+    }
+    progress.started(photos.len());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .thread_name(|i| format!("gradphoto-check-{i}"))
+        .build()
+        .map_err(|e| CheckError::Threads(e.to_string()))?;
+    // Bounded: a worker holds one decoded photo at a time and the writer
+    // keeps only records and thumbnails, whatever the batch size.
+    let (done_tx, done_rx) = bounded::<Audited>(jobs * 2);
+    let next = AtomicUsize::new(0);
+    let mut thumbnails = HashMap::new();
+    pool.in_place_scope(|workers| -> Result<(), CheckError> {
+        for _ in 0..jobs {
+            let (done_tx, next, photos) = (done_tx.clone(), &next, &photos);
+            workers.spawn(move |_| {
+                while let Some(path) = photos.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let audited = audit_file(path, &config.options, config.thumbnails);
+                    if done_tx.send(audited).is_err() {
+                        break; // the writer stopped on an error
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        for audited in done_rx {
+            progress.finished_photo(&audited.record);
+            if let Some(t) = audited.thumbnail {
+                thumbnails.insert(audited.record.input.clone(), t);
+            }
+            writer.add(audited.record)?;
+        }
+        Ok(())
+    })?;
+    Ok(CheckRun {
+        manifest: writer.finish()?,
+        thumbnails,
+    })
+}
