@@ -418,10 +418,13 @@ fn safe_value(what: &str, value: &str) -> Result<(), String> {
     if value.is_empty() {
         return Err(format!("no {what} to name the output by"));
     }
-    let escapes = value.chars().any(char::is_control)
-        || value.contains(['/', '\\', ':'])
-        || value.contains("..")
-        || value.starts_with('.');
+    if value.chars().any(char::is_control) {
+        return Err(format!(
+            "{what} {value:?} contains control characters; refused"
+        ));
+    }
+    let escapes =
+        value.contains(['/', '\\', ':']) || value.contains("..") || value.starts_with('.');
     if escapes {
         return Err(format!(
             "{what} {value:?} could leave the output folder; refused"
