@@ -142,6 +142,18 @@ impl Default for ReduceSettings {
     }
 }
 
+impl ReduceSettings {
+    /// The first decode's bounds for a photo made by `rule`.
+    pub fn first_decode(&self, rule: &CompositionRule) -> Reduce {
+        let share = self.min_box_share.clamp(0.01, 1.0);
+        Reduce {
+            min_width: (f64::from(rule.out_width) / share).ceil() as u32,
+            min_height: (f64::from(rule.out_height) / share).ceil() as u32,
+            max_factor: self.max_factor,
+        }
+    }
+}
+
 /// What the analysis stages decided, on an image reduced by `factor`.
 struct Analysis {
     trimmed: RgbImage,
@@ -160,12 +172,7 @@ fn run_stages(
     timings: &mut StageTimings,
 ) -> Result<Vec<u8>, String> {
     let rule = &options.composition;
-    let share = options.reduce.min_box_share.clamp(0.01, 1.0);
-    let mut reduce = Reduce {
-        min_width: (f64::from(rule.out_width) / share).ceil() as u32,
-        min_height: (f64::from(rule.out_height) / share).ceil() as u32,
-        max_factor: options.reduce.max_factor,
-    };
+    let mut reduce = options.reduce.first_decode(rule);
     let before = record.clone();
     let mut factors = Vec::new();
     let analysis = loop {
