@@ -4,7 +4,7 @@
 //! must have its crown, eye line, face width and centre inside the rule's
 //! ranges). Used by `scripts/bench.sh` on gradphoto's and its peers' output.
 //!
-//! Prints `outputs=N spec_ok=N valid=N` (valid: SPEC §1 and composition)
+//! Prints `outputs=N spec_ok=N composition_ok=N valid=N` (valid: both)
 //! and, with
 //! `--list`, one line per invalid photo with the first reason.
 
@@ -27,7 +27,8 @@ struct Args {
     list: bool,
 }
 
-/// The first reason the photo is not acceptable, or `None`.
+/// Whether the photo meets the composition rule, and the first reason it
+/// is not acceptable (`None` when it is).
 fn judge(path: &Path, options: &Options) -> (bool, Option<String>) {
     let Ok(bytes) = std::fs::read(path) else {
         return (false, Some("unreadable".into()));
@@ -67,12 +68,9 @@ fn judge(path: &Path, options: &Options) -> (bool, Option<String>) {
                 None => Ok(()),
             }
         });
-    let spec_ok = spec_failure.is_none();
-    match (spec_failure, composition) {
-        (Some(f), _) => (spec_ok, Some(f)),
-        (None, Err(f)) => (spec_ok, Some(format!("composition: {f}"))),
-        (None, Ok(())) => (spec_ok, None),
-    }
+    let composition_ok = composition.is_ok();
+    let why = spec_failure.or_else(|| composition.err().map(|f| format!("composition: {f}")));
+    (composition_ok, why)
 }
 
 fn main() -> Result<()> {
@@ -86,7 +84,11 @@ fn main() -> Result<()> {
     files.sort();
     let verdicts: Vec<(bool, Option<String>)> =
         files.par_iter().map(|p| judge(p, &options)).collect();
-    let spec_ok = verdicts.iter().filter(|v| v.0).count();
+    let composition_ok = verdicts.iter().filter(|v| v.0).count();
+    let spec_ok = verdicts
+        .iter()
+        .filter(|v| v.1.as_ref().is_none_or(|r| r.starts_with("composition")))
+        .count();
     let valid = verdicts.iter().filter(|v| v.1.is_none()).count();
     if args.list {
         for (path, (_, why)) in files.iter().zip(&verdicts) {
@@ -95,6 +97,9 @@ fn main() -> Result<()> {
             }
         }
     }
-    println!("outputs={} spec_ok={spec_ok} valid={valid}", files.len());
+    println!(
+        "outputs={} spec_ok={spec_ok} composition_ok={composition_ok} valid={valid}",
+        files.len()
+    );
     Ok(())
 }

@@ -32,7 +32,7 @@ bin=${CARGO_TARGET_DIR:-target}/release
 mapfile -t photos < <(find -L "$cohort" -maxdepth 1 -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) | sort)
 n=${#photos[@]}
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/{print $2}') GB"
-echo "cohort: $cohort, $n photos, $(du -sh "$cohort" | cut -f1)"
+echo "cohort: $cohort, $n photos, $(du -shL "$cohort" | cut -f1)"
 
 # Runs a command under /usr/bin/time -v; sets $secs and $rss_mb.
 timed() {
@@ -52,7 +52,7 @@ magick_one() {
 export -f magick_one
 export magick
 
-printf '%-34s %5s %8s %9s %8s %7s %7s\n' tool jobs seconds photos/s peakMB spec_ok valid
+printf '%-20s %5s %8s %9s %7s %8s %12s %7s\n' tool jobs seconds photos/s peakMB spec_ok composition valid
 declare -A rate
 for jobs in "${jobs_list[@]}"; do
   for tool in gradphoto decode-floor gradphoto-fullsize vips magick; do
@@ -67,13 +67,14 @@ for jobs in "${jobs_list[@]}"; do
     esac
     rate[$tool-$jobs]=$(awk -v n="$n" -v s="$secs" 'BEGIN{printf "%.2f", n/s}')
     if [ "$tool" = decode-floor ]; then
-      ok=- valid=-
+      ok=- comp=- valid=-
     else
       v=$("$bin/examples/validate" "$out")
       ok=$(sed -n 's/.*spec_ok=\([0-9]*\).*/\1/p' <<<"$v")
-      valid=$(sed -n 's/.*valid=\([0-9]*\).*/\1/p' <<<"$v")
+      comp=$(sed -n 's/.*composition_ok=\([0-9]*\).*/\1/p' <<<"$v")
+      valid=$(sed -n 's/.* valid=\([0-9]*\).*/\1/p' <<<"$v")
     fi
-    printf '%-34s %5s %8.1f %9s %8s %7s %7s\n' "$tool" "$jobs" "$secs" "${rate[$tool-$jobs]}" "$rss_mb" "$ok/$n" "$valid/$n"
+    printf '%-20s %5s %8.1f %9s %7s %8s %12s %7s\n' "$tool" "$jobs" "$secs" "${rate[$tool-$jobs]}" "$rss_mb" "$ok/$n" "$comp/$n" "$valid/$n"
   done
   for peer in vips magick decode-floor; do
     awk -v a="${rate[gradphoto-$jobs]}" -v b="${rate[$peer-$jobs]}" -v p="$peer" -v j="$jobs" \
