@@ -614,6 +614,62 @@ mod tests {
     }
 
     #[test]
+    fn factor_is_the_largest_that_keeps_the_minimum_size() {
+        let r = Reduce {
+            min_width: 960,
+            min_height: 1280,
+            max_factor: 8,
+        };
+        assert_eq!(r.factor_for(4000, 6000), 4);
+        assert_eq!(r.factor_for(3000, 4000), 2);
+        assert_eq!(r.factor_for(1200, 1600), 1);
+        assert_eq!(r.factor_for(8000, 11000), 8);
+        let capped = Reduce { max_factor: 2, ..r };
+        assert_eq!(capped.factor_for(8000, 11000), 2);
+        assert_eq!(Reduce::NONE.factor_for(8000, 11000), 1);
+    }
+
+    #[test]
+    fn reduced_decode_averages_the_full_decode() {
+        let (w, h) = (256u32, 320u32);
+        let img = crate::synth::portrait(w, h, 0.5, 3);
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 95)
+            .encode(
+                img.as_bytes(),
+                w as u16,
+                h as u16,
+                jpeg_encoder::ColorType::Rgb,
+            )
+            .unwrap();
+        let limits = DecodeLimits::default();
+        let full = decode(&jpeg, &limits, [0; 3]).unwrap();
+        let reduce = Reduce {
+            min_width: 0,
+            min_height: 0,
+            max_factor: 4,
+        };
+        let quarter = decode_reduced(&jpeg, &limits, [0; 3], reduce).unwrap();
+        assert_eq!((full.factor, quarter.factor), (1, 4));
+        assert_eq!((quarter.full_width, quarter.full_height), (w, h));
+        let q = &quarter.image;
+        assert_eq!((q.width(), q.height()), (w / 4, h / 4));
+        let mut total_error = 0u64;
+        for y in 0..q.height() {
+            for x in 0..q.width() {
+                for c in 0..3 {
+                    let block: u32 = (0..16)
+                        .map(|i| u32::from(full.image.pixel(x * 4 + i % 4, y * 4 + i / 4)[c]))
+                        .sum();
+                    total_error += u64::from((block / 16).abs_diff(u32::from(q.pixel(x, y)[c])));
+                }
+            }
+        }
+        let mean_error = total_error as f64 / f64::from(q.width() * q.height() * 3);
+        assert!(mean_error < 2.0, "mean error {mean_error}");
+    }
+
+    #[test]
     fn png_alpha_is_composited_onto_the_matte() {
         let mut bytes = Vec::new();
         {
