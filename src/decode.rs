@@ -7,10 +7,6 @@
 use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
-use zune_core::bytestream::ZCursor;
-use zune_core::colorspace::ColorSpace;
-use zune_core::options::DecoderOptions;
-use zune_jpeg::JpegDecoder;
 
 use crate::image::RgbImage;
 use crate::orient::Orientation;
@@ -114,6 +110,12 @@ pub struct Decoded {
     pub colour: String,
     /// Whether the JPEG was progressive, or the PNG interlaced.
     pub progressive: bool,
+    /// Stored size of the file (before orientation and reduction).
+    pub full_width: u32,
+    pub full_height: u32,
+    /// The image is the file reduced by this factor (1, 2, 4 or 8): a
+    /// pixel here covers `factor` x `factor` pixels of the file.
+    pub factor: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,19 +143,11 @@ pub enum DecodeError {
     Png(String),
 }
 
-/// Decodes JPEG or PNG bytes to 8-bit RGB. Alpha is composited onto `matte`
-/// (the backdrop reference), because a transparent background in a portrait
-/// means "backdrop".
+/// Decodes JPEG or PNG bytes to 8-bit RGB at full size. Alpha is composited
+/// onto `matte` (the backdrop reference), because a transparent background
+/// in a portrait means "backdrop".
 pub fn decode(bytes: &[u8], limits: &DecodeLimits, matte: [u8; 3]) -> Result<Decoded, DecodeError> {
-    if bytes.is_empty() {
-        return Err(DecodeError::Empty);
-    }
-    match sniff(bytes) {
-        Sniffed::Supported(ImageFormat::Jpeg) => decode_jpeg(bytes, limits),
-        Sniffed::Supported(ImageFormat::Png) => decode_png(bytes, limits, matte),
-        Sniffed::Unsupported(name) => Err(DecodeError::Unsupported(name)),
-        Sniffed::NotAnImage => Err(DecodeError::NotAnImage),
-    }
+    decode_reduced(bytes, limits, matte, Reduce::NONE)
 }
 
 fn check_limits(width: u64, height: u64, limits: &DecodeLimits) -> Result<(), DecodeError> {
@@ -172,77 +166,181 @@ fn check_limits(width: u64, height: u64, limits: &DecodeLimits) -> Result<(), De
     Ok(())
 }
 
-fn jpeg_options() -> DecoderOptions {
-    // JPEG dimensions are 16-bit, so the decoder's own caps must be at least
-    // that; our pixel-count limit is what protects memory.
-    DecoderOptions::default()
-        .set_max_width(usize::from(u16::MAX))
-        .set_max_height(usize::from(u16::MAX))
-        .jpeg_set_out_colorspace(ColorSpace::RGB)
+/// How far a JPEG may be reduced while decoding. JPEG stores 8x8 blocks of
+/// frequencies, so 1/2, 1/4 and 1/8 scale come almost free from a smaller
+/// inverse DCT: a 24 MP photo for a 480x640 result never needs its full
+/// resolution in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reduce {
+    /// Smallest acceptable decoded size, in the upright (displayed) frame.
+    pub min_width: u32,
+    pub min_height: u32,
+    /// Largest reduction allowed: 1 (full size), 2, 4 or 8.
+    pub max_factor: u32,
 }
 
-fn decode_jpeg(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, DecodeError> {
-    // Checked before the decoder sees the file: it may allocate per-component
-    // planes while reading headers.
-    if let Some((width, height)) = jpeg_frame_size(bytes) {
-        check_limits(u64::from(width), u64::from(height), limits)?;
+impl Reduce {
+    /// Decode at full size.
+    pub const NONE: Reduce = Reduce {
+        min_width: 0,
+        min_height: 0,
+        max_factor: 1,
+    };
+
+    /// The largest factor in 8, 4, 2, 1 that keeps an upright `width` x
+    /// `height` image at least the minimum size. Depends on the header alone,
+    /// so the same file always decodes to the same pixels.
+    pub fn factor_for(&self, width: u32, height: u32) -> u32 {
+        [8, 4, 2]
+            .into_iter()
+            .find(|&f| {
+                f <= self.max_factor
+                    && width.div_ceil(f) >= self.min_width
+                    && height.div_ceil(f) >= self.min_height
+            })
+            .unwrap_or(1)
     }
-    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), jpeg_options());
-    decoder
-        .decode_headers()
-        .map_err(|e| DecodeError::Jpeg(e.to_string()))?;
-    let info = decoder
-        .info()
-        .ok_or_else(|| DecodeError::Jpeg("headers could not be read".into()))?;
-    let (width, height) = (u64::from(info.width), u64::from(info.height));
-    check_limits(width, height, limits)?;
-    // The decoder conceals missing scan data as grey; a photo cut off half way
-    // must fail instead of becoming half a portrait.
+}
+
+/// Decodes JPEG or PNG bytes like [`decode`], reducing a JPEG by the largest
+/// factor `reduce` allows. PNG has no cheap reduced decode and is always
+/// full size.
+pub fn decode_reduced(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    matte: [u8; 3],
+    reduce: Reduce,
+) -> Result<Decoded, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    match sniff(bytes) {
+        Sniffed::Supported(ImageFormat::Jpeg) => decode_jpeg(bytes, limits, reduce),
+        Sniffed::Supported(ImageFormat::Png) => decode_png(bytes, limits, matte),
+        Sniffed::Unsupported(name) => Err(DecodeError::Unsupported(name)),
+        Sniffed::NotAnImage => Err(DecodeError::NotAnImage),
+    }
+}
+
+// libjpeg-turbo (as built by mozjpeg-sys, from source with the C compiler
+// alone) rather than zune-jpeg: it decodes at 1/2, 1/4 and 1/8 scale in the
+// DCT domain, its entropy decoder is the fastest we measured (benches/README.md),
+// and it decodes non-interleaved 4:2:0 scans and subsampled CMYK correctly,
+// which zune-jpeg 0.5.15 silently gets wrong. It is built without SIMD and
+// uses the integer IDCT, so its output is bit-exact on every machine.
+fn decode_jpeg(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    reduce: Reduce,
+) -> Result<Decoded, DecodeError> {
+    // Checked before the decoder sees the file: it allocates per-component
+    // planes from the frame header.
+    let Some(frame) = jpeg_frame(bytes) else {
+        return Err(DecodeError::Jpeg(
+            "no frame header before the first scan".into(),
+        ));
+    };
+    let (width, height) = (u32::from(frame.width), u32::from(frame.height));
+    check_limits(u64::from(width), u64::from(height), limits)?;
+    // The decoder conceals missing scan data as grey; a photo cut off half
+    // way must fail instead of becoming half a portrait.
     if !has_eoi_after_scan(bytes) {
         return Err(DecodeError::Truncated);
     }
-    let colour = match decoder.input_colorspace() {
-        Some(ColorSpace::Luma) => "grayscale",
-        Some(ColorSpace::CMYK) => "cmyk",
-        Some(ColorSpace::YCCK) => "ycck",
-        Some(ColorSpace::RGB) => "rgb",
-        _ => "ycbcr",
-    }
-    .to_owned();
-    let orientation = decoder
-        .exif()
-        .and_then(|tiff| exif_orientation(tiff))
-        .unwrap_or_default();
-    let progressive = info.sof.is_progressive();
-    let mut pixels = vec![0u8; (width * height * 3) as usize];
-    decoder
-        .decode_into(&mut pixels)
-        .map_err(|e| DecodeError::Jpeg(e.to_string()))?;
-    let image = RgbImage::new(width as u32, height as u32, pixels)
-        .map_err(|e| DecodeError::Jpeg(e.to_string()))?;
+    let orientation = find_in_header(bytes, |marker, _, body| {
+        (marker == 0xE1)
+            .then(|| body.strip_prefix(b"Exif\0\0"))
+            .flatten()
+    })
+    .and_then(exif_orientation)
+    .unwrap_or_default();
+    let (upright_w, upright_h) = if orientation.swaps_axes() {
+        (height, width)
+    } else {
+        (width, height)
+    };
+    let factor = reduce.factor_for(upright_w, upright_h);
+    let (colour, rgb, w, h) = libjpeg_rgb(bytes, factor)?;
+    let image = RgbImage::new(w, h, rgb).map_err(|e| DecodeError::Jpeg(e.to_string()))?;
     Ok(Decoded {
         image,
         format: ImageFormat::Jpeg,
         orientation,
-        colour,
-        progressive,
+        colour: colour.to_owned(),
+        progressive: frame.progressive,
+        full_width: width,
+        full_height: height,
+        factor,
     })
 }
 
-/// Width and height from the first start-of-frame marker, found by walking
-/// the marker segments that precede it.
-pub fn jpeg_frame_size(bytes: &[u8]) -> Option<(u16, u16)> {
-    let is_sof = |m: u8| matches!(m, 0xC0..=0xCF) && !matches!(m, 0xC4 | 0xC8 | 0xCC);
-    let at = find_marker(bytes, is_sof)?;
-    let height = u16::from_be_bytes([*bytes.get(at + 5)?, *bytes.get(at + 6)?]);
-    let width = u16::from_be_bytes([*bytes.get(at + 7)?, *bytes.get(at + 8)?]);
-    Some((width, height))
+/// Decodes to RGB at 1/`factor` scale: (stored colour, pixels, width, height).
+fn libjpeg_rgb(
+    bytes: &[u8],
+    factor: u32,
+) -> Result<(&'static str, Vec<u8>, u32, u32), DecodeError> {
+    use mozjpeg::ColorSpace as Cs;
+    let io_err = |e: std::io::Error| DecodeError::Jpeg(e.to_string());
+    // libjpeg reports fatal errors by unwinding out of the C code with the
+    // message as payload.
+    let run = || -> Result<_, DecodeError> {
+        let mut d = mozjpeg::Decompress::new_mem(bytes).map_err(io_err)?;
+        d.scale((8 / factor.clamp(1, 8)) as u8);
+        let colour = match d.color_space() {
+            Cs::JCS_GRAYSCALE => "grayscale",
+            Cs::JCS_RGB => "rgb",
+            Cs::JCS_CMYK => "cmyk",
+            Cs::JCS_YCCK => "ycck",
+            _ => "ycbcr",
+        };
+        let ink = matches!(colour, "cmyk" | "ycck");
+        let mut started = if ink {
+            d.to_colorspace(Cs::JCS_CMYK)
+        } else {
+            d.rgb()
+        }
+        .map_err(io_err)?;
+        let (w, h) = (started.width(), started.height());
+        let samples: Vec<u8> = started.read_scanlines().map_err(io_err)?;
+        started.finish().map_err(io_err)?;
+        let rgb = if ink {
+            // Adobe writes CMYK inverted (255 = no ink), as libjpeg hands it
+            // over; each channel is then the share of light let through.
+            samples
+                .chunks_exact(4)
+                .flat_map(|p| {
+                    let k = u32::from(p[3]);
+                    [0, 1, 2].map(|c| ((u32::from(p[c]) * k + 127) / 255) as u8)
+                })
+                .collect()
+        } else {
+            samples
+        };
+        let (w, h) = (
+            u32::try_from(w).map_err(|_| DecodeError::ZeroSize)?,
+            u32::try_from(h).map_err(|_| DecodeError::ZeroSize)?,
+        );
+        Ok((colour, rgb, w, h))
+    };
+    match std::panic::catch_unwind(run) {
+        Ok(result) => result,
+        Err(payload) => Err(DecodeError::Jpeg(
+            payload
+                .downcast_ref::<String>()
+                .map(|m| m.trim_start_matches("libjpeg fatal error: ").to_owned())
+                .unwrap_or_else(|| "the decoder failed on this file".to_owned()),
+        )),
+    }
 }
 
-/// The offset of the first marker `wanted` accepts, walking segment by
-/// segment from SOI so that bytes inside a segment (an EXIF thumbnail is a
-/// whole JPEG in APP1) are never taken for markers. Stops at the first scan.
-fn find_marker(bytes: &[u8], wanted: impl Fn(u8) -> bool) -> Option<usize> {
+/// Calls `visit` with each marker, its offset and its segment body, from
+/// SOI up to and including the first start-of-scan, until it returns a
+/// value. Walking segment by segment means bytes inside a segment (an EXIF
+/// thumbnail is a whole JPEG in APP1) are never taken for markers.
+fn find_in_header<'a, T>(
+    bytes: &'a [u8],
+    mut visit: impl FnMut(u8, usize, &'a [u8]) -> Option<T>,
+) -> Option<T> {
     let mut at = 2; // past SOI
     loop {
         // Markers may be preceded by any number of 0xFF fill bytes.
@@ -253,25 +351,55 @@ fn find_marker(bytes: &[u8], wanted: impl Fn(u8) -> bool) -> Option<usize> {
             return None;
         }
         let marker = *bytes.get(at + 1)?;
-        if wanted(marker) {
-            return Some(at);
-        }
         let length = usize::from(u16::from_be_bytes([
             *bytes.get(at + 2)?,
             *bytes.get(at + 3)?,
         ]));
-        if marker == 0xDA || length < 2 {
+        if length < 2 {
+            return None;
+        }
+        let body = bytes.get(at + 4..(at + 2 + length).min(bytes.len()))?;
+        if let Some(found) = visit(marker, at, body) {
+            return Some(found);
+        }
+        if marker == 0xDA {
             return None;
         }
         at += 2 + length;
     }
 }
 
+/// What the start-of-frame header says.
+struct Frame {
+    width: u16,
+    height: u16,
+    progressive: bool,
+}
+
+fn jpeg_frame(bytes: &[u8]) -> Option<Frame> {
+    find_in_header(bytes, |marker, _, body| {
+        let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+        if !is_sof {
+            return None;
+        }
+        Some(Frame {
+            height: u16::from_be_bytes([*body.get(1)?, *body.get(2)?]),
+            width: u16::from_be_bytes([*body.get(3)?, *body.get(4)?]),
+            progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
+        })
+    })
+}
+
+/// Width and height from the first start-of-frame marker.
+pub fn jpeg_frame_size(bytes: &[u8]) -> Option<(u16, u16)> {
+    jpeg_frame(bytes).map(|f| (f.width, f.height))
+}
+
 /// Whether an end-of-image marker follows the first start-of-scan.
 fn has_eoi_after_scan(bytes: &[u8]) -> bool {
     // The scan is found by walking segments: a search would stop at an EXIF
     // thumbnail's scan, whose own EOI then vouches for a cut-off main image.
-    let first_sos = find_marker(bytes, |m| m == 0xDA)
+    let first_sos = find_in_header(bytes, |marker, at, _| (marker == 0xDA).then_some(at))
         .or_else(|| bytes.windows(2).position(|w| w == [0xFF, 0xDA]));
     let last_eoi = bytes.windows(2).rposition(|w| w == [0xFF, 0xD9]);
     matches!((first_sos, last_eoi), (Some(s), Some(e)) if e > s)
@@ -310,6 +438,9 @@ fn decode_png(bytes: &[u8], limits: &DecodeLimits, matte: [u8; 3]) -> Result<Dec
         orientation,
         colour,
         progressive,
+        full_width: width,
+        full_height: height,
+        factor: 1,
     })
 }
 
@@ -488,6 +619,62 @@ mod tests {
             Err(DecodeError::TooLarge { pixels, .. }) => assert_eq!(pixels, 65535 * 65535),
             other => panic!("expected TooLarge, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn factor_is_the_largest_that_keeps_the_minimum_size() {
+        let r = Reduce {
+            min_width: 960,
+            min_height: 1280,
+            max_factor: 8,
+        };
+        assert_eq!(r.factor_for(4000, 6000), 4);
+        assert_eq!(r.factor_for(3000, 4000), 2);
+        assert_eq!(r.factor_for(1200, 1600), 1);
+        assert_eq!(r.factor_for(8000, 11000), 8);
+        let capped = Reduce { max_factor: 2, ..r };
+        assert_eq!(capped.factor_for(8000, 11000), 2);
+        assert_eq!(Reduce::NONE.factor_for(8000, 11000), 1);
+    }
+
+    #[test]
+    fn reduced_decode_averages_the_full_decode() {
+        let (w, h) = (256u32, 320u32);
+        let img = crate::synth::portrait(w, h, 0.5, 3);
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 95)
+            .encode(
+                img.as_bytes(),
+                w as u16,
+                h as u16,
+                jpeg_encoder::ColorType::Rgb,
+            )
+            .unwrap();
+        let limits = DecodeLimits::default();
+        let full = decode(&jpeg, &limits, [0; 3]).unwrap();
+        let reduce = Reduce {
+            min_width: 0,
+            min_height: 0,
+            max_factor: 4,
+        };
+        let quarter = decode_reduced(&jpeg, &limits, [0; 3], reduce).unwrap();
+        assert_eq!((full.factor, quarter.factor), (1, 4));
+        assert_eq!((quarter.full_width, quarter.full_height), (w, h));
+        let q = &quarter.image;
+        assert_eq!((q.width(), q.height()), (w / 4, h / 4));
+        let mut total_error = 0u64;
+        for y in 0..q.height() {
+            for x in 0..q.width() {
+                for c in 0..3 {
+                    let block: u32 = (0..16)
+                        .map(|i| u32::from(full.image.pixel(x * 4 + i % 4, y * 4 + i / 4)[c]))
+                        .sum();
+                    total_error += u64::from((block / 16).abs_diff(u32::from(q.pixel(x, y)[c])));
+                }
+            }
+        }
+        let mean_error = total_error as f64 / f64::from(q.width() * q.height() * 3);
+        assert!(mean_error < 2.0, "mean error {mean_error}");
     }
 
     #[test]

@@ -103,6 +103,10 @@ pub struct PhotoRecord {
     pub checks: Vec<Check>,
     pub status: Option<Status>,
     pub error: Option<String>,
+    /// Reductions the photo was decoded at, in order (1 = full size, 2, 4,
+    /// 8); a second entry means the first was too coarse for the crop.
+    #[serde(default)]
+    pub decode_scales: Vec<u32>,
     /// Carried over from an earlier run with the same input and settings.
     #[serde(default)]
     pub resumed: bool,

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backdrop::{BackdropSettings, estimate_backdrop, judge_backdrop};
+use crate::backdrop::{Backdrop, BackdropSettings, estimate_backdrop, judge_backdrop};
 use crate::border::{BorderSettings, find_borders};
 use crate::check::{Verdict, worst};
-use crate::compose::{CompositionRule, judge_composition, plan_crop};
-use crate::decode::{DecodeLimits, decode};
+use crate::compose::{CompositionRule, CropPlan, judge_composition, plan_crop};
+use crate::decode::{DecodeLimits, Reduce, decode_reduced};
 use crate::encode::{EncodeSettings, encode_to_window};
-use crate::image::Rect;
+use crate::image::{Rect, RgbImage};
 use crate::manifest::{BorderRemoved, OutputGeometry, PhotoRecord, Status};
 use crate::orient::apply_orientation;
 use crate::portrait::{PortraitSettings, judge_portrait};
@@ -33,6 +33,7 @@ pub struct Options {
     pub composition: CompositionRule,
     pub portrait: PortraitSettings,
     pub encode: EncodeSettings,
+    pub reduce: ReduceSettings,
 }
 
 impl Options {
@@ -117,6 +118,50 @@ pub fn normalize_photo(name: &Path, bytes: &[u8], options: &Options) -> Processe
     }
 }
 
+/// How much a JPEG may be reduced while decoding (see [`Reduce`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReduceSettings {
+    /// Largest reduction: 1 decodes every photo at full size; 2, 4 or 8.
+    pub max_factor: u32,
+    /// The smallest share of the upright image's height (and width) the
+    /// crop box is expected to take. The decode keeps enough pixels for the
+    /// output at that share; a photo whose box turns out smaller is decoded
+    /// again at a finer scale, never upscaled.
+    pub min_box_share: f64,
+}
+
+impl Default for ReduceSettings {
+    fn default() -> Self {
+        ReduceSettings {
+            max_factor: 8,
+            // Heads are 24-40% of a studio portrait's height, so the box
+            // takes 45-75% of it; half keeps second decodes rare.
+            min_box_share: 0.5,
+        }
+    }
+}
+
+impl ReduceSettings {
+    /// The first decode's bounds for a photo made by `rule`.
+    pub fn first_decode(&self, rule: &CompositionRule) -> Reduce {
+        let share = self.min_box_share.clamp(0.01, 1.0);
+        Reduce {
+            min_width: (f64::from(rule.out_width) / share).ceil() as u32,
+            min_height: (f64::from(rule.out_height) / share).ceil() as u32,
+            max_factor: self.max_factor,
+        }
+    }
+}
+
+/// What the analysis stages decided, on an image reduced by `factor`.
+struct Analysis {
+    trimmed: RgbImage,
+    plan: CropPlan,
+    backdrop: Backdrop,
+    factor: u32,
+}
+
 /// The stages in order; fills `record` as it goes so a failure still shows
 /// how far the photo got.
 fn run_stages(
@@ -126,80 +171,31 @@ fn run_stages(
     record: &mut PhotoRecord,
     timings: &mut StageTimings,
 ) -> Result<Vec<u8>, String> {
-    let matte = options.backdrop.reference;
-    let decoded = timings
-        .time("decode", || decode(bytes, &options.limits, matte))
-        .map_err(|e| e.to_string())?;
-    record.detected_type = Some(decoded.format.name().to_owned());
-    let extension = name
-        .extension()
-        .map(|e| e.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    record.extension_mismatch = !decoded.format.matches_extension(&extension);
-    record.colour = Some(decoded.colour.clone());
-    record.progressive = Some(decoded.progressive);
-    record.original_width = Some(decoded.image.width());
-    record.original_height = Some(decoded.image.height());
-    record.orientation = Some(decoded.orientation.exif_value());
-
-    let upright = timings.time("orient", || {
-        apply_orientation(decoded.image, decoded.orientation)
-    });
-
-    let borders = timings.time("border", || find_borders(&upright, &options.border));
-    let inner = borders.inner(upright.width(), upright.height());
-    record.border_removed = Some(BorderRemoved {
-        top: borders.top,
-        bottom: borders.bottom,
-        left: borders.left,
-        right: borders.right,
-    });
-    let trimmed = if borders.is_none() {
-        upright
-    } else {
-        timings.time("border", || upright.crop(inner))
-    };
-
-    let backdrop = timings
-        .time("subject", || estimate_backdrop(&trimmed, &options.backdrop))
-        .map_err(|e| e.to_string())?;
-    record.backdrop_rgb = Some(backdrop.rgb);
-    record.backdrop_delta_e = Some(backdrop.delta_e);
-    record
-        .checks
-        .extend(judge_backdrop(&backdrop, &options.backdrop));
-
-    let plan = timings.time("subject", || {
-        locate_subject(&trimmed, &backdrop, &options.subject)
-            .map_err(|e| e.to_string())
-            .and_then(|subject| {
-                plan_crop(
-                    trimmed.width(),
-                    trimmed.height(),
-                    &subject,
-                    &options.composition,
-                )
-                .map_err(|e| e.to_string())
-            })
-    })?;
-    record.crop = Some(Rect::new(
-        plan.rect.x + inner.x,
-        plan.rect.y + inner.y,
-        plan.rect.width,
-        plan.rect.height,
-    ));
-    record.scale = Some(plan.scale);
-    record.geometry = Some(OutputGeometry {
-        crown_y: plan.crown_y,
-        eye_line_y: plan.eye_line_y,
-        face_width: plan.face_width,
-        head: plan.head,
-    });
-    record
-        .checks
-        .extend(judge_composition(&plan, &options.composition));
-
     let rule = &options.composition;
+    let mut reduce = options.reduce.first_decode(rule);
+    let before = record.clone();
+    let mut factors = Vec::new();
+    let analysis = loop {
+        let a = analyse(name, bytes, options, reduce, record, timings)?;
+        factors.push(a.factor);
+        // The box is smaller than the output at this scale but not in the
+        // file: decode finer rather than upscale.
+        if a.factor > 1 && a.plan.scale > rule.max_upscale + 1e-9 {
+            *record = before.clone();
+            let needed = (a.plan.scale / rule.max_upscale).ceil() as u32;
+            reduce.max_factor = (a.factor / needed.next_power_of_two()).max(1);
+            continue;
+        }
+        break a;
+    };
+    record.decode_scales = factors;
+    let Analysis {
+        trimmed,
+        plan,
+        backdrop,
+        ..
+    } = analysis;
+
     let resized = timings
         .time("resize", || {
             resize_crop(&trimmed, plan.rect, rule.out_width, rule.out_height)
@@ -223,4 +219,107 @@ fn run_stages(
     });
     record.checks.extend(report.checks);
     Ok(encoded.bytes)
+}
+
+/// Decode, orient, border, backdrop, subject and crop plan, on the photo
+/// reduced as `reduce` allows. Sizes and positions in `record` are in the
+/// file's own pixels, whatever the reduction.
+fn analyse(
+    name: &Path,
+    bytes: &[u8],
+    options: &Options,
+    reduce: Reduce,
+    record: &mut PhotoRecord,
+    timings: &mut StageTimings,
+) -> Result<Analysis, String> {
+    let matte = options.backdrop.reference;
+    let decoded = timings
+        .time("decode", || {
+            decode_reduced(bytes, &options.limits, matte, reduce)
+        })
+        .map_err(|e| e.to_string())?;
+    let factor = decoded.factor;
+    record.detected_type = Some(decoded.format.name().to_owned());
+    let extension = name
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    record.extension_mismatch = !decoded.format.matches_extension(&extension);
+    record.colour = Some(decoded.colour.clone());
+    record.progressive = Some(decoded.progressive);
+    record.original_width = Some(decoded.full_width);
+    record.original_height = Some(decoded.full_height);
+    record.orientation = Some(decoded.orientation.exif_value());
+    let (full_w, full_h) = if decoded.orientation.swaps_axes() {
+        (decoded.full_height, decoded.full_width)
+    } else {
+        (decoded.full_width, decoded.full_height)
+    };
+    // From the reduced image to the file's pixels; a reduced image rounds
+    // its size up, so the far edges are clamped.
+    let to_x = |v: u32| (v * factor).min(full_w);
+    let to_y = |v: u32| (v * factor).min(full_h);
+
+    let upright = timings.time("orient", || {
+        apply_orientation(decoded.image, decoded.orientation)
+    });
+
+    let borders = timings.time("border", || find_borders(&upright, &options.border));
+    let inner = borders.inner(upright.width(), upright.height());
+    record.border_removed = Some(BorderRemoved {
+        top: to_y(borders.top),
+        bottom: to_y(borders.bottom),
+        left: to_x(borders.left),
+        right: to_x(borders.right),
+    });
+    let trimmed = if borders.is_none() {
+        upright
+    } else {
+        timings.time("border", || upright.crop(inner))
+    };
+
+    let backdrop = timings
+        .time("subject", || estimate_backdrop(&trimmed, &options.backdrop))
+        .map_err(|e| e.to_string())?;
+    record.backdrop_rgb = Some(backdrop.rgb);
+    record.backdrop_delta_e = Some(backdrop.delta_e);
+    record
+        .checks
+        .extend(judge_backdrop(&backdrop, &options.backdrop));
+
+    // Upscaling is judged against the file, not the reduced image: a box
+    // smaller than the output here is redone at a finer scale.
+    let rule = CompositionRule {
+        max_upscale: options.composition.max_upscale * f64::from(factor),
+        ..options.composition.clone()
+    };
+    let plan = timings.time("subject", || {
+        locate_subject(&trimmed, &backdrop, &options.subject)
+            .map_err(|e| e.to_string())
+            .and_then(|subject| {
+                plan_crop(trimmed.width(), trimmed.height(), &subject, &rule)
+                    .map_err(|e| e.to_string())
+            })
+    })?;
+    let (left, top) = (plan.rect.x + inner.x, plan.rect.y + inner.y);
+    record.crop = Some(Rect::new(
+        to_x(left),
+        to_y(top),
+        to_x(left + plan.rect.width) - to_x(left),
+        to_y(top + plan.rect.height) - to_y(top),
+    ));
+    record.scale = Some(plan.scale / f64::from(factor));
+    record.geometry = Some(OutputGeometry {
+        crown_y: plan.crown_y,
+        eye_line_y: plan.eye_line_y,
+        face_width: plan.face_width,
+        head: plan.head,
+    });
+    record.checks.extend(judge_composition(&plan, &rule));
+    Ok(Analysis {
+        trimmed,
+        plan,
+        backdrop,
+        factor,
+    })
 }

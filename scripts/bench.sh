@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Times gradphoto against ImageMagick and libvips doing the same job on the
+# same cohort in ONE run, validates every output with the same yardstick
+# (examples/validate.rs: SPEC §1 and the composition rule), and prints
+# photos/s, peak resident memory and the ratios gradphoto/peer.
+#
+# Usage: scripts/bench.sh COHORT_DIR [JOBS...]     (default JOBS: 1 and nproc)
+# Set SKIP_SETUP=1 to skip installing the peers. Work files go to
+# ${BENCH_TMP:-/tmp/gradphoto-bench}.
+set -euo pipefail
+if [ $# -lt 1 ]; then
+  echo "usage: $0 COHORT_DIR [JOBS...]" >&2
+  exit 2
+fi
+cohort=$(realpath "$1")
+shift
+cd "$(dirname "$0")/.."
+ncores=$(nproc)
+jobs_list=("$@")
+[ ${#jobs_list[@]} -gt 0 ] || jobs_list=(1 "$ncores")
+work=${BENCH_TMP:-/tmp/gradphoto-bench}
+
+if [ "${SKIP_SETUP:-0}" != 1 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq imagemagick libvips-tools time >/dev/null
+  python3 -m pip install -q pyvips
+fi
+# /usr/local/bin may hold a stand-in `convert`; use the Debian one.
+magick=/usr/bin/convert
+cargo build --release --quiet --bin gradphoto --example validate --example speed
+bin=${CARGO_TARGET_DIR:-target}/release
+mapfile -t photos < <(find -L "$cohort" -maxdepth 1 -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) | sort)
+n=${#photos[@]}
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/{print $2}') GB"
+echo "cohort: $cohort, $n photos, $(du -shL "$cohort" | cut -f1)"
+
+# Runs a command under /usr/bin/time -v; sets $secs and $rss_mb.
+timed() {
+  local log=$work/time.log
+  /usr/bin/time -v -o "$log" "$@" >"$work/cmd.log" 2>&1 || true
+  secs=$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,t,":"); s=0; for(i=1;i<=n;i++) s=s*60+t[i]; print s}' "$log")
+  rss_mb=$(awk -F': ' '/Maximum resident set size/{printf "%.0f", $2/1024}' "$log")
+}
+
+magick_one() {
+  local in=$1 out=$2/$(basename "${1%.*}").jpg
+  # jpeg:size lets libjpeg decode at reduced scale (at least 2x the output).
+  "$magick" -define jpeg:size=960x1280 "$in" -auto-orient -trim +repage \
+    -resize '480x640^' -gravity center -extent 480x640 -strip \
+    -density 300 -units PixelsPerInch -define jpeg:extent=100kb "$out"
+}
+export -f magick_one
+export magick
+
+printf '%-20s %5s %8s %9s %7s %8s %12s %7s\n' tool jobs seconds photos/s peakMB spec_ok composition valid
+declare -A rate
+for jobs in "${jobs_list[@]}"; do
+  for tool in gradphoto decode-floor gradphoto-fullsize vips magick; do
+    out=$work/$tool-$jobs
+    rm -rf "$out" && mkdir -p "$out"
+    case $tool in
+      gradphoto) timed "$bin/gradphoto" normalize "$cohort" --out "$out" --jobs "$jobs" ;;
+      decode-floor) timed "$bin/examples/speed" decode "$cohort" --jobs "$jobs" ;;
+      gradphoto-fullsize) timed "$bin/examples/speed" normalize "$cohort" --out "$out" --jobs "$jobs" --max-factor 1 ;;
+      vips) timed python3 scripts/bench_vips.py "$out" "$jobs" "${photos[@]}" ;;
+      magick) timed bash -c 'printf "%s\0" "$@" | xargs -0 -P '"$jobs"' -I{} bash -c "magick_one \"\$1\" '"$out"' 2>/dev/null || true" _ {}' _ "${photos[@]}" ;;
+    esac
+    rate[$tool-$jobs]=$(awk -v n="$n" -v s="$secs" 'BEGIN{printf "%.2f", n/s}')
+    if [ "$tool" = decode-floor ]; then
+      ok=- comp=- valid=-
+    else
+      v=$("$bin/examples/validate" "$out")
+      ok=$(sed -n 's/.*spec_ok=\([0-9]*\).*/\1/p' <<<"$v")
+      comp=$(sed -n 's/.*composition_ok=\([0-9]*\).*/\1/p' <<<"$v")
+      valid=$(sed -n 's/.* valid=\([0-9]*\).*/\1/p' <<<"$v")
+    fi
+    printf '%-20s %5s %8.1f %9s %7s %8s %12s %7s\n' "$tool" "$jobs" "$secs" "${rate[$tool-$jobs]}" "$rss_mb" "$ok/$n" "$comp/$n" "$valid/$n"
+  done
+  for peer in vips magick decode-floor; do
+    awk -v a="${rate[gradphoto-$jobs]}" -v b="${rate[$peer-$jobs]}" -v p="$peer" -v j="$jobs" \
+      'BEGIN{printf "ratio gradphoto/%s at %s jobs: %.2f\n", p, j, a/b}'
+  done
+done
+echo "peak RSS: gradphoto is one process; vips and magick are the largest single process (they run one per job)."
