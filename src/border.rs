@@ -91,6 +91,16 @@ enum Side {
     Right,
 }
 
+/// What the search found on one side.
+#[derive(Clone, Copy, Debug, Default)]
+struct Scan {
+    width: u32,
+    /// A thin rule that ended the frame: its width and colour.
+    rule: Option<(u32, [u8; 3])>,
+    /// Colour of the uniform band just inside the frame, if it is one.
+    after: Option<[u8; 3]>,
+}
+
 /// One line parallel to a side: its median colour and how uniform it is.
 struct Line {
     colour: [u8; 3],
@@ -168,7 +178,7 @@ impl Scanner<'_> {
 
     /// Frame width on `side`, looking at lines over `span` only (the part not
     /// covered by frames on the neighbouring sides).
-    fn scan(&mut self, side: Side, span: (u32, u32), step_fraction: f64) -> u32 {
+    fn scan(&mut self, side: Side, span: (u32, u32), step_fraction: f64) -> Scan {
         let (w, h) = (self.img.width(), self.img.height());
         let depth = match side {
             Side::Top | Side::Bottom => h,
@@ -180,6 +190,8 @@ impl Scanner<'_> {
         let limit = ((f64::from(depth) * self.s.max_fraction).floor() as u32 + 2)
             .min(depth.saturating_sub(1));
         let mut best = 0;
+        let mut rule = None;
+        let mut after = None;
         let mut band: Option<[u8; 3]> = None;
         let mut i = 0;
         while i <= limit {
@@ -201,7 +213,12 @@ impl Scanner<'_> {
                     }
                 }
                 if step {
+                    // Two steps close together: a thin rule between them.
+                    if best > 0 && i - best <= (depth / 100).max(3) {
+                        rule = Some((i - best, colour));
+                    }
                     best = i;
+                    after = line.uniform.then_some(line.colour);
                 }
             }
             if !line.uniform {
@@ -224,7 +241,11 @@ impl Scanner<'_> {
                 }
             }
         }
-        best
+        Scan {
+            width: best,
+            rule,
+            after,
+        }
     }
 }
 
@@ -272,25 +293,47 @@ pub fn find_borders(img: &RgbImage, settings: &BorderSettings) -> Borders {
     // Frames on the other sides can take up to half the line in the first
     // pass, so the step is only required on a lower share of it.
     let loose = settings.step_fraction * 0.8;
-    let first = Borders {
-        top: sc.scan(Side::Top, (0, w), loose),
-        bottom: sc.scan(Side::Bottom, (0, w), loose),
-        left: sc.scan(Side::Left, (0, h), loose),
-        right: sc.scan(Side::Right, (0, h), loose),
+    let scan_all = |sc: &mut Scanner, hspan, vspan, fraction| {
+        [
+            sc.scan(Side::Top, hspan, fraction),
+            sc.scan(Side::Bottom, hspan, fraction),
+            sc.scan(Side::Left, vspan, fraction),
+            sc.scan(Side::Right, vspan, fraction),
+        ]
     };
-    if first.is_none() {
-        return first;
+    let first = scan_all(&mut sc, (0, w), (0, h), loose);
+    if first.iter().all(|s| s.width == 0) {
+        return Borders::default();
     }
     let across = |a: u32, b: u32, len: u32| {
         if a + b < len { (a, len - b) } else { (0, len) }
     };
-    let hspan = across(first.left, first.right, w);
-    let vspan = across(first.top, first.bottom, h);
+    let hspan = across(first[2].width, first[3].width, w);
+    let vspan = across(first[0].width, first[1].width, h);
+    let mut second = scan_all(&mut sc, hspan, vspan, settings.step_fraction);
+    // A double frame's rule has one width all round. Where it touches
+    // picture of its own colour (a dark rule on a dark suit) its inner edge
+    // shows no step, and the search stops at its outer edge with a band of
+    // the rule's colour running on inside: that band is the rule, as wide as
+    // on the sides where it was seen whole.
+    let rules: Vec<(u32, [u8; 3])> = second.iter().filter_map(|s| s.rule).collect();
+    for s in second
+        .iter_mut()
+        .filter(|s| s.width > 0 && s.rule.is_none())
+    {
+        let seen = rules.iter().find(|(_, c)| {
+            s.after
+                .is_some_and(|a| close(a, *c, settings.uniform_tolerance))
+        });
+        if let Some((k, _)) = seen {
+            s.width += k;
+        }
+    }
     let mut b = Borders {
-        top: sc.scan(Side::Top, hspan, settings.step_fraction),
-        bottom: sc.scan(Side::Bottom, hspan, settings.step_fraction),
-        left: sc.scan(Side::Left, vspan, settings.step_fraction),
-        right: sc.scan(Side::Right, vspan, settings.step_fraction),
+        top: second[0].width,
+        bottom: second[1].width,
+        left: second[2].width,
+        right: second[3].width,
     };
     // Always leave a picture behind, however strange the input.
     if b.top + b.bottom >= h {
@@ -461,6 +504,37 @@ mod tests {
         // And a rule hugging the picture.
         let mut img = add_frame(&base, f, [255, 255, 255], 2.0, 6);
         draw_rule(&mut img, f, 22, 2, [40, 40, 40]);
+        assert_within(find_borders(&img, &BorderSettings::default()), f, 0);
+    }
+
+    #[test]
+    fn dark_rule_against_a_dark_suit() {
+        // The rule matches the suit it touches at the bottom, so its inner
+        // edge shows no step there.
+        let mut p = Person::new(150.0, 50.0, 130.0);
+        p.clothes = [36, 36, 40];
+        p.shoulder_y = 300.0;
+        let base = Scene::new(300, 400, BLUE).with(p).paint();
+        let f = Frame {
+            top: 30,
+            bottom: 40,
+            left: 24,
+            right: 24,
+        };
+        let mut img = add_frame(&base, f, [255, 255, 255], 2.0, 6);
+        // 3 px rule hugging the picture on every side.
+        for y in 0..img.height() {
+            for x in 0..img.width() {
+                let in_frame = x < f.left || y < f.top || x >= 300 + f.left || y >= 400 + f.top;
+                let near = x + 3 >= f.left
+                    && y + 3 >= f.top
+                    && x < 300 + f.left + 3
+                    && y < 400 + f.top + 3;
+                if in_frame && near {
+                    img.put_pixel(x, y, [36, 36, 40]);
+                }
+            }
+        }
         assert_within(find_borders(&img, &BorderSettings::default()), f, 0);
     }
 

@@ -19,6 +19,7 @@ pub mod photo;
 pub mod pipeline;
 pub mod portrait;
 pub mod resize;
+pub mod score;
 pub mod subject;
 pub mod synth;
 #[cfg(test)]
