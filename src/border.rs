@@ -35,6 +35,9 @@ pub struct BorderSettings {
     /// Share of the line just inside the frame that must differ from it: the
     /// straight-edge test that keeps backdrop headroom and shirts untouched.
     pub step_fraction: f64,
+    /// The same, for a side continuing a frame seen on another side, when
+    /// the change is sudden (see `Scanner::scan`).
+    pub matched_step_fraction: f64,
     /// Pixels sampled along each line (evenly spaced); frames run the whole
     /// length, so sampling along the line loses nothing.
     pub samples_per_line: u32,
@@ -48,6 +51,7 @@ impl Default for BorderSettings {
             uniform_fraction: 0.85,
             step_tolerance: 40,
             step_fraction: 0.5,
+            matched_step_fraction: 0.1,
             samples_per_line: 1024,
         }
     }
@@ -95,6 +99,8 @@ enum Side {
 #[derive(Clone, Copy, Debug, Default)]
 struct Scan {
     width: u32,
+    /// The frame's outermost colour.
+    colour: Option<[u8; 3]>,
     /// A thin rule that ended the frame: its width and colour.
     rule: Option<(u32, [u8; 3])>,
     /// Colour of the uniform band just inside the frame, if it is one.
@@ -178,7 +184,18 @@ impl Scanner<'_> {
 
     /// Frame width on `side`, looking at lines over `span` only (the part not
     /// covered by frames on the neighbouring sides).
-    fn scan(&mut self, side: Side, span: (u32, u32), step_fraction: f64) -> Scan {
+    /// `matching`: the colour of a frame found on another side. A band of
+    /// that colour may end where the picture touches it with something of
+    /// its own colour over most of the line (a black frame on a dark suit),
+    /// so there a sudden change over a smaller share of the line, out of a
+    /// band that was all one colour, is a step too.
+    fn scan(
+        &mut self,
+        side: Side,
+        span: (u32, u32),
+        step_fraction: f64,
+        matching: Option<[u8; 3]>,
+    ) -> Scan {
         let (w, h) = (self.img.width(), self.img.height());
         let depth = match side {
             Side::Top | Side::Bottom => h,
@@ -193,6 +210,8 @@ impl Scanner<'_> {
         let mut rule = None;
         let mut after = None;
         let mut band: Option<[u8; 3]> = None;
+        let mut outer = None;
+        let mut prev_differing = 0.0;
         let mut i = 0;
         while i <= limit {
             let Some(line) = self.line(side, i, span) else {
@@ -201,7 +220,13 @@ impl Scanner<'_> {
             if let Some(colour) = band {
                 // Lines 0..i are all uniform: is line i (or, past a blurred
                 // edge, one of the next two) a straight step away from them?
-                let mut step = self.differing(side, i, span, colour) >= step_fraction;
+                let differing = self.differing(side, i, span, colour);
+                let matched = matching.is_some_and(|m| close(m, colour, self.s.uniform_tolerance));
+                let mut step = differing >= step_fraction
+                    || (matched
+                        && differing >= self.s.matched_step_fraction
+                        && prev_differing <= 0.02);
+                prev_differing = differing;
                 if !step && !line.uniform {
                     for j in 1..=2 {
                         if i + j < depth
@@ -224,6 +249,7 @@ impl Scanner<'_> {
             if !line.uniform {
                 break;
             }
+            outer.get_or_insert(line.colour);
             band = Some(line.colour);
             i += 1;
         }
@@ -243,6 +269,7 @@ impl Scanner<'_> {
         }
         Scan {
             width: best,
+            colour: outer.filter(|_| best > 0),
             rule,
             after,
         }
@@ -293,13 +320,16 @@ pub fn find_borders(img: &RgbImage, settings: &BorderSettings) -> Borders {
     // Frames on the other sides can take up to half the line in the first
     // pass, so the step is only required on a lower share of it.
     let loose = settings.step_fraction * 0.8;
+    let sides = [Side::Top, Side::Bottom, Side::Left, Side::Right];
     let scan_all = |sc: &mut Scanner, hspan, vspan, fraction| {
-        [
-            sc.scan(Side::Top, hspan, fraction),
-            sc.scan(Side::Bottom, hspan, fraction),
-            sc.scan(Side::Left, vspan, fraction),
-            sc.scan(Side::Right, vspan, fraction),
-        ]
+        sides.map(|side| {
+            let span = if matches!(side, Side::Top | Side::Bottom) {
+                hspan
+            } else {
+                vspan
+            };
+            sc.scan(side, span, fraction, None)
+        })
     };
     let first = scan_all(&mut sc, (0, w), (0, h), loose);
     if first.iter().all(|s| s.width == 0) {
@@ -311,6 +341,16 @@ pub fn find_borders(img: &RgbImage, settings: &BorderSettings) -> Borders {
     let hspan = across(first[2].width, first[3].width, w);
     let vspan = across(first[0].width, first[1].width, h);
     let mut second = scan_all(&mut sc, hspan, vspan, settings.step_fraction);
+    // Scanners and exports frame all sides alike: a side that showed no
+    // frame is looked at again for one of the colour found elsewhere.
+    if let Some(colour) = second.iter().find_map(|s| s.colour) {
+        for (k, side) in sides.into_iter().enumerate() {
+            if second[k].width == 0 {
+                let span = if k < 2 { hspan } else { vspan };
+                second[k] = sc.scan(side, span, settings.step_fraction, Some(colour));
+            }
+        }
+    }
     // A double frame's rule has one width all round. Where it touches
     // picture of its own colour (a dark rule on a dark suit) its inner edge
     // shows no step, and the search stops at its outer edge with a band of
@@ -536,6 +576,28 @@ mod tests {
             }
         }
         assert_within(find_borders(&img, &BorderSettings::default()), f, 0);
+    }
+
+    #[test]
+    fn black_frame_on_a_dark_suit() {
+        // The suit covers 84% of the bottom row.
+        let mut p = Person::new(150.0, 120.0, 70.0);
+        p.clothes = [26, 28, 34];
+        let base = Scene::new(300, 400, BLUE).with(p).paint();
+        let f = Frame {
+            top: 12,
+            bottom: 60,
+            left: 0,
+            right: 0,
+        };
+        let img = add_frame(&base, f, [10, 10, 10], 2.0, 7);
+        assert_within(find_borders(&img, &BorderSettings::default()), f, 1);
+        // Alone at the bottom, such a frame is indistinguishable from the
+        // suit: nothing is removed rather than the wrong thing.
+        let bottom_only = Frame { top: 0, ..f };
+        let img = add_frame(&base, bottom_only, [10, 10, 10], 2.0, 7);
+        let got = find_borders(&img, &BorderSettings::default());
+        assert!(got.bottom == 0 || got.bottom.abs_diff(60) <= 1, "{got:?}");
     }
 
     #[test]
