@@ -401,6 +401,14 @@ mod tests {
             .paint()
     }
 
+    /// Shoulders so wide the clothes fill the whole bottom rows.
+    fn wide_shoulders(clothes: [u8; 3]) -> RgbImage {
+        let mut p = Person::new(150.0, 50.0, 130.0);
+        p.clothes = clothes;
+        p.shoulder_y = 300.0;
+        Scene::new(300, 400, BLUE).with(p).paint()
+    }
+
     fn assert_within(got: Borders, want: Frame, tol: u32) {
         let pairs = [
             ("top", got.top, want.top),
@@ -551,10 +559,7 @@ mod tests {
     fn dark_rule_against_a_dark_suit() {
         // The rule matches the suit it touches at the bottom, so its inner
         // edge shows no step there.
-        let mut p = Person::new(150.0, 50.0, 130.0);
-        p.clothes = [36, 36, 40];
-        p.shoulder_y = 300.0;
-        let base = Scene::new(300, 400, BLUE).with(p).paint();
+        let base = wide_shoulders([36, 36, 40]);
         let f = Frame {
             top: 30,
             bottom: 40,
@@ -602,11 +607,7 @@ mod tests {
 
     #[test]
     fn white_shirt_touching_bottom_is_not_a_border() {
-        let mut p = Person::new(150.0, 50.0, 130.0);
-        p.clothes = [250, 250, 250];
-        // Shoulders so wide the shirt fills the whole bottom rows.
-        p.shoulder_y = 300.0;
-        let img = Scene::new(300, 400, BLUE).with(p).paint();
+        let img = wide_shoulders([250, 250, 250]);
         let got = find_borders(&img, &BorderSettings::default());
         assert!(got.is_none(), "{got:?}");
         // With a white frame elsewhere the shirt still stays.

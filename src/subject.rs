@@ -146,7 +146,7 @@ pub fn locate_subject(
     // which then grows over pixels only a little unlike it, down to a few
     // times the backdrop's own noise. Skin on a grey backdrop of the same
     // lightness (a grayscale file) differs by only a few ΔE.
-    let strong: Vec<bool> = dist.iter().map(|d| *d > settings.threshold).collect();
+    let mut strong: Vec<bool> = dist.iter().map(|d| *d > settings.threshold).collect();
     let mut quiet: Vec<f64> = dist
         .iter()
         .copied()
@@ -159,7 +159,15 @@ pub fn locate_subject(
         *quiet.select_nth_unstable_by(mid, f64::total_cmp).1
     };
     let low = (settings.weak_noise_factor * noise).clamp(settings.weak_min, settings.threshold);
-    let fg: Vec<bool> = dist.iter().map(|d| *d > low).collect();
+    let mut fg: Vec<bool> = dist.iter().map(|d| *d > low).collect();
+    // The outermost working pixels of the top and sides may hold what the
+    // border stage left of a frame's blurred edge (it is right to ±2 px),
+    // which the low threshold would otherwise grow into a thin false
+    // subject along the edge. The bottom is where the person stands.
+    for i in (0..w).chain((0..h).flat_map(|y| [y * w, y * w + w - 1])) {
+        fg[i] = false;
+        strong[i] = false;
+    }
     let (mut labels, mut areas) = components(&fg, w, h);
     let mut seeded = vec![false; areas.len()];
     for (l, st) in labels.iter().zip(&strong) {
@@ -337,7 +345,7 @@ pub fn locate_subject(
     if people > 1 {
         return Err(SubjectError::TwoPeople);
     }
-    let touches_top = crown == 0;
+    let touches_top = crown <= 1;
     if touches_top && !settings.allow_cut_off {
         return Err(SubjectError::CutOffAtTop);
     }
@@ -347,7 +355,7 @@ pub fn locate_subject(
     let f = f64::from(work.factor);
     let to_in =
         |v: f64, max: u32| (v * f).round().clamp(0.0, f64::from(max.saturating_sub(1))) as u32;
-    let crown_y = if crown == 0 {
+    let crown_y = if touches_top {
         0
     } else {
         to_in(crown as f64 + 0.5, ih)
