@@ -35,6 +35,9 @@ pub struct BorderSettings {
     /// Share of the line just inside the frame that must differ from it: the
     /// straight-edge test that keeps backdrop headroom and shirts untouched.
     pub step_fraction: f64,
+    /// The same, for a side continuing a frame seen on another side, when
+    /// the change is sudden (see `Scanner::scan`).
+    pub matched_step_fraction: f64,
     /// Pixels sampled along each line (evenly spaced); frames run the whole
     /// length, so sampling along the line loses nothing.
     pub samples_per_line: u32,
@@ -48,6 +51,7 @@ impl Default for BorderSettings {
             uniform_fraction: 0.85,
             step_tolerance: 40,
             step_fraction: 0.5,
+            matched_step_fraction: 0.1,
             samples_per_line: 1024,
         }
     }
@@ -89,6 +93,18 @@ enum Side {
     Bottom,
     Left,
     Right,
+}
+
+/// What the search found on one side.
+#[derive(Clone, Copy, Debug, Default)]
+struct Scan {
+    width: u32,
+    /// The frame's outermost colour.
+    colour: Option<[u8; 3]>,
+    /// A thin rule that ended the frame: its width and colour.
+    rule: Option<(u32, [u8; 3])>,
+    /// Colour of the uniform band just inside the frame, if it is one.
+    after: Option<[u8; 3]>,
 }
 
 /// One line parallel to a side: its median colour and how uniform it is.
@@ -168,7 +184,18 @@ impl Scanner<'_> {
 
     /// Frame width on `side`, looking at lines over `span` only (the part not
     /// covered by frames on the neighbouring sides).
-    fn scan(&mut self, side: Side, span: (u32, u32), step_fraction: f64) -> u32 {
+    /// `matching`: the colour of a frame found on another side. A band of
+    /// that colour may end where the picture touches it with something of
+    /// its own colour over most of the line (a black frame on a dark suit),
+    /// so there a sudden change over a smaller share of the line, out of a
+    /// band that was all one colour, is a step too.
+    fn scan(
+        &mut self,
+        side: Side,
+        span: (u32, u32),
+        step_fraction: f64,
+        matching: Option<[u8; 3]>,
+    ) -> Scan {
         let (w, h) = (self.img.width(), self.img.height());
         let depth = match side {
             Side::Top | Side::Bottom => h,
@@ -180,7 +207,11 @@ impl Scanner<'_> {
         let limit = ((f64::from(depth) * self.s.max_fraction).floor() as u32 + 2)
             .min(depth.saturating_sub(1));
         let mut best = 0;
+        let mut rule = None;
+        let mut after = None;
         let mut band: Option<[u8; 3]> = None;
+        let mut outer = None;
+        let mut prev_differing = 0.0;
         let mut i = 0;
         while i <= limit {
             let Some(line) = self.line(side, i, span) else {
@@ -189,7 +220,13 @@ impl Scanner<'_> {
             if let Some(colour) = band {
                 // Lines 0..i are all uniform: is line i (or, past a blurred
                 // edge, one of the next two) a straight step away from them?
-                let mut step = self.differing(side, i, span, colour) >= step_fraction;
+                let differing = self.differing(side, i, span, colour);
+                let matched = matching.is_some_and(|m| close(m, colour, self.s.uniform_tolerance));
+                let mut step = differing >= step_fraction
+                    || (matched
+                        && differing >= self.s.matched_step_fraction
+                        && prev_differing <= 0.02);
+                prev_differing = differing;
                 if !step && !line.uniform {
                     for j in 1..=2 {
                         if i + j < depth
@@ -201,12 +238,18 @@ impl Scanner<'_> {
                     }
                 }
                 if step {
+                    // Two steps close together: a thin rule between them.
+                    if best > 0 && i - best <= (depth / 100).max(3) {
+                        rule = Some((i - best, colour));
+                    }
                     best = i;
+                    after = line.uniform.then_some(line.colour);
                 }
             }
             if !line.uniform {
                 break;
             }
+            outer.get_or_insert(line.colour);
             band = Some(line.colour);
             i += 1;
         }
@@ -224,7 +267,12 @@ impl Scanner<'_> {
                 }
             }
         }
-        best
+        Scan {
+            width: best,
+            colour: outer.filter(|_| best > 0),
+            rule,
+            after,
+        }
     }
 }
 
@@ -272,25 +320,60 @@ pub fn find_borders(img: &RgbImage, settings: &BorderSettings) -> Borders {
     // Frames on the other sides can take up to half the line in the first
     // pass, so the step is only required on a lower share of it.
     let loose = settings.step_fraction * 0.8;
-    let first = Borders {
-        top: sc.scan(Side::Top, (0, w), loose),
-        bottom: sc.scan(Side::Bottom, (0, w), loose),
-        left: sc.scan(Side::Left, (0, h), loose),
-        right: sc.scan(Side::Right, (0, h), loose),
+    let sides = [Side::Top, Side::Bottom, Side::Left, Side::Right];
+    let scan_all = |sc: &mut Scanner, hspan, vspan, fraction| {
+        sides.map(|side| {
+            let span = if matches!(side, Side::Top | Side::Bottom) {
+                hspan
+            } else {
+                vspan
+            };
+            sc.scan(side, span, fraction, None)
+        })
     };
-    if first.is_none() {
-        return first;
+    let first = scan_all(&mut sc, (0, w), (0, h), loose);
+    if first.iter().all(|s| s.width == 0) {
+        return Borders::default();
     }
     let across = |a: u32, b: u32, len: u32| {
         if a + b < len { (a, len - b) } else { (0, len) }
     };
-    let hspan = across(first.left, first.right, w);
-    let vspan = across(first.top, first.bottom, h);
+    let hspan = across(first[2].width, first[3].width, w);
+    let vspan = across(first[0].width, first[1].width, h);
+    let mut second = scan_all(&mut sc, hspan, vspan, settings.step_fraction);
+    // Scanners and exports frame all sides alike: a side that showed no
+    // frame is looked at again for one of the colour found elsewhere.
+    if let Some(colour) = second.iter().find_map(|s| s.colour) {
+        for (k, side) in sides.into_iter().enumerate() {
+            if second[k].width == 0 {
+                let span = if k < 2 { hspan } else { vspan };
+                second[k] = sc.scan(side, span, settings.step_fraction, Some(colour));
+            }
+        }
+    }
+    // A double frame's rule has one width all round. Where it touches
+    // picture of its own colour (a dark rule on a dark suit) its inner edge
+    // shows no step, and the search stops at its outer edge with a band of
+    // the rule's colour running on inside: that band is the rule, as wide as
+    // on the sides where it was seen whole.
+    let rules: Vec<(u32, [u8; 3])> = second.iter().filter_map(|s| s.rule).collect();
+    for s in second
+        .iter_mut()
+        .filter(|s| s.width > 0 && s.rule.is_none())
+    {
+        let seen = rules.iter().find(|(_, c)| {
+            s.after
+                .is_some_and(|a| close(a, *c, settings.uniform_tolerance))
+        });
+        if let Some((k, _)) = seen {
+            s.width += k;
+        }
+    }
     let mut b = Borders {
-        top: sc.scan(Side::Top, hspan, settings.step_fraction),
-        bottom: sc.scan(Side::Bottom, hspan, settings.step_fraction),
-        left: sc.scan(Side::Left, vspan, settings.step_fraction),
-        right: sc.scan(Side::Right, vspan, settings.step_fraction),
+        top: second[0].width,
+        bottom: second[1].width,
+        left: second[2].width,
+        right: second[3].width,
     };
     // Always leave a picture behind, however strange the input.
     if b.top + b.bottom >= h {
@@ -316,6 +399,14 @@ mod tests {
         Scene::new(w, h, BLUE)
             .with(Person::new(f64::from(w) / 2.0, f64::from(h) * 0.14, face))
             .paint()
+    }
+
+    /// Shoulders so wide the clothes fill the whole bottom rows.
+    fn wide_shoulders(clothes: [u8; 3]) -> RgbImage {
+        let mut p = Person::new(150.0, 50.0, 130.0);
+        p.clothes = clothes;
+        p.shoulder_y = 300.0;
+        Scene::new(300, 400, BLUE).with(p).paint()
     }
 
     fn assert_within(got: Borders, want: Frame, tol: u32) {
@@ -465,12 +556,58 @@ mod tests {
     }
 
     #[test]
+    fn dark_rule_against_a_dark_suit() {
+        // The rule matches the suit it touches at the bottom, so its inner
+        // edge shows no step there.
+        let base = wide_shoulders([36, 36, 40]);
+        let f = Frame {
+            top: 30,
+            bottom: 40,
+            left: 24,
+            right: 24,
+        };
+        let mut img = add_frame(&base, f, [255, 255, 255], 2.0, 6);
+        // 3 px rule hugging the picture on every side.
+        for y in 0..img.height() {
+            for x in 0..img.width() {
+                let in_frame = x < f.left || y < f.top || x >= 300 + f.left || y >= 400 + f.top;
+                let near = x + 3 >= f.left
+                    && y + 3 >= f.top
+                    && x < 300 + f.left + 3
+                    && y < 400 + f.top + 3;
+                if in_frame && near {
+                    img.put_pixel(x, y, [36, 36, 40]);
+                }
+            }
+        }
+        assert_within(find_borders(&img, &BorderSettings::default()), f, 0);
+    }
+
+    #[test]
+    fn black_frame_on_a_dark_suit() {
+        // The suit covers 84% of the bottom row.
+        let mut p = Person::new(150.0, 120.0, 70.0);
+        p.clothes = [26, 28, 34];
+        let base = Scene::new(300, 400, BLUE).with(p).paint();
+        let f = Frame {
+            top: 12,
+            bottom: 60,
+            left: 0,
+            right: 0,
+        };
+        let img = add_frame(&base, f, [10, 10, 10], 2.0, 7);
+        assert_within(find_borders(&img, &BorderSettings::default()), f, 1);
+        // Alone at the bottom, such a frame is indistinguishable from the
+        // suit: nothing is removed rather than the wrong thing.
+        let bottom_only = Frame { top: 0, ..f };
+        let img = add_frame(&base, bottom_only, [10, 10, 10], 2.0, 7);
+        let got = find_borders(&img, &BorderSettings::default());
+        assert!(got.bottom == 0 || got.bottom.abs_diff(60) <= 1, "{got:?}");
+    }
+
+    #[test]
     fn white_shirt_touching_bottom_is_not_a_border() {
-        let mut p = Person::new(150.0, 50.0, 130.0);
-        p.clothes = [250, 250, 250];
-        // Shoulders so wide the shirt fills the whole bottom rows.
-        p.shoulder_y = 300.0;
-        let img = Scene::new(300, 400, BLUE).with(p).paint();
+        let img = wide_shoulders([250, 250, 250]);
         let got = find_borders(&img, &BorderSettings::default());
         assert!(got.is_none(), "{got:?}");
         // With a white frame elsewhere the shirt still stays.

@@ -22,6 +22,7 @@ pub mod portrait;
 pub mod report;
 pub mod resize;
 pub mod roster;
+pub mod score;
 pub mod subject;
 pub mod synth;
 #[cfg(test)]
