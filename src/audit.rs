@@ -31,7 +31,7 @@ use crate::manifest::{
     self, BorderRemoved, Manifest, ManifestWriter, OutputGeometry, PhotoRecord, RunHeader, Status,
 };
 use crate::orient::apply_orientation;
-use crate::photo::{Options, normalize_photo};
+use crate::photo::{Options, normalize_photo, record_decoded};
 use crate::pipeline::{Progress, settings_fingerprint};
 use crate::portrait::judge_portrait;
 use crate::report::thumbnail;
@@ -99,17 +99,7 @@ pub fn audit_photo(name: &Path, bytes: &[u8], options: &Options, want_thumbnail:
     let mut thumb = None;
     match decode(bytes, &options.limits, options.backdrop.reference) {
         Ok(decoded) => {
-            record.detected_type = Some(decoded.format.name().to_owned());
-            let extension = name
-                .extension()
-                .map(|e| e.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            record.extension_mismatch = !decoded.format.matches_extension(&extension);
-            record.colour = Some(decoded.colour.clone());
-            record.progressive = Some(decoded.progressive);
-            record.original_width = Some(decoded.image.width());
-            record.original_height = Some(decoded.image.height());
-            record.orientation = Some(decoded.orientation.exif_value());
+            record_decoded(name, &decoded, &mut record);
             let upright = apply_orientation(decoded.image, decoded.orientation);
             let view = judge_picture(upright, options, &mut record);
             if want_thumbnail {

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::backdrop::{Backdrop, BackdropSettings, estimate_backdrop, judge_backdrop};
 use crate::border::{BorderSettings, find_borders};
-use crate::check::{Verdict, worst};
+use crate::check::{Check, Verdict, worst};
 use crate::compose::{CompositionRule, CropPlan, judge_composition, plan_crop};
-use crate::decode::{DecodeLimits, Reduce, decode_reduced};
+use crate::decode::{DecodeLimits, Decoded, Reduce, decode_reduced};
 use crate::encode::{EncodeSettings, encode_to_window};
 use crate::image::{Rect, RgbImage};
 use crate::manifest::{BorderRemoved, OutputGeometry, PhotoRecord, Status};
@@ -221,6 +221,32 @@ fn run_stages(
     Ok(encoded.bytes)
 }
 
+/// Records what decoding learnt about the file. A name whose extension lies
+/// about the content is processed by its real type and flagged with a
+/// warning, so that somebody renames the source.
+pub fn record_decoded(name: &Path, decoded: &Decoded, record: &mut PhotoRecord) {
+    let format = decoded.format.name();
+    record.detected_type = Some(format.to_owned());
+    let extension = name
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    record.extension_mismatch = !decoded.format.matches_extension(&extension);
+    if record.extension_mismatch {
+        record.checks.push(Check::new(
+            "file_type",
+            Verdict::Warn,
+            None,
+            format!("the file is named .{extension} but its content is {format}"),
+        ));
+    }
+    record.colour = Some(decoded.colour.clone());
+    record.progressive = Some(decoded.progressive);
+    record.original_width = Some(decoded.full_width);
+    record.original_height = Some(decoded.full_height);
+    record.orientation = Some(decoded.orientation.exif_value());
+}
+
 /// Decode, orient, border, backdrop, subject and crop plan, on the photo
 /// reduced as `reduce` allows. Sizes and positions in `record` are in the
 /// file's own pixels, whatever the reduction.
@@ -239,17 +265,7 @@ fn analyse(
         })
         .map_err(|e| e.to_string())?;
     let factor = decoded.factor;
-    record.detected_type = Some(decoded.format.name().to_owned());
-    let extension = name
-        .extension()
-        .map(|e| e.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    record.extension_mismatch = !decoded.format.matches_extension(&extension);
-    record.colour = Some(decoded.colour.clone());
-    record.progressive = Some(decoded.progressive);
-    record.original_width = Some(decoded.full_width);
-    record.original_height = Some(decoded.full_height);
-    record.orientation = Some(decoded.orientation.exif_value());
+    record_decoded(name, &decoded, record);
     let (full_w, full_h) = if decoded.orientation.swaps_axes() {
         (decoded.full_height, decoded.full_width)
     } else {

@@ -137,6 +137,17 @@ fn fixtures_become_registry_ready_photos_and_the_bad_ones_are_reported() {
     let lying = record_for(&m, "05-png-named.jpg");
     assert_eq!(lying["detected_type"], "png");
     assert_eq!(lying["extension_mismatch"], true);
+    assert_eq!(
+        lying["status"], "warn",
+        "a lying extension is flagged: {lying:#}"
+    );
+    assert!(
+        lying["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "file_type" && c["verdict"] == "warn")
+    );
     let bordered = record_for(&m, "11-black-border-left-right.jpg");
     let truth_border = &truth
         .iter()
