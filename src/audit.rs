@@ -327,16 +327,7 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
     let jobs = config.jobs.max(1);
     let mut writer = ManifestWriter::create(
         out,
-        RunHeader {
-            tool: "gradphoto".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            command: "check".into(),
-            settings,
-            settings_sha256,
-            jobs,
-            started: manifest::now_rfc3339(),
-            ..RunHeader::default()
-        },
+        RunHeader::starting("check", settings, settings_sha256, jobs),
     )?;
     writer.run_mut().counts.skipped_not_images = skipped.len();
     for (path, why) in &problems {

@@ -14,9 +14,15 @@ fn srgb_to_linear(c: u8) -> f64 {
 /// CIELAB of an sRGB colour, reference white D65 (the sRGB white point, so no
 /// chromatic adaptation is involved).
 pub fn srgb_to_lab(rgb: [u8; 3]) -> [f64; 3] {
-    let r = srgb_to_linear(rgb[0]);
-    let g = srgb_to_linear(rgb[1]);
-    let b = srgb_to_linear(rgb[2]);
+    linear_to_lab(
+        srgb_to_linear(rgb[0]),
+        srgb_to_linear(rgb[1]),
+        srgb_to_linear(rgb[2]),
+    )
+}
+
+/// CIE L*a*b* (D65) of linear-light sRGB components.
+fn linear_to_lab(r: f64, g: f64, b: f64) -> [f64; 3] {
     let x = 0.412_456_4 * r + 0.357_576_1 * g + 0.180_437_5 * b;
     let y = 0.212_672_9 * r + 0.715_152_2 * g + 0.072_175_0 * b;
     let z = 0.019_333_9 * r + 0.119_192_0 * g + 0.950_304_1 * b;
@@ -58,22 +64,7 @@ impl LabTable {
             self.lin[i] * (1.0 - t) + self.lin[j] * t
         };
         let (r, g, b) = (lin(rgb[0]), lin(rgb[1]), lin(rgb[2]));
-        let x = 0.412_456_4 * r + 0.357_576_1 * g + 0.180_437_5 * b;
-        let y = 0.212_672_9 * r + 0.715_152_2 * g + 0.072_175_0 * b;
-        let z = 0.019_333_9 * r + 0.119_192_0 * g + 0.950_304_1 * b;
-        let f = |t: f64| {
-            const E: f64 = 216.0 / 24_389.0;
-            const K: f64 = 24_389.0 / 27.0;
-            if t > E {
-                t.cbrt()
-            } else {
-                (K * t + 16.0) / 116.0
-            }
-        };
-        let fx = f(x / 0.950_47);
-        let fy = f(y);
-        let fz = f(z / 1.088_83);
-        [116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)]
+        linear_to_lab(r, g, b)
     }
 }
 

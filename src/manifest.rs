@@ -260,6 +260,27 @@ pub struct RunHeader {
     pub stage_seconds: BTreeMap<String, f64>,
 }
 
+impl RunHeader {
+    /// The header of a run starting now.
+    pub fn starting(
+        command: &str,
+        settings: serde_json::Value,
+        settings_sha256: String,
+        jobs: usize,
+    ) -> Self {
+        RunHeader {
+            tool: "gradphoto".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            command: command.into(),
+            settings,
+            settings_sha256,
+            jobs,
+            started: now_rfc3339(),
+            ..RunHeader::default()
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub run: RunHeader,

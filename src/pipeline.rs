@@ -407,16 +407,7 @@ fn run_batch(
     let jobs = config.jobs.max(1);
     let mut writer = ManifestWriter::create(
         &config.out_dir,
-        RunHeader {
-            tool: "gradphoto".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            command: "normalize".into(),
-            settings,
-            settings_sha256,
-            jobs,
-            started: manifest::now_rfc3339(),
-            ..RunHeader::default()
-        },
+        RunHeader::starting("normalize", settings, settings_sha256, jobs),
     )?;
     writer.run_mut().counts.skipped_not_images = skipped.len();
     for (path, why) in &problems {
