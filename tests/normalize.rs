@@ -307,3 +307,33 @@ fn help_documents_exit_codes() {
     assert!(text.contains("Exit status"), "{text}");
     assert!(text.contains("--max-bytes"));
 }
+
+#[test]
+fn the_backdrop_reference_is_a_setting() {
+    let grey = fixtures().join("07-grayscale.jpg");
+    let blue_default = scratch("backdrop-default");
+    assert_eq!(
+        normalize(&[&grey], &blue_default, &["-q"]).status.code(),
+        Some(1)
+    );
+    let r = record_for(&manifest(&blue_default), "07-grayscale.jpg").clone();
+    assert!(r["error"].as_str().unwrap().contains("backdrop"), "{r:#}");
+
+    // A school that accepts the grey backdrop says so, and the photo passes.
+    let grey_ref = scratch("backdrop-grey");
+    let run_grey = normalize(&[&grey], &grey_ref, &["-q", "--backdrop", "177,177,177"]);
+    assert_eq!(run_grey.status.code(), Some(0));
+    // A grayscale input is still written as 3 components (SPEC §1).
+    let written = std::fs::read(grey_ref.join("07-grayscale.jpg")).unwrap();
+    let facts = inspect_jpeg(&written);
+    assert_eq!((facts.width, facts.height, facts.components), (480, 640, 3));
+    assert_eq!(facts.sof_markers, [0xC0]);
+    let settings = &manifest(&grey_ref)["run"]["settings"]["backdrop"]["reference"];
+    assert_eq!(settings, &serde_json::json!([177, 177, 177]));
+
+    let bad = normalize(&[&grey], &grey_ref, &["--backdrop", "300,0,0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    for dir in [blue_default, grey_ref] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
