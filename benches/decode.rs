@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gradphoto::decode::{DecodeLimits, Reduce, decode_reduced};
+use gradphoto::decode::{DecodeLimits, DecodeScale, Reduce, decode_reduced};
 use gradphoto::synth::{FileSpec, PortraitSpec, make_photo};
 use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace;
@@ -32,11 +32,21 @@ fn bench(c: &mut Criterion) {
     for (name, w, h) in [("12MP", 3000, 4000), ("24MP", 4000, 6000)] {
         let jpeg = camera_jpeg(w, h);
         let limits = DecodeLimits::default();
+        for eighths in [3, 5] {
+            let reduce = Reduce {
+                min_width: 0,
+                min_height: 0,
+                min_scale: DecodeScale::eighths(eighths),
+            };
+            group.bench_function(format!("ours {name} {eighths}/8"), |b| {
+                b.iter(|| decode_reduced(black_box(&jpeg), &limits, [0; 3], reduce))
+            });
+        }
         for factor in [1, 2, 4, 8] {
             let reduce = Reduce {
                 min_width: 0,
                 min_height: 0,
-                max_factor: factor,
+                min_scale: DecodeScale::eighths(8 / factor),
             };
             group.bench_function(format!("ours {name} 1/{factor}"), |b| {
                 b.iter(|| decode_reduced(black_box(&jpeg), &limits, [0; 3], reduce))

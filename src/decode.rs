@@ -113,9 +113,8 @@ pub struct Decoded {
     /// Stored size of the file (before orientation and reduction).
     pub full_width: u32,
     pub full_height: u32,
-    /// The image is the file reduced by this factor (1, 2, 4 or 8): a
-    /// pixel here covers `factor` x `factor` pixels of the file.
-    pub factor: u32,
+    /// The image is the file at this scale.
+    pub scale: DecodeScale,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,17 +165,57 @@ fn check_limits(width: u64, height: u64, limits: &DecodeLimits) -> Result<(), De
     Ok(())
 }
 
-/// How far a JPEG may be reduced while decoding. JPEG stores 8x8 blocks of
-/// frequencies, so 1/2, 1/4 and 1/8 scale come almost free from a smaller
-/// inverse DCT: a 24 MP photo for a 480x640 result never needs its full
-/// resolution in memory.
+/// The scale a JPEG was decoded at: `eighths`/8 of the stored size, 1 to 8.
+/// JPEG stores 8x8 blocks of frequencies, and libjpeg's scaled inverse DCTs
+/// turn each into an M x M block for any M from 1 to 8: a 24 MP photo for a
+/// 480x640 result never needs its full resolution in memory, and the finer
+/// steps between 1/8, 1/4, 1/2 and 1 keep the decoded image close to what the
+/// output needs instead of up to twice (four times the pixels) as large.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DecodeScale {
+    eighths: u32,
+}
+
+impl DecodeScale {
+    pub const FULL: DecodeScale = DecodeScale { eighths: 8 };
+
+    /// `eighths`/8, clamped to 1..=8.
+    pub fn eighths(eighths: u32) -> DecodeScale {
+        DecodeScale {
+            eighths: eighths.clamp(1, 8),
+        }
+    }
+
+    /// The numerator over 8.
+    pub fn numerator(self) -> u32 {
+        self.eighths
+    }
+
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.eighths) / 8.0
+    }
+
+    /// File pixels covered by `v` decoded pixels from an edge, rounded up: a
+    /// decoded pixel stands for 8/M pixels of the file, and the last one
+    /// covers the file up to its far side.
+    pub fn to_file(self, v: u32) -> u32 {
+        (u64::from(v) * 8).div_ceil(u64::from(self.eighths)) as u32
+    }
+
+    /// The decoded length of a stored length (libjpeg rounds up).
+    pub fn of(self, stored: u32) -> u32 {
+        (u64::from(stored) * u64::from(self.eighths)).div_ceil(8) as u32
+    }
+}
+
+/// How far a JPEG may be reduced while decoding (see [`DecodeScale`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reduce {
     /// Smallest acceptable decoded size, in the upright (displayed) frame.
     pub min_width: u32,
     pub min_height: u32,
-    /// Largest reduction allowed: 1 (full size), 2, 4 or 8.
-    pub max_factor: u32,
+    /// Smallest scale allowed: 8/8 decodes at full size, 1/8 allows all.
+    pub min_scale: DecodeScale,
 }
 
 impl Reduce {
@@ -184,26 +223,22 @@ impl Reduce {
     pub const NONE: Reduce = Reduce {
         min_width: 0,
         min_height: 0,
-        max_factor: 1,
+        min_scale: DecodeScale::FULL,
     };
 
-    /// The largest factor in 8, 4, 2, 1 that keeps an upright `width` x
-    /// `height` image at least the minimum size. Depends on the header alone,
-    /// so the same file always decodes to the same pixels.
-    pub fn factor_for(&self, width: u32, height: u32) -> u32 {
-        [8, 4, 2]
-            .into_iter()
-            .find(|&f| {
-                f <= self.max_factor
-                    && width.div_ceil(f) >= self.min_width
-                    && height.div_ceil(f) >= self.min_height
-            })
-            .unwrap_or(1)
+    /// The smallest scale that keeps an upright `width` x `height` image at
+    /// least the minimum size. Depends on the header alone, so the same file
+    /// always decodes to the same pixels.
+    pub fn scale_for(&self, width: u32, height: u32) -> DecodeScale {
+        (self.min_scale.numerator()..=8)
+            .map(DecodeScale::eighths)
+            .find(|s| s.of(width) >= self.min_width && s.of(height) >= self.min_height)
+            .unwrap_or(DecodeScale::FULL)
     }
 }
 
-/// Decodes JPEG or PNG bytes like [`decode`], reducing a JPEG by the largest
-/// factor `reduce` allows. PNG has no cheap reduced decode and is always
+/// Decodes JPEG or PNG bytes like [`decode`], reducing a JPEG as far as
+/// `reduce` allows. PNG has no cheap reduced decode and is always
 /// full size.
 pub fn decode_reduced(
     bytes: &[u8],
@@ -223,8 +258,8 @@ pub fn decode_reduced(
 }
 
 // libjpeg-turbo (as built by mozjpeg-sys, from source with the C compiler
-// alone) rather than zune-jpeg: it decodes at 1/2, 1/4 and 1/8 scale in the
-// DCT domain, its entropy decoder is the fastest we measured (benches/README.md),
+// alone) rather than zune-jpeg: it decodes at any M/8 scale in the DCT
+// domain, its entropy decoder is the fastest we measured (benches/README.md),
 // and it decodes non-interleaved 4:2:0 scans and subsampled CMYK correctly,
 // which zune-jpeg 0.5.15 silently gets wrong. It is built without SIMD and
 // uses the integer IDCT, so its output is bit-exact on every machine.
@@ -259,8 +294,8 @@ fn decode_jpeg(
     } else {
         (width, height)
     };
-    let factor = reduce.factor_for(upright_w, upright_h);
-    let (colour, rgb, w, h) = libjpeg_rgb(bytes, factor)?;
+    let scale = reduce.scale_for(upright_w, upright_h);
+    let (colour, rgb, w, h) = libjpeg_rgb(bytes, scale)?;
     let image = RgbImage::new(w, h, rgb).map_err(|e| DecodeError::Jpeg(e.to_string()))?;
     Ok(Decoded {
         image,
@@ -270,14 +305,14 @@ fn decode_jpeg(
         progressive: frame.progressive,
         full_width: width,
         full_height: height,
-        factor,
+        scale,
     })
 }
 
-/// Decodes to RGB at 1/`factor` scale: (stored colour, pixels, width, height).
+/// Decodes to RGB at `scale`: (stored colour, pixels, width, height).
 fn libjpeg_rgb(
     bytes: &[u8],
-    factor: u32,
+    scale: DecodeScale,
 ) -> Result<(&'static str, Vec<u8>, u32, u32), DecodeError> {
     use mozjpeg::ColorSpace as Cs;
     let io_err = |e: std::io::Error| DecodeError::Jpeg(e.to_string());
@@ -285,7 +320,7 @@ fn libjpeg_rgb(
     // message as payload.
     let run = || -> Result<_, DecodeError> {
         let mut d = mozjpeg::Decompress::new_mem(bytes).map_err(io_err)?;
-        d.scale((8 / factor.clamp(1, 8)) as u8);
+        d.scale(scale.numerator() as u8);
         let colour = match d.color_space() {
             Cs::JCS_GRAYSCALE => "grayscale",
             Cs::JCS_RGB => "rgb",
@@ -440,7 +475,7 @@ fn decode_png(bytes: &[u8], limits: &DecodeLimits, matte: [u8; 3]) -> Result<Dec
         progressive,
         full_width: width,
         full_height: height,
-        factor: 1,
+        scale: DecodeScale::FULL,
     })
 }
 
@@ -622,19 +657,39 @@ mod tests {
     }
 
     #[test]
-    fn factor_is_the_largest_that_keeps_the_minimum_size() {
+    fn scale_is_the_smallest_that_keeps_the_minimum_size() {
         let r = Reduce {
             min_width: 960,
             min_height: 1280,
-            max_factor: 8,
+            min_scale: DecodeScale::eighths(1),
         };
-        assert_eq!(r.factor_for(4000, 6000), 4);
-        assert_eq!(r.factor_for(3000, 4000), 2);
-        assert_eq!(r.factor_for(1200, 1600), 1);
-        assert_eq!(r.factor_for(8000, 11000), 8);
-        let capped = Reduce { max_factor: 2, ..r };
-        assert_eq!(capped.factor_for(8000, 11000), 2);
-        assert_eq!(Reduce::NONE.factor_for(8000, 11000), 1);
+        let eighths = |w, h| r.scale_for(w, h).numerator();
+        assert_eq!(eighths(4000, 6000), 2);
+        assert_eq!(eighths(3000, 4000), 3);
+        assert_eq!(eighths(1200, 1600), 7);
+        assert_eq!(eighths(1000, 1300), 8);
+        assert_eq!(eighths(8000, 11000), 1);
+        assert_eq!(eighths(500, 600), 8);
+        let capped = Reduce {
+            min_scale: DecodeScale::eighths(4),
+            ..r
+        };
+        assert_eq!(capped.scale_for(8000, 11000).numerator(), 4);
+        assert_eq!(Reduce::NONE.scale_for(8000, 11000), DecodeScale::FULL);
+    }
+
+    #[test]
+    fn decoded_lengths_map_back_to_file_pixels_rounding_outward() {
+        let s = DecodeScale::eighths(3);
+        assert_eq!(s.of(4000), 1500);
+        assert_eq!(s.of(4001), 1501);
+        assert_eq!(s.to_file(1500), 4000);
+        // One decoded pixel of a 3/8 decode stands for 2.67 file pixels.
+        assert_eq!(s.to_file(1), 3);
+        assert_eq!(s.to_file(3), 8);
+        assert_eq!(DecodeScale::FULL.to_file(17), 17);
+        assert_eq!(DecodeScale::eighths(0), DecodeScale::eighths(1));
+        assert_eq!(DecodeScale::eighths(9), DecodeScale::FULL);
     }
 
     #[test]
@@ -655,13 +710,29 @@ mod tests {
         let reduce = Reduce {
             min_width: 0,
             min_height: 0,
-            max_factor: 4,
+            min_scale: DecodeScale::eighths(2),
         };
         let quarter = decode_reduced(&jpeg, &limits, [0; 3], reduce).unwrap();
-        assert_eq!((full.factor, quarter.factor), (1, 4));
+        assert_eq!(
+            (full.scale, quarter.scale),
+            (DecodeScale::FULL, DecodeScale::eighths(2))
+        );
         assert_eq!((quarter.full_width, quarter.full_height), (w, h));
         let q = &quarter.image;
         assert_eq!((q.width(), q.height()), (w / 4, h / 4));
+        // Odd eighths too: libjpeg's size is the stored size times M/8,
+        // rounded up, which is what the pipeline maps coordinates by.
+        let three = DecodeScale::eighths(3);
+        let reduce = Reduce {
+            min_scale: three,
+            ..reduce
+        };
+        let odd = decode_reduced(&jpeg, &limits, [0; 3], reduce).unwrap();
+        assert_eq!(odd.scale, three);
+        assert_eq!(
+            (odd.image.width(), odd.image.height()),
+            (three.of(w), three.of(h))
+        );
         let mut total_error = 0u64;
         for y in 0..q.height() {
             for x in 0..q.width() {

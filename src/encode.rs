@@ -16,11 +16,13 @@
 //! detail in hair and clothing edges, where 4:2:0 smears colour; a quality
 //! step at q >= 60 costs less visibly than halving the chroma resolution.
 //!
-//! Both are SOF0 baseline, 8-bit, Huffman, three components, JFIF APP0 and
-//! nothing else. 4:4:4 uses optimised Huffman tables (one scan per
-//! component); 4:2:0 uses the standard tables in one interleaved scan,
-//! because a widely used decoder mis-decodes the other layout (see
-//! [`encode_once`]'s source).
+//! Both are SOF0 baseline, 8-bit, Huffman tables optimised for the picture,
+//! three components in one interleaved scan, JFIF APP0 and nothing else.
+//! They are written by our own [`baseline`] writer rather than the
+//! jpeg-encoder crate: the search probes several qualities of one picture,
+//! and the writer computes the picture's DCT once for all of them (jpeg-encoder
+//! redoes it per call), and it is bit-identical on every machine (the
+//! crate's AVX2 path gives other bytes than its scalar path).
 //!
 //! "Highest quality that fits" is confirmed, not inferred: the answer `q` has
 //! been encoded and is at most `max_bytes`, and `q + 1` has been encoded and
@@ -47,10 +49,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use jpeg_encoder::{ChromaSubsamplingMethod, ColorType, Encoder, PixelDensity, SamplingFactor};
 use serde::{Deserialize, Serialize};
 
 use crate::image::RgbImage;
+
+mod baseline;
+use baseline::Transformed;
 
 /// Chroma subsampling of a written JPEG.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -171,26 +175,20 @@ pub enum EncodeError {
         min_bytes: usize,
         max_bytes: usize,
     },
-    #[error("JPEG encoder failed: {0}")]
-    Encoder(#[from] jpeg_encoder::EncodingError),
+    #[error("image has zero width or height")]
+    EmptyImage,
 }
 
 /// Encodes `img` as the best-looking JPEG that fits the settings' window
 /// (see the module docs for the exact preference order).
 pub fn encode_to_window(img: &RgbImage, settings: &EncodeSettings) -> Result<Encoded, EncodeError> {
     settings.validate()?;
-    let (Ok(width), Ok(height)) = (u16::try_from(img.width()), u16::try_from(img.height())) else {
-        return Err(EncodeError::ImageTooLarge {
-            width: img.width(),
-            height: img.height(),
-        });
-    };
+    check_size(img)?;
     let mut search = Search {
         img,
-        width,
-        height,
+        transformed: BTreeMap::new(),
         settings,
-        model: SizeModel::new(img),
+        model: SizeModel::new(),
         cache: BTreeMap::new(),
         attempts: 0,
     };
@@ -253,56 +251,29 @@ pub fn encode_once(
     chroma: Chroma,
     density_dpi: u16,
 ) -> Result<Vec<u8>, EncodeError> {
-    let (Ok(width), Ok(height)) = (u16::try_from(img.width()), u16::try_from(img.height())) else {
-        return Err(EncodeError::ImageTooLarge {
-            width: img.width(),
-            height: img.height(),
-        });
-    };
-    encode_raw(img, width, height, quality, chroma, density_dpi)
+    check_size(img)?;
+    Ok(Transformed::new(img, chroma).encode(quality.clamp(1, 100), density_dpi))
 }
 
-fn encode_raw(
-    img: &RgbImage,
-    width: u16,
-    height: u16,
-    quality: u8,
-    chroma: Chroma,
-    density_dpi: u16,
-) -> Result<Vec<u8>, EncodeError> {
-    let mut out = Vec::with_capacity(128 * 1024);
-    let mut enc = Encoder::new(&mut out, quality.clamp(1, 100));
-    enc.set_density(PixelDensity::dpi(density_dpi));
-    enc.set_progressive(false);
-    match chroma {
-        Chroma::Full444 => {
-            enc.set_sampling_factor(SamplingFactor::F_1_1);
-            // Optimised tables shrink files 4-18% at the qualities that fit
-            // the window. jpeg-encoder then writes one non-interleaved scan
-            // per component, still SOF0 baseline.
-            enc.set_optimized_huffman_tables(true);
-        }
-        Chroma::Sub420 => {
-            enc.set_sampling_factor(SamplingFactor::F_2_2);
-            // One interleaved scan with the standard tables: zune-jpeg 0.5.15
-            // (our verify decoder, and the `image` crate's) silently decodes
-            // non-interleaved scans with subsampled chroma to garbage
-            // (zune-image issues #419/#422), and libjpeg writes this layout
-            // by default, so every decoder has met it.
-            enc.set_optimized_huffman_tables(false);
-            // Box averaging, as libjpeg does; the default takes one pixel of
-            // four and aliases thin coloured edges.
-            enc.set_chroma_subsampling_method(ChromaSubsamplingMethod::Average);
-        }
+fn check_size(img: &RgbImage) -> Result<(), EncodeError> {
+    let (w, h) = (img.width(), img.height());
+    if w == 0 || h == 0 {
+        return Err(EncodeError::EmptyImage);
     }
-    enc.encode(img.as_bytes(), width, height, ColorType::Rgb)?;
-    Ok(out)
+    if w > u32::from(u16::MAX) || h > u32::from(u16::MAX) {
+        return Err(EncodeError::ImageTooLarge {
+            width: w,
+            height: h,
+        });
+    }
+    Ok(())
 }
 
 struct Search<'a> {
     img: &'a RgbImage,
-    width: u16,
-    height: u16,
+    /// The DCT of the picture per chroma layout, computed on first use and
+    /// shared by every quality probed in that layout.
+    transformed: BTreeMap<Chroma, Transformed>,
     settings: &'a EncodeSettings,
     model: SizeModel,
     cache: BTreeMap<(Chroma, u8), Vec<u8>>,
@@ -313,19 +284,23 @@ impl Search<'_> {
     fn encode(&mut self, chroma: Chroma, q: u8) -> Result<&Vec<u8>, EncodeError> {
         let key = (chroma, q);
         if !self.cache.contains_key(&key) {
-            let bytes = encode_raw(
-                self.img,
-                self.width,
-                self.height,
-                q,
-                chroma,
-                self.settings.density_dpi,
-            )?;
+            let dpi = self.settings.density_dpi;
+            let bytes = self.transform(chroma).encode(q, dpi);
             self.attempts += 1;
             self.model.observe(chroma, q, bytes.len());
             self.cache.insert(key, bytes);
         }
         Ok(&self.cache[&key])
+    }
+
+    fn transform(&mut self, chroma: Chroma) -> &Transformed {
+        let img = self.img;
+        let model = &mut self.model;
+        self.transformed.entry(chroma).or_insert_with(|| {
+            let t = Transformed::new(img, chroma);
+            model.learn(&t);
+            t
+        })
     }
 
     fn len(&mut self, chroma: Chroma, q: u8) -> Result<usize, EncodeError> {
@@ -343,6 +318,7 @@ impl Search<'_> {
         let mut fit: Option<(u8, usize)> = None;
         let mut over: Option<u8> = None;
         let mut probes = 0u32;
+        self.transform(chroma);
         loop {
             let low = fit.map_or(lo, |(q, _)| q + 1);
             let high = over.map_or(hi, |q| q - 1);
@@ -456,19 +432,13 @@ pub(crate) const ZIGZAG: [usize; 64] = [
     52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ];
 
-/// Predicts the encoded size at any quality from DCT coefficients computed
-/// once, by counting the Huffman symbols the encoder would emit and charging
-/// each its ideal (entropy) code length plus its magnitude bits.
+/// Predicts the encoded size at any quality from the DCT coefficients the
+/// writer computed (see [`Transformed`]), by counting the Huffman symbols
+/// the encoder would emit on a sample of the blocks and charging each its
+/// optimal code length plus its magnitude bits.
 struct SizeModel {
-    /// Coefficients of a sample of luma blocks.
-    luma: Vec<Coefs>,
-    /// Cb and Cr blocks of the same sample, at full and at half resolution.
-    chroma_full: Vec<Coefs>,
-    chroma_half: Vec<Coefs>,
-    /// Estimated total blocks / sampled blocks, per plane kind.
-    luma_scale: f64,
-    chroma_full_scale: f64,
-    chroma_half_scale: f64,
+    /// The sampled blocks of each chroma layout seen so far.
+    samples: BTreeMap<Chroma, Sample>,
     /// Raw estimates, memoised by (chroma, quality).
     raw: BTreeMap<(Chroma, u8), f64>,
     /// Latest real/estimated size ratio per chroma mode: the estimator's
@@ -476,103 +446,89 @@ struct SizeModel {
     ratio: BTreeMap<Chroma, f64>,
 }
 
-/// Sample every SAMPLE-th row of blocks, whole rows so that DC differences
-/// are the encoder's own (all blocks when the image is small): a quarter of
-/// the rows predicts the whole within a few percent, and the ratio learned
-/// from real encodes absorbs the rest.
+/// Every SAMPLE-th row of MCUs of one layout, whole rows so that DC
+/// differences are the encoder's own (all rows when the image is small).
+struct Sample {
+    luma: Vec<Coefs>,
+    /// Cb blocks then Cr blocks: DC is coded as a difference from the
+    /// previous block of the same component.
+    chroma: Vec<Coefs>,
+    /// Total blocks / sampled blocks.
+    luma_scale: f64,
+    chroma_scale: f64,
+}
+
+/// A quarter of the rows predicts the whole within a few percent, and the
+/// ratio learned from real encodes absorbs the rest.
 const SAMPLE: usize = 4;
 /// Real/estimated size before any real encode. Sampled rows, headers and
 /// byte stuffing leave the estimate 0-4% low on portrait-like and noisy
 /// pictures alike (measured with `examples/encode_stats`).
 const PRIOR_RATIO: f64 = 1.015;
-/// What the standard Huffman tables cost over optimal ones (the model counts
-/// optimal codes; 4:2:0 is written with the standard tables): 6-30% on
-/// portraits and noise at the qualities a window leaves to 4:2:0.
-const STANDARD_TABLES_PRIOR: f64 = 1.18;
-/// Headers (APP0, DQT, SOF, DHT, SOS x3) of an optimised-table file.
+/// Headers (APP0, DQT, SOF, DHT, SOS) of an optimised-table file.
 const HEADER_BYTES: f64 = 620.0;
 
 impl SizeModel {
-    fn new(img: &RgbImage) -> Self {
-        let w = img.width() as usize;
-        let h = img.height() as usize;
-        let cos = dct_basis();
-        // Edge blocks replicate the last row and column, as the encoder
-        // pads them.
-        let ycc = |x: usize, y: usize| {
-            let [r, g, b] = img.pixel(x.min(w - 1) as u32, y.min(h - 1) as u32);
-            let (r, g, b) = (f32::from(r), f32::from(g), f32::from(b));
-            [
-                0.299 * r + 0.587 * g + 0.114 * b - 128.0,
-                -0.168_736 * r - 0.331_264 * g + 0.5 * b,
-                0.5 * r - 0.418_688 * g - 0.081_312 * b,
-            ]
-        };
-        let step = if w * h >= 256 * 256 { SAMPLE } else { 1 };
-        let (bw, bh) = (w.div_ceil(8), h.div_ceil(8));
-        // Cb and Cr are kept apart until the end: DC is coded as a
-        // difference from the previous block of the same component.
-        let mut luma = Vec::new();
-        let (mut cb_full, mut cr_full) = (Vec::new(), Vec::new());
-        let (mut yb, mut cbb, mut crb) = ([0f32; 64], [0f32; 64], [0f32; 64]);
-        for by in (0..bh).step_by(step) {
-            for bx in 0..bw {
-                for i in 0..64 {
-                    [yb[i], cbb[i], crb[i]] = ycc(bx * 8 + i % 8, by * 8 + i / 8);
-                }
-                luma.push(fdct(&yb, &cos));
-                cb_full.push(fdct(&cbb, &cos));
-                cr_full.push(fdct(&crb, &cos));
-            }
-        }
-        // 4:2:0 chroma blocks cover 16x16 pixels, box-averaged as encoded.
-        let (mw, mh) = (w.div_ceil(16), h.div_ceil(16));
-        let (mut cb_half, mut cr_half) = (Vec::new(), Vec::new());
-        for my in (0..mh).step_by(step) {
-            for mx in 0..mw {
-                let mut cb = [0f32; 64];
-                let mut cr = [0f32; 64];
-                for i in 0..64 {
-                    let (x0, y0) = (mx * 16 + 2 * (i % 8), my * 16 + 2 * (i / 8));
-                    for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                        let p = ycc(x0 + dx, y0 + dy);
-                        cb[i] += p[1] / 4.0;
-                        cr[i] += p[2] / 4.0;
-                    }
-                }
-                cb_half.push(fdct(&cb, &cos));
-                cr_half.push(fdct(&cr, &cos));
-            }
-        }
-        let mut chroma_full = cb_full;
-        chroma_full.append(&mut cr_full);
-        let mut chroma_half = cb_half;
-        chroma_half.append(&mut cr_half);
-        let scale = |total: usize, sampled: usize| total as f64 / sampled.max(1) as f64;
+    fn new() -> Self {
         SizeModel {
-            luma_scale: scale(bw * bh, luma.len()),
-            chroma_full_scale: scale(2 * bw * bh, chroma_full.len()),
-            chroma_half_scale: scale(2 * mw * mh, chroma_half.len()),
-            luma,
-            chroma_full,
-            chroma_half,
+            samples: BTreeMap::new(),
             raw: BTreeMap::new(),
             ratio: BTreeMap::new(),
         }
+    }
+
+    /// Takes the sample of `t`'s layout, once per layout.
+    fn learn(&mut self, t: &Transformed) {
+        let chroma = t.chroma();
+        if self.samples.contains_key(&chroma) {
+            return;
+        }
+        let rows = t.mcu_rows();
+        let step = if rows.len() >= 32 { SAMPLE } else { 1 };
+        let (mut luma, mut cb, mut cr) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut luma_total, mut chroma_total) = (0usize, 0usize);
+        for (i, row) in rows.enumerate() {
+            for (component, block) in row {
+                let sampled = i % step == 0;
+                match component {
+                    0 => {
+                        luma_total += 1;
+                        if sampled {
+                            luma.push(Coefs::new(&baseline::zigzag(block)));
+                        }
+                    }
+                    c => {
+                        chroma_total += 1;
+                        if sampled {
+                            let list = if c == 1 { &mut cb } else { &mut cr };
+                            list.push(Coefs::new(&baseline::zigzag(block)));
+                        }
+                    }
+                }
+            }
+        }
+        cb.append(&mut cr);
+        let scale = |total: usize, sampled: usize| total as f64 / sampled.max(1) as f64;
+        let sample = Sample {
+            luma_scale: scale(luma_total, luma.len()),
+            chroma_scale: scale(chroma_total, cb.len()),
+            luma,
+            chroma: cb,
+        };
+        self.samples.insert(chroma, sample);
     }
 
     fn raw_estimate(&mut self, chroma: Chroma, q: u8) -> f64 {
         if let Some(&v) = self.raw.get(&(chroma, q)) {
             return v;
         }
+        let Some(sample) = self.samples.get(&chroma) else {
+            return 0.0;
+        };
         let lt = scaled_table(&STD_LUMA_QT, q);
         let ct = scaled_table(&STD_CHROMA_QT, q);
-        let (cblocks, cscale) = match chroma {
-            Chroma::Full444 => (&self.chroma_full, self.chroma_full_scale),
-            Chroma::Sub420 => (&self.chroma_half, self.chroma_half_scale),
-        };
-        let bits =
-            entropy_bits(&self.luma, &lt) * self.luma_scale + entropy_bits(cblocks, &ct) * cscale;
+        let bits = entropy_bits(&sample.luma, &lt) * sample.luma_scale
+            + entropy_bits(&sample.chroma, &ct) * sample.chroma_scale;
         // Byte stuffing adds a zero after each 0xFF: about 1 byte in 256.
         let v = bits / 8.0 * (1.0 + 1.0 / 256.0) + HEADER_BYTES;
         self.raw.insert((chroma, q), v);
@@ -594,19 +550,13 @@ impl SizeModel {
     /// downward error.
     fn predict(&mut self, chroma: Chroma, max: usize, low: u8, high: u8) -> u8 {
         // Before any real encode of this mode, borrow the other mode's bias:
-        // the estimator errs the same way on both for one image, except
-        // that 4:2:0 is written with the standard tables.
-        let ratio = match (self.ratio.get(&chroma), chroma) {
-            (Some(&r), _) => r,
-            (None, Chroma::Sub420) => {
-                self.ratio
-                    .get(&Chroma::Full444)
-                    .copied()
-                    .unwrap_or(PRIOR_RATIO)
-                    * STANDARD_TABLES_PRIOR
-            }
-            (None, Chroma::Full444) => PRIOR_RATIO,
-        };
+        // the estimator errs the same way on both for one image.
+        let ratio = self
+            .ratio
+            .get(&chroma)
+            .or_else(|| self.ratio.values().next())
+            .copied()
+            .unwrap_or(PRIOR_RATIO);
         let max = max as f64;
         let est = |m: &mut Self, q: u8| m.raw_estimate(chroma, q) * ratio;
         if est(self, low) > max {
@@ -681,28 +631,13 @@ struct Coefs {
     end: usize,
 }
 
-/// Separable 2-D DCT.
-fn fdct(px: &[f32; 64], c: &[[f32; 8]; 8]) -> Coefs {
-    let mut tmp = [0f32; 64];
-    for y in 0..8 {
-        for u in 0..8 {
-            tmp[y * 8 + u] = (0..8).map(|x| c[u][x] * px[y * 8 + x]).sum();
+impl Coefs {
+    fn new(zz: &[f32; 64]) -> Coefs {
+        let end = zz.iter().rposition(|v| v.abs() >= 0.5).map_or(1, |k| k + 1);
+        Coefs {
+            zz: *zz,
+            end: end.max(1),
         }
-    }
-    let mut nat = [0f32; 64];
-    for v in 0..8 {
-        for u in 0..8 {
-            nat[v * 8 + u] = (0..8).map(|y| c[v][y] * tmp[y * 8 + u]).sum();
-        }
-    }
-    let mut zz = [0f32; 64];
-    for (k, &n) in ZIGZAG.iter().enumerate() {
-        zz[k] = nat[n];
-    }
-    let end = zz.iter().rposition(|v| v.abs() >= 0.5).map_or(1, |k| k + 1);
-    Coefs {
-        zz,
-        end: end.max(1),
     }
 }
 
@@ -1072,7 +1007,8 @@ mod tests {
     #[test]
     fn size_model_tracks_real_sizes() {
         let img = synth::portrait(480, 640, 0.5, 9);
-        let mut model = SizeModel::new(&img);
+        let mut model = SizeModel::new();
+        model.learn(&Transformed::new(&img, Chroma::Full444));
         for q in [60u8, 80, 95] {
             let real = encode_once(&img, q, Chroma::Full444, 300).unwrap().len() as f64;
             let est = model.raw_estimate(Chroma::Full444, q);

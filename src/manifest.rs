@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{Check, Verdict};
 use crate::image::Rect;
-use crate::output::write_file_atomically;
+use crate::output::write_atomically_with;
 
 pub const JSON_NAME: &str = "manifest.json";
 pub const CSV_NAME: &str = "manifest.csv";
@@ -103,10 +103,11 @@ pub struct PhotoRecord {
     pub checks: Vec<Check>,
     pub status: Option<Status>,
     pub error: Option<String>,
-    /// Reductions the photo was decoded at, in order (1 = full size, 2, 4,
-    /// 8); a second entry means the first was too coarse for the crop.
+    /// Scales the photo was decoded at, in order (1 = full size, 0.375 =
+    /// 3/8, down to 0.125); a second entry means the first was too coarse
+    /// for the crop.
     #[serde(default)]
-    pub decode_scales: Vec<u32>,
+    pub decode_scales: Vec<f64>,
     /// Carried over from an earlier run with the same input and settings.
     #[serde(default)]
     pub resumed: bool,
@@ -311,6 +312,9 @@ pub struct ManifestWriter {
     manifest: Manifest,
     journal: File,
     last_rewrite: Option<Instant>,
+    /// How long the last rewrite took: a big batch's documents take a while
+    /// to write, and rewriting them must not become the batch's work.
+    last_rewrite_cost: Duration,
     started: Instant,
 }
 
@@ -335,6 +339,7 @@ impl ManifestWriter {
             },
             journal,
             last_rewrite: None,
+            last_rewrite_cost: Duration::ZERO,
             started: Instant::now(),
         })
     }
@@ -359,9 +364,9 @@ impl ManifestWriter {
             .and_then(|()| self.journal.flush())
             .map_err(io_error(&journal_path))?;
         self.manifest.photos.push(record);
-        let due = self
-            .last_rewrite
-            .is_none_or(|t| t.elapsed() >= Self::REWRITE_INTERVAL);
+        // At most once a second, and at most 5% of the writer's time.
+        let interval = Self::REWRITE_INTERVAL.max(self.last_rewrite_cost * 20);
+        let due = self.last_rewrite.is_none_or(|t| t.elapsed() >= interval);
         if due {
             self.rewrite(None)?;
         }
@@ -377,24 +382,31 @@ impl ManifestWriter {
     }
 
     fn rewrite(&mut self, finished: Option<String>) -> Result<(), ManifestError> {
+        let began = Instant::now();
         let run = &mut self.manifest.run;
         run.finished = finished;
         run.seconds = self.started.elapsed().as_secs_f64();
         run.counts = count(&self.manifest.photos, run.counts.skipped_not_images);
-        let json = serde_json::to_vec_pretty(&self.manifest)
-            .map_err(|e| ManifestError::Encode(e.to_string()))?;
+        // Streamed to the files: the documents grow with the batch, and a
+        // copy of each in memory would too.
         let json_path = self.dir.join(JSON_NAME);
-        write_file_atomically(&json_path, &json, true).map_err(|e| ManifestError::Io {
+        write_atomically_with(&json_path, true, |w| {
+            serde_json::to_writer_pretty(w, &self.manifest).map_err(std::io::Error::other)
+        })
+        .map_err(|e| ManifestError::Io {
             path: json_path.clone(),
             source: e.into_io(),
         })?;
-        let csv = to_csv(&self.manifest.photos)?;
         let csv_path = self.dir.join(CSV_NAME);
-        write_file_atomically(&csv_path, &csv, true).map_err(|e| ManifestError::Io {
+        write_atomically_with(&csv_path, true, |w| {
+            write_csv(w, &self.manifest.photos).map_err(std::io::Error::other)
+        })
+        .map_err(|e| ManifestError::Io {
             path: csv_path.clone(),
             source: e.into_io(),
         })?;
         self.last_rewrite = Some(Instant::now());
+        self.last_rewrite_cost = began.elapsed();
         Ok(())
     }
 }
@@ -493,7 +505,15 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 /// The records as CSV, UTF-8 with a BOM so that spreadsheets on Chinese
 /// Windows open names correctly.
 pub fn to_csv(records: &[PhotoRecord]) -> Result<Vec<u8>, ManifestError> {
-    let mut out = "\u{feff}".as_bytes().to_vec();
+    let mut out = Vec::new();
+    write_csv(&mut out, records)?;
+    Ok(out)
+}
+
+/// [`to_csv`] into a writer.
+pub fn write_csv(mut out: impl Write, records: &[PhotoRecord]) -> Result<(), ManifestError> {
+    out.write_all("\u{feff}".as_bytes())
+        .map_err(|e| ManifestError::Encode(e.to_string()))?;
     {
         let mut w = csv::Writer::from_writer(&mut out);
         let fail = |e: csv::Error| ManifestError::Encode(e.to_string());
@@ -553,7 +573,7 @@ pub fn to_csv(records: &[PhotoRecord]) -> Result<Vec<u8>, ManifestError> {
         w.flush()
             .map_err(|e| ManifestError::Encode(e.to_string()))?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.

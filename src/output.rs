@@ -35,6 +35,17 @@ impl WriteError {
 /// Writes `bytes` to `path` atomically. Without `overwrite`, an existing file
 /// is never replaced, even one that appears while we write.
 pub fn write_file_atomically(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), WriteError> {
+    write_atomically_with(path, overwrite, |w| w.write_all(bytes))
+}
+
+/// [`write_file_atomically`] for content produced by `fill` straight into
+/// the temporary file (through a buffer), so that a large document such as
+/// the manifest is never held in memory whole.
+pub fn write_atomically_with(
+    path: &Path,
+    overwrite: bool,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), WriteError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let io = |source| WriteError::Io {
         path: path.to_owned(),
@@ -56,11 +67,13 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8], overwrite: bool) -> Resu
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&temp)?;
-        file.write_all(bytes)?;
+        let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, file);
+        fill(&mut buffered)?;
+        let file = buffered.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);
         if overwrite {

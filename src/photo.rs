@@ -11,7 +11,7 @@ use crate::backdrop::{Backdrop, BackdropSettings, estimate_backdrop, judge_backd
 use crate::border::{BorderSettings, find_borders};
 use crate::check::{Check, Verdict, worst};
 use crate::compose::{CompositionRule, CropPlan, judge_composition, plan_crop};
-use crate::decode::{DecodeLimits, Decoded, Reduce, decode_reduced};
+use crate::decode::{DecodeLimits, DecodeScale, Decoded, Reduce, decode_reduced};
 use crate::encode::{EncodeSettings, encode_to_window};
 use crate::image::{Rect, RgbImage};
 use crate::manifest::{BorderRemoved, OutputGeometry, PhotoRecord, Status};
@@ -149,7 +149,9 @@ impl ReduceSettings {
         Reduce {
             min_width: (f64::from(rule.out_width) / share).ceil() as u32,
             min_height: (f64::from(rule.out_height) / share).ceil() as u32,
-            max_factor: self.max_factor,
+            // A reduction by at most `max_factor` is a scale of at least
+            // 1/max_factor, i.e. ceil(8/max_factor) eighths.
+            min_scale: DecodeScale::eighths(8u32.div_ceil(self.max_factor.clamp(1, 8))),
         }
     }
 }
@@ -159,7 +161,7 @@ struct Analysis {
     trimmed: RgbImage,
     plan: CropPlan,
     backdrop: Backdrop,
-    factor: u32,
+    scale: DecodeScale,
 }
 
 /// The stages in order; fills `record` as it goes so a failure still shows
@@ -174,21 +176,22 @@ fn run_stages(
     let rule = &options.composition;
     let mut reduce = options.reduce.first_decode(rule);
     let before = record.clone();
-    let mut factors = Vec::new();
+    let mut scales = Vec::new();
     let analysis = loop {
         let a = analyse(name, bytes, options, reduce, record, timings)?;
-        factors.push(a.factor);
+        scales.push(a.scale.as_f64());
         // The box is smaller than the output at this scale but not in the
         // file: decode finer rather than upscale.
-        if a.factor > 1 && a.plan.scale > rule.max_upscale + 1e-9 {
+        if a.scale < DecodeScale::FULL && a.plan.scale > rule.max_upscale + 1e-9 {
             *record = before.clone();
-            let needed = (a.plan.scale / rule.max_upscale).ceil() as u32;
-            reduce.max_factor = (a.factor / needed.next_power_of_two()).max(1);
+            let eighths = f64::from(a.scale.numerator()) * a.plan.scale / rule.max_upscale;
+            reduce.min_scale =
+                DecodeScale::eighths((eighths.ceil() as u32).max(a.scale.numerator() + 1));
             continue;
         }
         break a;
     };
-    record.decode_scales = factors;
+    record.decode_scales = scales;
     let Analysis {
         trimmed,
         plan,
@@ -264,7 +267,7 @@ fn analyse(
             decode_reduced(bytes, &options.limits, matte, reduce)
         })
         .map_err(|e| e.to_string())?;
-    let factor = decoded.factor;
+    let scale = decoded.scale;
     record_decoded(name, &decoded, record);
     let (full_w, full_h) = if decoded.orientation.swaps_axes() {
         (decoded.full_height, decoded.full_width)
@@ -273,8 +276,8 @@ fn analyse(
     };
     // From the reduced image to the file's pixels; a reduced image rounds
     // its size up, so the far edges are clamped.
-    let to_x = |v: u32| (v * factor).min(full_w);
-    let to_y = |v: u32| (v * factor).min(full_h);
+    let to_x = |v: u32| scale.to_file(v).min(full_w);
+    let to_y = |v: u32| scale.to_file(v).min(full_h);
 
     let upright = timings.time("orient", || {
         apply_orientation(decoded.image, decoded.orientation)
@@ -306,7 +309,7 @@ fn analyse(
     // Upscaling is judged against the file, not the reduced image: a box
     // smaller than the output here is redone at a finer scale.
     let rule = CompositionRule {
-        max_upscale: options.composition.max_upscale * f64::from(factor),
+        max_upscale: options.composition.max_upscale / scale.as_f64(),
         ..options.composition.clone()
     };
     let plan = timings.time("subject", || {
@@ -324,7 +327,7 @@ fn analyse(
         to_x(left + plan.rect.width) - to_x(left),
         to_y(top + plan.rect.height) - to_y(top),
     ));
-    record.scale = Some(plan.scale / f64::from(factor));
+    record.scale = Some(plan.scale * scale.as_f64());
     record.geometry = Some(OutputGeometry {
         crown_y: plan.crown_y,
         eye_line_y: plan.eye_line_y,
@@ -336,6 +339,6 @@ fn analyse(
         trimmed,
         plan,
         backdrop,
-        factor,
+        scale,
     })
 }

@@ -22,28 +22,31 @@ impl Work {
         let factor = long.div_ceil(max_side.max(1)).max(1);
         let ww = w.div_ceil(factor) as usize;
         let wh = h.div_ceil(factor) as usize;
-        let mut sums = vec![[0u64; 3]; ww];
+        // Rows of a block are summed column by column first (a plain
+        // element-wise add over the whole row, which the compiler
+        // vectorises), then each block's columns once: the expensive part
+        // touches every source byte exactly once with no per-block branching.
+        let row_len = w as usize * 3;
+        let mut column_sums = vec![0u32; row_len];
         let mut px = Vec::with_capacity(ww * wh);
         for by in 0..wh {
-            sums.iter_mut().for_each(|s| *s = [0; 3]);
+            column_sums.iter_mut().for_each(|s| *s = 0);
             let y0 = by as u32 * factor;
             let y1 = (y0 + factor).min(h);
             for y in y0..y1 {
-                let row = img.row(y);
-                for (bx, s) in sums.iter_mut().enumerate() {
-                    let x0 = bx * factor as usize;
-                    let x1 = (x0 + factor as usize).min(w as usize);
-                    for p in row[x0 * 3..x1 * 3].chunks_exact(3) {
-                        s[0] += u64::from(p[0]);
-                        s[1] += u64::from(p[1]);
-                        s[2] += u64::from(p[2]);
-                    }
+                for (sum, &v) in column_sums.iter_mut().zip(img.row(y)) {
+                    *sum += u32::from(v);
                 }
             }
-            for (bx, s) in sums.iter().enumerate() {
-                let x0 = bx * factor as usize;
-                let x1 = (x0 + factor as usize).min(w as usize);
-                let n = ((x1 - x0) * (y1 - y0) as usize) as f64;
+            let rows = (y1 - y0) as usize;
+            for block in column_sums.chunks(factor as usize * 3) {
+                let mut s = [0u64; 3];
+                for p in block.chunks_exact(3) {
+                    s[0] += u64::from(p[0]);
+                    s[1] += u64::from(p[1]);
+                    s[2] += u64::from(p[2]);
+                }
+                let n = (block.len() / 3 * rows) as f64;
                 px.push([
                     (s[0] as f64 / n) as f32,
                     (s[1] as f64 / n) as f32,

@@ -1,0 +1,751 @@
+//! Our own baseline JPEG writer (ITU T.81, sequential Huffman, 8-bit,
+//! JFIF), built so that the quality search pays for the expensive part of
+//! an encode once per photo instead of once per probe.
+//!
+//! An encode is colour conversion and a DCT (the same at every quality),
+//! then quantisation and Huffman coding (which depend on it). [`Transformed`]
+//! holds the DCT of a picture in one chroma layout; [`Transformed::encode`]
+//! does the rest for one quality. A probe therefore costs a quantisation and
+//! an entropy pass, about a third of a whole encode.
+//!
+//! Everything is plain integer or IEEE `f32` arithmetic in a fixed order
+//! (Rust never fuses or reorders float operations on its own), so the bytes
+//! are the same on every machine, whatever SIMD it has.
+//!
+//! Layout: SOI, JFIF APP0 (density in dots per inch), two quantisation
+//! tables, SOF0, four Huffman tables optimised for this picture at this
+//! quality (limited to 16-bit codes), one interleaved scan of Y, Cb, Cr (one
+//! block each per MCU at 4:4:4; four Y blocks and one each of Cb and Cr at
+//! 4:2:0), EOI. One interleaved scan is the layout every decoder has met:
+//! libjpeg writes it by default.
+
+use super::{Chroma, STD_CHROMA_QT, STD_LUMA_QT, ZIGZAG, dct_basis, scaled_table};
+use crate::image::RgbImage;
+
+/// The DCT coefficients of a picture, in scan order, unquantised.
+pub(super) struct Transformed {
+    width: u16,
+    height: u16,
+    chroma: Chroma,
+    mcus_x: usize,
+    /// Every block of the scan in the order it is coded (MCU by MCU; inside
+    /// an MCU, component by component), transposed (see [`fdct`]).
+    blocks: Vec<[f32; 64]>,
+}
+
+/// Index of the component a block belongs to, for each block of an MCU.
+fn mcu_components(chroma: Chroma) -> &'static [usize] {
+    match chroma {
+        Chroma::Full444 => &[0, 1, 2],
+        Chroma::Sub420 => &[0, 0, 0, 0, 1, 2],
+    }
+}
+
+/// A full-resolution plane of one component, padded to whole MCUs by
+/// repeating the last column and row (what libjpeg does, and what keeps the
+/// padding from adding detail to code).
+struct Plane {
+    width: usize,
+    samples: Vec<f32>,
+}
+
+impl Plane {
+    fn block(&self, x0: usize, y0: usize) -> [[f32; 8]; 8] {
+        let mut b = [[0f32; 8]; 8];
+        for (dy, row) in b.iter_mut().enumerate() {
+            let start = (y0 + dy) * self.width + x0;
+            row.copy_from_slice(&self.samples[start..start + 8]);
+        }
+        b
+    }
+
+    /// The plane halved both ways by averaging 2x2 squares (4:2:0 chroma).
+    fn halved(&self) -> Plane {
+        let width = self.width / 2;
+        let height = self.samples.len() / self.width / 2;
+        let mut samples = Vec::with_capacity(width * height);
+        for y in 0..height {
+            let top = &self.samples[2 * y * self.width..][..self.width];
+            let bottom = &self.samples[(2 * y + 1) * self.width..][..self.width];
+            for x in 0..width {
+                let sum = (top[2 * x] + top[2 * x + 1]) + (bottom[2 * x] + bottom[2 * x + 1]);
+                samples.push(sum * 0.25);
+            }
+        }
+        Plane { width, samples }
+    }
+}
+
+impl Transformed {
+    pub(super) fn new(img: &RgbImage, chroma: Chroma) -> Transformed {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let mcu = match chroma {
+            Chroma::Full444 => 8,
+            Chroma::Sub420 => 16,
+        };
+        let (pw, ph) = (w.div_ceil(mcu) * mcu, h.div_ceil(mcu) * mcu);
+        // JFIF's YCbCr, level-shifted so that the DCT sees -128..127.
+        let mut planes: [Plane; 3] = std::array::from_fn(|_| Plane {
+            width: pw,
+            samples: vec![0f32; pw * ph],
+        });
+        for y in 0..ph {
+            let row = img.row(y.min(h - 1) as u32);
+            let [luma, cb, cr] = &mut planes;
+            let span = y * pw..(y + 1) * pw;
+            let (luma, cb, cr) = (
+                &mut luma.samples[span.clone()],
+                &mut cb.samples[span.clone()],
+                &mut cr.samples[span],
+            );
+            for (x, p) in row.chunks_exact(3).enumerate() {
+                let (r, g, b) = (f32::from(p[0]), f32::from(p[1]), f32::from(p[2]));
+                luma[x] = 0.299 * r + 0.587 * g + 0.114 * b - 128.0;
+                cb[x] = -0.168_736 * r - 0.331_264 * g + 0.5 * b;
+                cr[x] = 0.5 * r - 0.418_688 * g - 0.081_312 * b;
+            }
+            for plane_row in [luma, cb, cr] {
+                let last = plane_row[w - 1];
+                plane_row[w..].fill(last);
+            }
+        }
+        if chroma == Chroma::Sub420 {
+            planes[1] = planes[1].halved();
+            planes[2] = planes[2].halved();
+        }
+        let basis = dct_basis();
+        let (mcus_x, mcus_y) = (pw / mcu, ph / mcu);
+        let layout = mcu_components(chroma);
+        let mut blocks = Vec::with_capacity(mcus_x * mcus_y * layout.len());
+        for my in 0..mcus_y {
+            for mx in 0..mcus_x {
+                let mut luma_blocks = 0;
+                for &c in layout {
+                    // Luma blocks of a 4:2:0 MCU go left to right, top to
+                    // bottom; chroma has one block per MCU.
+                    let (x0, y0) = if c == 0 {
+                        let (dx, dy) = (luma_blocks % (mcu / 8), luma_blocks / (mcu / 8));
+                        luma_blocks += 1;
+                        (mx * mcu + dx * 8, my * mcu + dy * 8)
+                    } else {
+                        (mx * 8, my * 8)
+                    };
+                    blocks.push(fdct(&planes[c].block(x0, y0), &basis));
+                }
+            }
+        }
+        Transformed {
+            width: img.width() as u16,
+            height: img.height() as u16,
+            chroma,
+            mcus_x,
+            blocks,
+        }
+    }
+
+    pub(super) fn chroma(&self) -> Chroma {
+        self.chroma
+    }
+
+    /// The blocks row of MCUs by row of MCUs, each with its component;
+    /// coefficients transposed (see [`zigzag`]).
+    pub(super) fn mcu_rows(
+        &self,
+    ) -> impl ExactSizeIterator<Item = impl Iterator<Item = (usize, &[f32; 64])>> {
+        let layout = mcu_components(self.chroma);
+        let per_row = self.mcus_x * layout.len();
+        self.blocks
+            .chunks(per_row.max(1))
+            .map(move |row| layout.iter().copied().cycle().zip(row))
+    }
+
+    /// The JPEG file at `quality`.
+    pub(super) fn encode(&self, quality: u8, density_dpi: u16) -> Vec<u8> {
+        let tables = [
+            scaled_table(&STD_LUMA_QT, quality),
+            scaled_table(&STD_CHROMA_QT, quality),
+        ];
+        // In the blocks' transposed order.
+        let reciprocals = tables.map(|t| {
+            let mut r = [0f32; 64];
+            for (n, &q) in t.iter().enumerate() {
+                r[transposed_index(n)] = 1.0 / f32::from(q);
+            }
+            r
+        });
+        let layout = mcu_components(self.chroma);
+        // First pass: every symbol in coding order, and how often each
+        // table codes each symbol (to optimise the tables).
+        let mut symbols = Vec::with_capacity(self.blocks.len() * 24);
+        let mut counts = [[0u32; 257]; 4];
+        let mut prev_dc = [0i16; 3];
+        for (block, &c) in self.blocks.iter().zip(layout.iter().cycle()) {
+            let class = usize::from(c > 0);
+            let q = quantise(block, &reciprocals[class]);
+            walk_block(&q, &mut prev_dc[c], |is_dc, symbol, extra, extra_len| {
+                let table = if is_dc { class } else { 2 + class };
+                counts[table][usize::from(symbol)] += 1;
+                symbols.push(Symbol {
+                    table: table as u8,
+                    symbol,
+                    extra_len,
+                    extra,
+                });
+            });
+        }
+        let codes = counts.map(|c| HuffmanTable::optimal(&c));
+
+        let mut out = Vec::with_capacity(symbols.len() * 2 + 1024);
+        self.write_headers(&mut out, &tables, &codes, density_dpi);
+        let mut bits = BitWriter::new(out);
+        for s in &symbols {
+            let (code, len) = codes[usize::from(s.table)].code(s.symbol);
+            bits.put(
+                (code << s.extra_len) | u32::from(s.extra),
+                len + s.extra_len,
+            );
+        }
+        let mut out = bits.finish();
+        out.extend_from_slice(&[0xFF, 0xD9]);
+        out
+    }
+
+    fn write_headers(
+        &self,
+        out: &mut Vec<u8>,
+        tables: &[[u16; 64]; 2],
+        codes: &[HuffmanTable; 4],
+        density_dpi: u16,
+    ) {
+        out.extend_from_slice(&[0xFF, 0xD8]);
+        // JFIF 1.01, density unit 1 (dots per inch), no thumbnail.
+        let mut app0 = b"JFIF\0\x01\x01\x01".to_vec();
+        app0.extend_from_slice(&density_dpi.to_be_bytes());
+        app0.extend_from_slice(&density_dpi.to_be_bytes());
+        app0.extend_from_slice(&[0, 0]);
+        segment(out, 0xE0, &app0);
+        let mut dqt = Vec::with_capacity(130);
+        for (id, table) in tables.iter().enumerate() {
+            dqt.push(id as u8);
+            // Baseline tables are 8-bit; `scaled_table` clamps to 1..=255.
+            dqt.extend(ZIGZAG.iter().map(|&n| table[n] as u8));
+        }
+        segment(out, 0xDB, &dqt);
+        let luma_sampling = match self.chroma {
+            Chroma::Full444 => 0x11,
+            Chroma::Sub420 => 0x22,
+        };
+        let mut sof = vec![8];
+        sof.extend_from_slice(&self.height.to_be_bytes());
+        sof.extend_from_slice(&self.width.to_be_bytes());
+        sof.extend_from_slice(&[3, 1, luma_sampling, 0, 2, 0x11, 1, 3, 0x11, 1]);
+        segment(out, 0xC0, &sof);
+        let mut dht = Vec::new();
+        // Class 0 is DC, 1 is AC; id 0 luma, 1 chroma.
+        for (i, table) in codes.iter().enumerate() {
+            dht.push(((i / 2) << 4 | (i % 2)) as u8);
+            dht.extend_from_slice(&table.counts);
+            dht.extend_from_slice(&table.symbols);
+        }
+        segment(out, 0xC4, &dht);
+        segment(out, 0xDA, &[3, 1, 0x00, 2, 0x11, 3, 0x11, 0, 63, 0]);
+    }
+}
+
+fn segment(out: &mut Vec<u8>, marker: u8, body: &[u8]) {
+    out.extend_from_slice(&[0xFF, marker]);
+    out.extend_from_slice(&((body.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(body);
+}
+
+/// Separable 2-D DCT with the JPEG normalisation (DC = 8 x the mean),
+/// returned transposed (`out[u * 8 + v]` is the coefficient of horizontal
+/// frequency u and vertical frequency v): each pass transforms all eight
+/// columns at once, and the pass that would undo the transposition is
+/// folded into the zig-zag read instead.
+fn fdct(rows: &[[f32; 8]; 8], basis: &[[f32; 8]; 8]) -> [f32; 64] {
+    let vertical = dct_columns(rows, basis);
+    let turned: [[f32; 8]; 8] = std::array::from_fn(|x| std::array::from_fn(|v| vertical[v][x]));
+    let both = dct_columns(&turned, basis);
+    let mut out = [0f32; 64];
+    out.copy_from_slice(both.as_flattened());
+    out
+}
+
+/// The 1-D DCT down each of the eight columns of `rows`, using the even/odd
+/// symmetry of the cosines to halve the multiplications. Each step works on
+/// a whole row of eight lanes, in a fixed order.
+fn dct_columns(rows: &[[f32; 8]; 8], basis: &[[f32; 8]; 8]) -> [[f32; 8]; 8] {
+    let mut sums = [[0f32; 8]; 4];
+    let mut diffs = [[0f32; 8]; 4];
+    for j in 0..4 {
+        sums[j] = lanes_add(&rows[j], &rows[7 - j]);
+        diffs[j] = lanes_sub(&rows[j], &rows[7 - j]);
+    }
+    let mut out = [[0f32; 8]; 8];
+    for (k, out_row) in out.iter_mut().enumerate() {
+        // Even frequencies see only the sums, odd ones only the differences.
+        let half = [&sums, &diffs][k % 2];
+        let c = &basis[k];
+        let mut acc = lanes_scale(&half[0], c[0]);
+        acc = lanes_add(&acc, &lanes_scale(&half[1], c[1]));
+        acc = lanes_add(&acc, &lanes_scale(&half[2], c[2]));
+        *out_row = lanes_add(&acc, &lanes_scale(&half[3], c[3]));
+    }
+    out
+}
+
+#[inline(always)]
+fn lanes_add(a: &[f32; 8], b: &[f32; 8]) -> [f32; 8] {
+    std::array::from_fn(|i| a[i] + b[i])
+}
+
+#[inline(always)]
+fn lanes_sub(a: &[f32; 8], b: &[f32; 8]) -> [f32; 8] {
+    std::array::from_fn(|i| a[i] - b[i])
+}
+
+#[inline(always)]
+fn lanes_scale(a: &[f32; 8], c: f32) -> [f32; 8] {
+    std::array::from_fn(|i| a[i] * c)
+}
+
+/// Where natural-order coefficient `n` (row-major, `v * 8 + u`) sits in a
+/// transposed block.
+const fn transposed_index(n: usize) -> usize {
+    (n % 8) * 8 + n / 8
+}
+
+/// `TRANSPOSED_ZIGZAG[k]`: where the k-th coefficient in zig-zag order sits
+/// in a transposed block.
+const TRANSPOSED_ZIGZAG: [usize; 64] = {
+    let mut t = [0; 64];
+    let mut k = 0;
+    while k < 64 {
+        t[k] = transposed_index(ZIGZAG[k]);
+        k += 1;
+    }
+    t
+};
+
+/// A transposed block in zig-zag order.
+pub(super) fn zigzag<T: Copy>(transposed: &[T; 64]) -> [T; 64] {
+    std::array::from_fn(|k| transposed[TRANSPOSED_ZIGZAG[k]])
+}
+
+/// Rounds each magnitude to the nearest integer (ties to even) and keeps it
+/// within 1023, what baseline Huffman coding carries for AC (a DC of -1024
+/// needs a black block at quality 100; it becomes -1023).
+fn quantise(coefs: &[f32; 64], reciprocals: &[f32; 64]) -> [i16; 64] {
+    // Adding 2^23 leaves the rounded value in the low mantissa bits: IEEE
+    // rounding in plain vector arithmetic, where a float-to-int cast would
+    // cost a saturation check per coefficient.
+    const SHIFT: f32 = 8_388_608.0;
+    let mut q = [0i16; 64];
+    for i in 0..64 {
+        let c = coefs[i];
+        let rounded = (c.abs() * reciprocals[i]).min(1023.0) + SHIFT;
+        let m = (rounded.to_bits() - SHIFT.to_bits()) as i16;
+        q[i] = if c < 0.0 { -m } else { m };
+    }
+    q
+}
+
+/// Bits needed for |v| (JPEG's "category" or SSSS).
+fn category(v: i32) -> u8 {
+    (32 - v.unsigned_abs().leading_zeros()) as u8
+}
+
+/// The low `category` bits that follow a symbol: v itself when positive,
+/// v - 1 (its one's complement) when negative.
+fn extra_bits(v: i32, category: u8) -> u16 {
+    let bits = if v < 0 { v - 1 } else { v };
+    ((bits as u32) & ((1u32 << category) - 1)) as u16
+}
+
+/// One Huffman symbol to write: which of the four tables codes it, and the
+/// magnitude bits that follow it.
+struct Symbol {
+    table: u8,
+    symbol: u8,
+    extra_len: u8,
+    extra: u16,
+}
+
+/// Calls `emit(is_dc, symbol, extra, extra_len)` for each Huffman symbol of
+/// a quantised block, in coding order: the DC difference, then run/size AC
+/// symbols with ZRL for runs of 16 zeros and EOB after the last non-zero.
+fn walk_block(block: &[i16; 64], prev_dc: &mut i16, mut emit: impl FnMut(bool, u8, u16, u8)) {
+    let zz = zigzag(block);
+    let diff = i32::from(zz[0]) - i32::from(*prev_dc);
+    *prev_dc = zz[0];
+    let s = category(diff);
+    emit(true, s, extra_bits(diff, s), s);
+    // Bit k set for each non-zero AC coefficient: runs of zeros are then
+    // the gaps between set bits.
+    let mut nonzero = 0u64;
+    for (k, &v) in zz.iter().enumerate().skip(1) {
+        nonzero |= u64::from(v != 0) << k;
+    }
+    let mut next = 1u32;
+    while nonzero != 0 {
+        let k = nonzero.trailing_zeros();
+        nonzero &= nonzero - 1;
+        let mut run = k - next;
+        while run >= 16 {
+            emit(false, 0xF0, 0, 0);
+            run -= 16;
+        }
+        let v = i32::from(zz[k as usize]);
+        let s = category(v);
+        emit(false, ((run as u8) << 4) | s, extra_bits(v, s), s);
+        next = k + 1;
+    }
+    if next < 64 {
+        emit(false, 0x00, 0, 0);
+    }
+}
+
+/// A Huffman table as written in DHT (code counts per length 1..=16, then
+/// the symbols in code order) and the codes it defines.
+struct HuffmanTable {
+    counts: [u8; 16],
+    symbols: Vec<u8>,
+    /// (code, length) per symbol; length 0 for symbols never coded.
+    codes: [(u32, u8); 256],
+}
+
+impl HuffmanTable {
+    /// The optimal code for these symbol counts among codes of at most 16
+    /// bits with no all-ones code word (T.81 Annex K.2 describes this
+    /// construction; a reserved one-count symbol takes the all-ones word).
+    fn optimal(counts: &[u32; 257]) -> HuffmanTable {
+        let mut freq: Vec<u64> = counts.iter().map(|&c| u64::from(c)).collect();
+        freq[256] = 1;
+        let lengths = code_lengths(&freq);
+        // Count codes per length, lengths up to 32 before limiting.
+        let mut per_length = [0u32; 33];
+        for &l in &lengths {
+            if l > 0 {
+                per_length[usize::from(l)] += 1;
+            }
+        }
+        limit_to_16_bits(&mut per_length);
+        // Drop the reserved symbol's code: it is one of the longest.
+        if let Some(longest) = (1..=16).rev().find(|&l| per_length[l] > 0) {
+            per_length[longest] -= 1;
+        }
+        // Symbols in order of original length, then value; the limited
+        // length counts are dealt out in that order.
+        let mut order: Vec<usize> = (0..256).filter(|&s| lengths[s] > 0).collect();
+        order.sort_by_key(|&s| (lengths[s], s));
+        let mut table = HuffmanTable {
+            counts: [0; 16],
+            symbols: order.iter().map(|&s| s as u8).collect(),
+            codes: [(0, 0); 256],
+        };
+        let mut code = 0u32;
+        let mut next = order.iter();
+        for (len, &count) in per_length.iter().enumerate().take(17).skip(1) {
+            table.counts[len - 1] = count as u8;
+            for _ in 0..count {
+                if let Some(&s) = next.next() {
+                    table.codes[s] = (code, len as u8);
+                }
+                code += 1;
+            }
+            code <<= 1;
+        }
+        table
+    }
+
+    fn code(&self, symbol: u8) -> (u32, u8) {
+        self.codes[usize::from(symbol)]
+    }
+}
+
+/// Huffman code lengths (unbounded) for `freq`: repeatedly merges the two
+/// least frequent live nodes; every symbol under a merge gets one bit
+/// longer. Ties take the higher symbol first, so the result is a fixed
+/// function of the counts.
+fn code_lengths(freq: &[u64]) -> Vec<u8> {
+    let n = freq.len();
+    let mut weight = freq.to_vec();
+    let mut lengths = vec![0u8; n];
+    // Symbols merged into each live node, as a linked list through `next`.
+    let mut next: Vec<Option<usize>> = vec![None; n];
+    loop {
+        let least = |skip: Option<usize>| {
+            (0..n)
+                .filter(|&i| weight[i] > 0 && Some(i) != skip)
+                .min_by_key(|&i| (weight[i], std::cmp::Reverse(i)))
+        };
+        let Some(a) = least(None) else { break };
+        let Some(b) = least(Some(a)) else { break };
+        weight[a] += weight[b];
+        weight[b] = 0;
+        let mut tail = a;
+        loop {
+            lengths[tail] += 1;
+            match next[tail] {
+                Some(t) => tail = t,
+                None => break,
+            }
+        }
+        next[tail] = Some(b);
+        let mut node = Some(b);
+        while let Some(i) = node {
+            lengths[i] += 1;
+            node = next[i];
+        }
+    }
+    lengths
+}
+
+/// Moves codes longer than 16 bits up the tree, keeping the code complete:
+/// two codes of the longest length become one a bit shorter plus a sibling
+/// for a code taken from a shorter length.
+fn limit_to_16_bits(per_length: &mut [u32; 33]) {
+    for len in (17..=32).rev() {
+        while per_length[len] > 0 {
+            let mut shorter = len - 2;
+            while per_length[shorter] == 0 {
+                shorter -= 1;
+            }
+            per_length[len] -= 2;
+            per_length[len - 1] += 1;
+            per_length[shorter + 1] += 2;
+            per_length[shorter] -= 1;
+        }
+    }
+}
+
+/// Packs bits most significant first, inserting a zero byte after every
+/// 0xFF of entropy-coded data, and pads the last byte with ones (T.81
+/// F.1.2.3 and F.1.2.1.2).
+struct BitWriter {
+    out: Vec<u8>,
+    acc: u64,
+    len: u32,
+}
+
+impl BitWriter {
+    fn new(out: Vec<u8>) -> BitWriter {
+        BitWriter {
+            out,
+            acc: 0,
+            len: 0,
+        }
+    }
+
+    /// Appends the low `count` bits of `bits` (at most 32 bits per call).
+    fn put(&mut self, bits: u32, count: u8) {
+        if count == 0 {
+            return;
+        }
+        let mask = u64::MAX >> (64 - u32::from(count));
+        self.acc = (self.acc << count) | (u64::from(bits) & mask);
+        self.len += u32::from(count);
+        if self.len >= 32 {
+            self.len -= 32;
+            let word = (self.acc >> self.len) as u32;
+            if has_ff_byte(word) {
+                word.to_be_bytes()
+                    .into_iter()
+                    .for_each(|b| self.push_byte(b));
+            } else {
+                self.out.extend_from_slice(&word.to_be_bytes());
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        // Whole bytes first, then the last partial byte padded with ones.
+        while self.len >= 8 {
+            self.len -= 8;
+            self.push_byte((self.acc >> self.len) as u8);
+        }
+        if self.len > 0 {
+            let pad = 8 - self.len;
+            self.push_byte(((self.acc << pad) as u8) | ((1u8 << pad) - 1));
+        }
+        self.out
+    }
+
+    fn push_byte(&mut self, byte: u8) {
+        self.out.push(byte);
+        if byte == 0xFF {
+            self.out.push(0);
+        }
+    }
+}
+
+/// Whether any byte of `w` is 0xFF (the classic "has a zero byte" test on
+/// the complement).
+fn has_ff_byte(w: u32) -> bool {
+    let v = !w;
+    v.wrapping_sub(0x0101_0101) & !v & 0x8080_8080 != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_prefix_free_and_never_all_ones() {
+        // Fibonacci counts force a 30-deep tree without limiting.
+        let mut counts = [0u32; 257];
+        let (mut a, mut b) = (1u32, 1u32);
+        for c in counts.iter_mut().take(30) {
+            *c = a;
+            (a, b) = (b, a + b);
+        }
+        counts[200] = 5;
+        let t = HuffmanTable::optimal(&counts);
+        let coded: Vec<(u32, u8)> = t.codes.iter().copied().filter(|c| c.1 > 0).collect();
+        assert_eq!(coded.len(), 31);
+        assert!(coded.iter().all(|&(_, len)| (1..=16).contains(&len)));
+        assert_eq!(t.counts.iter().map(|&c| usize::from(c)).sum::<usize>(), 31);
+        for (i, &(ca, la)) in coded.iter().enumerate() {
+            assert_ne!(ca, (1 << la) - 1, "all-ones code of length {la}");
+            for &(cb, lb) in &coded[i + 1..] {
+                let (short, long, ls, ll) = if la <= lb {
+                    (ca, cb, la, lb)
+                } else {
+                    (cb, ca, lb, la)
+                };
+                assert_ne!(long >> (ll - ls), short, "one code is a prefix of another");
+            }
+        }
+        // Kraft: the code is nearly complete (only the all-ones word left).
+        let kraft: f64 = coded.iter().map(|&(_, l)| 0.5f64.powi(i32::from(l))).sum();
+        assert!(kraft < 1.0 && kraft > 0.99, "kraft sum {kraft}");
+    }
+
+    #[test]
+    fn frequent_symbols_get_shorter_codes() {
+        let mut counts = [0u32; 257];
+        counts[1] = 1000;
+        counts[2] = 100;
+        counts[3] = 10;
+        counts[4] = 1;
+        let t = HuffmanTable::optimal(&counts);
+        let len = |s: u8| t.code(s).1;
+        assert!(len(1) < len(2) && len(2) < len(3) && len(3) <= len(4));
+        assert_eq!(t.code(5).1, 0);
+    }
+
+    #[test]
+    fn extra_bits_are_ones_complement_for_negatives() {
+        assert_eq!((category(0), category(1), category(-1)), (0, 1, 1));
+        assert_eq!((category(1023), category(-1024)), (10, 11));
+        assert_eq!(extra_bits(5, 3), 0b101);
+        assert_eq!(extra_bits(-5, 3), 0b010);
+        assert_eq!(extra_bits(-1, 1), 0);
+    }
+
+    #[test]
+    fn stuffs_a_zero_after_every_ff_and_pads_with_ones() {
+        let mut w = BitWriter::new(Vec::new());
+        w.put(0xFF, 8);
+        w.put(0b101, 3);
+        assert_eq!(w.finish(), vec![0xFF, 0x00, 0b1011_1111]);
+    }
+
+    /// Mean squared error between `img` and `jpeg` decoded by jpeg-decoder,
+    /// a decoder that shares no code with ours or with verify's.
+    fn mse(img: &RgbImage, jpeg: &[u8]) -> f64 {
+        let mut d = jpeg_decoder::Decoder::new(jpeg);
+        let px = d.decode().unwrap();
+        let info = d.info().unwrap();
+        assert_eq!(
+            (u32::from(info.width), u32::from(info.height)),
+            (img.width(), img.height())
+        );
+        let sum: f64 = img
+            .as_bytes()
+            .iter()
+            .zip(&px)
+            .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+            .sum();
+        sum / px.len() as f64
+    }
+
+    #[test]
+    fn as_faithful_as_a_reference_encoder_at_the_same_quality() {
+        // Odd sizes exercise the edge padding of partial blocks and MCUs.
+        for (w, h, seed) in [(480, 640, 3), (37, 29, 5), (121, 77, 6)] {
+            let img = crate::synth::portrait(w, h, 0.4, seed);
+            for (chroma, sampling) in [
+                (Chroma::Full444, jpeg_encoder::SamplingFactor::F_1_1),
+                (Chroma::Sub420, jpeg_encoder::SamplingFactor::F_2_2),
+            ] {
+                for quality in [60u8, 90, 100] {
+                    let ours = Transformed::new(&img, chroma).encode(quality, 300);
+                    let mut reference = Vec::new();
+                    let mut enc = jpeg_encoder::Encoder::new(&mut reference, quality);
+                    enc.set_sampling_factor(sampling);
+                    enc.set_optimized_huffman_tables(true);
+                    enc.encode(
+                        img.as_bytes(),
+                        w as u16,
+                        h as u16,
+                        jpeg_encoder::ColorType::Rgb,
+                    )
+                    .unwrap();
+                    let (mine, theirs) = (mse(&img, &ours), mse(&img, &reference));
+                    assert!(
+                        mine <= theirs * 1.1 + 0.5,
+                        "{w}x{h} {chroma} q{quality}: mse {mine:.2} vs reference {theirs:.2}"
+                    );
+                    let ratio = ours.len() as f64 / reference.len() as f64;
+                    assert!(
+                        (0.85..1.15).contains(&ratio),
+                        "{w}x{h} {chroma} q{quality}: {} bytes vs reference {}",
+                        ours.len(),
+                        reference.len()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dct_of_a_flat_block_is_its_dc_only() {
+        let basis = dct_basis();
+        let c = fdct(&[[10.0; 8]; 8], &basis);
+        assert!((c[0] - 80.0).abs() < 1e-3, "dc {}", c[0]);
+        assert!(c[1..].iter().all(|v| v.abs() < 1e-3));
+    }
+
+    #[test]
+    fn dct_matches_the_definition() {
+        // A block with structure both ways, against the textbook double sum.
+        let px: [f32; 64] = std::array::from_fn(|i| ((i * 37 + i / 8 * 11) % 61) as f32 - 30.0);
+        let rows = std::array::from_fn(|y| std::array::from_fn(|x| px[y * 8 + x]));
+        let c = fdct(&rows, &dct_basis());
+        let cos = |a: usize, b: usize| {
+            ((2 * a + 1) as f64 * b as f64 * std::f64::consts::PI / 16.0).cos()
+        };
+        let norm = |k: usize| {
+            if k == 0 {
+                std::f64::consts::FRAC_1_SQRT_2
+            } else {
+                1.0
+            }
+        };
+        for v in 0..8 {
+            for u in 0..8 {
+                let mut sum = 0.0;
+                for y in 0..8 {
+                    for x in 0..8 {
+                        sum += f64::from(px[y * 8 + x]) * cos(x, u) * cos(y, v);
+                    }
+                }
+                let want = 0.25 * norm(u) * norm(v) * sum;
+                let got = f64::from(c[u * 8 + v]);
+                assert!((got - want).abs() < 1e-3, "({u},{v}): {got} vs {want}");
+            }
+        }
+    }
+}
