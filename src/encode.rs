@@ -40,8 +40,8 @@
 //!
 //! Every encode of a 480x640 photo costs milliseconds and a batch holds
 //! thousands of photos, so the search starts from a prediction: the
-//! Huffman-coded size at each quality, estimated from the DCT of a quarter
-//! of the image computed once, and rescaled after every real encode so that
+//! Huffman-coded size at each quality, estimated from an eighth of the DCT
+//! blocks the writer computes anyway, and rescaled after every real encode so that
 //! the next guess learns the estimator's bias on this very image. Typically
 //! the first probe is the answer or its successor and the second confirms
 //! it: about two encodes per photo (`examples/encode_stats` measures it).
@@ -458,9 +458,9 @@ struct Sample {
     chroma_scale: f64,
 }
 
-/// A quarter of the rows predicts the whole within a few percent, and the
+/// An eighth of the rows predicts the whole within a few percent, and the
 /// ratio learned from real encodes absorbs the rest.
-const SAMPLE: usize = 4;
+const SAMPLE: usize = 8;
 /// Real/estimated size before any real encode. Sampled rows, headers and
 /// byte stuffing leave the estimate 0-4% low on portrait-like and noisy
 /// pictures alike (measured with `examples/encode_stats`).
