@@ -20,7 +20,10 @@ use crate::image::{Rect, RgbImage};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BorderSettings {
-    /// Largest frame looked for, as a fraction of the side (SPEC: a quarter).
+    /// Largest frame looked for, as a fraction of the side. SPEC asks for a
+    /// quarter of the photo; exports that shrink a framed photo (or frame
+    /// a small one) leave frames of up to a third, and the search stops at
+    /// the first line that is not uniform anyway.
     pub max_fraction: f64,
     /// A pixel belongs to a line's colour when no channel differs from the
     /// line's median by more than this. Covers sensor noise and the ringing
@@ -38,21 +41,34 @@ pub struct BorderSettings {
     /// The same, for a side continuing a frame seen on another side, when
     /// the change is sudden (see `Scanner::scan`).
     pub matched_step_fraction: f64,
-    /// Pixels sampled along each line (evenly spaced); frames run the whole
-    /// length, so sampling along the line loses nothing.
+    /// Samples taken along each line (evenly spaced, each the mean of a few
+    /// neighbouring pixels); frames run the whole length, so sampling along
+    /// the line loses nothing.
     pub samples_per_line: u32,
+    /// A band whose flattest line deviates from its median by at most this
+    /// (mean over the line, levels) is flat like a drawn frame, and its end
+    /// is looked for with the fine tolerance too.
+    pub flat_deviation: f64,
+    /// Step tolerance against a flat band, plus four times its deviation.
+    pub fine_step_tolerance: u8,
+    /// A line just inside a frame that is at least this share frame colour
+    /// is removed with the frame (rounding outward at reduced scale).
+    pub partial_share: f64,
 }
 
 impl Default for BorderSettings {
     fn default() -> Self {
         BorderSettings {
-            max_fraction: 0.25,
+            max_fraction: 0.4,
             uniform_tolerance: 32,
             uniform_fraction: 0.85,
             step_tolerance: 40,
             step_fraction: 0.5,
             matched_step_fraction: 0.1,
-            samples_per_line: 1024,
+            samples_per_line: 256,
+            flat_deviation: 1.5,
+            fine_step_tolerance: 8,
+            partial_share: 0.08,
         }
     }
 }
@@ -107,83 +123,192 @@ struct Scan {
     after: Option<[u8; 3]>,
 }
 
-/// One line parallel to a side: its median colour and how uniform it is.
+/// One line parallel to a side: its median colour, how uniform it is, and
+/// how flat (mean deviation from the median, largest channel).
+#[derive(Clone, Copy)]
 struct Line {
     colour: [u8; 3],
     uniform: bool,
+    deviation: f64,
 }
 
+/// Pixels averaged along a line into one sample: an ordered dither (palette
+/// PNGs) repeats within four pixels, so its lines come out as even as the
+/// colour it stands for, and sensor noise is damped the same way.
+const WINDOW: u32 = 4;
+
+/// The lines of one side, sampled once each and kept while the side is
+/// searched (the step tests look at a line up to three times).
 struct Scanner<'a> {
     img: &'a RgbImage,
     s: &'a BorderSettings,
-    buf: Vec<[u8; 3]>,
+    side: Side,
+    /// Start of each sample's window along the line, and its length.
+    starts: Vec<u32>,
+    win: u32,
+    /// Samples of lines `0..lines.len()`, `starts.len()` per line.
+    samples: Vec<[u8; 3]>,
+    lines: Vec<Line>,
 }
 
-impl Scanner<'_> {
-    /// Samples line `i` (counted inward from `side`) over `span` along it.
-    fn sample(&mut self, side: Side, i: u32, span: (u32, u32)) {
-        let (w, h) = (self.img.width(), self.img.height());
-        self.buf.clear();
+impl<'a> Scanner<'a> {
+    fn new(img: &'a RgbImage, s: &'a BorderSettings) -> Self {
+        Scanner {
+            img,
+            s,
+            side: Side::Top,
+            starts: Vec::new(),
+            win: 1,
+            samples: Vec::new(),
+            lines: Vec::new(),
+        }
+    }
+
+    /// Starts on `side`, sampling lines over `span` along them.
+    fn reset(&mut self, side: Side, span: (u32, u32)) {
+        self.side = side;
+        self.samples.clear();
+        self.lines.clear();
+        self.starts.clear();
         let len = span.1.saturating_sub(span.0);
-        if len == 0 {
+        let win = WINDOW.min(len);
+        self.win = win.max(1);
+        if win == 0 {
             return;
         }
-        let n = len.min(self.s.samples_per_line.max(1));
-        for k in 0..n {
-            // Evenly spaced, centred in each of the n cells of the span.
-            let t = span.0 + ((u64::from(k) * 2 + 1) * u64::from(len) / (u64::from(n) * 2)) as u32;
-            let (x, y) = match side {
-                Side::Top => (t, i),
-                Side::Bottom => (t, h - 1 - i),
-                Side::Left => (i, t),
-                Side::Right => (w - 1 - i, t),
-            };
-            self.buf.push(self.img.pixel(x, y));
+        let n = (len / win).min(self.s.samples_per_line.max(1));
+        // Evenly spaced windows from one end of the span to the other.
+        let room = u64::from(len - win);
+        let last = u64::from(n.saturating_sub(1).max(1));
+        self.starts
+            .extend((0..u64::from(n)).map(|k| span.0 + (k * room / last) as u32));
+    }
+
+    fn depth(&self) -> u32 {
+        match self.side {
+            Side::Top | Side::Bottom => self.img.height(),
+            Side::Left | Side::Right => self.img.width(),
         }
     }
 
-    fn line(&mut self, side: Side, i: u32, span: (u32, u32)) -> Option<Line> {
-        self.sample(side, i, span);
-        if self.buf.is_empty() {
+    /// Samples of line `i` (counted inward from the side); empty past the
+    /// far edge or for an empty span.
+    fn line_samples(&mut self, i: u32) -> &[[u8; 3]] {
+        let n = self.starts.len();
+        if i >= self.depth() || n == 0 {
+            return &[];
+        }
+        while self.lines.len() <= i as usize {
+            let k = self.lines.len() as u32;
+            self.sample(k);
+            let line = self.stats(k);
+            self.lines.push(line);
+        }
+        &self.samples[i as usize * n..(i as usize + 1) * n]
+    }
+
+    fn line(&mut self, i: u32) -> Option<Line> {
+        if self.line_samples(i).is_empty() {
             return None;
         }
-        let colour = median(&self.buf);
-        let tol = self.s.uniform_tolerance;
-        let near = self.buf.iter().filter(|p| close(**p, colour, tol)).count();
-        Some(Line {
-            colour,
-            uniform: near as f64 >= self.s.uniform_fraction * self.buf.len() as f64,
-        })
+        Some(self.lines[i as usize])
     }
 
-    /// Share of line `i` that is unlike `colour`.
-    fn differing(&mut self, side: Side, i: u32, span: (u32, u32), colour: [u8; 3]) -> f64 {
-        self.sample(side, i, span);
-        if self.buf.is_empty() {
+    /// Appends the samples of line `k`, reading the image's rows directly.
+    fn sample(&mut self, k: u32) {
+        let (w, h) = (self.img.width() as usize, self.img.height() as usize);
+        let bytes = self.img.as_bytes();
+        let win = self.win as usize;
+        let k = k as usize;
+        // Offset of the line's first pixel and the step between pixels along
+        // it, in bytes.
+        let (origin, step) = match self.side {
+            Side::Top => (k * w * 3, 3),
+            Side::Bottom => ((h - 1 - k) * w * 3, 3),
+            Side::Left => (k * 3, w * 3),
+            Side::Right => ((w - 1 - k) * 3, w * 3),
+        };
+        let half = (win / 2) as u32;
+        for &start in &self.starts {
+            let mut acc = [0u32; 3];
+            let base = origin + start as usize * step;
+            for j in 0..win {
+                let o = base + j * step;
+                if let Some(px) = bytes.get(o..o + 3) {
+                    acc[0] += u32::from(px[0]);
+                    acc[1] += u32::from(px[1]);
+                    acc[2] += u32::from(px[2]);
+                }
+            }
+            self.samples
+                .push(acc.map(|v| ((v + half) / win as u32).min(255) as u8));
+        }
+    }
+
+    fn stats(&self, k: u32) -> Line {
+        let n = self.starts.len();
+        let px = &self.samples[k as usize * n..(k as usize + 1) * n];
+        let colour = median(px);
+        let tol = self.s.uniform_tolerance;
+        let near = px.iter().filter(|p| close(**p, colour, tol)).count();
+        let dev: u32 = px
+            .iter()
+            .map(|p| {
+                (0..3)
+                    .map(|c| u32::from(p[c].abs_diff(colour[c])))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .sum();
+        Line {
+            colour,
+            uniform: near as f64 >= self.s.uniform_fraction * n as f64,
+            deviation: f64::from(dev) / n.max(1) as f64,
+        }
+    }
+
+    /// Share of line `i` further than `tol` from `colour`.
+    fn differing(&mut self, i: u32, colour: [u8; 3], tol: u8) -> f64 {
+        let px = self.line_samples(i);
+        if px.is_empty() {
             return 0.0;
         }
-        let tol = self.s.step_tolerance;
-        let far = self.buf.iter().filter(|p| !close(**p, colour, tol)).count();
-        far as f64 / self.buf.len() as f64
+        let far = px.iter().filter(|p| !close(**p, colour, tol)).count();
+        far as f64 / px.len() as f64
     }
 
-    /// Share of line `i` that is unlike line `i + 1` at the same positions.
-    fn changing(&mut self, side: Side, i: u32, span: (u32, u32)) -> f64 {
-        self.sample(side, i, span);
-        let a = std::mem::take(&mut self.buf);
-        self.sample(side, i + 1, span);
-        let tol = self.s.step_tolerance;
-        let far = a
-            .iter()
-            .zip(&self.buf)
-            .filter(|(p, q)| !close(**p, **q, tol))
-            .count();
-        let n = a.len().min(self.buf.len()).max(1);
-        far as f64 / n as f64
+    /// How much of the frame's colour line `i` holds, as a share of a pixel:
+    /// the least-squares fit of line `i` as a mix of `frame` and line `i + 1`
+    /// at the same positions. A reduced decode averages the frame's last
+    /// original pixels into the picture's first.
+    fn frame_share(&mut self, i: u32, frame: [u8; 3]) -> f64 {
+        let p = self.line_samples(i).to_vec();
+        let q = self.line_samples(i + 1);
+        let (mut num, mut den) = (0.0, 0.0);
+        for (a, b) in p.iter().zip(q) {
+            for c in 0..3 {
+                let d = f64::from(frame[c]) - f64::from(b[c]);
+                num += (f64::from(a[c]) - f64::from(b[c])) * d;
+                den += d * d;
+            }
+        }
+        // Where frame and picture are nearly alike the mix cannot be told.
+        if den < 3.0 * 20.0 * 20.0 * p.len() as f64 {
+            0.0
+        } else {
+            num / den
+        }
     }
 
     /// Frame width on `side`, looking at lines over `span` only (the part not
     /// covered by frames on the neighbouring sides).
+    ///
+    /// Two step tests: the coarse one (`step_tolerance`) for frames that
+    /// went through noise and ringing; and, while the band is flat as only
+    /// a drawn frame is, a fine one against its flattest line, which tells
+    /// a black frame from a dark suit or a white frame from white clothes
+    /// that differ from it by a few levels over the whole line.
+    ///
     /// `matching`: the colour of a frame found on another side. A band of
     /// that colour may end where the picture touches it with something of
     /// its own colour over most of the line (a black frame on a dark suit),
@@ -196,54 +321,63 @@ impl Scanner<'_> {
         step_fraction: f64,
         matching: Option<[u8; 3]>,
     ) -> Scan {
-        let (w, h) = (self.img.width(), self.img.height());
-        let depth = match side {
-            Side::Top | Side::Bottom => h,
-            Side::Left | Side::Right => w,
-        };
+        self.reset(side, span);
+        let depth = self.depth();
         // "A quarter of the side" may mean the side before or after framing;
         // two lines of slack keep a frame of exactly a quarter findable. The
         // content behind it is needed to see the step, hence `< depth`.
         let limit = ((f64::from(depth) * self.s.max_fraction).floor() as u32 + 2)
             .min(depth.saturating_sub(1));
+        let coarse = self.s.step_tolerance;
         let mut best = 0;
         let mut rule = None;
         let mut after = None;
         let mut band: Option<[u8; 3]> = None;
-        let mut outer = None;
+        // The flattest line of the band since the last step: the frame's
+        // true colour, away from the ringing at its edges.
+        let mut flat: Option<Line> = None;
+        let mut outer: Option<[u8; 3]> = None;
         let mut prev_differing = 0.0;
+        // Colour of the frame just outside the last step.
+        let mut edge = None;
+        let mut band_start = 0;
         let mut i = 0;
         while i <= limit {
-            let Some(line) = self.line(side, i, span) else {
+            let Some(line) = self.line(i) else {
                 break;
             };
             if let Some(colour) = band {
                 // Lines 0..i are all uniform: is line i (or, past a blurred
                 // edge, one of the next two) a straight step away from them?
-                let differing = self.differing(side, i, span, colour);
+                let differing = self.differing(i, colour, coarse);
                 let matched = matching.is_some_and(|m| close(m, colour, self.s.uniform_tolerance));
                 let mut step = differing >= step_fraction
                     || (matched
                         && differing >= self.s.matched_step_fraction
-                        && prev_differing <= 0.02);
+                        && prev_differing <= 0.02)
+                    || self.fine_step(i, band_start);
                 prev_differing = differing;
                 if !step && !line.uniform {
                     for j in 1..=2 {
-                        if i + j < depth
-                            && self.differing(side, i + j, span, colour) >= step_fraction
-                        {
+                        if i + j < depth && self.differing(i + j, colour, coarse) >= step_fraction {
                             step = true;
                             break;
                         }
                     }
                 }
                 if step {
-                    // Two steps close together: a thin rule between them.
-                    if best > 0 && i - best <= (depth / 100).max(3) {
+                    // Two steps close together: a thin rule between them,
+                    // unless that "rule" is only the frame's own edge
+                    // ringing.
+                    let thin = best > 0 && i - best <= (depth / 100).max(3);
+                    if thin && outer.is_some_and(|o| !close(o, colour, self.s.uniform_tolerance)) {
                         rule = Some((i - best, colour));
                     }
                     best = i;
                     after = line.uniform.then_some(line.colour);
+                    edge = Some(flat.map_or(colour, |f| f.colour));
+                    flat = None;
+                    band_start = i;
                 }
             }
             if !line.uniform {
@@ -251,15 +385,19 @@ impl Scanner<'_> {
             }
             outer.get_or_insert(line.colour);
             band = Some(line.colour);
+            if flat.is_none_or(|f| line.deviation <= f.deviation) {
+                flat = Some(line);
+            }
             i += 1;
         }
-        // A line half frame, half picture (an edge that fell between pixels,
-        // smeared by resampling) is part of the frame too.
-        if best > 0 {
-            for _ in 0..2 {
+        // Round outward: a line that still holds a visible share of the
+        // frame (an edge between pixels, averaged by a reduced decode or
+        // smeared by resampling) goes with the frame.
+        if let Some(frame) = edge {
+            for _ in 0..1 {
                 if best + 1 < depth
                     && best < limit + 2
-                    && self.changing(side, best, span) >= step_fraction
+                    && self.frame_share(best, frame) >= self.s.partial_share
                 {
                     best += 1;
                 } else {
@@ -273,6 +411,33 @@ impl Scanner<'_> {
             rule,
             after,
         }
+    }
+
+    /// The fine test: lines `i` and `i + 1` both unlike each of the last
+    /// few flat lines of the band that started at `band_start`. An ordered
+    /// dither makes a flat frame's lines alternate between a few colours,
+    /// each flat on its own; a real edge differs from all of them and stays.
+    fn fine_step(&mut self, i: u32, band_start: u32) -> bool {
+        // The first lines after a step may be its blurred edge (JPEG
+        // chroma), flat along the line but no frame; the last ones before
+        // the edge may ring, and are passed over as not flat.
+        let from = i.saturating_sub(6).max(band_start + 2);
+        let refs: Vec<Line> = (from..i)
+            .map(|k| self.lines[k as usize])
+            .filter(|r| r.deviation <= self.s.flat_deviation)
+            .collect();
+        refs.len() >= 2
+            && refs.iter().all(|r| {
+                let tol = self.fine_tolerance(r.deviation);
+                (i..=i + 1).all(|k| self.differing(k, r.colour, tol) >= self.s.step_fraction)
+            })
+    }
+
+    /// Step tolerance against a flat band: a few times its own deviation,
+    /// never looser than the coarse test.
+    fn fine_tolerance(&self, deviation: f64) -> u8 {
+        let t = self.s.fine_step_tolerance as f64 + 4.0 * deviation;
+        t.min(f64::from(self.s.step_tolerance)) as u8
     }
 }
 
@@ -312,11 +477,7 @@ fn median(px: &[[u8; 3]]) -> [u8; 3] {
 /// are each judged on their own).
 pub fn find_borders(img: &RgbImage, settings: &BorderSettings) -> Borders {
     let (w, h) = (img.width(), img.height());
-    let mut sc = Scanner {
-        img,
-        s: settings,
-        buf: Vec::with_capacity(settings.samples_per_line as usize),
-    };
+    let mut sc = Scanner::new(img, settings);
     // Frames on the other sides can take up to half the line in the first
     // pass, so the step is only required on a lower share of it.
     let loose = settings.step_fraction * 0.8;

@@ -287,9 +287,11 @@ fn analyse(
     let inner = borders.inner(upright.width(), upright.height());
     record.border_removed = Some(BorderRemoved {
         top: to_y(borders.top),
-        bottom: to_y(borders.bottom),
+        // A reduced image's last pixel may stand for fewer file pixels, so
+        // the far sides are measured from the inner edge.
+        bottom: full_h - to_y(inner.bottom()),
         left: to_x(borders.left),
-        right: to_x(borders.right),
+        right: full_w - to_x(inner.right()),
     });
     let trimmed = if borders.is_none() {
         upright

@@ -40,6 +40,9 @@ pub struct SubjectSettings {
     /// A second blob at least this share of the subject's area is a second
     /// person.
     pub second_person_share: f64,
+    /// A rise in the top profile, after a dip of at least this share of the
+    /// head's width, back to head height is a second head.
+    pub second_head_dip: f64,
     /// Accept a subject whose hair touches the top edge (the crown margin is
     /// then unknown); off by default, such photos are flagged.
     pub allow_cut_off: bool,
@@ -57,6 +60,7 @@ impl Default for SubjectSettings {
             taper_to_chin: 1.10,
             chin_ratio: 1.18,
             second_person_share: 0.35,
+            second_head_dip: 0.2,
             allow_cut_off: false,
         }
     }
@@ -249,7 +253,10 @@ pub fn locate_subject(
     let mut maxw = 0usize;
     let mut max_row = crown;
     let mut mids = Vec::new();
-    let mut y = crown;
+    // Hair lit at the crown can be as light as a grey backdrop, leaving a
+    // notch between two bumps of the top: start where the middle column
+    // meets the head.
+    let mut y = (crown..h).find(|&y| is_main(hx, y)).unwrap_or(h);
     while y < h {
         let Some((l, r)) = run(hx, y) else { break };
         let wd = r - l;
@@ -314,18 +321,18 @@ pub fn locate_subject(
         None => settings.chin_ratio * maxw as f64,
     };
 
-    // A second head: another top bump at head height beside this head,
-    // separated from it by a dip (two people standing close merge into one
-    // blob).
-    let head_l = centre_w - maxw as f64 / 2.0;
-    let head_r = centre_w + maxw as f64 / 2.0;
-    let margin = 0.25 * maxw as f64;
+    // A second head: another top bump at head height, separated from the
+    // crown by a dip in the top profile (two people standing close merge
+    // into one blob, and their heads may touch, or be measured as one wide
+    // head). Walk outward from the head's centre on each side: a single
+    // head only falls away towards the shoulders, a second one rises again.
     let near_head_level = crown as f64 + 0.6 * head_len;
+    let start = (centre_w as usize).min(w - 1);
     for side in [-1i32, 1] {
         let cols: Vec<usize> = if side < 0 {
-            (0..(head_l - margin).max(0.0) as usize).rev().collect()
+            (0..=start).rev().collect()
         } else {
-            (((head_r + margin) as usize).min(w)..w).collect()
+            (start..w).collect()
         };
         let mut lowest_between = crown;
         for x in cols {
@@ -335,7 +342,7 @@ pub fn locate_subject(
             };
             lowest_between = lowest_between.max(t);
             if (t as f64) < near_head_level
-                && (lowest_between as f64) > t as f64 + 0.3 * maxw as f64
+                && (lowest_between as f64) > t as f64 + settings.second_head_dip * maxw as f64
             {
                 people = people.max(2);
                 break;
