@@ -20,7 +20,7 @@ use crate::synth::Truth;
 #[derive(Clone, Debug)]
 pub struct Tolerances {
     /// Border removed per side, in pixels of the upright original; a photo
-    /// decoded at 1/n scale is allowed n pixels when that is more.
+    /// decoded at scale s is allowed ceil(1/s) pixels when that is more.
     pub border_px: u32,
     /// CIEDE2000 between the estimated and the true backdrop.
     pub backdrop_delta_e: f64,
@@ -67,6 +67,8 @@ pub struct PhotoScore {
     pub flags: Vec<&'static str>,
     /// Found minus true, per side: top, bottom, left, right.
     pub border_error: Option<[i64; 4]>,
+    /// Whether every side is within the tolerance (see [`Tolerances`]).
+    pub border_ok: bool,
     pub had_border: bool,
     pub backdrop_delta_e: Option<f64>,
     pub landing: Option<Landing>,
@@ -148,9 +150,11 @@ pub fn score_photo(file: &str, r: &PhotoRecord, t: &Truth, tol: &Tolerances) -> 
         ];
         // At a reduced decode one decoded pixel stands for `scale` original
         // ones, so the border can only be placed to that grain.
-        let scale = r.decode_scales.last().copied().unwrap_or(1);
-        let allowed = u64::from(tol.border_px.max(scale));
-        if e.iter().any(|v| v.unsigned_abs() > allowed) {
+        let scale = r.decode_scales.last().copied().unwrap_or(1.0);
+        let grain = (1.0 / scale.max(0.125)).ceil() as u32;
+        let allowed = u64::from(tol.border_px.max(grain));
+        s.border_ok = e.iter().all(|v| v.unsigned_abs() <= allowed);
+        if !s.border_ok {
             fail(format!(
                 "border off by {e:?} (top, bottom, left, right; truth {:?})",
                 t.border
@@ -347,11 +351,7 @@ pub fn summarise(scores: &[PhotoScore]) -> Summary {
         bordered: scores.iter().filter(|s| s.had_border).count(),
         bordered_ok: scores
             .iter()
-            .filter(|s| s.had_border)
-            .filter(|s| {
-                s.border_error
-                    .is_some_and(|e| e.iter().all(|v| v.unsigned_abs() <= 2))
-            })
+            .filter(|s| s.had_border && s.border_ok)
             .count(),
         border_abs: collect(&|s| {
             s.border_error
@@ -401,7 +401,7 @@ impl Summary {
         );
         let _ = writeln!(
             out,
-            "bordered photos: {}/{} removed within ±2 px on every side",
+            "bordered photos: {}/{} removed within ±max(2, decode grain) px on every side",
             self.bordered_ok, self.bordered
         );
         let _ = writeln!(
@@ -505,13 +505,13 @@ mod tests {
             top: 4,
             ..BorderRemoved::default()
         });
-        r.decode_scales = vec![1];
+        r.decode_scales = vec![1.0];
         assert_eq!(score_photo("a", &r, &truth(), &tol).failures.len(), 1);
         // A quarter-scale decode places the border to 4 px; a retry at a
         // finer scale is what counts.
-        r.decode_scales = vec![4];
+        r.decode_scales = vec![0.25];
         assert!(score_photo("a", &r, &truth(), &tol).failures.is_empty());
-        r.decode_scales = vec![4, 2];
+        r.decode_scales = vec![0.25, 0.5];
         assert_eq!(score_photo("a", &r, &truth(), &tol).failures.len(), 1);
     }
 
