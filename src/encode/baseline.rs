@@ -383,10 +383,7 @@ fn walk_block(block: &[i16; 64], prev_dc: &mut i16, mut emit: impl FnMut(bool, u
     emit(true, s, extra_bits(diff, s), s);
     // Bit k set for each non-zero AC coefficient: runs of zeros are then
     // the gaps between set bits.
-    let mut nonzero = 0u64;
-    for (k, &v) in zz.iter().enumerate().skip(1) {
-        nonzero |= u64::from(v != 0) << k;
-    }
+    let mut nonzero = nonzero_mask(&zz) & !1;
     let mut next = 1u32;
     while nonzero != 0 {
         let k = nonzero.trailing_zeros();
@@ -404,6 +401,22 @@ fn walk_block(block: &[i16; 64], prev_dc: &mut i16, mut emit: impl FnMut(bool, u
     if next < 64 {
         emit(false, 0x00, 0, 0);
     }
+}
+
+/// Bit k set where `zz[k]` is not zero. Built eight coefficients at a time:
+/// a 0/1 byte per coefficient (a vector compare), and a multiplication
+/// that gathers the low bits of eight such bytes into one byte.
+fn nonzero_mask(zz: &[i16; 64]) -> u64 {
+    let flags: [u8; 64] = std::array::from_fn(|k| u8::from(zz[k] != 0));
+    let mut mask = 0u64;
+    for (j, chunk) in flags.chunks_exact(8).enumerate() {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        // Byte i (value 0 or 1) lands on bit 56 + i of the product.
+        let gathered = (u64::from_le_bytes(bytes).wrapping_mul(0x0102_0408_1020_4080)) >> 56;
+        mask |= gathered << (8 * j);
+    }
+    mask
 }
 
 /// A Huffman table as written in DHT (code counts per length 1..=16, then
@@ -633,6 +646,20 @@ mod tests {
         let len = |s: u8| t.code(s).1;
         assert!(len(1) < len(2) && len(2) < len(3) && len(3) <= len(4));
         assert_eq!(t.code(5).1, 0);
+    }
+
+    #[test]
+    fn nonzero_mask_marks_exactly_the_nonzero_coefficients() {
+        let mut zz = [0i16; 64];
+        for k in [0usize, 1, 7, 8, 9, 30, 55, 62, 63] {
+            zz[k] = if k % 2 == 0 { -3 } else { 1023 };
+        }
+        let want = [0u32, 1, 7, 8, 9, 30, 55, 62, 63]
+            .iter()
+            .fold(0u64, |m, &k| m | 1 << k);
+        assert_eq!(nonzero_mask(&zz), want);
+        assert_eq!(nonzero_mask(&[0; 64]), 0);
+        assert_eq!(nonzero_mask(&[-1; 64]), u64::MAX);
     }
 
     #[test]
