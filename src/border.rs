@@ -51,6 +51,9 @@ pub struct BorderSettings {
     pub flat_deviation: f64,
     /// Step tolerance against a flat band, plus four times its deviation.
     pub fine_step_tolerance: u8,
+    /// Two lines whose median colours both differ by more than this (some
+    /// channel, levels) from every flat line of the band end it.
+    pub fine_median_shift: u8,
     /// A line just inside a frame that is at least this share frame colour
     /// is removed with the frame (rounding outward at reduced scale).
     pub partial_share: f64,
@@ -68,6 +71,7 @@ impl Default for BorderSettings {
             samples_per_line: 256,
             flat_deviation: 1.5,
             fine_step_tolerance: 8,
+            fine_median_shift: 4,
             partial_share: 0.08,
         }
     }
@@ -355,7 +359,7 @@ impl<'a> Scanner<'a> {
                     || (matched
                         && differing >= self.s.matched_step_fraction
                         && prev_differing <= 0.02)
-                    || self.fine_step(i, band_start);
+                    || self.fine_step(i, band_start, matched);
                 prev_differing = differing;
                 if !step && !line.uniform {
                     for j in 1..=2 {
@@ -414,10 +418,11 @@ impl<'a> Scanner<'a> {
     }
 
     /// The fine test: lines `i` and `i + 1` both unlike each of the last
-    /// few flat lines of the band that started at `band_start`. An ordered
+    /// few flat lines of the band that started at `band_start`; `matched`:
+    /// the band has the colour of a frame found on another side. An ordered
     /// dither makes a flat frame's lines alternate between a few colours,
     /// each flat on its own; a real edge differs from all of them and stays.
-    fn fine_step(&mut self, i: u32, band_start: u32) -> bool {
+    fn fine_step(&mut self, i: u32, band_start: u32, matched: bool) -> bool {
         // The first lines after a step may be its blurred edge (JPEG
         // chroma), flat along the line but no frame; the last ones before
         // the edge may ring, and are passed over as not flat.
@@ -426,11 +431,26 @@ impl<'a> Scanner<'a> {
             .map(|k| self.lines[k as usize])
             .filter(|r| r.deviation <= self.s.flat_deviation)
             .collect();
-        refs.len() >= 2
-            && refs.iter().all(|r| {
-                let tol = self.fine_tolerance(r.deviation);
-                (i..=i + 1).all(|k| self.differing(k, r.colour, tol) >= self.s.step_fraction)
-            })
+        if refs.len() < 2 {
+            return false;
+        }
+        let per_sample = refs.iter().all(|r| {
+            let tol = self.fine_tolerance(r.deviation);
+            (i..=i + 1).all(|k| self.differing(k, r.colour, tol) >= self.s.step_fraction)
+        });
+        // A median over a whole line barely moves with noise, so a shift of
+        // a few levels that stays is an edge even where single samples
+        // cannot tell (a black frame on a near-black suit). Only for a band
+        // of a frame colour seen on another side: a dithered backdrop's
+        // lines shift their medians by as much.
+        per_sample
+            || matched
+                && (i..=i + 1).all(|k| {
+                    self.line(k).is_some_and(|l| {
+                        refs.iter()
+                            .all(|r| !close(l.colour, r.colour, self.s.fine_median_shift))
+                    })
+                })
     }
 
     /// Step tolerance against a flat band: a few times its own deviation,
