@@ -787,6 +787,27 @@ mod tests {
     }
 
     #[test]
+    fn thin_black_frame_next_to_a_near_black_suit() {
+        // Nine levels apart at most (like 00405 of the cohort): no
+        // sample differs by more than its noise, the line's median does.
+        let base = wide_shoulders([22, 21, 27]);
+        let f = Frame {
+            top: 10,
+            bottom: 4,
+            left: 97,
+            right: 65,
+        };
+        let img = add_frame(&base, f, [18, 18, 18], 2.0, 11);
+        let s = BorderSettings::default();
+        assert_within(find_borders(&img, &s), f, 1);
+        let blind = BorderSettings {
+            fine_median_shift: 255,
+            ..s
+        };
+        assert_eq!(find_borders(&img, &blind).bottom, 0);
+    }
+
+    #[test]
     fn white_shirt_touching_bottom_is_not_a_border() {
         let img = wide_shoulders([250, 250, 250]);
         let got = find_borders(&img, &BorderSettings::default());
