@@ -123,8 +123,10 @@ struct Scan {
     colour: Option<[u8; 3]>,
     /// A thin rule that ended the frame: its width and colour.
     rule: Option<(u32, [u8; 3])>,
-    /// Colour of the uniform band just inside the frame, if it is one.
-    after: Option<[u8; 3]>,
+    /// Colours of the first two lines just inside the frame, where uniform:
+    /// at reduced scale the first may be a frame colour smeared into what
+    /// follows.
+    after: [Option<[u8; 3]>; 2],
 }
 
 /// One line parallel to a side: its median colour, how uniform it is, and
@@ -334,8 +336,9 @@ impl<'a> Scanner<'a> {
             .min(depth.saturating_sub(1));
         let coarse = self.s.step_tolerance;
         let mut best = 0;
-        let mut rule = None;
-        let mut after = None;
+        // First and last line (exclusive) of the rule, and its colour.
+        let mut rule: Option<(u32, u32, [u8; 3])> = None;
+        let mut after = [None; 2];
         let mut band: Option<[u8; 3]> = None;
         // The flattest line of the band since the last step: the frame's
         // true colour, away from the ringing at its edges.
@@ -375,10 +378,25 @@ impl<'a> Scanner<'a> {
                     // ringing.
                     let thin = best > 0 && i - best <= (depth / 100).max(3);
                     if thin && outer.is_some_and(|o| !close(o, colour, self.s.uniform_tolerance)) {
-                        rule = Some((i - best, colour));
+                        // Thin bands in a row are one rule smeared at
+                        // reduced scale (lines half rule, half frame or
+                        // picture); its colour is the one furthest from the
+                        // frame's.
+                        rule = match (rule, outer) {
+                            (Some((start, end, c)), Some(o)) if end == best => {
+                                let far = if distance(colour, o) > distance(c, o) {
+                                    colour
+                                } else {
+                                    c
+                                };
+                                Some((start, i, far))
+                            }
+                            _ => Some((best, i, colour)),
+                        };
                     }
                     best = i;
-                    after = line.uniform.then_some(line.colour);
+                    let next = self.line(i + 1).filter(|l| l.uniform).map(|l| l.colour);
+                    after = [line.uniform.then_some(line.colour), next];
                     edge = Some(flat.map_or(colour, |f| f.colour));
                     flat = None;
                     band_start = i;
@@ -412,7 +430,7 @@ impl<'a> Scanner<'a> {
         Scan {
             width: best,
             colour: outer.filter(|_| best > 0),
-            rule,
+            rule: rule.map(|(start, end, c)| (end - start, c)),
             after,
         }
     }
@@ -459,6 +477,11 @@ impl<'a> Scanner<'a> {
         let t = self.s.fine_step_tolerance as f64 + 4.0 * deviation;
         t.min(f64::from(self.s.step_tolerance)) as u8
     }
+}
+
+/// Largest channel difference.
+fn distance(a: [u8; 3], b: [u8; 3]) -> u8 {
+    (0..3).map(|c| a[c].abs_diff(b[c])).max().unwrap_or(0)
 }
 
 fn close(a: [u8; 3], b: [u8; 3], tol: u8) -> bool {
@@ -536,18 +559,24 @@ pub fn find_borders(img: &RgbImage, settings: &BorderSettings) -> Borders {
     // picture of its own colour (a dark rule on a dark suit) its inner edge
     // shows no step, and the search stops at its outer edge with a band of
     // the rule's colour running on inside: that band is the rule, as wide as
-    // on the sides where it was seen whole.
+    // on the sides where it was seen whole. At reduced scale the search may
+    // also stop one smeared line into the rule, taking that line for a rule
+    // of its own: the rest of the rule is added.
     let rules: Vec<(u32, [u8; 3])> = second.iter().filter_map(|s| s.rule).collect();
-    for s in second
-        .iter_mut()
-        .filter(|s| s.width > 0 && s.rule.is_none())
-    {
-        let seen = rules.iter().find(|(_, c)| {
-            s.after
-                .is_some_and(|a| close(a, *c, settings.uniform_tolerance))
-        });
-        if let Some((k, _)) = seen {
-            s.width += k;
+    for s in second.iter_mut().filter(|s| s.width > 0) {
+        let seen = rules
+            .iter()
+            .filter(|(_, c)| {
+                s.after
+                    .iter()
+                    .flatten()
+                    .any(|a| close(*a, *c, settings.uniform_tolerance))
+            })
+            .map(|(k, _)| *k)
+            .max();
+        let own = s.rule.map_or(0, |(k, _)| k);
+        if let Some(k) = seen {
+            s.width += k.saturating_sub(own);
         }
     }
     let mut b = Borders {
