@@ -313,7 +313,10 @@ impl<'a> Scanner<'a> {
     /// went through noise and ringing; and, while the band is flat as only
     /// a drawn frame is, a fine one against its flattest line, which tells
     /// a black frame from a dark suit or a white frame from white clothes
-    /// that differ from it by a few levels over the whole line.
+    /// that differ from it by a few levels over the whole line. Only for the
+    /// outermost band or one of a frame colour seen elsewhere: past a step,
+    /// a dithered backdrop is just as flat, and its dither changing phase
+    /// would pass for a step.
     ///
     /// `matching`: the colour of a frame found on another side. A band of
     /// that colour may end where the picture touches it with something of
@@ -362,7 +365,7 @@ impl<'a> Scanner<'a> {
                     || (matched
                         && differing >= self.s.matched_step_fraction
                         && prev_differing <= 0.02)
-                    || self.fine_step(i, band_start, matched);
+                    || ((band_start == 0 || matched) && self.fine_step(i, band_start, matched));
                 prev_differing = differing;
                 if !step && !line.uniform {
                     for j in 1..=2 {
@@ -834,6 +837,29 @@ mod tests {
             ..s
         };
         assert_eq!(find_borders(&img, &blind).bottom, 0);
+    }
+
+    #[test]
+    fn dithered_backdrop_inside_a_frame_is_not_more_frame() {
+        // A palette PNG: below a black frame, the backdrop's rows alternate
+        // between two flat colours, and the pair changes where the true
+        // colour crosses a palette level; no step, though each new row is
+        // flat and unlike the last few.
+        let mut scene = Scene::new(300, 400, BLUE).with(Person::new(150.0, 200.0, 120.0));
+        scene.noise = 0.0;
+        scene.gradient = [0.0; 3];
+        let mut img = scene.paint();
+        for y in 0..180 {
+            // Pairs 20 apart (within the coarse test), each value 10 or
+            // more from both of the other pair.
+            let pair = if y < 120 { [185, 205] } else { [195, 215] };
+            let g = pair[(y % 2) as usize];
+            let rgb = if y < 40 { [0, 0, 0] } else { [100, g, 255] };
+            for x in 0..300 {
+                img.put_pixel(x, y, rgb);
+            }
+        }
+        assert_eq!(find_borders(&img, &BorderSettings::default()).top, 40);
     }
 
     #[test]
