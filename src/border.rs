@@ -51,6 +51,9 @@ pub struct BorderSettings {
     pub flat_deviation: f64,
     /// Step tolerance against a flat band, plus four times its deviation.
     pub fine_step_tolerance: u8,
+    /// Two lines whose median colours both differ by more than this (some
+    /// channel, levels) from every flat line of the band end it.
+    pub fine_median_shift: u8,
     /// A line just inside a frame that is at least this share frame colour
     /// is removed with the frame (rounding outward at reduced scale).
     pub partial_share: f64,
@@ -68,6 +71,7 @@ impl Default for BorderSettings {
             samples_per_line: 256,
             flat_deviation: 1.5,
             fine_step_tolerance: 8,
+            fine_median_shift: 4,
             partial_share: 0.08,
         }
     }
@@ -119,8 +123,10 @@ struct Scan {
     colour: Option<[u8; 3]>,
     /// A thin rule that ended the frame: its width and colour.
     rule: Option<(u32, [u8; 3])>,
-    /// Colour of the uniform band just inside the frame, if it is one.
-    after: Option<[u8; 3]>,
+    /// Colours of the first two lines just inside the frame, where uniform:
+    /// at reduced scale the first may be a frame colour smeared into what
+    /// follows.
+    after: [Option<[u8; 3]>; 2],
 }
 
 /// One line parallel to a side: its median colour, how uniform it is, and
@@ -307,7 +313,10 @@ impl<'a> Scanner<'a> {
     /// went through noise and ringing; and, while the band is flat as only
     /// a drawn frame is, a fine one against its flattest line, which tells
     /// a black frame from a dark suit or a white frame from white clothes
-    /// that differ from it by a few levels over the whole line.
+    /// that differ from it by a few levels over the whole line. Only for the
+    /// outermost band or one of a frame colour seen elsewhere: past a step,
+    /// a dithered backdrop is just as flat, and its dither changing phase
+    /// would pass for a step.
     ///
     /// `matching`: the colour of a frame found on another side. A band of
     /// that colour may end where the picture touches it with something of
@@ -330,8 +339,9 @@ impl<'a> Scanner<'a> {
             .min(depth.saturating_sub(1));
         let coarse = self.s.step_tolerance;
         let mut best = 0;
-        let mut rule = None;
-        let mut after = None;
+        // First and last line (exclusive) of the rule, and its colour.
+        let mut rule: Option<(u32, u32, [u8; 3])> = None;
+        let mut after = [None; 2];
         let mut band: Option<[u8; 3]> = None;
         // The flattest line of the band since the last step: the frame's
         // true colour, away from the ringing at its edges.
@@ -355,7 +365,7 @@ impl<'a> Scanner<'a> {
                     || (matched
                         && differing >= self.s.matched_step_fraction
                         && prev_differing <= 0.02)
-                    || self.fine_step(i, band_start);
+                    || ((band_start == 0 || matched) && self.fine_step(i, band_start, matched));
                 prev_differing = differing;
                 if !step && !line.uniform {
                     for j in 1..=2 {
@@ -371,10 +381,25 @@ impl<'a> Scanner<'a> {
                     // ringing.
                     let thin = best > 0 && i - best <= (depth / 100).max(3);
                     if thin && outer.is_some_and(|o| !close(o, colour, self.s.uniform_tolerance)) {
-                        rule = Some((i - best, colour));
+                        // Thin bands in a row are one rule smeared at
+                        // reduced scale (lines half rule, half frame or
+                        // picture); its colour is the one furthest from the
+                        // frame's.
+                        rule = match (rule, outer) {
+                            (Some((start, end, c)), Some(o)) if end == best => {
+                                let far = if distance(colour, o) > distance(c, o) {
+                                    colour
+                                } else {
+                                    c
+                                };
+                                Some((start, i, far))
+                            }
+                            _ => Some((best, i, colour)),
+                        };
                     }
                     best = i;
-                    after = line.uniform.then_some(line.colour);
+                    let next = self.line(i + 1).filter(|l| l.uniform).map(|l| l.colour);
+                    after = [line.uniform.then_some(line.colour), next];
                     edge = Some(flat.map_or(colour, |f| f.colour));
                     flat = None;
                     band_start = i;
@@ -408,16 +433,17 @@ impl<'a> Scanner<'a> {
         Scan {
             width: best,
             colour: outer.filter(|_| best > 0),
-            rule,
+            rule: rule.map(|(start, end, c)| (end - start, c)),
             after,
         }
     }
 
     /// The fine test: lines `i` and `i + 1` both unlike each of the last
-    /// few flat lines of the band that started at `band_start`. An ordered
+    /// few flat lines of the band that started at `band_start`; `matched`:
+    /// the band has the colour of a frame found on another side. An ordered
     /// dither makes a flat frame's lines alternate between a few colours,
     /// each flat on its own; a real edge differs from all of them and stays.
-    fn fine_step(&mut self, i: u32, band_start: u32) -> bool {
+    fn fine_step(&mut self, i: u32, band_start: u32, matched: bool) -> bool {
         // The first lines after a step may be its blurred edge (JPEG
         // chroma), flat along the line but no frame; the last ones before
         // the edge may ring, and are passed over as not flat.
@@ -426,11 +452,26 @@ impl<'a> Scanner<'a> {
             .map(|k| self.lines[k as usize])
             .filter(|r| r.deviation <= self.s.flat_deviation)
             .collect();
-        refs.len() >= 2
-            && refs.iter().all(|r| {
-                let tol = self.fine_tolerance(r.deviation);
-                (i..=i + 1).all(|k| self.differing(k, r.colour, tol) >= self.s.step_fraction)
-            })
+        if refs.len() < 2 {
+            return false;
+        }
+        let per_sample = refs.iter().all(|r| {
+            let tol = self.fine_tolerance(r.deviation);
+            (i..=i + 1).all(|k| self.differing(k, r.colour, tol) >= self.s.step_fraction)
+        });
+        // A median over a whole line barely moves with noise, so a shift of
+        // a few levels that stays is an edge even where single samples
+        // cannot tell (a black frame on a near-black suit). Only for a band
+        // of a frame colour seen on another side: a dithered backdrop's
+        // lines shift their medians by as much.
+        per_sample
+            || matched
+                && (i..=i + 1).all(|k| {
+                    self.line(k).is_some_and(|l| {
+                        refs.iter()
+                            .all(|r| !close(l.colour, r.colour, self.s.fine_median_shift))
+                    })
+                })
     }
 
     /// Step tolerance against a flat band: a few times its own deviation,
@@ -439,6 +480,11 @@ impl<'a> Scanner<'a> {
         let t = self.s.fine_step_tolerance as f64 + 4.0 * deviation;
         t.min(f64::from(self.s.step_tolerance)) as u8
     }
+}
+
+/// Largest channel difference.
+fn distance(a: [u8; 3], b: [u8; 3]) -> u8 {
+    (0..3).map(|c| a[c].abs_diff(b[c])).max().unwrap_or(0)
 }
 
 fn close(a: [u8; 3], b: [u8; 3], tol: u8) -> bool {
@@ -516,18 +562,24 @@ pub fn find_borders(img: &RgbImage, settings: &BorderSettings) -> Borders {
     // picture of its own colour (a dark rule on a dark suit) its inner edge
     // shows no step, and the search stops at its outer edge with a band of
     // the rule's colour running on inside: that band is the rule, as wide as
-    // on the sides where it was seen whole.
+    // on the sides where it was seen whole. At reduced scale the search may
+    // also stop one smeared line into the rule, taking that line for a rule
+    // of its own: the rest of the rule is added.
     let rules: Vec<(u32, [u8; 3])> = second.iter().filter_map(|s| s.rule).collect();
-    for s in second
-        .iter_mut()
-        .filter(|s| s.width > 0 && s.rule.is_none())
-    {
-        let seen = rules.iter().find(|(_, c)| {
-            s.after
-                .is_some_and(|a| close(a, *c, settings.uniform_tolerance))
-        });
-        if let Some((k, _)) = seen {
-            s.width += k;
+    for s in second.iter_mut().filter(|s| s.width > 0) {
+        let seen = rules
+            .iter()
+            .filter(|(_, c)| {
+                s.after
+                    .iter()
+                    .flatten()
+                    .any(|a| close(*a, *c, settings.uniform_tolerance))
+            })
+            .map(|(k, _)| *k)
+            .max();
+        let own = s.rule.map_or(0, |(k, _)| k);
+        if let Some(k) = seen {
+            s.width += k.saturating_sub(own);
         }
     }
     let mut b = Borders {
@@ -764,6 +816,50 @@ mod tests {
         let img = add_frame(&base, bottom_only, [10, 10, 10], 2.0, 7);
         let got = find_borders(&img, &BorderSettings::default());
         assert!(got.bottom == 0 || got.bottom.abs_diff(60) <= 1, "{got:?}");
+    }
+
+    #[test]
+    fn thin_black_frame_next_to_a_near_black_suit() {
+        // Nine levels apart at most (like 00405 of the cohort): no
+        // sample differs by more than its noise, the line's median does.
+        let base = wide_shoulders([22, 21, 27]);
+        let f = Frame {
+            top: 10,
+            bottom: 4,
+            left: 97,
+            right: 65,
+        };
+        let img = add_frame(&base, f, [18, 18, 18], 2.0, 11);
+        let s = BorderSettings::default();
+        assert_within(find_borders(&img, &s), f, 1);
+        let blind = BorderSettings {
+            fine_median_shift: 255,
+            ..s
+        };
+        assert_eq!(find_borders(&img, &blind).bottom, 0);
+    }
+
+    #[test]
+    fn dithered_backdrop_inside_a_frame_is_not_more_frame() {
+        // A palette PNG: below a black frame, the backdrop's rows alternate
+        // between two flat colours, and the pair changes where the true
+        // colour crosses a palette level; no step, though each new row is
+        // flat and unlike the last few.
+        let mut scene = Scene::new(300, 400, BLUE).with(Person::new(150.0, 200.0, 120.0));
+        scene.noise = 0.0;
+        scene.gradient = [0.0; 3];
+        let mut img = scene.paint();
+        for y in 0..180 {
+            // Pairs 20 apart (within the coarse test), each value 10 or
+            // more from both of the other pair.
+            let pair = if y < 120 { [185, 205] } else { [195, 215] };
+            let g = pair[(y % 2) as usize];
+            let rgb = if y < 40 { [0, 0, 0] } else { [100, g, 255] };
+            for x in 0..300 {
+                img.put_pixel(x, y, rgb);
+            }
+        }
+        assert_eq!(find_borders(&img, &BorderSettings::default()).top, 40);
     }
 
     #[test]

@@ -250,6 +250,69 @@ pub fn record_decoded(name: &Path, decoded: &Decoded, record: &mut PhotoRecord) 
     record.orientation = Some(decoded.orientation.exif_value());
 }
 
+/// One upright axis of a reduced decode against the file's pixels. A
+/// reduced decode is aligned with the stored image's first row and column
+/// and rounds its size up, so its last pixel stands for fewer file pixels;
+/// where orientation reverses an axis, that short pixel comes first.
+#[derive(Clone, Copy, Debug)]
+struct Axis {
+    full: u32,
+    decoded: u32,
+    eighths: u32,
+    reversed: bool,
+}
+
+impl Axis {
+    /// File position of the edge before decoded pixel `v`, times the scale's
+    /// numerator (exact).
+    fn scaled(self, v: u32) -> u64 {
+        let m = u64::from(self.eighths);
+        let v = u64::from(v.min(self.decoded));
+        let pos = if self.reversed {
+            (u64::from(self.full) * m).saturating_sub((u64::from(self.decoded) - v) * 8)
+        } else {
+            v * 8
+        };
+        pos.min(u64::from(self.full) * m)
+    }
+
+    fn ceil(self, v: u32) -> u32 {
+        self.scaled(v).div_ceil(u64::from(self.eighths)) as u32
+    }
+
+    fn floor(self, v: u32) -> u32 {
+        (self.scaled(v) / u64::from(self.eighths)) as u32
+    }
+
+    fn nearest(self, v: u32) -> u32 {
+        let m = u64::from(self.eighths);
+        ((self.scaled(v) + m / 2) / m) as u32
+    }
+}
+
+/// The upright x and y axes of `decoded` (before orientation is applied).
+fn upright_axes(decoded: &Decoded) -> (Axis, Axis) {
+    use crate::orient::Orientation::*;
+    let o = decoded.orientation;
+    let stored = |full: u32, decoded_len: u32, reversed: bool| Axis {
+        full,
+        decoded: decoded_len,
+        eighths: decoded.scale.numerator(),
+        reversed,
+    };
+    let (w, h) = (decoded.image.width(), decoded.image.height());
+    let (sx, sy) = (decoded.full_width, decoded.full_height);
+    // Which stored axis each upright axis reads, and whether backwards
+    // (see `apply_orientation`).
+    let x_reversed = matches!(o, MirrorHorizontal | Rotate180 | Rotate90 | Transverse);
+    let y_reversed = matches!(o, MirrorVertical | Rotate180 | Rotate270 | Transverse);
+    if o.swaps_axes() {
+        (stored(sy, h, x_reversed), stored(sx, w, y_reversed))
+    } else {
+        (stored(sx, w, x_reversed), stored(sy, h, y_reversed))
+    }
+}
+
 /// Decode, orient, border, backdrop, subject and crop plan, on the photo
 /// reduced as `reduce` allows. Sizes and positions in `record` are in the
 /// file's own pixels, whatever the reduction.
@@ -269,29 +332,21 @@ fn analyse(
         .map_err(|e| e.to_string())?;
     let scale = decoded.scale;
     record_decoded(name, &decoded, record);
-    let (full_w, full_h) = if decoded.orientation.swaps_axes() {
-        (decoded.full_height, decoded.full_width)
-    } else {
-        (decoded.full_width, decoded.full_height)
-    };
-    // From the reduced image to the file's pixels; a reduced image rounds
-    // its size up, so the far edges are clamped.
-    let to_x = |v: u32| scale.to_file(v).min(full_w);
-    let to_y = |v: u32| scale.to_file(v).min(full_h);
-
+    let (xs, ys) = upright_axes(&decoded);
     let upright = timings.time("orient", || {
         apply_orientation(decoded.image, decoded.orientation)
     });
 
     let borders = timings.time("border", || find_borders(&upright, &options.border));
     let inner = borders.inner(upright.width(), upright.height());
+    // The inner edge at reduced scale lies between file pixels; the nearest
+    // one is the best estimate of what was removed (the border stage has
+    // already rounded outward in its own pixels).
     record.border_removed = Some(BorderRemoved {
-        top: to_y(borders.top),
-        // A reduced image's last pixel may stand for fewer file pixels, so
-        // the far sides are measured from the inner edge.
-        bottom: full_h - to_y(inner.bottom()),
-        left: to_x(borders.left),
-        right: full_w - to_x(inner.right()),
+        top: ys.nearest(borders.top),
+        bottom: ys.full - ys.nearest(inner.bottom()),
+        left: xs.nearest(borders.left),
+        right: xs.full - xs.nearest(inner.right()),
     });
     let trimmed = if borders.is_none() {
         upright
@@ -323,11 +378,13 @@ fn analyse(
             })
     })?;
     let (left, top) = (plan.rect.x + inner.x, plan.rect.y + inner.y);
+    // Rounded inward, so the box never takes in a file pixel of the frame.
+    let (x0, y0) = (xs.ceil(left), ys.ceil(top));
     record.crop = Some(Rect::new(
-        to_x(left),
-        to_y(top),
-        to_x(left + plan.rect.width) - to_x(left),
-        to_y(top + plan.rect.height) - to_y(top),
+        x0,
+        y0,
+        xs.floor(left + plan.rect.width).saturating_sub(x0),
+        ys.floor(top + plan.rect.height).saturating_sub(y0),
     ));
     record.scale = Some(plan.scale * scale.as_f64());
     record.geometry = Some(OutputGeometry {
@@ -343,4 +400,29 @@ fn analyse(
         backdrop,
         scale,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reversed_axis_is_measured_from_the_short_pixel() {
+        // 2718 file pixels at 3/8 decode to 1020 (8/3 * 1020 = 2720), the
+        // last standing for 2/3 of a file pixel.
+        let axis = |reversed| Axis {
+            full: 2718,
+            decoded: 1020,
+            eighths: 3,
+            reversed,
+        };
+        let (ahead, back) = (axis(false), axis(true));
+        assert_eq!((ahead.ceil(68), ahead.floor(826)), (182, 2202));
+        // Reversed, the short pixel comes first: every edge lies 2720 - 2718
+        // = 2 file pixels nearer the start.
+        assert_eq!((back.ceil(68), back.floor(826)), (180, 2200));
+        assert_eq!((back.ceil(0), back.floor(1020)), (0, 2718));
+        assert_eq!((ahead.ceil(0), ahead.floor(1020)), (0, 2718));
+        assert_eq!((ahead.nearest(68), back.nearest(68)), (181, 179));
+    }
 }

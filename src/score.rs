@@ -130,6 +130,24 @@ fn record_warnings(r: &PhotoRecord) -> Vec<String> {
     out
 }
 
+/// Whether a border error `found - true` is right at the decode scale the
+/// record ended with. A decoded pixel stands for 1/scale file pixels, so the
+/// edge can only be placed to that grain either way. Beyond that, an
+/// over-trim by one more file pixel is allowed (an edge pixel that a scaled
+/// IDCT smeared goes with the frame, and its mapping to file pixels rounds
+/// outward), but never a frame left in.
+pub fn border_error_allowed(error: i64, scale: Option<f64>, tol: &Tolerances) -> bool {
+    let scale = scale.unwrap_or(1.0);
+    let grain = (1.0 / scale.max(0.125)).ceil() as i64;
+    let allowed = i64::from(tol.border_px).max(grain);
+    let over = if scale < 1.0 {
+        allowed.max(grain + 1)
+    } else {
+        allowed
+    };
+    (-allowed..=over).contains(&error)
+}
+
 pub fn score_photo(file: &str, r: &PhotoRecord, t: &Truth, tol: &Tolerances) -> PhotoScore {
     let mut s = PhotoScore {
         file: file.to_owned(),
@@ -148,12 +166,9 @@ pub fn score_photo(file: &str, r: &PhotoRecord, t: &Truth, tol: &Tolerances) -> 
             i64::from(b.left) - i64::from(t.border.left),
             i64::from(b.right) - i64::from(t.border.right),
         ];
-        // At a reduced decode one decoded pixel stands for `scale` original
-        // ones, so the border can only be placed to that grain.
-        let scale = r.decode_scales.last().copied().unwrap_or(1.0);
-        let grain = (1.0 / scale.max(0.125)).ceil() as u32;
-        let allowed = u64::from(tol.border_px.max(grain));
-        s.border_ok = e.iter().all(|v| v.unsigned_abs() <= allowed);
+        s.border_ok = e
+            .iter()
+            .all(|&v| border_error_allowed(v, r.decode_scales.last().copied(), tol));
         if !s.border_ok {
             fail(format!(
                 "border off by {e:?} (top, bottom, left, right; truth {:?})",
@@ -306,6 +321,10 @@ pub struct Summary {
     pub bordered_ok: usize,
     /// |found − true| per side, pixels, over every photo with a record.
     pub border_abs: Stats,
+    /// Sides where some frame was left in (found < true), and the largest
+    /// such shortfall: a visible line in the output, unlike an over-trim.
+    pub border_left_in: usize,
+    pub border_left_in_max: u64,
     pub backdrop_de: Stats,
     pub crown: Stats,
     pub eye: Stats,
@@ -326,6 +345,11 @@ pub fn summarise(scores: &[PhotoScore]) -> Summary {
     for w in scores.iter().flat_map(|s| &s.unexpected_warnings) {
         *warn_counts.entry(w.clone()).or_default() += 1;
     }
+    let short = scores
+        .iter()
+        .flat_map(|s| s.border_error.into_iter().flatten())
+        .filter(|&v| v < 0)
+        .map(i64::unsigned_abs);
     Summary {
         photos: scores.len(),
         failed: scores.iter().filter(|s| !s.failures.is_empty()).count(),
@@ -358,6 +382,8 @@ pub fn summarise(scores: &[PhotoScore]) -> Summary {
                 .map(|e| e.iter().map(|v| v.unsigned_abs() as f64).collect())
                 .unwrap_or_default()
         }),
+        border_left_in: short.clone().count(),
+        border_left_in_max: short.max().unwrap_or(0),
         backdrop_de: collect(&|s| s.backdrop_delta_e.into_iter().collect()),
         crown: collect(&|s| landing_of(s, |l| l.crown)),
         eye: collect(&|s| landing_of(s, |l| l.eye)),
@@ -401,8 +427,13 @@ impl Summary {
         );
         let _ = writeln!(
             out,
-            "bordered photos: {}/{} removed within ±max(2, decode grain) px on every side",
+            "bordered photos: {}/{} removed within max(2, decode grain) px on every side (+1 over-trim at reduced scale)",
             self.bordered_ok, self.bordered
+        );
+        let _ = writeln!(
+            out,
+            "sides with frame left in: {} (largest {} px)",
+            self.border_left_in, self.border_left_in_max
         );
         let _ = writeln!(
             out,
@@ -513,6 +544,23 @@ mod tests {
         assert!(score_photo("a", &r, &truth(), &tol).failures.is_empty());
         r.decode_scales = vec![0.25, 0.5];
         assert_eq!(score_photo("a", &r, &truth(), &tol).failures.len(), 1);
+    }
+
+    #[test]
+    fn over_trim_may_exceed_the_grain_by_one_but_a_frame_left_in_may_not() {
+        let tol = Tolerances::default();
+        let at = |e, scale| border_error_allowed(e, Some(scale), &tol);
+        // 3/8: grain 3, so 4 px over is allowed, 4 px short is not.
+        assert!(at(4, 0.375) && at(-3, 0.375));
+        assert!(!at(5, 0.375) && !at(-4, 0.375));
+        // Full scale: ±2 both ways.
+        assert!(at(2, 1.0) && at(-2, 1.0) && !at(3, 1.0) && !at(-3, 1.0));
+        let short = PhotoScore {
+            border_error: Some([-3, 0, 2, -1]),
+            ..PhotoScore::default()
+        };
+        let s = summarise(&[short]);
+        assert_eq!((s.border_left_in, s.border_left_in_max), (2, 3));
     }
 
     #[test]

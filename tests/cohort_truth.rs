@@ -111,7 +111,32 @@ fn hard_cases() -> Vec<Case> {
     blue_shirt.shirt = [120, 194, 246];
     let mut shadow = spec(119, 1200, 1600);
     shadow.uneven_light = 0.4;
+    // Reduced-scale decodes (each side over twice the first decode's
+    // 960x1280), where a frame's edge is smeared over a decoded pixel.
+    let mut near_black = spec(122, 2126, 2834);
+    near_black.clothing = [23, 22, 29];
+    near_black.border = border(19, 8, 194, 130, [18, 18, 18]);
+    let mut rule_on_suit = spec(123, 2064, 2752);
+    rule_on_suit.clothing = [45, 46, 68];
+    rule_on_suit.border = BorderSpec {
+        inner_line: 5,
+        inner_line_colour: [30, 30, 30],
+        ..border(565, 595, 0, 0, [236, 236, 236])
+    };
+    let mut dithered = spec(124, 2448, 3266);
+    dithered.border = border(599, 10, 3, 250, [0, 0, 0]);
+    let mut turned = spec(125, 2048, 2732);
+    turned.border = border(0, 0, 300, 310, [200, 200, 200]);
     vec![
+        case("black-frame-near-black-suit", near_black, q.clone(), None),
+        case("rule-on-suit-reduced", rule_on_suit, q.clone(), None),
+        case(
+            "dithered-png-frame",
+            dithered,
+            FileSpec::with_format(Format::PngPalette, 90),
+            None,
+        ),
+        case("exif6-frame-reduced", turned, FileSpec::phone(92, 6), None),
         case("double-frame", double, q.clone(), None),
         case("ringing", ringing, FileSpec::jpeg(70), None),
         case("black-left-right", black, q.clone(), None),
