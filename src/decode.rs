@@ -195,13 +195,6 @@ impl DecodeScale {
         f64::from(self.eighths) / 8.0
     }
 
-    /// File pixels covered by `v` decoded pixels from an edge, rounded up: a
-    /// decoded pixel stands for 8/M pixels of the file, and the last one
-    /// covers the file up to its far side.
-    pub fn to_file(self, v: u32) -> u32 {
-        (u64::from(v) * 8).div_ceil(u64::from(self.eighths)) as u32
-    }
-
     /// The decoded length of a stored length (libjpeg rounds up).
     pub fn of(self, stored: u32) -> u32 {
         (u64::from(stored) * u64::from(self.eighths)).div_ceil(8) as u32
@@ -679,15 +672,10 @@ mod tests {
     }
 
     #[test]
-    fn decoded_lengths_map_back_to_file_pixels_rounding_outward() {
+    fn decoded_lengths_round_up() {
         let s = DecodeScale::eighths(3);
         assert_eq!(s.of(4000), 1500);
         assert_eq!(s.of(4001), 1501);
-        assert_eq!(s.to_file(1500), 4000);
-        // One decoded pixel of a 3/8 decode stands for 2.67 file pixels.
-        assert_eq!(s.to_file(1), 3);
-        assert_eq!(s.to_file(3), 8);
-        assert_eq!(DecodeScale::FULL.to_file(17), 17);
         assert_eq!(DecodeScale::eighths(0), DecodeScale::eighths(1));
         assert_eq!(DecodeScale::eighths(9), DecodeScale::FULL);
     }

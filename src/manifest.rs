@@ -502,15 +502,8 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(T::to_string).unwrap_or_default()
 }
 
-/// The records as CSV, UTF-8 with a BOM so that spreadsheets on Chinese
-/// Windows open names correctly.
-pub fn to_csv(records: &[PhotoRecord]) -> Result<Vec<u8>, ManifestError> {
-    let mut out = Vec::new();
-    write_csv(&mut out, records)?;
-    Ok(out)
-}
-
-/// [`to_csv`] into a writer.
+/// Writes the records as CSV, UTF-8 with a BOM so that spreadsheets on
+/// Chinese Windows open names correctly.
 pub fn write_csv(mut out: impl Write, records: &[PhotoRecord]) -> Result<(), ManifestError> {
     out.write_all("\u{feff}".as_bytes())
         .map_err(|e| ManifestError::Encode(e.to_string()))?;
@@ -629,7 +622,8 @@ mod tests {
 
     #[test]
     fn csv_has_bom_header_and_quoted_reasons() {
-        let csv = to_csv(&[record("张三, 1.jpg", Status::Fail)]).unwrap();
+        let mut csv = Vec::new();
+        write_csv(&mut csv, &[record("张三, 1.jpg", Status::Fail)]).unwrap();
         let text = String::from_utf8(csv).unwrap();
         assert!(text.starts_with('\u{feff}'));
         let mut lines = text.trim_start_matches('\u{feff}').lines();

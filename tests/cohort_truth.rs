@@ -43,6 +43,15 @@ fn border(top: u32, bottom: u32, left: u32, right: u32, colour: [u8; 3]) -> Bord
     }
 }
 
+/// A frame with a dark rule `rule` px wide along its inner edge.
+fn double_frame(frame: BorderSpec, rule: u32) -> BorderSpec {
+    BorderSpec {
+        inner_line: rule,
+        inner_line_colour: [30, 30, 30],
+        ..frame
+    }
+}
+
 fn case(name: &str, spec: PortraitSpec, file: FileSpec, want_flag: Option<&'static str>) -> Case {
     Case {
         name: name.to_owned(),
@@ -55,11 +64,7 @@ fn case(name: &str, spec: PortraitSpec, file: FileSpec, want_flag: Option<&'stat
 fn hard_cases() -> Vec<Case> {
     let q = FileSpec::jpeg(90);
     let mut double = spec(101, 1224, 1632);
-    double.border = BorderSpec {
-        inner_line: 3,
-        inner_line_colour: [30, 30, 30],
-        ..border(60, 90, 50, 50, [255, 255, 255])
-    };
+    double.border = double_frame(border(60, 90, 50, 50, [255, 255, 255]), 3);
     // A low JPEG quality rings along the frame's edge; noise on top.
     let mut ringing = spec(102, 1224, 1632);
     ringing.border = border(14, 3, 0, 37, [236, 236, 236]);
@@ -118,11 +123,7 @@ fn hard_cases() -> Vec<Case> {
     near_black.border = border(19, 8, 194, 130, [18, 18, 18]);
     let mut rule_on_suit = spec(123, 2064, 2752);
     rule_on_suit.clothing = [45, 46, 68];
-    rule_on_suit.border = BorderSpec {
-        inner_line: 5,
-        inner_line_colour: [30, 30, 30],
-        ..border(565, 595, 0, 0, [236, 236, 236])
-    };
+    rule_on_suit.border = double_frame(border(565, 595, 0, 0, [236, 236, 236]), 5);
     let mut dithered = spec(124, 2448, 3266);
     dithered.border = border(599, 10, 3, 250, [0, 0, 0]);
     let mut turned = spec(125, 2048, 2732);
