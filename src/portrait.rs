@@ -66,9 +66,14 @@ fn pass_or_warn(name: &str, bad: bool, value: f64, reason: String) -> Check {
     )
 }
 
+/// The element at `rank` in ascending order: a selection, not a sort (the
+/// same value a sort would put there, in linear time).
+fn ranked(v: &mut [f64], rank: usize) -> f64 {
+    *v.select_nth_unstable_by(rank, f64::total_cmp).1
+}
+
 fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    ranked(v, v.len() / 2)
 }
 
 /// `clothing_contrast`, `shoulders_level`, `leaning`, `face_light`,
@@ -81,12 +86,13 @@ pub fn judge_portrait(
 ) -> Vec<Check> {
     let work = Work::new(out, 320);
     let lt = LabTable::new();
-    let labs: Vec<[f64; 3]> = work.px.iter().map(|p| lt.lab_f(*p)).collect();
+    // Converted where a check looks, not everywhere: the checks read the
+    // torso, the face and a few lines, a fraction of the picture.
+    let lab = |x: usize, y: usize| lt.lab_f(work.at(x, y));
     let (w, h) = (work.width, work.height);
     let f = f64::from(work.factor);
-    let is_bg = |x: usize, y: usize| {
-        delta_e76(labs[y * w + x], backdrop.lab) <= settings.backdrop_threshold
-    };
+    let is_bg =
+        |x: usize, y: usize| delta_e76(lab(x, y), backdrop.lab) <= settings.backdrop_threshold;
     let fw = plan.face_width.max(1.0);
     let cx = plan.center_x;
     let chin = f64::from(plan.head.y + plan.head.height);
@@ -100,8 +106,9 @@ pub fn judge_portrait(
             let mut ch: [Vec<f64>; 3] = Default::default();
             for y in y0..y1 {
                 for x in x0..x1 {
+                    let l = lab(x, y);
                     for (k, c) in ch.iter_mut().enumerate() {
-                        c.push(labs[y * w + x][k]);
+                        c.push(l[k]);
                     }
                 }
             }
@@ -210,7 +217,7 @@ pub fn judge_portrait(
                 let mut n = 0.0;
                 for y in y0..y1 {
                     for x in xa..xb {
-                        s += labs[y * w + x][0];
+                        s += lab(x, y)[0];
                         n += 1.0;
                     }
                 }
@@ -296,8 +303,8 @@ pub fn judge_portrait(
         if v.len() < 16 {
             return None;
         }
-        v.sort_by(f64::total_cmp);
-        Some(v[(v.len() - 1) * 99 / 100])
+        let rank = (v.len() - 1) * 99 / 100;
+        Some(ranked(&mut v, rank))
     });
     checks.push(match sharp {
         Some(s) => pass_or_warn(
