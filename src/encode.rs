@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 use crate::image::RgbImage;
 
 mod baseline;
-use baseline::Transformed;
+use baseline::{Probe, Transformed};
 
 /// Chroma subsampling of a written JPEG.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -190,6 +190,7 @@ pub fn encode_to_window(img: &RgbImage, settings: &EncodeSettings) -> Result<Enc
         settings,
         model: SizeModel::new(),
         cache: BTreeMap::new(),
+        over: BTreeMap::new(),
         attempts: 0,
     };
 
@@ -277,6 +278,9 @@ struct Search<'a> {
     settings: &'a EncodeSettings,
     model: SizeModel,
     cache: BTreeMap<(Chroma, u8), Vec<u8>>,
+    /// Probes found over the maximum without being written, with the
+    /// lower bound on their size.
+    over: BTreeMap<(Chroma, u8), usize>,
     attempts: u32,
 }
 
@@ -303,8 +307,33 @@ impl Search<'_> {
         })
     }
 
-    fn len(&mut self, chroma: Chroma, q: u8) -> Result<usize, EncodeError> {
-        Ok(self.encode(chroma, q)?.len())
+    /// The size at `q`: exact when it is written, which every probe under
+    /// the maximum is; a lower bound over the maximum is all the search
+    /// needs there, and it costs no bit writing.
+    fn probe_len(&mut self, chroma: Chroma, q: u8) -> usize {
+        let key = (chroma, q);
+        if let Some(bytes) = self.cache.get(&key) {
+            return bytes.len();
+        }
+        if let Some(&at_least) = self.over.get(&key) {
+            return at_least;
+        }
+        let (dpi, max) = (self.settings.density_dpi, self.settings.max_bytes);
+        let probe = self.transform(chroma).encode_within(q, dpi, max);
+        self.attempts += 1;
+        match probe {
+            Probe::Written(bytes) => {
+                let len = bytes.len();
+                self.model.observe(chroma, q, len);
+                self.cache.insert(key, bytes);
+                len
+            }
+            Probe::Over { at_least } => {
+                self.model.observe(chroma, q, at_least);
+                self.over.insert(key, at_least);
+                at_least
+            }
+        }
     }
 
     /// The highest quality whose encoding is at most `max_bytes` and whose
@@ -333,7 +362,7 @@ impl Search<'_> {
             } else {
                 low + (high - low).div_ceil(2)
             };
-            let len = self.len(chroma, probe)?;
+            let len = self.probe_len(chroma, probe);
             if len <= max {
                 fit = Some((probe, len));
             } else {
@@ -562,24 +591,47 @@ impl SizeModel {
         if est(self, low) > max {
             return low;
         }
+        if est(self, high) <= max {
+            return high;
+        }
         // Estimates rise monotonically with quality (coarser tables only
-        // zero more coefficients), so bisection is exact on them.
+        // zero more coefficients), so a bracket search is exact on them.
+        // Size grows about exponentially with quality over most of the
+        // range, so interpolating log sizes lands within a step or two;
+        // a halving step whenever that stalls bounds the worst case.
         let (mut a, mut b) = (low, high);
-        while a < b {
-            let mid = a + (b - a).div_ceil(2);
+        let mut halve = false;
+        while b - a > 1 {
+            let (ea, eb) = (rough_log2(est(self, a)), rough_log2(est(self, b)));
+            let mid = if halve {
+                a + (b - a) / 2
+            } else {
+                let t = (rough_log2(max) - ea) / (eb - ea).max(1e-9);
+                let q = f64::from(a) + t.clamp(0.0, 1.0) * f64::from(b - a);
+                (q.round() as u8).clamp(a + 1, b - 1)
+            };
+            let width = b - a;
             if est(self, mid) <= max {
                 a = mid;
             } else {
-                b = mid - 1;
+                b = mid;
             }
+            halve = (b - a) * 2 > width;
         }
-        if a == high {
-            return a;
-        }
-        let (below, above) = (est(self, a), est(self, a + 1));
+        let (below, above) = (est(self, a), est(self, b));
         let frac = (max - below) / (above - below).max(1.0);
         if frac >= 0.5 { a + 1 } else { a }
     }
+}
+
+/// log2 of a positive value, good to 0.09: the exponent plus the mantissa
+/// taken as linear. Plain IEEE operations, so the search it guides probes
+/// the same qualities on every machine, which libm's `ln` does not promise.
+fn rough_log2(x: f64) -> f64 {
+    let bits = x.max(1.0).to_bits();
+    let exponent = ((bits >> 52) & 0x7FF) as f64 - 1023.0;
+    let mantissa = f64::from_bits((bits & ((1 << 52) - 1)) | (1023 << 52));
+    exponent + mantissa - 1.0
 }
 
 /// cos(k*pi/16) for k = 0..=8, as literals: libm's `cos` may differ in the
@@ -1016,6 +1068,39 @@ mod tests {
                 (est / real - 1.0).abs() < 0.15,
                 "q{q}: est {est} real {real}"
             );
+        }
+    }
+
+    #[test]
+    fn prediction_brackets_the_estimated_crossing() {
+        let img = synth::portrait(480, 640, 0.5, 9);
+        let mut model = SizeModel::new();
+        model.learn(&Transformed::new(&img, Chroma::Full444));
+        for max in [20_000usize, 45_000, 70_000, 100_000, 150_000, 1_000_000] {
+            // The highest quality whose calibrated estimate fits, by trying
+            // every one.
+            let fits = |m: &mut SizeModel, q: u8| {
+                m.raw_estimate(Chroma::Full444, q) * PRIOR_RATIO <= max as f64
+            };
+            let best = (60..=100u8).rev().find(|&q| fits(&mut model, q));
+            let got = model.predict(Chroma::Full444, max, 60, 100);
+            match best {
+                None => assert_eq!(got, 60, "max {max}"),
+                Some(100) => assert_eq!(got, 100, "max {max}"),
+                Some(q) => assert!(got == q || got == q + 1, "max {max}: {got} vs {q}"),
+            }
+        }
+    }
+
+    #[test]
+    fn rough_log2_is_monotone_and_close() {
+        let mut last = f64::NEG_INFINITY;
+        for i in 0..2000 {
+            let x = 1.0 + f64::from(i) * 97.3;
+            let l = rough_log2(x);
+            assert!(l >= last, "{x}");
+            assert!((l - x.log2()).abs() < 0.09, "{x}: {l}");
+            last = l;
         }
     }
 }

@@ -161,6 +161,27 @@ impl Transformed {
 
     /// The JPEG file at `quality`.
     pub(super) fn encode(&self, quality: u8, density_dpi: u16) -> Vec<u8> {
+        self.code(quality, density_dpi).write()
+    }
+
+    /// The JPEG file at `quality`, or only a lower bound on its size when
+    /// that bound is already over `max_bytes`. The bound is exact but for
+    /// byte stuffing: the symbol counts fix the Huffman codes and so every
+    /// coded bit, and only writing them shows which bytes come out as 0xFF.
+    /// A probe that is over the window therefore skips the bit writing.
+    pub(super) fn encode_within(&self, quality: u8, density_dpi: u16, max_bytes: usize) -> Probe {
+        let coded = self.code(quality, density_dpi);
+        if coded.at_least > max_bytes {
+            Probe::Over {
+                at_least: coded.at_least,
+            }
+        } else {
+            Probe::Written(coded.write())
+        }
+    }
+
+    /// Quantises and Huffman-codes at `quality`, up to writing the bits.
+    fn code(&self, quality: u8, density_dpi: u16) -> Coded {
         let tables = [
             scaled_table(&STD_LUMA_QT, quality),
             scaled_table(&STD_CHROMA_QT, quality),
@@ -178,6 +199,7 @@ impl Transformed {
         // table codes each symbol (to optimise the tables).
         let mut symbols = Vec::with_capacity(self.blocks.len() * 24);
         let mut counts = [[0u32; 257]; 4];
+        let mut extra_bits_total = 0u64;
         let mut prev_dc = [0i16; 3];
         for (block, &c) in self.blocks.iter().zip(layout.iter().cycle()) {
             let class = usize::from(c > 0);
@@ -185,6 +207,7 @@ impl Transformed {
             walk_block(&q, &mut prev_dc[c], |is_dc, symbol, extra, extra_len| {
                 let table = if is_dc { class } else { 2 + class };
                 counts[table][usize::from(symbol)] += 1;
+                extra_bits_total += u64::from(extra_len);
                 symbols.push(Symbol {
                     table: table as u8,
                     symbol,
@@ -197,17 +220,23 @@ impl Transformed {
 
         let mut out = Vec::with_capacity(symbols.len() * 2 + 1024);
         self.write_headers(&mut out, &tables, &codes, density_dpi);
-        let mut bits = BitWriter::new(out);
-        for s in &symbols {
-            let (code, len) = codes[usize::from(s.table)].code(s.symbol);
-            bits.put(
-                (code << s.extra_len) | u32::from(s.extra),
-                len + s.extra_len,
-            );
+        let code_bits: u64 = codes
+            .iter()
+            .zip(&counts)
+            .map(|(table, count)| {
+                (0..256)
+                    .map(|s| u64::from(count[s]) * u64::from(table.codes[s].1))
+                    .sum::<u64>()
+            })
+            .sum();
+        let payload = (code_bits + extra_bits_total).div_ceil(8) as usize;
+        // Headers, the entropy-coded bytes before stuffing, EOI.
+        Coded {
+            at_least: out.len() + payload + 2,
+            headers: out,
+            symbols,
+            codes,
         }
-        let mut out = bits.finish();
-        out.extend_from_slice(&[0xFF, 0xD9]);
-        out
     }
 
     fn write_headers(
@@ -370,6 +399,39 @@ struct Symbol {
     symbol: u8,
     extra_len: u8,
     extra: u16,
+}
+
+/// A picture coded at one quality, its bits not yet written.
+struct Coded {
+    headers: Vec<u8>,
+    symbols: Vec<Symbol>,
+    codes: [HuffmanTable; 4],
+    at_least: usize,
+}
+
+impl Coded {
+    fn write(self) -> Vec<u8> {
+        let mut bits = BitWriter::new(self.headers);
+        for s in &self.symbols {
+            let (code, len) = self.codes[usize::from(s.table)].code(s.symbol);
+            bits.put(
+                (code << s.extra_len) | u32::from(s.extra),
+                len + s.extra_len,
+            );
+        }
+        let mut out = bits.finish();
+        out.extend_from_slice(&[0xFF, 0xD9]);
+        out
+    }
+}
+
+/// What one quality probe found.
+pub(super) enum Probe {
+    Written(Vec<u8>),
+    /// Over the maximum without writing: at least this many bytes.
+    Over {
+        at_least: usize,
+    },
 }
 
 /// Calls `emit(is_dc, symbol, extra, extra_len)` for each Huffman symbol of
@@ -696,6 +758,37 @@ mod tests {
             .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
             .sum();
         sum / px.len() as f64
+    }
+
+    /// Zero bytes stuffed after 0xFF in the entropy-coded segment.
+    fn stuffed_bytes(jpeg: &[u8]) -> usize {
+        let sos = jpeg
+            .windows(2)
+            .position(|w| w == [0xFF, 0xDA])
+            .expect("SOS");
+        let len = usize::from(u16::from_be_bytes([jpeg[sos + 2], jpeg[sos + 3]]));
+        let data = &jpeg[sos + 2 + len..jpeg.len() - 2];
+        data.windows(2).filter(|w| *w == [0xFF, 0x00]).count()
+    }
+
+    #[test]
+    fn the_size_bound_misses_only_the_stuffed_bytes() {
+        let img = crate::synth::portrait(480, 640, 0.6, 11);
+        for chroma in [Chroma::Full444, Chroma::Sub420] {
+            let t = Transformed::new(&img, chroma);
+            for quality in [50u8, 85, 97] {
+                let bytes = t.encode(quality, 300);
+                let Probe::Over { at_least } = t.encode_within(quality, 300, 0) else {
+                    panic!("a maximum of 0 must be over");
+                };
+                assert_eq!(bytes.len(), at_least + stuffed_bytes(&bytes), "q{quality}");
+                // At the bound the file is written, and it is the same file.
+                match t.encode_within(quality, 300, at_least) {
+                    Probe::Written(written) => assert_eq!(written, bytes),
+                    Probe::Over { .. } => panic!("over its own lower bound at q{quality}"),
+                }
+            }
+        }
     }
 
     #[test]
