@@ -3,6 +3,7 @@ use gradphoto::backdrop::{BackdropSettings, estimate_backdrop};
 use gradphoto::border::{BorderSettings, find_borders};
 use gradphoto::compose::{CompositionRule, plan_crop};
 use gradphoto::subject::{SubjectSettings, locate_subject};
+use gradphoto::work::WorkingCopy;
 
 #[path = "support/portrait12mp.rs"]
 mod portrait12mp;
@@ -16,16 +17,20 @@ fn bench(c: &mut Criterion) {
         "the generated frame"
     );
     let img = framed.crop(borders.inner(framed.width(), framed.height()));
-    let backdrop = estimate_backdrop(&img, &BackdropSettings::default()).expect("backdrop");
-    let subject = locate_subject(&img, &backdrop, &SubjectSettings::default()).expect("subject");
+    let copy = WorkingCopy::of(&img);
+    let backdrop = estimate_backdrop(&copy, &BackdropSettings::default()).expect("backdrop");
+    let subject = locate_subject(&copy, &backdrop, &SubjectSettings::default()).expect("subject");
     let rule = CompositionRule::default();
+    c.bench_function("working copy 12MP", |b| {
+        b.iter(|| WorkingCopy::of(std::hint::black_box(&img)))
+    });
     c.bench_function("estimate_backdrop 12MP", |b| {
-        b.iter(|| estimate_backdrop(std::hint::black_box(&img), &BackdropSettings::default()))
+        b.iter(|| estimate_backdrop(std::hint::black_box(&copy), &BackdropSettings::default()))
     });
     c.bench_function("locate_subject 12MP", |b| {
         b.iter(|| {
             locate_subject(
-                std::hint::black_box(&img),
+                std::hint::black_box(&copy),
                 &backdrop,
                 &SubjectSettings::default(),
             )
@@ -46,8 +51,9 @@ fn bench(c: &mut Criterion) {
             let bo = find_borders(std::hint::black_box(&framed), &BorderSettings::default());
             let inner = bo.inner(framed.width(), framed.height());
             let im = framed.crop(inner);
-            let bd = estimate_backdrop(&im, &BackdropSettings::default()).expect("backdrop");
-            let s = locate_subject(&im, &bd, &SubjectSettings::default()).expect("subject");
+            let copy = WorkingCopy::of(&im);
+            let bd = estimate_backdrop(&copy, &BackdropSettings::default()).expect("backdrop");
+            let s = locate_subject(&copy, &bd, &SubjectSettings::default()).expect("subject");
             plan_crop(im.width(), im.height(), &s, &rule)
         })
     });

@@ -18,6 +18,7 @@ use gradphoto::check::Verdict;
 use gradphoto::decode::decode;
 use gradphoto::photo::Options;
 use gradphoto::subject::locate_subject;
+use gradphoto::work::WorkingCopy;
 use rayon::prelude::*;
 
 #[derive(Parser)]
@@ -47,9 +48,10 @@ fn judge(path: &Path, options: &Options) -> (bool, Option<String>) {
     let spec_failure =
         spec_failure.or_else(|| (!borders.is_none()).then(|| format!("border found: {borders:?}")));
     let rule = &options.composition;
-    let composition = estimate_backdrop(&decoded, &options.backdrop)
+    let copy = WorkingCopy::new(&decoded, options.work_size);
+    let composition = estimate_backdrop(&copy, &options.backdrop)
         .map_err(|e| e.to_string())
-        .and_then(|b| locate_subject(&decoded, &b, &options.subject).map_err(|e| e.to_string()))
+        .and_then(|b| locate_subject(&copy, &b, &options.subject).map_err(|e| e.to_string()))
         .and_then(|s| {
             let inside = |v: f64, r: (f64, f64)| v >= r.0 && v <= r.1;
             let offset = f64::from(s.center_x) + 0.5 - f64::from(rule.out_width) / 2.0;

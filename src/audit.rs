@@ -38,6 +38,7 @@ use crate::report::thumbnail;
 use crate::resize::resize_crop;
 use crate::subject::locate_subject;
 use crate::verify::verify_jpeg;
+use crate::work::WorkingCopy;
 
 /// Everything a `check` run needs.
 #[derive(Clone, Debug)]
@@ -187,7 +188,8 @@ fn judge_picture(upright: RgbImage, options: &Options, record: &mut PhotoRecord)
     };
     drop(trimmed);
 
-    let backdrop = match estimate_backdrop(&view, &options.backdrop) {
+    let copy = WorkingCopy::new(&view, options.work_size);
+    let backdrop = match estimate_backdrop(&copy, &options.backdrop) {
         Ok(b) => b,
         Err(e) => {
             let reason = e.to_string();
@@ -203,7 +205,7 @@ fn judge_picture(upright: RgbImage, options: &Options, record: &mut PhotoRecord)
         .checks
         .extend(judge_backdrop(&backdrop, &options.backdrop));
 
-    let subject = match locate_subject(&view, &backdrop, &options.subject) {
+    let subject = match locate_subject(&copy, &backdrop, &options.subject) {
         Ok(s) => s,
         Err(e) => {
             record

@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{Check, Verdict};
 use crate::color::{LabTable, ciede2000, colour_name, delta_e76, hue_deg, srgb_to_lab};
-use crate::image::RgbImage;
-use crate::work::Work;
+use crate::work::WorkingCopy;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -35,9 +34,6 @@ pub struct BackdropSettings {
     /// Share of the sampled area that must be backdrop; below it, a second
     /// colour or a strong shadow occupies the upper picture.
     pub min_coverage: f64,
-    /// Longer side of the working copy; the estimate is an average, so a
-    /// small copy is as good as the full image and far faster.
-    pub work_size: u32,
 }
 
 impl Default for BackdropSettings {
@@ -51,7 +47,6 @@ impl Default for BackdropSettings {
             spread_pass: 5.0,
             spread_warn: 10.0,
             min_coverage: 0.5,
-            work_size: 256,
         }
     }
 }
@@ -87,16 +82,14 @@ pub enum BackdropError {
 const MEMBER_RADIUS: f64 = 18.0;
 
 pub fn estimate_backdrop(
-    img: &RgbImage,
+    copy: &WorkingCopy,
     settings: &BackdropSettings,
 ) -> Result<Backdrop, BackdropError> {
-    if img.width() < 8 || img.height() < 8 {
-        return Err(BackdropError::TooSmall {
-            width: img.width(),
-            height: img.height(),
-        });
+    let (width, height) = copy.source_size();
+    if width < 8 || height < 8 {
+        return Err(BackdropError::TooSmall { width, height });
     }
-    let work = Work::new(img, settings.work_size.max(16));
+    let work = &copy.work;
     let (w, h) = (work.width, work.height);
     let lt = LabTable::new();
     // Zone 0: top band; 1 and 2: left and right strips of the upper picture.
@@ -119,16 +112,12 @@ pub fn estimate_backdrop(
             } else {
                 continue;
             };
-            let p = work.at(x, y);
-            samples.push((lt.lab_f(p), p, zone));
+            samples.push((copy.lab[y * w + x], work.at(x, y), zone));
             ring.push(y <= m + 1 || x <= m + 1 || x + 2 + m >= w);
         }
     }
     if samples.is_empty() {
-        return Err(BackdropError::TooSmall {
-            width: img.width(),
-            height: img.height(),
-        });
+        return Err(BackdropError::TooSmall { width, height });
     }
 
     // Dominant colour: the fullest cell of a coarse Lab histogram, refined by
@@ -287,6 +276,7 @@ pub fn judge_backdrop(b: &Backdrop, settings: &BackdropSettings) -> Vec<Check> {
 mod tests {
     use super::*;
     use crate::check::Verdict;
+    use crate::image::RgbImage;
     use crate::testimg::{Person, Scene};
 
     const BLUE: [u8; 3] = [100, 197, 255];
@@ -312,7 +302,7 @@ mod tests {
         ] {
             let mut sc = scene(bg);
             sc.noise = 6.0;
-            let est = estimate_backdrop(&sc.paint(), &s).expect("backdrop");
+            let est = estimate_backdrop(&WorkingCopy::of(&sc.paint()), &s).expect("backdrop");
             let err = truth_error(&est, bg.map(f64::from));
             assert!(err <= 2.0, "{bg:?}: estimated {:?}, ΔE {err}", est.rgb);
         }
@@ -325,7 +315,8 @@ mod tests {
         let mut p = Person::new(180.0, 25.0, 260.0);
         p.shoulder_y = 300.0;
         let img = Scene::new(360, 480, BLUE).with(p).paint();
-        let est = estimate_backdrop(&img, &BackdropSettings::default()).expect("backdrop");
+        let est = estimate_backdrop(&WorkingCopy::of(&img), &BackdropSettings::default())
+            .expect("backdrop");
         assert!(truth_error(&est, BLUE.map(f64::from)) <= 2.0, "{est:?}");
     }
 
@@ -333,7 +324,8 @@ mod tests {
     fn reference_passes_and_others_fail_by_name() {
         let s = BackdropSettings::default();
         let judge = |bg: [u8; 3]| {
-            let est = estimate_backdrop(&scene(bg).paint(), &s).expect("backdrop");
+            let est =
+                estimate_backdrop(&WorkingCopy::of(&scene(bg).paint()), &s).expect("backdrop");
             judge_backdrop(&est, &s)
         };
         let blue = judge(BLUE);
@@ -357,17 +349,19 @@ mod tests {
         let s = BackdropSettings::default();
         let mut sc = scene(BLUE);
         sc.gradient = [-60.0, -80.0, -90.0];
-        let est = estimate_backdrop(&sc.paint(), &s).expect("backdrop");
+        let est = estimate_backdrop(&WorkingCopy::of(&sc.paint()), &s).expect("backdrop");
         let c = judge_backdrop(&est, &s);
         assert_ne!(c[1].verdict, Verdict::Pass, "{est:?} {c:?}");
-        let flat = estimate_backdrop(&scene(BLUE).paint(), &s).expect("backdrop");
+        let flat = estimate_backdrop(&WorkingCopy::of(&scene(BLUE).paint()), &s).expect("backdrop");
         assert!(flat.spread < 2.0, "{flat:?}");
     }
 
     #[test]
     fn tiny_images_are_errors() {
         let s = BackdropSettings::default();
-        assert!(estimate_backdrop(&RgbImage::filled(1, 1, BLUE), &s).is_err());
-        assert!(estimate_backdrop(&RgbImage::filled(10_000, 10, BLUE), &s).is_ok());
+        assert!(estimate_backdrop(&WorkingCopy::of(&RgbImage::filled(1, 1, BLUE)), &s).is_err());
+        assert!(
+            estimate_backdrop(&WorkingCopy::of(&RgbImage::filled(10_000, 10, BLUE)), &s).is_ok()
+        );
     }
 }

@@ -28,5 +28,4 @@ pub mod synth;
 #[cfg(test)]
 pub(crate) mod testimg;
 pub mod verify;
-#[allow(dead_code)]
-pub(crate) mod work;
+pub mod work;

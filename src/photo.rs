@@ -20,20 +20,40 @@ use crate::portrait::{PortraitSettings, judge_portrait};
 use crate::resize::resize_crop;
 use crate::subject::{SubjectSettings, locate_subject};
 use crate::verify::{OutputRules, verify_jpeg};
+use crate::work::WorkingCopy;
 
 /// Every setting that decides what a photo becomes. Serialised into the
 /// manifest, and its digest decides whether a rerun may reuse an output.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Options {
     pub limits: DecodeLimits,
     pub border: BorderSettings,
+    /// Longer side of the small working copy the backdrop and subject
+    /// stages read (see [`WorkingCopy`]).
+    pub work_size: u32,
     pub backdrop: BackdropSettings,
     pub subject: SubjectSettings,
     pub composition: CompositionRule,
     pub portrait: PortraitSettings,
     pub encode: EncodeSettings,
     pub reduce: ReduceSettings,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            limits: DecodeLimits::default(),
+            border: BorderSettings::default(),
+            work_size: WorkingCopy::DEFAULT_SIZE,
+            backdrop: BackdropSettings::default(),
+            subject: SubjectSettings::default(),
+            composition: CompositionRule::default(),
+            portrait: PortraitSettings::default(),
+            encode: EncodeSettings::default(),
+            reduce: ReduceSettings::default(),
+        }
+    }
 }
 
 impl Options {
@@ -354,8 +374,9 @@ fn analyse(
         timings.time("border", || upright.crop(inner))
     };
 
+    let copy = timings.time("subject", || WorkingCopy::new(&trimmed, options.work_size));
     let backdrop = timings
-        .time("subject", || estimate_backdrop(&trimmed, &options.backdrop))
+        .time("subject", || estimate_backdrop(&copy, &options.backdrop))
         .map_err(|e| e.to_string())?;
     record.backdrop_rgb = Some(backdrop.rgb);
     record.backdrop_delta_e = Some(backdrop.delta_e);
@@ -370,7 +391,7 @@ fn analyse(
         ..options.composition.clone()
     };
     let plan = timings.time("subject", || {
-        locate_subject(&trimmed, &backdrop, &options.subject)
+        locate_subject(&copy, &backdrop, &options.subject)
             .map_err(|e| e.to_string())
             .and_then(|subject| {
                 plan_crop(trimmed.width(), trimmed.height(), &subject, &rule)

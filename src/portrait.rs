@@ -333,11 +333,13 @@ mod tests {
     use crate::compose::{CompositionRule, plan_crop};
     use crate::subject::tests::{BLUE, find};
     use crate::testimg::{Person, Scene, blur};
+    use crate::work::WorkingCopy;
 
     /// Paints a 480x640 output-like portrait and judges it.
     fn judge(p: Person, post: impl Fn(RgbImage) -> RgbImage) -> Vec<Check> {
         let img = post(Scene::new(480, 640, BLUE).with(p).paint());
-        let b = estimate_backdrop(&img, &BackdropSettings::default()).expect("backdrop");
+        let b = estimate_backdrop(&WorkingCopy::of(&img), &BackdropSettings::default())
+            .expect("backdrop");
         let s = find(&img).expect("subject");
         let plan = plan_crop(480, 640, &s, &CompositionRule::default()).expect("plan");
         judge_portrait(&img, &plan, &b, &PortraitSettings::default())

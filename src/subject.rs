@@ -9,16 +9,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backdrop::Backdrop;
-use crate::color::{LabTable, delta_e76};
-use crate::image::{Rect, RgbImage};
-use crate::work::Work;
+use crate::color::delta_e76;
+use crate::image::Rect;
+use crate::work::WorkingCopy;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SubjectSettings {
-    /// Longer side of the working copy: ~200 px tall is enough to place a
-    /// head to within a percent of the frame, and keeps this stage cheap.
-    pub work_size: u32,
     /// CIE76 distance from the backdrop (after removing its gradient) beyond
     /// which a pixel belongs to the subject.
     pub threshold: f64,
@@ -51,7 +48,6 @@ pub struct SubjectSettings {
 impl Default for SubjectSettings {
     fn default() -> Self {
         SubjectSettings {
-            work_size: 240,
             threshold: 14.0,
             weak_noise_factor: 4.0,
             weak_min: 4.0,
@@ -105,18 +101,18 @@ pub enum SubjectError {
 }
 
 pub fn locate_subject(
-    img: &RgbImage,
+    copy: &WorkingCopy,
     backdrop: &Backdrop,
     settings: &SubjectSettings,
 ) -> Result<Subject, SubjectError> {
-    let (iw, ih) = (img.width(), img.height());
+    let (iw, ih) = copy.source_size();
     if iw < 16 || ih < 16 {
         return Err(SubjectError::TooSmall {
             width: iw,
             height: ih,
         });
     }
-    let work = Work::new(img, settings.work_size.max(32));
+    let work = &copy.work;
     let (w, h) = (work.width, work.height);
     if w < 8 || h < 8 {
         return Err(SubjectError::TooSmall {
@@ -124,8 +120,7 @@ pub fn locate_subject(
             height: ih,
         });
     }
-    let lt = LabTable::new();
-    let labs: Vec<[f64; 3]> = work.px.iter().map(|p| lt.lab_f(*p)).collect();
+    let labs = &copy.lab;
 
     // Backdrop model: the estimate, then a plane through the pixels that
     // match it, so light fall-off towards the bottom is not mistaken for
@@ -134,7 +129,7 @@ pub fn locate_subject(
         .iter()
         .map(|l| delta_e76(*l, backdrop.lab) > settings.threshold * 1.5)
         .collect();
-    let dist: Vec<f64> = match fit_plane(&labs, &initial, w, h) {
+    let dist: Vec<f64> = match fit_plane(labs, &initial, w, h) {
         Some(plane) => labs
             .iter()
             .enumerate()
@@ -519,13 +514,15 @@ fn components(mask: &[bool], w: usize, h: usize) -> (Vec<Option<usize>>, Vec<usi
 pub(crate) mod tests {
     use super::*;
     use crate::backdrop::{BackdropSettings, estimate_backdrop};
+    use crate::image::RgbImage;
     use crate::testimg::{Person, Scene};
 
     pub const BLUE: [u8; 3] = [100, 197, 255];
 
     pub fn find(img: &RgbImage) -> Result<Subject, SubjectError> {
-        let b = estimate_backdrop(img, &BackdropSettings::default()).expect("backdrop");
-        locate_subject(img, &b, &SubjectSettings::default())
+        let copy = WorkingCopy::of(img);
+        let b = estimate_backdrop(&copy, &BackdropSettings::default()).expect("backdrop");
+        locate_subject(&copy, &b, &SubjectSettings::default())
     }
 
     fn check_truth(s: &Subject, p: &Person, scale: f64) {
@@ -619,9 +616,17 @@ pub(crate) mod tests {
     fn empty_backdrop_and_tiny_images() {
         let img = Scene::new(300, 400, BLUE).paint();
         assert_eq!(find(&img), Err(SubjectError::NoSubject));
-        let b = estimate_backdrop(&img, &BackdropSettings::default()).expect("backdrop");
+        let b = estimate_backdrop(&WorkingCopy::of(&img), &BackdropSettings::default())
+            .expect("backdrop");
         let s = SubjectSettings::default();
-        assert!(locate_subject(&RgbImage::filled(1, 1, BLUE), &b, &s).is_err());
-        assert!(locate_subject(&RgbImage::filled(10_000, 10, BLUE), &b, &s).is_err());
+        assert!(locate_subject(&WorkingCopy::of(&RgbImage::filled(1, 1, BLUE)), &b, &s).is_err());
+        assert!(
+            locate_subject(
+                &WorkingCopy::of(&RgbImage::filled(10_000, 10, BLUE)),
+                &b,
+                &s
+            )
+            .is_err()
+        );
     }
 }

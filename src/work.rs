@@ -3,7 +3,50 @@
 //! result is the same on every machine, and it suppresses sensor noise and
 //! JPEG ringing, which is what the silhouette analysis wants.
 
+use crate::color::LabTable;
 use crate::image::RgbImage;
+
+/// The working copy the backdrop and subject stages share, every pixel also
+/// in CIELAB, where both compare colours. Building the copy (a pass over the
+/// whole decoded photo) and converting it were most of each stage's cost,
+/// and each stage did both on its own.
+pub struct WorkingCopy {
+    pub(crate) work: Work,
+    pub(crate) lab: Vec<[f64; 3]>,
+    source_width: u32,
+    source_height: u32,
+}
+
+impl WorkingCopy {
+    /// Longer side of the copy unless set otherwise: about 200 px tall
+    /// places a head to within a percent of the frame, and the backdrop
+    /// estimate is an average, as good from a small copy as from the photo.
+    pub const DEFAULT_SIZE: u32 = 240;
+
+    /// The copy of `img` whose longer side is at most `max_side` (at least
+    /// 32: the stages need a few pixels to tell anything apart).
+    pub fn new(img: &RgbImage, max_side: u32) -> WorkingCopy {
+        let work = Work::new(img, max_side.max(32));
+        let table = LabTable::new();
+        let lab = work.px.iter().map(|p| table.lab_f(*p)).collect();
+        WorkingCopy {
+            work,
+            lab,
+            source_width: img.width(),
+            source_height: img.height(),
+        }
+    }
+
+    /// [`WorkingCopy::new`] at the default size.
+    pub fn of(img: &RgbImage) -> WorkingCopy {
+        WorkingCopy::new(img, Self::DEFAULT_SIZE)
+    }
+
+    /// Size of the image the copy was made from.
+    pub fn source_size(&self) -> (u32, u32) {
+        (self.source_width, self.source_height)
+    }
+}
 
 /// A downscaled copy: pixel (x, y) averages the `factor` x `factor` block of
 /// the original starting at (x * factor, y * factor), clipped at the edges.
