@@ -544,21 +544,26 @@ impl HuffmanTable {
 /// longer. Ties take the higher symbol first, so the result is a fixed
 /// function of the counts.
 fn code_lengths(freq: &[u64]) -> Vec<u8> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
     let n = freq.len();
-    let mut weight = freq.to_vec();
     let mut lengths = vec![0u8; n];
     // Symbols merged into each live node, as a linked list through `next`.
     let mut next: Vec<Option<usize>> = vec![None; n];
-    loop {
-        let least = |skip: Option<usize>| {
-            (0..n)
-                .filter(|&i| weight[i] > 0 && Some(i) != skip)
-                .min_by_key(|&i| (weight[i], std::cmp::Reverse(i)))
+    // A max-heap of (Reverse(weight), index) pops the lightest node, and of
+    // equally light ones the highest index; a node keeps the index of the
+    // lighter of the two it was merged from.
+    let mut live: BinaryHeap<(Reverse<u64>, usize)> = freq
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| **f > 0)
+        .map(|(i, &f)| (Reverse(f), i))
+        .collect();
+    while live.len() >= 2 {
+        let (Some((Reverse(wa), a)), Some((Reverse(wb), b))) = (live.pop(), live.pop()) else {
+            break;
         };
-        let Some(a) = least(None) else { break };
-        let Some(b) = least(Some(a)) else { break };
-        weight[a] += weight[b];
-        weight[b] = 0;
+        live.push((Reverse(wa + wb), a));
         let mut tail = a;
         loop {
             lengths[tail] += 1;
