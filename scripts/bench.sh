@@ -5,7 +5,9 @@
 # photos/s, peak resident memory and the ratios gradphoto/peer.
 #
 # Usage: scripts/bench.sh COHORT_DIR [JOBS...]     (default JOBS: 1 and nproc)
-# Set SKIP_SETUP=1 to skip installing the peers. Work files go to
+# Set SKIP_SETUP=1 to skip installing the peers (and nasm, which builds the
+# JPEG decoder with SIMD; a gradphoto built before nasm was installed needs
+# `cargo clean -p mozjpeg-sys` to pick it up). Work files go to
 # ${BENCH_TMP:-/tmp/gradphoto-bench}.
 set -euo pipefail
 if [ $# -lt 1 ]; then
@@ -22,7 +24,7 @@ work=${BENCH_TMP:-/tmp/gradphoto-bench}
 
 if [ "${SKIP_SETUP:-0}" != 1 ]; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq imagemagick libvips-tools time >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq imagemagick libvips-tools time nasm >/dev/null
   python3 -m pip install -q pyvips
 fi
 # /usr/local/bin may hold a stand-in `convert`; use the Debian one.
