@@ -183,8 +183,8 @@ pub fn estimate_backdrop(
     // Evenness: how far the backdrop pixels stray, and how far apart the top
     // band and the two sides are (a gradient or a shadow on one side).
     let mut d: Vec<f64> = members.iter().map(|s| ciede2000(s.0, lab)).collect();
-    d.sort_by(f64::total_cmp);
-    let p90 = d[(d.len() - 1) * 9 / 10];
+    let rank = (d.len() - 1) * 9 / 10;
+    let p90 = *d.select_nth_unstable_by(rank, f64::total_cmp).1;
     let mut zone_means = Vec::new();
     for z in 0..3u8 {
         let zs: Vec<_> = members.iter().filter(|s| s.2 == z).collect();
