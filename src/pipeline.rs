@@ -5,7 +5,6 @@
 //! Photos stream through bounded channels, so memory is bounded by the
 //! number of workers, never by the size of the batch.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::discover::{Discovery, discover};
 use crate::manifest::RosterFields;
-use crate::manifest::{self, Manifest, ManifestWriter, PhotoRecord, RunHeader, Status};
+use crate::manifest::{self, ManifestWriter, PhotoRecord, Previous, Records, RunHeader, Status};
 use crate::output::{
     PROBE_PREFIX, WriteError, remove_stale_temporaries, validate_file_name, write_file_atomically,
 };
@@ -243,13 +242,7 @@ fn run_guarded(process: &PhotoFn<'_>, input: &Path, bytes: &[u8]) -> Result<Proc
 }
 
 /// Runs one photo: read, hash, resume check, stages. Never panics outward.
-fn work(
-    job: &Job,
-    process: &PhotoFn<'_>,
-    max_bytes: u64,
-    previous: &HashMap<String, PhotoRecord>,
-    out: &Path,
-) -> Done {
+fn work(job: &Job, process: &PhotoFn<'_>, max_bytes: u64, previous: &Previous, out: &Path) -> Done {
     let input_display = job.input.display().to_string();
     let fail = |record: PhotoRecord, error: String| Done {
         record: PhotoRecord {
@@ -281,12 +274,9 @@ fn work(
         Ok(n) => n.clone(),
         Err(e) => return fail(base, e.clone()),
     };
-    if let Some(done) = previous
-        .get(&input_display)
-        .filter(|r| r.input_sha256 == input_sha256 && r.output.as_deref() == Some(name.as_str()))
-        && output_intact(out, done)
+    if let Some(mut record) = previous.matching(&input_display, &input_sha256, &name)
+        && output_intact(out, &record)
     {
-        let mut record = done.clone();
         record.resumed = true;
         return Done {
             record,
@@ -362,11 +352,8 @@ fn is_fatal(e: &WriteError) -> bool {
     }
 }
 
-/// Runs `normalize` over a batch and returns the final manifest.
-pub fn run_normalize(
-    config: &BatchConfig,
-    progress: &dyn Progress,
-) -> Result<Manifest, BatchError> {
+/// Runs `normalize` over a batch and returns the final manifest's records.
+pub fn run_normalize(config: &BatchConfig, progress: &dyn Progress) -> Result<Records, BatchError> {
     let options = &config.options;
     run_batch(config, progress, &|input: &Path, bytes: &[u8]| {
         normalize_photo(input, bytes, options)
@@ -379,7 +366,7 @@ fn run_batch(
     config: &BatchConfig,
     progress: &dyn Progress,
     process: &PhotoFn<'_>,
-) -> Result<Manifest, BatchError> {
+) -> Result<Records, BatchError> {
     let started = Instant::now();
     let out = check_output_folder(config)?;
     let removed = remove_stale_temporaries(&out);
@@ -400,10 +387,8 @@ fn run_batch(
         return Err(BatchError::NoInputs);
     }
     let (settings, settings_sha256) = settings_fingerprint(&config.options);
-    let previous: HashMap<String, PhotoRecord> = manifest::read_previous(&config.out_dir)
-        .filter(|m| m.run.settings_sha256 == settings_sha256)
-        .map(|m| m.photos.into_iter().map(|p| (p.input.clone(), p)).collect())
-        .unwrap_or_default();
+    // Gathered before the writer starts the journal afresh.
+    let previous = Previous::load(&config.out_dir, &settings_sha256)?;
     let jobs = config.jobs.max(1);
     let mut writer = ManifestWriter::create(
         &config.out_dir,
@@ -490,17 +475,20 @@ fn run_batch(
     let run = writer.run_mut();
     run.stage_seconds = stage_totals.as_seconds();
     run.seconds = started.elapsed().as_secs_f64();
-    let manifest = writer.finish()?;
+    let records = writer.finish()?;
     if let Some(e) = fatal {
+        // The photos not reached are still in `previous`, for the rerun.
         return Err(BatchError::FatalWrite(e));
     }
-    Ok(manifest)
+    previous.discard(&config.out_dir);
+    Ok(records)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::manifest::Status;
+    use std::collections::HashMap;
 
     /// A stand-in for the stages: fails loudly on one photo, "encodes" the
     /// others as their own bytes.
@@ -537,7 +525,10 @@ mod tests {
             roster: None,
             name_template: NameTemplate::default(),
         };
-        let manifest = run_batch(&config, &Silent, &panics_on_b).unwrap();
+        let manifest = run_batch(&config, &Silent, &panics_on_b)
+            .unwrap()
+            .to_manifest()
+            .unwrap();
         let by_name: HashMap<&str, &PhotoRecord> = manifest
             .photos
             .iter()
