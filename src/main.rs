@@ -200,12 +200,34 @@ fn parse_rgb(text: &str) -> Result<[u8; 3], String> {
 }
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     match cli.command {
         Command::Normalize(args) => normalize(args),
         Command::Check(args) => check(args),
     }
 }
+
+/// glibc gives threads their own malloc arenas (up to 8 per core) and
+/// keeps what is freed in each for reuse by that arena only, so with
+/// workers that each decode megabytes the resident memory settles well
+/// above what is live. Two arenas: on a 500-photo run of 24 MP photos on 2
+/// cores the median resident memory fell from 133 to 76 MB and the peak
+/// from 179 to 148 MB, at the same speed (benches/README.md, memory). A
+/// MALLOC_ARENA_MAX the user set wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter, and is called
+        // before any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
 
 fn usage_error(message: &str) -> ExitCode {
     eprintln!("gradphoto: {message}");
