@@ -473,15 +473,6 @@ impl ManifestWriter {
         &mut self.run
     }
 
-    /// How many records have been added.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Adds a finished record: journalled at once, the documents refreshed
     /// when the last rewrite is old enough.
     pub fn add(&mut self, record: PhotoRecord) -> Result<(), ManifestError> {
