@@ -101,7 +101,7 @@ fn main() -> Result<()> {
             let start = Instant::now();
             let manifest = run_normalize(&config, &Silent)?;
             let secs = start.elapsed().as_secs_f64();
-            let n = manifest.photos.len();
+            let n = manifest.run().counts.inputs;
             println!(
                 "photos={n} seconds={secs:.3} photos_per_s={:.2}",
                 n as f64 / secs

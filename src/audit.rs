@@ -28,7 +28,7 @@ use crate::decode::decode;
 use crate::discover::{Discovery, discover};
 use crate::image::{Rect, RgbImage};
 use crate::manifest::{
-    self, BorderRemoved, Manifest, ManifestWriter, OutputGeometry, PhotoRecord, RunHeader, Status,
+    self, BorderRemoved, ManifestWriter, OutputGeometry, PhotoRecord, Records, RunHeader, Status,
 };
 use crate::orient::apply_orientation;
 use crate::photo::{Options, normalize_photo, record_decoded};
@@ -76,9 +76,8 @@ pub struct Audited {
 }
 
 /// The outcome of a `check` run.
-#[derive(Clone, Debug)]
 pub struct CheckRun {
-    pub manifest: Manifest,
+    pub records: Records,
     /// Thumbnails by the record's `input`.
     pub thumbnails: HashMap<String, Vec<u8>>,
 }
@@ -369,7 +368,7 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
         Ok(())
     })?;
     Ok(CheckRun {
-        manifest: writer.finish()?,
+        records: writer.finish()?,
         thumbnails,
     })
 }

@@ -4,14 +4,23 @@
 //! The manifest must survive an interruption. Each finished record is
 //! appended (one JSON line, flushed) to `manifest.jsonl`, so nothing that
 //! finished is ever lost; `manifest.json` and `manifest.csv` are rewritten
-//! from memory atomically (temporary file, then rename) at most every
+//! atomically (temporary file, then rename) at most every
 //! [`ManifestWriter::REWRITE_INTERVAL`] and at the end, so they are always
 //! complete, readable documents.
+//!
+//! Memory must not grow with the batch, so the journal is also where the
+//! records are kept: the writer remembers only where each record starts in
+//! it, and the documents, the final sorted ones included, are streamed from
+//! the journal record by record. Resuming reads an earlier run's records
+//! the same way ([`Previous`]), and so do the summary and the report after
+//! the run ([`Records`]).
 
-use std::collections::BTreeMap;
+use std::borrow::{Borrow, Cow};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -297,6 +306,17 @@ pub enum ManifestError {
     },
     #[error("cannot encode the manifest: {0}")]
     Encode(String),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is damaged at byte {offset}: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ManifestError + '_ {
@@ -306,11 +326,111 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ManifestError + '_ {
     }
 }
 
-/// Keeps the manifest files in `dir` up to date as records arrive.
+/// Where one record lives in a journal, with what the counts and the
+/// report's order need of it, so that neither reads the record back.
+#[derive(Clone, Debug)]
+struct Entry {
+    input: String,
+    offset: u64,
+    len: usize,
+    status: Status,
+    resumed: bool,
+    fixable: bool,
+}
+
+impl Entry {
+    fn of(record: &PhotoRecord, offset: u64, len: usize) -> Self {
+        Entry {
+            input: record.input.clone(),
+            offset,
+            len,
+            status: record.status(),
+            resumed: record.resumed,
+            fixable: record.fixable == Some(true),
+        }
+    }
+}
+
+/// A journal read back one record at a time, by offset: a 4,500-photo
+/// batch's records are megabytes, and only their places stay in memory.
+struct JournalReader {
+    path: PathBuf,
+    // Behind a lock because readers share one handle and each read is a
+    // seek then a read; the workers that look up earlier records read
+    // rarely and briefly.
+    file: Mutex<File>,
+}
+
+impl JournalReader {
+    fn open(path: &Path) -> Result<Self, ManifestError> {
+        let file = File::open(path).map_err(io_error(path))?;
+        Ok(JournalReader {
+            path: path.to_owned(),
+            file: Mutex::new(file),
+        })
+    }
+
+    fn read(&self, entry: &Entry) -> Result<PhotoRecord, ManifestError> {
+        self.read_at(entry.offset, entry.len)
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> Result<PhotoRecord, ManifestError> {
+        let mut line = vec![0; len];
+        {
+            let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+            file.seek(SeekFrom::Start(offset))
+                .and_then(|_| file.read_exact(&mut line))
+                .map_err(|source| ManifestError::Read {
+                    path: self.path.clone(),
+                    source,
+                })?;
+        }
+        serde_json::from_slice(&line).map_err(|e| ManifestError::Corrupt {
+            path: self.path.clone(),
+            offset,
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// The records of a manifest in the order given, read from the journal as
+/// they are serialized: the documents are streamed from disk to disk.
+struct Streamed<'a> {
+    reader: &'a JournalReader,
+    entries: &'a [Entry],
+}
+
+impl Serialize for Streamed<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq};
+        // The same calls `Vec<PhotoRecord>` makes, so the bytes are the same.
+        let mut seq = serializer.serialize_seq(Some(self.entries.len()))?;
+        for entry in self.entries {
+            let record = self.reader.read(entry).map_err(S::Error::custom)?;
+            seq.serialize_element(&record)?;
+        }
+        seq.end()
+    }
+}
+
+/// [`Manifest`]'s shape with the records streamed: serializes to the same
+/// bytes as the `Manifest` holding those records.
+#[derive(Serialize)]
+struct StreamedManifest<'a> {
+    run: &'a RunHeader,
+    photos: Streamed<'a>,
+}
+
+/// Keeps the manifest files in `dir` up to date as records arrive. Each
+/// record is kept in the journal only; memory holds its place there (about
+/// a hundred bytes a photo), whatever the size of the record.
 pub struct ManifestWriter {
     dir: PathBuf,
-    manifest: Manifest,
+    run: RunHeader,
     journal: File,
+    journal_len: u64,
+    reader: JournalReader,
+    entries: Vec<Entry>,
     last_rewrite: Option<Instant>,
     /// How long the last rewrite took: a big batch's documents take a while
     /// to write, and rewriting them must not become the batch's work.
@@ -321,8 +441,11 @@ pub struct ManifestWriter {
 impl ManifestWriter {
     pub const REWRITE_INTERVAL: Duration = Duration::from_secs(1);
 
-    /// Starts a manifest in `dir`. The journal is started afresh: records
-    /// carried over from an earlier run are passed in again by the caller.
+    /// Starts a manifest in `dir`. The journal is started afresh (records
+    /// carried over from an earlier run are passed in again by the caller,
+    /// from [`Previous`], which must be loaded before this), and the
+    /// documents are written at once, empty, so that from now on they carry
+    /// this run's settings.
     pub fn create(dir: &Path, run: RunHeader) -> Result<Self, ManifestError> {
         let journal_path = dir.join(JOURNAL_NAME);
         let journal = OpenOptions::new()
@@ -331,25 +454,23 @@ impl ManifestWriter {
             .truncate(true)
             .open(&journal_path)
             .map_err(io_error(&journal_path))?;
-        Ok(ManifestWriter {
+        let mut writer = ManifestWriter {
             dir: dir.to_owned(),
-            manifest: Manifest {
-                run,
-                photos: Vec::new(),
-            },
+            run,
             journal,
+            journal_len: 0,
+            reader: JournalReader::open(&journal_path)?,
+            entries: Vec::new(),
             last_rewrite: None,
             last_rewrite_cost: Duration::ZERO,
             started: Instant::now(),
-        })
+        };
+        writer.rewrite(None)?;
+        Ok(writer)
     }
 
     pub fn run_mut(&mut self) -> &mut RunHeader {
-        &mut self.manifest.run
-    }
-
-    pub fn records(&self) -> &[PhotoRecord] {
-        &self.manifest.photos
+        &mut self.run
     }
 
     /// Adds a finished record: journalled at once, the documents refreshed
@@ -363,7 +484,9 @@ impl ManifestWriter {
             .write_all(&line)
             .and_then(|()| self.journal.flush())
             .map_err(io_error(&journal_path))?;
-        self.manifest.photos.push(record);
+        self.entries
+            .push(Entry::of(&record, self.journal_len, line.len() - 1));
+        self.journal_len += line.len() as u64;
         // At most once a second, and at most 5% of the writer's time.
         let interval = Self::REWRITE_INTERVAL.max(self.last_rewrite_cost * 20);
         let due = self.last_rewrite.is_none_or(|t| t.elapsed() >= interval);
@@ -374,86 +497,426 @@ impl ManifestWriter {
     }
 
     /// Writes the final documents, records sorted by input path so that the
-    /// same batch gives the same manifest whatever the thread timing.
-    pub fn finish(mut self) -> Result<Manifest, ManifestError> {
-        self.manifest.photos.sort_by(|a, b| a.input.cmp(&b.input));
+    /// same batch gives the same manifest whatever the thread timing, and
+    /// hands the records over for reading.
+    pub fn finish(mut self) -> Result<Records, ManifestError> {
+        // Stable, as sorting the records themselves was.
+        self.entries.sort_by(|a, b| a.input.cmp(&b.input));
         self.rewrite(Some(now_rfc3339()))?;
-        Ok(self.manifest)
+        Ok(Records {
+            run: self.run,
+            reader: self.reader,
+            entries: self.entries,
+        })
     }
 
     fn rewrite(&mut self, finished: Option<String>) -> Result<(), ManifestError> {
         let began = Instant::now();
-        let run = &mut self.manifest.run;
+        let run = &mut self.run;
         run.finished = finished;
         run.seconds = self.started.elapsed().as_secs_f64();
-        run.counts = count(&self.manifest.photos, run.counts.skipped_not_images);
-        // Streamed to the files: the documents grow with the batch, and a
-        // copy of each in memory would too.
-        let json_path = self.dir.join(JSON_NAME);
-        write_atomically_with(&json_path, true, |w| {
-            serde_json::to_writer_pretty(w, &self.manifest).map_err(std::io::Error::other)
-        })
-        .map_err(|e| ManifestError::Io {
-            path: json_path.clone(),
-            source: e.into_io(),
-        })?;
-        let csv_path = self.dir.join(CSV_NAME);
-        write_atomically_with(&csv_path, true, |w| {
-            write_csv(w, &self.manifest.photos).map_err(std::io::Error::other)
-        })
-        .map_err(|e| ManifestError::Io {
-            path: csv_path.clone(),
-            source: e.into_io(),
-        })?;
+        run.counts = count_entries(&self.entries, run.counts.skipped_not_images);
+        write_documents(&self.dir, &self.run, &self.reader, &self.entries)?;
         self.last_rewrite = Some(Instant::now());
         self.last_rewrite_cost = began.elapsed();
         Ok(())
     }
 }
 
+/// Replaces manifest.json and manifest.csv in `dir` atomically, each
+/// streamed from the journal record by record.
+fn write_documents(
+    dir: &Path,
+    run: &RunHeader,
+    reader: &JournalReader,
+    entries: &[Entry],
+) -> Result<(), ManifestError> {
+    let json_path = dir.join(JSON_NAME);
+    let document = StreamedManifest {
+        run,
+        photos: Streamed { reader, entries },
+    };
+    write_atomically_with(&json_path, true, |w| {
+        serde_json::to_writer_pretty(w, &document).map_err(std::io::Error::other)
+    })
+    .map_err(|e| ManifestError::Io {
+        path: json_path.clone(),
+        source: e.into_io(),
+    })?;
+    let csv_path = dir.join(CSV_NAME);
+    write_atomically_with(&csv_path, true, |w| {
+        write_csv_rows(w, entries.iter().map(|e| reader.read(e))).map_err(std::io::Error::other)
+    })
+    .map_err(|e| ManifestError::Io {
+        path: csv_path.clone(),
+        source: e.into_io(),
+    })
+}
+
+/// A finished run's records, sorted by input, read from the journal when
+/// asked for.
+pub struct Records {
+    run: RunHeader,
+    reader: JournalReader,
+    entries: Vec<Entry>,
+}
+
+impl Records {
+    pub fn run(&self) -> &RunHeader {
+        &self.run
+    }
+
+    /// Reads the whole manifest into memory: for small batches and tests.
+    pub fn to_manifest(&self) -> Result<Manifest, ManifestError> {
+        Ok(Manifest {
+            run: self.run.clone(),
+            photos: self.iter().collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The records in input order, each read as it is reached.
+    pub fn iter(&self) -> impl Iterator<Item = Result<PhotoRecord, ManifestError>> + '_ {
+        self.entries.iter().map(|e| self.reader.read(e))
+    }
+}
+
+/// A manifest's records in input order, from memory ([`Manifest`]) or
+/// from the journal ([`Records`]), for readers that go through them more
+/// than once (the report) without holding them all.
+pub trait RecordSource: Sync {
+    fn run(&self) -> &RunHeader;
+    fn records(&self) -> RecordIter<'_>;
+}
+
+/// The records of a [`RecordSource`], each as read.
+pub type RecordIter<'a> =
+    Box<dyn Iterator<Item = Result<Cow<'a, PhotoRecord>, ManifestError>> + 'a>;
+
+impl RecordSource for Records {
+    fn run(&self) -> &RunHeader {
+        &self.run
+    }
+
+    fn records(&self) -> RecordIter<'_> {
+        Box::new(self.iter().map(|r| r.map(Cow::Owned)))
+    }
+}
+
+impl RecordSource for Manifest {
+    fn run(&self) -> &RunHeader {
+        &self.run
+    }
+
+    fn records(&self) -> RecordIter<'_> {
+        let mut order: Vec<&PhotoRecord> = self.photos.iter().collect();
+        order.sort_by(|a, b| a.input.cmp(&b.input));
+        Box::new(order.into_iter().map(|r| Ok(Cow::Borrowed(r))))
+    }
+}
+
 /// Tallies records by status.
 pub fn count(records: &[PhotoRecord], skipped_not_images: usize) -> Counts {
+    tally(
+        records
+            .iter()
+            .map(|r| (r.status(), r.resumed, r.fixable == Some(true))),
+        skipped_not_images,
+    )
+}
+
+fn count_entries(entries: &[Entry], skipped_not_images: usize) -> Counts {
+    tally(
+        entries.iter().map(|e| (e.status, e.resumed, e.fixable)),
+        skipped_not_images,
+    )
+}
+
+/// Counts from each record's (status, resumed, fixable).
+fn tally(records: impl Iterator<Item = (Status, bool, bool)>, skipped_not_images: usize) -> Counts {
     let mut counts = Counts {
-        inputs: records.len(),
         skipped_not_images,
         ..Counts::default()
     };
-    for r in records {
-        match r.status() {
+    for (status, resumed, fixable) in records {
+        counts.inputs += 1;
+        match status {
             Status::Ok => counts.ok += 1,
             Status::Warn => counts.warn += 1,
             Status::Fail => counts.fail += 1,
         }
-        counts.resumed += usize::from(r.resumed);
-        counts.fixable += usize::from(r.fixable == Some(true));
+        counts.resumed += usize::from(resumed);
+        counts.fixable += usize::from(fixable);
     }
     counts
 }
 
-/// Reads a manifest written by an earlier run; `None` when there is none or
-/// it cannot be read (then nothing is resumed, which is always safe).
-pub fn read_previous(dir: &Path) -> Option<Manifest> {
-    let json = std::fs::read(dir.join(JSON_NAME)).ok()?;
-    let mut manifest: Manifest = serde_json::from_slice(&json).ok()?;
-    // Records that finished after the last rewrite are only in the journal,
-    // and a journal record is newer than the JSON's record for the same
-    // input. A torn last line (killed mid-write) does not parse and is dropped.
-    if let Ok(file) = File::open(dir.join(JOURNAL_NAME)) {
-        let mut by_input: BTreeMap<String, PhotoRecord> = manifest
-            .photos
-            .drain(..)
-            .map(|p| (p.input.clone(), p))
-            .collect();
-        for record in BufReader::new(file)
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|line| serde_json::from_str::<PhotoRecord>(&line).ok())
-        {
-            by_input.insert(record.input.clone(), record);
+/// Where [`Previous`] gathers an earlier run's records (hidden: the output
+/// folder is what a school uploads).
+pub const PREVIOUS_NAME: &str = ".manifest-previous.jsonl";
+
+/// An earlier run's records, for resuming: gathered into one file (the
+/// journal and manifest.json of the last run, and what an interrupted
+/// resume before it had gathered), and found by input path. The file stays
+/// until a run finishes, so a resumed run that is killed loses nothing its
+/// predecessors had done.
+pub struct Previous {
+    reader: Option<JournalReader>,
+    by_input: HashMap<String, PreviousEntry>,
+}
+
+struct PreviousEntry {
+    input_sha256: String,
+    offset: u64,
+    len: usize,
+}
+
+impl Previous {
+    /// No earlier records.
+    pub fn none() -> Self {
+        Previous {
+            reader: None,
+            by_input: HashMap::new(),
         }
-        manifest.photos = by_input.into_values().collect();
     }
-    Some(manifest)
+
+    /// Gathers the records an earlier run in `dir` made with the settings
+    /// digested as `settings_sha256`. Records that cannot be read are left
+    /// out (then that photo is made again, which is always safe); an error
+    /// is returned only when the gathered file cannot be written.
+    pub fn load(dir: &Path, settings_sha256: &str) -> Result<Self, ManifestError> {
+        let path = dir.join(PREVIOUS_NAME);
+        let temp = dir.join(format!(".{PREVIOUS_NAME}.{}-0.tmp", std::process::id()));
+        let gathered = gather_previous(dir, &path, &temp);
+        let (by_input, settings) = match gathered {
+            Ok(found) => found,
+            Err(e) => {
+                let _ = std::fs::remove_file(&temp);
+                return Err(e);
+            }
+        };
+        if settings.as_deref() != Some(settings_sha256) {
+            // Made with other settings (or nothing says with which): none
+            // of it can be resumed, and keeping it would only mislead a
+            // later run.
+            let _ = std::fs::remove_file(&temp);
+            let _ = std::fs::remove_file(&path);
+            return Ok(Previous::none());
+        }
+        std::fs::rename(&temp, &path).map_err(io_error(&path))?;
+        Ok(Previous {
+            reader: Some(JournalReader::open(&path)?),
+            by_input,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_input.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_input.is_empty()
+    }
+
+    /// The earlier record of `input` when it was made from the same bytes
+    /// and written under `output`. A record that cannot be read back counts
+    /// as none.
+    pub fn matching(&self, input: &str, input_sha256: &str, output: &str) -> Option<PhotoRecord> {
+        let entry = self
+            .by_input
+            .get(input)
+            .filter(|e| e.input_sha256 == input_sha256)?;
+        let record = self
+            .reader
+            .as_ref()?
+            .read_at(entry.offset, entry.len)
+            .ok()?;
+        (record.output.as_deref() == Some(output)).then_some(record)
+    }
+
+    /// Removes the gathered file once a run has finished: its records are
+    /// all in that run's manifest now, or were for inputs no longer given.
+    pub fn discard(self, dir: &Path) {
+        drop(self.reader);
+        let _ = std::fs::remove_file(dir.join(PREVIOUS_NAME));
+    }
+}
+
+/// Writes every earlier record of `dir` into `temp`, newest first and each
+/// input once: the journal (newer than manifest.json, which is rewritten
+/// from it), manifest.json, then what an interrupted run had gathered at
+/// `previous`. Returns where each input's record is, and the settings
+/// digest manifest.json names (`None` without a readable manifest.json).
+fn gather_previous(
+    dir: &Path,
+    previous: &Path,
+    temp: &Path,
+) -> Result<(HashMap<String, PreviousEntry>, Option<String>), ManifestError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(temp)
+        .map_err(io_error(temp))?;
+    let mut out = BufWriter::new(file);
+    let mut len = 0u64;
+    let mut by_input: HashMap<String, PreviousEntry> = HashMap::new();
+    let mut keep = |record: &PhotoRecord, line: &[u8], newest: bool| -> std::io::Result<()> {
+        if !newest && by_input.contains_key(&record.input) {
+            return Ok(());
+        }
+        out.write_all(line)?;
+        out.write_all(b"\n")?;
+        by_input.insert(
+            record.input.clone(),
+            PreviousEntry {
+                input_sha256: record.input_sha256.clone(),
+                offset: len,
+                len: line.len(),
+            },
+        );
+        len += line.len() as u64 + 1;
+        Ok(())
+    };
+    // Within the journal a later line is newer; across files, the first
+    // file to name an input wins.
+    for_each_line(&dir.join(JOURNAL_NAME), &mut |record, line| {
+        keep(record, line, true)
+    })
+    .map_err(io_error(temp))?;
+    let settings = read_document(&dir.join(JSON_NAME), &mut |record| {
+        let line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+        keep(&record, &line, false)
+    })
+    .map_err(io_error(temp))?
+    .map(|run| run.settings_sha256);
+    for_each_line(previous, &mut |record, line| keep(record, line, false))
+        .map_err(io_error(temp))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .map_err(io_error(temp))?;
+    file.sync_all().map_err(io_error(temp))?;
+    Ok((by_input, settings))
+}
+
+type LineFn<'a> = dyn FnMut(&PhotoRecord, &[u8]) -> std::io::Result<()> + 'a;
+
+/// Calls `each` on every record of a journal-like file (one JSON record a
+/// line). A missing file has none; a line that does not parse (a torn last
+/// line of a killed run) is passed over.
+fn for_each_line(path: &Path, each: &mut LineFn<'_>) -> std::io::Result<()> {
+    let Ok(file) = File::open(path) else {
+        return Ok(());
+    };
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // A read error ends the file early: what was read is still good.
+        if reader.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+            return Ok(());
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        if let Ok(record) = serde_json::from_slice::<PhotoRecord>(&line) {
+            each(&record, &line)?;
+        }
+    }
+}
+
+type RecordFn<'a> = dyn FnMut(PhotoRecord) -> std::io::Result<()> + 'a;
+
+/// Reads a manifest.json one record at a time, calling `each` on each, and
+/// returns its run header; `Ok(None)` when there is no readable document
+/// (records already passed to `each` then belong to no known settings). An
+/// error is `each`'s.
+fn read_document(path: &Path, each: &mut RecordFn<'_>) -> std::io::Result<Option<RunHeader>> {
+    let Ok(file) = File::open(path) else {
+        return Ok(None);
+    };
+    let mut failure = None;
+    let mut de = serde_json::Deserializer::from_reader(BufReader::new(file));
+    let seed = DocumentSeed {
+        each,
+        failure: &mut failure,
+    };
+    let run = serde::de::DeserializeSeed::deserialize(seed, &mut de)
+        .ok()
+        .filter(|_| de.end().is_ok());
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(run),
+    }
+}
+
+/// Deserializes manifest.json's object, passing each record on as it is
+/// read instead of collecting them.
+struct DocumentSeed<'a, 'b> {
+    each: &'a mut RecordFn<'b>,
+    failure: &'a mut Option<std::io::Error>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for DocumentSeed<'_, '_> {
+    type Value = RunHeader;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<RunHeader, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DocumentSeed<'_, '_> {
+    type Value = RunHeader;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a gradphoto manifest")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RunHeader, A::Error> {
+        let mut run = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "run" => run = Some(map.next_value::<RunHeader>()?),
+                "photos" => map.next_value_seed(PhotosSeed {
+                    each: &mut *self.each,
+                    failure: &mut *self.failure,
+                })?,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        run.ok_or_else(|| serde::de::Error::missing_field("run"))
+    }
+}
+
+struct PhotosSeed<'a, 'b> {
+    each: &'a mut RecordFn<'b>,
+    failure: &'a mut Option<std::io::Error>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for PhotosSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PhotosSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of photo records")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(record) = seq.next_element::<PhotoRecord>()? {
+            if let Err(e) = (self.each)(record) {
+                *self.failure = Some(e);
+                return Err(serde::de::Error::custom("stopped"));
+            }
+        }
+        Ok(())
+    }
 }
 
 const CSV_COLUMNS: &[&str] = &[
@@ -504,7 +967,16 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 
 /// Writes the records as CSV, UTF-8 with a BOM so that spreadsheets on
 /// Chinese Windows open names correctly.
-pub fn write_csv(mut out: impl Write, records: &[PhotoRecord]) -> Result<(), ManifestError> {
+pub fn write_csv(out: impl Write, records: &[PhotoRecord]) -> Result<(), ManifestError> {
+    write_csv_rows(out, records.iter().map(Ok))
+}
+
+/// [`write_csv`] for records that arrive one at a time (read from the
+/// journal); stops at the first that cannot be read.
+fn write_csv_rows<R: Borrow<PhotoRecord>>(
+    mut out: impl Write,
+    records: impl IntoIterator<Item = Result<R, ManifestError>>,
+) -> Result<(), ManifestError> {
     out.write_all("\u{feff}".as_bytes())
         .map_err(|e| ManifestError::Encode(e.to_string()))?;
     {
@@ -512,6 +984,8 @@ pub fn write_csv(mut out: impl Write, records: &[PhotoRecord]) -> Result<(), Man
         let fail = |e: csv::Error| ManifestError::Encode(e.to_string());
         w.write_record(CSV_COLUMNS).map_err(fail)?;
         for r in records {
+            let r = r?;
+            let r: &PhotoRecord = r.borrow();
             let border = r.border_removed.unwrap_or_default();
             let crop = r.crop;
             let geometry = r.geometry.as_ref();
@@ -635,19 +1109,31 @@ mod tests {
         );
     }
 
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("gradphoto-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn header(settings_sha256: &str) -> RunHeader {
+        RunHeader {
+            settings_sha256: settings_sha256.to_owned(),
+            ..RunHeader::default()
+        }
+    }
+
     #[test]
     fn writer_keeps_json_readable_and_journal_complete() {
-        let dir = std::env::temp_dir().join(format!("gradphoto-manifest-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut w = ManifestWriter::create(&dir, RunHeader::default()).unwrap();
+        let dir = temp_dir("manifest");
+        let mut w = ManifestWriter::create(&dir, header("s")).unwrap();
         w.add(record("b.jpg", Status::Ok)).unwrap();
         // Within the rewrite interval the JSON may lag; the journal never does.
         w.add(record("a.jpg", Status::Fail)).unwrap();
-        let previous = read_previous(&dir).unwrap();
-        let mut seen: Vec<_> = previous.photos.iter().map(|p| p.input.as_str()).collect();
-        seen.sort();
-        assert_eq!(seen, ["a.jpg", "b.jpg"]);
-        let done = w.finish().unwrap();
+        let previous = Previous::load(&dir, "s").unwrap();
+        assert_eq!(previous.len(), 2);
+        assert!(previous.by_input.contains_key("a.jpg") && previous.by_input.contains_key("b.jpg"));
+        let done = w.finish().unwrap().to_manifest().unwrap();
         assert_eq!(done.photos[0].input, "a.jpg");
         assert_eq!(done.run.counts.ok, 1);
         assert_eq!(done.run.counts.fail, 1);
@@ -655,6 +1141,197 @@ mod tests {
         let on_disk: Manifest =
             serde_json::from_slice(&std::fs::read(dir.join(JSON_NAME)).unwrap()).unwrap();
         assert_eq!(on_disk, done);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A record with every kind of field filled, floats included whose
+    /// shortest decimal form needs all 17 digits, so that a lossy trip
+    /// through the journal would show.
+    fn full_record(i: u64) -> PhotoRecord {
+        let mut bits = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+        let mut float = || {
+            bits ^= bits << 13;
+            bits ^= bits >> 7;
+            bits ^= bits << 17;
+            (bits >> 11) as f64 / (1u64 << 53) as f64 * 1000.0
+        };
+        let status = [Status::Ok, Status::Warn, Status::Fail][(i % 3) as usize];
+        PhotoRecord {
+            input: format!("in/{:03}, 张{}.jpg", (i * 37) % 101, i),
+            input_bytes: i * 1_000_003,
+            input_sha256: format!("{i:064x}"),
+            detected_type: Some("jpeg".into()),
+            extension_mismatch: i % 4 == 0,
+            colour: Some("ycbcr".into()),
+            progressive: Some(i % 2 == 0),
+            original_width: Some(4000 + i as u32),
+            original_height: Some(6000),
+            orientation: Some(6),
+            border_removed: Some(BorderRemoved {
+                top: 1,
+                bottom: 2,
+                left: 3,
+                right: 4,
+            }),
+            crop: Some(Rect {
+                x: 10,
+                y: 20,
+                width: 300,
+                height: 400,
+            }),
+            scale: Some(float()),
+            geometry: Some(OutputGeometry {
+                crown_y: float(),
+                eye_line_y: 0.1 + 0.2,
+                face_width: float(),
+                head: Rect::default(),
+            }),
+            output: (status != Status::Fail).then(|| format!("{i}.jpg")),
+            output_bytes: Some(50_000 + i),
+            output_sha256: Some(format!("{:064x}", i + 1)),
+            jpeg_quality: Some(91),
+            chroma: Some("4:2:0".into()),
+            encode_attempts: Some(2),
+            padding_bytes: Some(0),
+            backdrop_rgb: Some([100, 197, 255]),
+            backdrop_delta_e: Some(float()),
+            checks: vec![
+                Check::new("backdrop_colour", Verdict::Pass, Some(float()), "fine"),
+                Check::new(
+                    "crown_margin",
+                    Verdict::Warn,
+                    Some(1e-7),
+                    "a \"quoted\"\nline",
+                ),
+            ],
+            status: Some(status),
+            error: (status == Status::Fail).then(|| "bad, \"really\"".into()),
+            decode_scales: vec![0.375, float()],
+            resumed: i % 5 == 0,
+            roster: (i % 2 == 1).then(|| RosterFields {
+                line: i as usize,
+                student_no: format!("2026{i:04}"),
+                name: "李四".into(),
+                ..RosterFields::default()
+            }),
+            fixable: (i % 7 == 0).then_some(true),
+            fix: None,
+        }
+    }
+
+    #[test]
+    fn streamed_documents_equal_the_in_memory_ones() {
+        let dir = temp_dir("streamed");
+        let mut run = header("s");
+        run.settings = serde_json::json!({"encode": {"min_bytes": 30720}});
+        let mut w = ManifestWriter::create(&dir, run).unwrap();
+        w.run_mut().counts.skipped_not_images = 3;
+        let mut records: Vec<PhotoRecord> = (0..200).map(full_record).collect();
+        // Two records for one input: the sort must keep their arrival order.
+        records.push(PhotoRecord {
+            jpeg_quality: Some(7),
+            ..full_record(0)
+        });
+        for r in &records {
+            w.add(r.clone()).unwrap();
+        }
+        let finished = w.finish().unwrap();
+        records.sort_by(|a, b| a.input.cmp(&b.input));
+        let in_memory = Manifest {
+            run: finished.run().clone(),
+            photos: records.clone(),
+        };
+        assert_eq!(in_memory.run.counts, count(&records, 3));
+        let streamed = std::fs::read_to_string(dir.join(JSON_NAME)).unwrap();
+        let expected = serde_json::to_string_pretty(&in_memory).unwrap();
+        let first_difference = streamed
+            .bytes()
+            .zip(expected.bytes())
+            .position(|(a, b)| a != b)
+            .unwrap_or(streamed.len().min(expected.len()));
+        assert!(
+            streamed == expected,
+            "streamed manifest.json differs at byte {first_difference}: {:?} vs {:?}",
+            &streamed[first_difference.saturating_sub(200)..][..300],
+            &expected[first_difference.saturating_sub(200)..][..300],
+        );
+        let mut csv = Vec::new();
+        write_csv(&mut csv, &records).unwrap();
+        assert_eq!(std::fs::read(dir.join(CSV_NAME)).unwrap(), csv);
+        assert_eq!(finished.to_manifest().unwrap(), in_memory);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn done(input: &str, sha: &str) -> PhotoRecord {
+        PhotoRecord {
+            input_sha256: sha.to_owned(),
+            output: Some(format!("{input}.out")),
+            ..record(input, Status::Ok)
+        }
+    }
+
+    #[test]
+    fn a_killed_resume_loses_nothing_its_predecessors_did() {
+        let dir = temp_dir("resume");
+        // Run 1 finishes a, b, c.
+        let mut w = ManifestWriter::create(&dir, header("s")).unwrap();
+        for input in ["a", "b", "c"] {
+            w.add(done(input, "1")).unwrap();
+        }
+        w.finish().unwrap();
+        // Run 2 resumes a, makes d, redoes c from changed bytes, and is
+        // killed in the middle of a line.
+        let previous = Previous::load(&dir, "s").unwrap();
+        assert_eq!(previous.len(), 3);
+        let mut w = ManifestWriter::create(&dir, header("s")).unwrap();
+        let mut a = previous.matching("a", "1", "a.out").unwrap();
+        a.resumed = true;
+        w.add(a).unwrap();
+        w.add(done("d", "1")).unwrap();
+        w.add(done("c", "2")).unwrap();
+        drop(w);
+        let mut journal = OpenOptions::new()
+            .append(true)
+            .open(dir.join(JOURNAL_NAME))
+            .unwrap();
+        journal.write_all(b"{\"input\":\"e\",\"inpu").unwrap();
+        drop((journal, previous));
+        // Run 3 finds all of it, the newest record of each input.
+        let previous = Previous::load(&dir, "s").unwrap();
+        assert_eq!(previous.len(), 4);
+        assert!(previous.matching("a", "1", "a.out").unwrap().resumed);
+        assert_eq!(
+            previous.matching("b", "1", "b.out").unwrap(),
+            done("b", "1")
+        );
+        assert!(
+            previous.matching("c", "1", "c.out").is_none(),
+            "older bytes"
+        );
+        assert_eq!(
+            previous.matching("c", "2", "c.out").unwrap(),
+            done("c", "2")
+        );
+        assert!(
+            previous.matching("d", "1", "other.out").is_none(),
+            "other name"
+        );
+        assert!(previous.matching("d", "1", "d.out").is_some());
+        assert!(previous.matching("e", "1", "e.out").is_none());
+        previous.discard(&dir);
+        assert!(!dir.join(PREVIOUS_NAME).exists());
+        // Other settings resume nothing, and drop what was gathered.
+        assert_eq!(Previous::load(&dir, "s").unwrap().len(), 3, "run 2's own");
+        assert!(dir.join(PREVIOUS_NAME).exists());
+        assert!(Previous::load(&dir, "t").unwrap().is_empty());
+        assert!(!dir.join(PREVIOUS_NAME).exists());
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,17 +5,18 @@
 //! Photos stream through bounded channels, so memory is bounded by the
 //! number of workers, never by the size of the batch.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 use crossbeam_channel::bounded;
 use sha2::{Digest, Sha256};
 
+use crate::decode::{ImageFormat, Sniffed, jpeg_frame_size, sniff};
 use crate::discover::{Discovery, discover};
 use crate::manifest::RosterFields;
-use crate::manifest::{self, Manifest, ManifestWriter, PhotoRecord, RunHeader, Status};
+use crate::manifest::{self, ManifestWriter, PhotoRecord, Previous, Records, RunHeader, Status};
 use crate::output::{
     PROBE_PREFIX, WriteError, remove_stale_temporaries, validate_file_name, write_file_atomically,
 };
@@ -242,14 +243,120 @@ fn run_guarded(process: &PhotoFn<'_>, input: &Path, bytes: &[u8]) -> Result<Proc
     )
 }
 
+/// Estimated working memory of the stages on one photo, from its header:
+/// the decoded image and the few full-size copies the stages make of it
+/// (upright, trimmed). PNG has no reduced decode, and its decoder's buffer
+/// (up to 4 bytes a pixel) is alive while the RGB image (3) is made from it:
+/// a 24 MP PNG needs about 170 MB, a 24 MP JPEG decoded at 1/2 about 55 MB.
+fn working_bytes(bytes: &[u8], options: &Options) -> u64 {
+    let pixels = |w: u32, h: u32| u64::from(w) * u64::from(h);
+    match sniff(bytes) {
+        Sniffed::Supported(ImageFormat::Png) => {
+            let ihdr = bytes.get(12..24).filter(|c| c.starts_with(b"IHDR"));
+            let size = |at: usize| {
+                ihdr.and_then(|c| c.get(at..at + 4))
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_be_bytes)
+            };
+            size(4).zip(size(8)).map_or(0, |(w, h)| pixels(w, h) * 7)
+        }
+        Sniffed::Supported(ImageFormat::Jpeg) => {
+            let Some((w, h)) = jpeg_frame_size(bytes) else {
+                return 0;
+            };
+            let (w, h) = (u32::from(w), u32::from(h));
+            // The decode scale depends on which way up the photo is, which
+            // the header alone does not say: the larger of the two.
+            let reduce = options.reduce.first_decode(&options.composition);
+            let scale = reduce.scale_for(w, h).max(reduce.scale_for(h, w));
+            pixels(scale.of(w), scale.of(h)) * 3 * 3
+        }
+        _ => 0,
+    }
+}
+
+/// Bounds the working memory of the photos in the stages at once. A worker
+/// reserves its photo's [`working_bytes`] before the stages run and waits
+/// while they do not fit: then peak memory depends neither on how many
+/// large photos happen to be decoded at the same moment nor on the number
+/// of cores. Photos stay whole and unchanged; only when each starts moves.
+struct MemoryBudget {
+    limit: u64,
+    used: Mutex<u64>,
+    freed: Condvar,
+}
+
+/// A photo's share of the [`MemoryBudget`], given back when dropped.
+struct Reservation<'a> {
+    budget: &'a MemoryBudget,
+    bytes: u64,
+}
+
+impl MemoryBudget {
+    /// Working memory for the stages: with the program itself, the inputs
+    /// being read and the finished photos queued, the process stays under
+    /// about 400 MB, the goal for a 24 MP cohort on any number of cores. A
+    /// 2-core machine fits a 24 MP PNG and a JPEG at once, not two PNGs.
+    const LIMIT: u64 = 256 << 20;
+
+    fn new(limit: u64) -> Self {
+        MemoryBudget {
+            limit,
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits until `bytes` fit. A photo larger than the whole budget waits
+    /// for it all, so it always runs eventually (alone), and nobody waits
+    /// forever: every holder is a photo in the stages, which end.
+    fn reserve(&self, bytes: u64) -> Reservation<'_> {
+        let bytes = bytes.min(self.limit);
+        let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
+        while *used + bytes > self.limit {
+            used = self
+                .freed
+                .wait(used)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *used += bytes;
+        Reservation {
+            budget: self,
+            bytes,
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut used = self
+            .budget
+            .used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *used -= self.bytes;
+        self.budget.freed.notify_all();
+    }
+}
+
+/// What a worker needs besides the job, the same for every photo.
+struct WorkContext<'a> {
+    process: &'a PhotoFn<'a>,
+    options: &'a Options,
+    previous: &'a Previous,
+    out: &'a Path,
+    budget: &'a MemoryBudget,
+}
+
 /// Runs one photo: read, hash, resume check, stages. Never panics outward.
-fn work(
-    job: &Job,
-    process: &PhotoFn<'_>,
-    max_bytes: u64,
-    previous: &HashMap<String, PhotoRecord>,
-    out: &Path,
-) -> Done {
+fn work(job: &Job, cx: &WorkContext<'_>) -> Done {
+    let WorkContext {
+        process,
+        previous,
+        out,
+        ..
+    } = *cx;
+    let max_bytes = max_input_bytes(cx.options);
     let input_display = job.input.display().to_string();
     let fail = |record: PhotoRecord, error: String| Done {
         record: PhotoRecord {
@@ -281,12 +388,9 @@ fn work(
         Ok(n) => n.clone(),
         Err(e) => return fail(base, e.clone()),
     };
-    if let Some(done) = previous
-        .get(&input_display)
-        .filter(|r| r.input_sha256 == input_sha256 && r.output.as_deref() == Some(name.as_str()))
-        && output_intact(out, done)
+    if let Some(mut record) = previous.matching(&input_display, &input_sha256, &name)
+        && output_intact(out, &record)
     {
-        let mut record = done.clone();
         record.resumed = true;
         return Done {
             record,
@@ -294,7 +398,10 @@ fn work(
             timings: StageTimings::default(),
         };
     }
-    let mut processed = match run_guarded(process, &job.input, &bytes) {
+    let reservation = cx.budget.reserve(working_bytes(&bytes, cx.options));
+    let processed = run_guarded(process, &job.input, &bytes);
+    drop(reservation);
+    let mut processed = match processed {
         Ok(p) => p,
         Err(e) => return fail(base, e),
     };
@@ -362,11 +469,8 @@ fn is_fatal(e: &WriteError) -> bool {
     }
 }
 
-/// Runs `normalize` over a batch and returns the final manifest.
-pub fn run_normalize(
-    config: &BatchConfig,
-    progress: &dyn Progress,
-) -> Result<Manifest, BatchError> {
+/// Runs `normalize` over a batch and returns the final manifest's records.
+pub fn run_normalize(config: &BatchConfig, progress: &dyn Progress) -> Result<Records, BatchError> {
     let options = &config.options;
     run_batch(config, progress, &|input: &Path, bytes: &[u8]| {
         normalize_photo(input, bytes, options)
@@ -379,7 +483,7 @@ fn run_batch(
     config: &BatchConfig,
     progress: &dyn Progress,
     process: &PhotoFn<'_>,
-) -> Result<Manifest, BatchError> {
+) -> Result<Records, BatchError> {
     let started = Instant::now();
     let out = check_output_folder(config)?;
     let removed = remove_stale_temporaries(&out);
@@ -400,10 +504,8 @@ fn run_batch(
         return Err(BatchError::NoInputs);
     }
     let (settings, settings_sha256) = settings_fingerprint(&config.options);
-    let previous: HashMap<String, PhotoRecord> = manifest::read_previous(&config.out_dir)
-        .filter(|m| m.run.settings_sha256 == settings_sha256)
-        .map(|m| m.photos.into_iter().map(|p| (p.input.clone(), p)).collect())
-        .unwrap_or_default();
+    // Gathered before the writer starts the journal afresh.
+    let previous = Previous::load(&config.out_dir, &settings_sha256)?;
     let jobs = config.jobs.max(1);
     let mut writer = ManifestWriter::create(
         &config.out_dir,
@@ -428,6 +530,14 @@ fn run_batch(
     let (done_tx, done_rx) = bounded::<Done>(jobs * 2);
     let mut stage_totals = StageTimings::default();
     let mut fatal: Option<String> = None;
+    let budget = MemoryBudget::new(MemoryBudget::LIMIT);
+    let context = WorkContext {
+        process,
+        options: &config.options,
+        previous: &previous,
+        out: &out,
+        budget: &budget,
+    };
 
     std::thread::scope(|threads| -> Result<(), BatchError> {
         threads.spawn(move || {
@@ -449,12 +559,10 @@ fn run_batch(
         // workers run on the pool.
         pool.in_place_scope(|workers| -> Result<(), BatchError> {
             for _ in 0..jobs {
-                let (job_rx, done_tx) = (job_rx.clone(), done_tx.clone());
-                let (previous, out) = (&previous, out.as_path());
-                let max_bytes = max_input_bytes(&config.options);
+                let (job_rx, done_tx, context) = (job_rx.clone(), done_tx.clone(), &context);
                 workers.spawn(move |_| {
                     for job in job_rx {
-                        let mut done = work(&job, process, max_bytes, previous, out);
+                        let mut done = work(&job, context);
                         done.record.roster = job.roster;
                         if done_tx.send(done).is_err() {
                             break;
@@ -490,17 +598,20 @@ fn run_batch(
     let run = writer.run_mut();
     run.stage_seconds = stage_totals.as_seconds();
     run.seconds = started.elapsed().as_secs_f64();
-    let manifest = writer.finish()?;
+    let records = writer.finish()?;
     if let Some(e) = fatal {
+        // The photos not reached are still in `previous`, for the rerun.
         return Err(BatchError::FatalWrite(e));
     }
-    Ok(manifest)
+    previous.discard(&config.out_dir);
+    Ok(records)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::manifest::Status;
+    use std::collections::HashMap;
 
     /// A stand-in for the stages: fails loudly on one photo, "encodes" the
     /// others as their own bytes.
@@ -537,7 +648,10 @@ mod tests {
             roster: None,
             name_template: NameTemplate::default(),
         };
-        let manifest = run_batch(&config, &Silent, &panics_on_b).unwrap();
+        let manifest = run_batch(&config, &Silent, &panics_on_b)
+            .unwrap()
+            .to_manifest()
+            .unwrap();
         let by_name: HashMap<&str, &PhotoRecord> = manifest
             .photos
             .iter()
@@ -579,5 +693,39 @@ mod tests {
                 .starts_with("cannot read")
         );
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn the_budget_holds_a_photo_back_until_its_share_is_free() {
+        let budget = MemoryBudget::new(100);
+        let first = budget.reserve(70);
+        let started = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| {
+                let second = budget.reserve(70);
+                started.store(true, std::sync::atomic::Ordering::SeqCst);
+                second.bytes
+            });
+            // However long this waits, the second cannot start before the
+            // first is given back.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!started.load(std::sync::atomic::Ordering::SeqCst));
+            drop(first);
+            assert_eq!(waiting.join().unwrap(), 70);
+        });
+        // More than the whole budget runs alone instead of never.
+        assert_eq!(budget.reserve(1_000).bytes, 100);
+        assert_eq!(*budget.used.lock().unwrap(), 0);
+    }
+
+    #[test]
+    fn working_memory_is_estimated_from_the_header() {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        png.extend(6000u32.to_be_bytes());
+        png.extend(4000u32.to_be_bytes());
+        let options = Options::default();
+        assert_eq!(working_bytes(&png, &options), 6000 * 4000 * 7);
+        assert_eq!(working_bytes(&png[..20], &options), 0, "cut-off header");
+        assert_eq!(working_bytes(b"%PDF-1.7", &options), 0);
     }
 }

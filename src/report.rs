@@ -6,9 +6,12 @@
 //! filter script are inline; a Content-Security-Policy forbids any load
 //! from outside, so the page behaves the same offline and leaks nothing.
 //! A cohort is 4,500 photos, so thumbnails are kept to a few KB and cards
-//! off screen are neither laid out nor painted (`content-visibility`).
+//! off screen are neither laid out nor painted (`content-visibility`); and
+//! the page is written as it is made, a few dozen cards at a time, from
+//! records read one by one, so making it needs the same memory for 45
+//! photos as for 4,500.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -18,9 +21,9 @@ use crate::check::Verdict;
 use crate::decode::decode;
 use crate::encode::{Chroma, encode_once};
 use crate::image::{Rect, RgbImage};
-use crate::manifest::{Manifest, PhotoRecord, RosterSummary};
+use crate::manifest::{PhotoRecord, RecordSource, RosterSummary, RunHeader, Status};
 use crate::orient::apply_orientation;
-use crate::output::write_file_atomically;
+use crate::output::write_atomically_with;
 use crate::photo::Options;
 use crate::resize::resize_crop;
 
@@ -56,48 +59,38 @@ pub fn thumbnail(img: &RgbImage) -> Option<Vec<u8>> {
     encode_once(&small, THUMB_QUALITY, Chroma::Sub420, 72).ok()
 }
 
-/// Thumbnails for a `normalize` run, read back from disk: the output when
-/// one was written, else the input (so a failure shows what was wrong).
-/// Files that cannot be read or decoded get none.
-pub fn thumbnails_from_files(
-    manifest: &Manifest,
-    out_dir: &Path,
-    options: &Options,
-    jobs: usize,
-) -> HashMap<String, Vec<u8>> {
-    let make = |r: &PhotoRecord| -> Option<(String, Vec<u8>)> {
-        let path = match &r.output {
-            Some(name) => out_dir.join(name),
-            None => PathBuf::from(&r.input),
-        };
-        let bytes = std::fs::read(path).ok()?;
-        let decoded = decode(&bytes, &options.limits, options.backdrop.reference).ok()?;
-        let upright = apply_orientation(decoded.image, decoded.orientation);
-        Some((r.input.clone(), thumbnail(&upright)?))
+/// Makes the thumbnail of a record, `None` when it has no picture.
+pub type ThumbnailFn<'a> = dyn Fn(&PhotoRecord) -> Option<Vec<u8>> + Sync + 'a;
+
+/// The thumbnail of a `normalize` record, read back from disk: the output
+/// when one was written, else the input (so a failure shows what was
+/// wrong). A file that cannot be read or decoded gets none.
+pub fn thumbnail_from_files(r: &PhotoRecord, out_dir: &Path, options: &Options) -> Option<Vec<u8>> {
+    let path = match &r.output {
+        Some(name) => out_dir.join(name),
+        None => PathBuf::from(&r.input),
     };
-    let run = || manifest.photos.par_iter().filter_map(make).collect();
-    match rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
-        .build()
-    {
-        Ok(pool) => pool.install(run),
-        Err(_) => manifest.photos.iter().filter_map(make).collect(),
-    }
+    let bytes = std::fs::read(path).ok()?;
+    let decoded = decode(&bytes, &options.limits, options.backdrop.reference).ok()?;
+    let upright = apply_orientation(decoded.image, decoded.orientation);
+    thumbnail(&upright)
 }
 
-/// Writes the page into `dir` (replacing an earlier report).
+/// Writes the page into `dir` (replacing an earlier report), making the
+/// thumbnails on `jobs` threads.
 pub fn write_report(
     dir: &Path,
-    manifest: &Manifest,
-    thumbnails: &HashMap<String, Vec<u8>>,
+    source: &dyn RecordSource,
+    thumbnails: &ThumbnailFn<'_>,
+    jobs: usize,
 ) -> Result<PathBuf, ReportError> {
     let path = dir.join(FILE_NAME);
-    write_file_atomically(&path, render(manifest, thumbnails).as_bytes(), true).map_err(|e| {
-        ReportError::Write {
+    write_atomically_with(&path, true, |w| render_to(w, source, thumbnails, jobs)).map_err(
+        |e| ReportError::Write {
             path: path.clone(),
             source: e.into_io(),
-        }
-    })?;
+        },
+    )?;
     Ok(path)
 }
 
@@ -139,9 +132,9 @@ pub fn base64(bytes: &[u8]) -> String {
 }
 
 /// A number from the recorded settings, e.g. `["backdrop", "colour_pass"]`.
-fn setting(manifest: &Manifest, path: &[&str]) -> Option<f64> {
+fn setting(run: &RunHeader, path: &[&str]) -> Option<f64> {
     path.iter()
-        .try_fold(&manifest.run.settings, |v, k| v.get(k))?
+        .try_fold(&run.settings, |v, k| v.get(k))?
         .as_f64()
 }
 
@@ -203,12 +196,81 @@ for(const kv of location.hash.slice(1).split('&')){const [k,v]=kv.split('=').map
 if(k==='status')fs.value=v;if(k==='check')fc.value=v;if(k==='q')fq.value=v}\
 fs.onchange=fc.onchange=apply;fq.oninput=apply;apply();";
 
-/// The whole page.
-pub fn render(manifest: &Manifest, thumbnails: &HashMap<String, Vec<u8>>) -> String {
-    let run = &manifest.run;
+/// What the page's tables need of the records, gathered in one pass so
+/// that the cards can follow without the records being held.
+#[derive(Default)]
+struct Summary {
+    photos: usize,
+    /// Per check name: photos failing it, photos warned by it.
+    tally: BTreeMap<String, (usize, usize)>,
+    /// Photos that failed before any check ran.
+    unreadable: usize,
+    /// Check names that did not pass somewhere (with `error`), for the filter.
+    flagged: BTreeSet<String>,
+    /// Backdrop colour and its distance to the reference, where measured.
+    measured: Vec<([u8; 3], f64)>,
+    /// File sizes: the inputs for `check`, the outputs for `normalize`.
+    sizes: Vec<u64>,
+    dims: BTreeMap<(u32, u32), usize>,
+}
+
+impl Summary {
+    fn add(&mut self, r: &PhotoRecord, is_check: bool) {
+        self.photos += 1;
+        for c in &r.checks {
+            let t = self.tally.entry(c.name.clone()).or_default();
+            match c.verdict {
+                Verdict::Fail => t.0 += 1,
+                Verdict::Warn => t.1 += 1,
+                Verdict::Pass => {}
+            }
+        }
+        let flagged = flagged_checks(r);
+        self.unreadable += usize::from(flagged == ["error"]);
+        self.flagged.extend(flagged.into_iter().map(str::to_owned));
+        if let (Some(rgb), Some(delta_e)) = (r.backdrop_rgb, r.backdrop_delta_e) {
+            self.measured.push((rgb, delta_e));
+        }
+        // `check` judges the files given; `normalize` the files it wrote.
+        let size = if is_check {
+            (r.input_bytes > 0).then_some(r.input_bytes)
+        } else {
+            r.output_bytes
+        };
+        self.sizes.extend(size);
+        if let (Some(w), Some(hh)) = (r.original_width, r.original_height) {
+            *self.dims.entry((w, hh)).or_default() += 1;
+        }
+    }
+}
+
+/// Cards made (thumbnails in parallel) and written per group of this many.
+const CARDS_AT_ONCE: usize = 64;
+
+/// The whole page, in memory: for tests and small batches.
+pub fn render(source: &dyn RecordSource, thumbnails: &ThumbnailFn<'_>) -> std::io::Result<String> {
+    let mut page = Vec::new();
+    render_to(&mut page, source, thumbnails, 1)?;
+    String::from_utf8(page).map_err(std::io::Error::other)
+}
+
+/// Writes the page to `out`, reading the records twice: once for the
+/// tables at the top, once for the cards, failed then warned then ok.
+fn render_to(
+    out: &mut dyn std::io::Write,
+    source: &dyn RecordSource,
+    thumbnails: &ThumbnailFn<'_>,
+    jobs: usize,
+) -> std::io::Result<()> {
+    let run = source.run();
     let c = &run.counts;
     let is_check = run.command == "check";
-    let mut h = String::with_capacity(2048 + manifest.photos.len() * 6 * 1024);
+    let mut summary = Summary::default();
+    for r in source.records() {
+        let r = r.map_err(std::io::Error::other)?;
+        summary.add(&r, is_check);
+    }
+    let mut h = String::with_capacity(CARDS_AT_ONCE * 6 * 1024);
     let title = if is_check {
         "gradphoto check"
     } else {
@@ -241,46 +303,66 @@ style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\
         count("resumed", c.resumed, "kept from an earlier run");
     }
     h.push_str("</div></header><section class=\"grid\">");
-    checks_table(&mut h, &manifest.photos);
-    backdrop_summary(&mut h, manifest);
-    size_summary(&mut h, manifest, is_check);
+    checks_table(&mut h, &summary);
+    backdrop_summary(&mut h, run, &summary);
+    size_summary(&mut h, run, &summary, is_check);
     h.push_str("</section>");
     if let Some(roster) = &run.roster {
         roster_section(&mut h, roster);
     }
 
-    let mut check_names: Vec<&str> = manifest
-        .photos
-        .iter()
-        .flat_map(flagged_checks)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    check_names.sort_unstable();
     h.push_str(
         "<section class=\"filters\">Status <select id=\"f-status\"><option value=\"\">all</option>\
 <option value=\"fail\">fail</option><option value=\"warn\">warn</option>\
 <option value=\"ok\">ok</option></select> Check <select id=\"f-check\"><option value=\"\">any</option>",
     );
-    for name in &check_names {
+    for name in &summary.flagged {
         let _ = write!(h, "<option>{}</option>", esc(name));
     }
     h.push_str(
         "</select> Search <input id=\"f-q\" placeholder=\"id, name, student no.\"> \
 <span id=\"n-shown\"></span> shown</section><main class=\"sheet\">",
     );
+    out.write_all(h.as_bytes())?;
+    h.clear();
 
-    let mut order: Vec<&PhotoRecord> = manifest.photos.iter().collect();
-    order.sort_by(|a, b| {
-        b.status()
-            .cmp(&a.status())
-            .then_with(|| a.input.cmp(&b.input))
-    });
-    for r in order {
-        card(&mut h, r, thumbnails.get(&r.input).map(Vec::as_slice));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .ok();
+    let make = |group: &[PhotoRecord]| -> Vec<Option<Vec<u8>>> {
+        let run = || group.par_iter().map(thumbnails).collect();
+        match &pool {
+            Some(pool) => pool.install(run),
+            None => group.iter().map(thumbnails).collect(),
+        }
+    };
+    for status in [Status::Fail, Status::Warn, Status::Ok] {
+        let mut group = Vec::with_capacity(CARDS_AT_ONCE);
+        let mut records = source.records();
+        loop {
+            let next = records.next().transpose().map_err(std::io::Error::other)?;
+            let at_end = next.is_none();
+            group.extend(
+                next.filter(|r| r.status() == status)
+                    .map(|r| r.into_owned()),
+            );
+            if group.len() < CARDS_AT_ONCE && !at_end {
+                continue;
+            }
+            for (r, thumb) in group.iter().zip(make(&group)) {
+                card(&mut h, r, thumb.as_deref());
+            }
+            out.write_all(h.as_bytes())?;
+            h.clear();
+            group.clear();
+            if at_end {
+                break;
+            }
+        }
     }
     let _ = write!(h, "</main><script>{SCRIPT}</script></body></html>");
-    h
+    out.write_all(h.as_bytes())
 }
 
 fn card(h: &mut String, r: &PhotoRecord, thumb: Option<&[u8]>) {
@@ -343,48 +425,30 @@ fn bar(h: &mut String, label: &str, n: usize, total: usize) {
     );
 }
 
-fn checks_table(h: &mut String, photos: &[PhotoRecord]) {
-    let mut tally: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for r in photos {
-        for c in &r.checks {
-            let t = tally.entry(c.name.as_str()).or_default();
-            match c.verdict {
-                Verdict::Fail => t.0 += 1,
-                Verdict::Warn => t.1 += 1,
-                Verdict::Pass => {}
-            }
-        }
-    }
-    let unreadable = photos
-        .iter()
-        .filter(|r| flagged_checks(r) == ["error"])
-        .count();
+fn checks_table(h: &mut String, summary: &Summary) {
     h.push_str("<div><h3>Checks not passed</h3><table id=\"checks\"><tr><th>check</th><th>fail</th><th>warn</th></tr>");
-    for (name, (fail, warn)) in tally.iter().filter(|(_, (f, w))| f + w > 0) {
+    for (name, (fail, warn)) in summary.tally.iter().filter(|(_, (f, w))| f + w > 0) {
         let _ = write!(
             h,
             "<tr data-check=\"{0}\"><td>{0}</td><td>{fail}</td><td>{warn}</td></tr>",
             esc(name)
         );
     }
-    if unreadable > 0 {
+    if summary.unreadable > 0 {
         let _ = write!(
             h,
-            "<tr data-check=\"error\"><td>error (unreadable)</td><td>{unreadable}</td><td>0</td></tr>"
+            "<tr data-check=\"error\"><td>error (unreadable)</td><td>{}</td><td>0</td></tr>",
+            summary.unreadable
         );
     }
     h.push_str("</table></div>");
 }
 
-fn backdrop_summary(h: &mut String, manifest: &Manifest) {
-    let pass = setting(manifest, &["backdrop", "colour_pass"]).unwrap_or(10.0);
-    let warn = setting(manifest, &["backdrop", "colour_warn"]).unwrap_or(20.0);
-    let measured: Vec<(&[u8; 3], f64)> = manifest
-        .photos
-        .iter()
-        .filter_map(|r| Some((r.backdrop_rgb.as_ref()?, r.backdrop_delta_e?)))
-        .collect();
-    let total = manifest.photos.len();
+fn backdrop_summary(h: &mut String, run: &RunHeader, summary: &Summary) {
+    let pass = setting(run, &["backdrop", "colour_pass"]).unwrap_or(10.0);
+    let warn = setting(run, &["backdrop", "colour_warn"]).unwrap_or(20.0);
+    let measured = &summary.measured;
+    let total = summary.photos;
     let _ = write!(
         h,
         "<div><h3>Backdrop colour</h3><table id=\"backdrop\"><tr><th>ΔE2000 to the reference</th><th>photos</th><th></th></tr>"
@@ -413,12 +477,12 @@ fn backdrop_summary(h: &mut String, manifest: &Manifest) {
     // Colours rounded to steps of 16 so that one studio's backdrop with
     // noise and fall-off counts as one colour.
     let mut clusters: BTreeMap<[u8; 3], (usize, [u64; 3])> = BTreeMap::new();
-    for (rgb, _) in &measured {
+    for (rgb, _) in measured {
         let key = rgb.map(|v| v / 16);
         let e = clusters.entry(key).or_default();
         e.0 += 1;
-        for k in 0..3 {
-            e.1[k] += u64::from(rgb[k]);
+        for (sum, &v) in e.1.iter_mut().zip(rgb) {
+            *sum += u64::from(v);
         }
     }
     let mut ranked: Vec<(usize, [u64; 3])> = clusters.into_values().collect();
@@ -433,21 +497,10 @@ fn backdrop_summary(h: &mut String, manifest: &Manifest) {
     h.push_str("</div></div>");
 }
 
-fn size_summary(h: &mut String, manifest: &Manifest, is_check: bool) {
-    let min = setting(manifest, &["encode", "min_bytes"]).unwrap_or(30_720.0) as u64;
-    let max = setting(manifest, &["encode", "max_bytes"]).unwrap_or(100_000.0) as u64;
-    // `check` judges the files given; `normalize` the files it wrote.
-    let sizes: Vec<u64> = manifest
-        .photos
-        .iter()
-        .filter_map(|r| {
-            if is_check {
-                (r.input_bytes > 0).then_some(r.input_bytes)
-            } else {
-                r.output_bytes
-            }
-        })
-        .collect();
+fn size_summary(h: &mut String, run: &RunHeader, summary: &Summary, is_check: bool) {
+    let min = setting(run, &["encode", "min_bytes"]).unwrap_or(30_720.0) as u64;
+    let max = setting(run, &["encode", "max_bytes"]).unwrap_or(100_000.0) as u64;
+    let sizes = &summary.sizes;
     let total = sizes.len();
     let what = if is_check {
         "File sizes"
@@ -470,13 +523,7 @@ fn size_summary(h: &mut String, manifest: &Manifest, is_check: bool) {
         total,
     );
     h.push_str("</table>");
-    let mut dims: BTreeMap<(u32, u32), usize> = BTreeMap::new();
-    for r in &manifest.photos {
-        if let (Some(w), Some(hh)) = (r.original_width, r.original_height) {
-            *dims.entry((w, hh)).or_default() += 1;
-        }
-    }
-    let mut dims: Vec<_> = dims.into_iter().collect();
+    let mut dims: Vec<_> = summary.dims.iter().map(|(&k, &n)| (k, n)).collect();
     dims.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     h.push_str("<div>Pixel sizes: ");
     let shown: Vec<String> = dims
@@ -575,7 +622,8 @@ fn roster_section(h: &mut String, s: &RosterSummary) {
 mod tests {
     use super::*;
     use crate::check::Check;
-    use crate::manifest::Status;
+    use crate::manifest::Manifest;
+    use std::collections::HashMap;
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
@@ -621,7 +669,7 @@ mod tests {
         let img = RgbImage::filled(480, 640, [100, 197, 255]);
         let thumb = thumbnail(&img).unwrap();
         let thumbs = HashMap::from([("a/ok.jpg".to_owned(), thumb)]);
-        let page = render(&m, &thumbs);
+        let page = render(&m, &|r: &PhotoRecord| thumbs.get(&r.input).cloned()).unwrap();
         assert!(page.contains("<b id=\"n-fail\">1</b>"));
         assert!(page.contains("<b id=\"n-warn\">1</b>"));
         assert!(!page.contains("<x>"), "file names are escaped");
