@@ -128,6 +128,34 @@ fn hard_cases() -> Vec<Case> {
     dithered.border = border(599, 10, 3, 250, [0, 0, 0]);
     let mut turned = spec(125, 2048, 2732);
     turned.border = border(0, 0, 300, 310, [200, 200, 200]);
+    // Cohort photos (seeds and proportions from their truth, at a smaller
+    // size): two people whose heads touch, so the blob is one wide head
+    // with a shallow dip between the crowns...
+    let mut heads_touch = spec(5235467781891858782, 1465, 2198);
+    heads_touch.backdrop = [99, 201, 255];
+    heads_touch.backdrop_gradient = 0.0466;
+    heads_touch.noise = 3.6;
+    heads_touch.skin = [205, 163, 127];
+    heads_touch.hair = [53, 34, 34];
+    heads_touch.clothing = [231, 231, 229];
+    heads_touch.shirt = [241, 235, 239];
+    heads_touch.head_height = 0.383;
+    heads_touch.center_x = 0.4663;
+    heads_touch.headroom = 0.157;
+    heads_touch.second_person = true;
+    // ...and a grayscale file whose neck has the grey backdrop's own shade,
+    // so the head is a blob apart from the body.
+    let mut grey_neck = spec(5250090266684119450, 1034, 1379);
+    grey_neck.backdrop = [105, 193, 255];
+    grey_neck.backdrop_gradient = 0.0223;
+    grey_neck.noise = 3.06;
+    grey_neck.skin = [238, 194, 173];
+    grey_neck.hair = [56, 35, 31];
+    grey_neck.clothing = [96, 33, 43];
+    grey_neck.shirt = [235, 234, 236];
+    grey_neck.head_height = 0.3586;
+    grey_neck.center_x = 0.5246;
+    grey_neck.headroom = 0.0738;
     vec![
         case("black-frame-near-black-suit", near_black, q.clone(), None),
         case("rule-on-suit-reduced", rule_on_suit, q.clone(), None),
@@ -157,6 +185,18 @@ fn hard_cases() -> Vec<Case> {
         ),
         case("cut-off", cut, q.clone(), Some("subject_cut_off")),
         case("two-people", two, q.clone(), Some("two_people")),
+        case(
+            "two-people-heads-touch",
+            heads_touch,
+            q.clone(),
+            Some("two_people"),
+        ),
+        case(
+            "grayscale-grey-neck",
+            grey_neck,
+            FileSpec::with_format(Format::JpegGray, 97),
+            Some("backdrop_not_blue"),
+        ),
         case("red-backdrop", red, q.clone(), Some("backdrop_not_blue")),
         case(
             "white-backdrop",
