@@ -57,6 +57,9 @@ pub struct BorderSettings {
     /// A line just inside a frame that is at least this share frame colour
     /// is removed with the frame (rounding outward at reduced scale).
     pub partial_share: f64,
+    /// Mean neighbour-to-neighbour difference (levels) from which a flat
+    /// line may be an ordered dither (see `Scanner::dithered`).
+    pub dither_ripple: f64,
 }
 
 impl Default for BorderSettings {
@@ -73,6 +76,7 @@ impl Default for BorderSettings {
             fine_step_tolerance: 8,
             fine_median_shift: 4,
             partial_share: 0.08,
+            dither_ripple: 2.0,
         }
     }
 }
@@ -136,6 +140,11 @@ struct Line {
     colour: [u8; 3],
     uniform: bool,
     deviation: f64,
+    /// Mean difference between neighbouring pixels inside a sample's
+    /// window (largest channel): noise shows in it and in `deviation`
+    /// alike, an ordered dither only here, as its pattern averages out
+    /// within the window.
+    ripple: f64,
 }
 
 /// Pixels averaged along a line into one sample: an ordered dither (palette
@@ -206,8 +215,8 @@ impl<'a> Scanner<'a> {
         }
         while self.lines.len() <= i as usize {
             let k = self.lines.len() as u32;
-            self.sample(k);
-            let line = self.stats(k);
+            let ripple = self.sample(k);
+            let line = self.stats(k, ripple);
             self.lines.push(line);
         }
         &self.samples[i as usize * n..(i as usize + 1) * n]
@@ -220,8 +229,9 @@ impl<'a> Scanner<'a> {
         Some(self.lines[i as usize])
     }
 
-    /// Appends the samples of line `k`, reading the image's rows directly.
-    fn sample(&mut self, k: u32) {
+    /// Appends the samples of line `k`, reading the image's rows directly;
+    /// returns the line's ripple (see [`Line`]).
+    fn sample(&mut self, k: u32) -> f64 {
         let (w, h) = (self.img.width() as usize, self.img.height() as usize);
         let bytes = self.img.as_bytes();
         let win = self.win as usize;
@@ -235,23 +245,31 @@ impl<'a> Scanner<'a> {
             Side::Right => ((w - 1 - k) * 3, w * 3),
         };
         let half = (win / 2) as u32;
+        let mut ripple = 0u32;
         for &start in &self.starts {
             let mut acc = [0u32; 3];
+            let mut rip = [0u32; 3];
             let base = origin + start as usize * step;
+            let mut prev: Option<&[u8]> = None;
             for j in 0..win {
                 let o = base + j * step;
                 if let Some(px) = bytes.get(o..o + 3) {
-                    acc[0] += u32::from(px[0]);
-                    acc[1] += u32::from(px[1]);
-                    acc[2] += u32::from(px[2]);
+                    for c in 0..3 {
+                        acc[c] += u32::from(px[c]);
+                        rip[c] += prev.map_or(0, |q| u32::from(px[c].abs_diff(q[c])));
+                    }
+                    prev = Some(px);
                 }
             }
+            ripple += rip.into_iter().max().unwrap_or(0);
             self.samples
                 .push(acc.map(|v| ((v + half) / win as u32).min(255) as u8));
         }
+        let pairs = self.starts.len() * win.saturating_sub(1);
+        f64::from(ripple) / pairs.max(1) as f64
     }
 
-    fn stats(&self, k: u32) -> Line {
+    fn stats(&self, k: u32, ripple: f64) -> Line {
         let n = self.starts.len();
         let px = &self.samples[k as usize * n..(k as usize + 1) * n];
         let colour = median(px);
@@ -270,6 +288,7 @@ impl<'a> Scanner<'a> {
             colour,
             uniform: near as f64 >= self.s.uniform_fraction * n as f64,
             deviation: f64::from(dev) / n.max(1) as f64,
+            ripple,
         }
     }
 
@@ -430,6 +449,14 @@ impl<'a> Scanner<'a> {
                 }
             }
         }
+        // At reduced scale the frame's last pixels and the picture's first
+        // average into a line between the two, which ends in two steps like
+        // a rule. A rule has a colour of its own (a dark line in a light
+        // frame); that line's is a mix of the colours either side of it.
+        let rule = rule.filter(|&(_, end, c)| {
+            let inside = self.line(end).map(|l| l.colour);
+            !matches!((outer, inside), (Some(o), Some(p)) if is_mix(c, o, p))
+        });
         Scan {
             width: best,
             colour: outer.filter(|_| best > 0),
@@ -438,8 +465,8 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// The fine test: lines `i` and `i + 1` both unlike each of the last
-    /// few flat lines of the band that started at `band_start`; `matched`:
+    /// The fine test: lines `i` and `i + 1` (a dither cycle's worth in a
+    /// dithered band) all unlike each of the last few flat lines of the band that started at `band_start`; `matched`:
     /// the band has the colour of a frame found on another side. An ordered
     /// dither makes a flat frame's lines alternate between a few colours,
     /// each flat on its own; a real edge differs from all of them and stays.
@@ -455,9 +482,17 @@ impl<'a> Scanner<'a> {
         if refs.len() < 2 {
             return false;
         }
+        // A dithered band's lines cycle through the dither's rows, and
+        // where a gradient moves the colour across a palette entry one of
+        // them changes phase: a real edge stays changed for a whole cycle.
+        let last = if refs.iter().any(|r| self.dithered(r)) {
+            i + WINDOW - 1
+        } else {
+            i + 1
+        };
         let per_sample = refs.iter().all(|r| {
             let tol = self.fine_tolerance(r.deviation);
-            (i..=i + 1).all(|k| self.differing(k, r.colour, tol) >= self.s.step_fraction)
+            (i..=last).all(|k| self.differing(k, r.colour, tol) >= self.s.step_fraction)
         });
         // A median over a whole line barely moves with noise, so a shift of
         // a few levels that stays is an edge even where single samples
@@ -466,12 +501,20 @@ impl<'a> Scanner<'a> {
         // lines shift their medians by as much.
         per_sample
             || matched
-                && (i..=i + 1).all(|k| {
+                && (i..=last).all(|k| {
                     self.line(k).is_some_and(|l| {
                         refs.iter()
                             .all(|r| !close(l.colour, r.colour, self.s.fine_median_shift))
                     })
                 })
+    }
+
+    /// A line whose neighbouring pixels differ by far more than its samples
+    /// (window means) do: a regular pattern that cancels over the window,
+    /// as an ordered dither does. A frame drawn in a palette colour is one
+    /// flat colour, and noise shows in both measures alike.
+    fn dithered(&self, line: &Line) -> bool {
+        line.ripple >= self.s.dither_ripple && line.deviation <= 0.2 * line.ripple
     }
 
     /// Step tolerance against a flat band: a few times its own deviation,
@@ -480,6 +523,20 @@ impl<'a> Scanner<'a> {
         let t = self.s.fine_step_tolerance as f64 + 4.0 * deviation;
         t.min(f64::from(self.s.step_tolerance)) as u8
     }
+}
+
+/// Whether `c` lies on the way from `a` to `b` (clearly between them, and
+/// within a few levels of the straight line), as pixels averaged over the
+/// edge between two colours do.
+fn is_mix(c: [u8; 3], a: [u8; 3], b: [u8; 3]) -> bool {
+    let f = |v: [u8; 3]| v.map(f64::from);
+    let (c, a, b) = (f(c), f(a), f(b));
+    let den: f64 = (0..3).map(|k| (a[k] - b[k]).powi(2)).sum();
+    if den < 40.0 * 40.0 {
+        return false;
+    }
+    let t = (0..3).map(|k| (c[k] - b[k]) * (a[k] - b[k])).sum::<f64>() / den;
+    (0.1..=0.9).contains(&t) && (0..3).all(|k| (c[k] - b[k] - t * (a[k] - b[k])).abs() <= 12.0)
 }
 
 /// Largest channel difference.
@@ -860,6 +917,44 @@ mod tests {
             }
         }
         assert_eq!(find_borders(&img, &BorderSettings::default()).top, 40);
+    }
+
+    #[test]
+    fn dither_changing_phase_in_the_headroom_is_not_a_frame() {
+        // Rows of a palette PNG's ordered dither: pixels alternate 40
+        // levels apart, so each row's window means are flat, and the rows
+        // cycle through four colours. Where the gradient moves the colour,
+        // two rows take new colours before the cycle resumes.
+        let mut scene = Scene::new(300, 400, BLUE).with(Person::new(150.0, 200.0, 120.0));
+        scene.noise = 0.0;
+        scene.gradient = [0.0; 3];
+        let mut img = scene.paint();
+        for y in 0..190 {
+            let mean: u8 = match y {
+                120 => 180,
+                121 => 215,
+                _ => [195, 205, 200, 205][(y % 4) as usize],
+            };
+            for x in 0..300 {
+                let g = if x % 2 == 0 { mean - 20 } else { mean + 20 };
+                img.put_pixel(x, y, [100, g, 255]);
+            }
+        }
+        assert_eq!(find_borders(&img, &BorderSettings::default()).top, 0);
+    }
+
+    #[test]
+    fn a_line_mixing_frame_and_picture_is_not_a_rule() {
+        // Cohort 00450 at 3/8 scale: the line between a grey frame and the
+        // blue backdrop, which ended in two steps on the left and was taken
+        // for a rule there (and added to the top).
+        let (frame, picture) = ([200, 200, 200], [102, 196, 255]);
+        assert!(is_mix([149, 196, 227], frame, picture));
+        // A double frame's dark rule is not between its neighbours, nor is
+        // a line of either colour itself.
+        assert!(!is_mix([30, 30, 30], [255, 255, 255], picture));
+        assert!(!is_mix(picture, frame, picture));
+        assert!(!is_mix(frame, frame, picture));
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub struct SubjectSettings {
     /// A rise in the top profile, after a dip of at least this share of the
     /// head's width, back to head height is a second head.
     pub second_head_dip: f64,
+    /// ...or of at least this share, when the rise is at least
+    /// `second_head_apart` of the head's width away from the crown.
+    pub second_head_shallow_dip: f64,
+    pub second_head_apart: f64,
     /// Accept a subject whose hair touches the top edge (the crown margin is
     /// then unknown); off by default, such photos are flagged.
     pub allow_cut_off: bool,
@@ -57,6 +61,8 @@ impl Default for SubjectSettings {
             chin_ratio: 1.18,
             second_person_share: 0.35,
             second_head_dip: 0.2,
+            second_head_shallow_dip: 0.06,
+            second_head_apart: 0.3,
             allow_cut_off: false,
         }
     }
@@ -203,6 +209,7 @@ pub fn locate_subject(
     let main = pick(true)
         .or_else(|| pick(false))
         .ok_or(SubjectError::NoSubject)?;
+    merge_detached_head(&mut labels, &mut areas, main, min_area, w);
     let main_area = areas[main];
     let mut people = 1 + areas
         .iter()
@@ -319,15 +326,21 @@ pub fn locate_subject(
     // A second head: another top bump at head height, separated from the
     // crown by a dip in the top profile (two people standing close merge
     // into one blob, and their heads may touch, or be measured as one wide
-    // head). Walk outward from the head's centre on each side: a single
-    // head only falls away towards the shoulders, a second one rises again.
+    // head). Walk outward from the crown on each side: a single head only
+    // falls away towards the shoulders, a second one rises again. When the
+    // heads touch, `maxw` spans both, so a dip that is shallow against it
+    // still means a second head if the bump is a head's width away (a
+    // notch in one head's hair is close to its crown).
     let near_head_level = crown as f64 + 0.6 * head_len;
-    let start = (centre_w as usize).min(w - 1);
+    let crown_x = (crown_cols[0] + crown_cols[crown_cols.len() - 1]) / 2;
+    let deep = settings.second_head_dip * maxw as f64;
+    let shallow = settings.second_head_shallow_dip * maxw as f64;
+    let apart = settings.second_head_apart * maxw as f64;
     for side in [-1i32, 1] {
         let cols: Vec<usize> = if side < 0 {
-            (0..=start).rev().collect()
+            (0..=crown_x).rev().collect()
         } else {
-            (start..w).collect()
+            (crown_x..w).collect()
         };
         let mut lowest_between = crown;
         for x in cols {
@@ -336,8 +349,9 @@ pub fn locate_subject(
                 continue;
             };
             lowest_between = lowest_between.max(t);
+            let dip = lowest_between as f64 - t as f64;
             if (t as f64) < near_head_level
-                && (lowest_between as f64) > t as f64 + settings.second_head_dip * maxw as f64
+                && (dip > deep || (dip > shallow && x.abs_diff(crown_x) as f64 >= apart))
             {
                 people = people.max(2);
                 break;
@@ -433,6 +447,55 @@ fn fit_plane(labs: &[[f64; 3]], fg: &[bool], w: usize, h: usize) -> Option<[[f64
         }
     }
     Some(out)
+}
+
+/// Joins to `main` a blob that sits on top of it like a head on a neck: a
+/// neck of the backdrop's own shade (skin on a grey backdrop of the same
+/// lightness, in a grayscale file) leaves the head a separate blob, which
+/// the person is then measured without. The blob must start above `main`,
+/// end no further above it than its own height (a neck is shorter than a
+/// head), and straddle the middle of `main`'s top.
+fn merge_detached_head(
+    labels: &mut [Option<usize>],
+    areas: &mut [usize],
+    main: usize,
+    min_area: usize,
+    w: usize,
+) {
+    // Per label: min x, max x, min y, max y.
+    let mut boxes = vec![[usize::MAX, 0, usize::MAX, 0]; areas.len()];
+    for (i, l) in labels.iter().enumerate() {
+        if let Some(l) = *l {
+            let (x, y) = (i % w, i / w);
+            let b = &mut boxes[l];
+            *b = [b[0].min(x), b[1].max(x), b[2].min(y), b[3].max(y)];
+        }
+    }
+    let top = boxes[main][2];
+    let top_cols: Vec<usize> = (0..w)
+        .filter(|&x| labels[top * w + x] == Some(main))
+        .collect();
+    let (Some(first), Some(last)) = (top_cols.first(), top_cols.last()) else {
+        return;
+    };
+    let mid = (first + last) / 2;
+    let head = (0..areas.len())
+        .filter(|&l| {
+            let [x0, x1, y0, y1] = boxes[l];
+            l != main
+                && areas[l] >= min_area
+                && y0 < top
+                && top.saturating_sub(y1) <= y1 - y0
+                && (x0..=x1).contains(&mid)
+        })
+        .max_by_key(|&l| areas[l]);
+    if let Some(head) = head {
+        for l in labels.iter_mut().filter(|l| **l == Some(head)) {
+            *l = Some(main);
+        }
+        areas[main] += areas[head];
+        areas[head] = 0;
+    }
 }
 
 /// Gives `main` every pixel that backdrop reaching the image's edge cannot
@@ -602,6 +665,33 @@ pub(crate) mod tests {
             .with(Person::new(470.0, 130.0, 150.0))
             .paint();
         assert_eq!(find(&img), Err(SubjectError::TwoPeople));
+    }
+
+    #[test]
+    fn heads_that_touch_are_two_people() {
+        // Hair is 1.2 faces wide, so these two heads overlap; the second
+        // crown is a little lower, and the blob's widest row spans both.
+        let img = Scene::new(760, 640, BLUE)
+            .with(Person::new(280.0, 110.0, 150.0))
+            .with(Person::new(430.0, 135.0, 150.0))
+            .paint();
+        assert_eq!(find(&img), Err(SubjectError::TwoPeople));
+    }
+
+    #[test]
+    fn a_head_apart_from_the_body_is_still_the_subject() {
+        // A neck in the backdrop's own shade: the head is a blob of its own
+        // above the body.
+        let p = Person::new(240.0, 90.0, 230.0);
+        let mut img = Scene::new(480, 640, BLUE).with(p.clone()).paint();
+        let neck = (p.chin() + 4.0) as u32..(p.shoulder_y + 8.0) as u32;
+        for y in neck {
+            for x in (p.cx - 0.6 * p.a) as u32..(p.cx + 0.6 * p.a) as u32 {
+                img.put_pixel(x, y, BLUE);
+            }
+        }
+        let s = find(&img).expect("subject");
+        check_truth(&s, &p, 640.0);
     }
 
     #[test]

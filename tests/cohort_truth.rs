@@ -52,6 +52,27 @@ fn double_frame(frame: BorderSpec, rule: u32) -> BorderSpec {
     }
 }
 
+/// A cohort photo's spec from its truth: (seed, width, height); backdrop,
+/// skin, hair, clothing, shirt; backdrop gradient, noise, head height,
+/// centre x, headroom.
+fn cohort_spec(size: (u64, u32, u32), colours: [[u8; 3]; 5], shape: [f64; 5]) -> PortraitSpec {
+    let [backdrop, skin, hair, clothing, shirt] = colours;
+    let [backdrop_gradient, noise, head_height, center_x, headroom] = shape;
+    PortraitSpec {
+        backdrop,
+        skin,
+        hair,
+        clothing,
+        shirt,
+        backdrop_gradient,
+        noise,
+        head_height,
+        center_x,
+        headroom,
+        ..spec(size.0, size.1, size.2)
+    }
+}
+
 fn case(name: &str, spec: PortraitSpec, file: FileSpec, want_flag: Option<&'static str>) -> Case {
     Case {
         name: name.to_owned(),
@@ -128,6 +149,48 @@ fn hard_cases() -> Vec<Case> {
     dithered.border = border(599, 10, 3, 250, [0, 0, 0]);
     let mut turned = spec(125, 2048, 2732);
     turned.border = border(0, 0, 300, 310, [200, 200, 200]);
+    // Cohort photos (seeds and proportions from their truth; the first two
+    // at half size): two people whose heads touch, so the blob is one wide head
+    // with a shallow dip between the crowns...
+    let mut heads_touch = cohort_spec(
+        (5235467781891858782, 1465, 2198),
+        [
+            [99, 201, 255],
+            [205, 163, 127],
+            [53, 34, 34],
+            [231, 231, 229],
+            [241, 235, 239],
+        ],
+        [0.0466, 3.6, 0.383, 0.4663, 0.157],
+    );
+    heads_touch.second_person = true;
+    // ...and a grayscale file whose neck has the grey backdrop's own shade,
+    // so the head is a blob apart from the body...
+    let grey_neck = cohort_spec(
+        (5250090266684119450, 1034, 1379),
+        [
+            [105, 193, 255],
+            [238, 194, 173],
+            [56, 35, 31],
+            [96, 33, 43],
+            [235, 234, 236],
+        ],
+        [0.0223, 3.06, 0.3586, 0.5246, 0.0738],
+    );
+    // ...and a palette PNG framed left and right only, whose backdrop
+    // gradient changes the dither's phase in the headroom.
+    let mut dither_phase = cohort_spec(
+        (4566451495407966572, 1644, 2192),
+        [
+            [103, 198, 253],
+            [223, 185, 148],
+            [53, 36, 26],
+            [233, 241, 237],
+            [238, 242, 238],
+        ],
+        [0.0421, 2.92, 0.3322, 0.5073, 0.0946],
+    );
+    dither_phase.border = double_frame(border(0, 0, 2, 149, [236, 236, 236]), 2);
     vec![
         case("black-frame-near-black-suit", near_black, q.clone(), None),
         case("rule-on-suit-reduced", rule_on_suit, q.clone(), None),
@@ -157,6 +220,24 @@ fn hard_cases() -> Vec<Case> {
         ),
         case("cut-off", cut, q.clone(), Some("subject_cut_off")),
         case("two-people", two, q.clone(), Some("two_people")),
+        case(
+            "two-people-heads-touch",
+            heads_touch,
+            q.clone(),
+            Some("two_people"),
+        ),
+        case(
+            "dither-phase-in-headroom",
+            dither_phase,
+            FileSpec::with_format(Format::PngPalette, 91),
+            None,
+        ),
+        case(
+            "grayscale-grey-neck",
+            grey_neck,
+            FileSpec::with_format(Format::JpegGray, 97),
+            Some("backdrop_not_blue"),
+        ),
         case("red-backdrop", red, q.clone(), Some("backdrop_not_blue")),
         case(
             "white-backdrop",
