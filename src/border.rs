@@ -151,6 +151,29 @@ struct Line {
 /// PNGs) repeats within four pixels, so its lines come out as even as the
 /// colour it stands for, and sensor noise is damped the same way.
 const WINDOW: u32 = 4;
+const WINDOW_USIZE: usize = WINDOW as usize;
+
+/// Channel sums of the `win` pixels of `window` (`step` bytes apart), and
+/// the sums of differences between neighbours (the window's ripple).
+#[inline(always)]
+fn window_sums(window: &[u8], step: usize, win: usize) -> ([u32; 3], [u32; 3]) {
+    let pixel = |j: usize| &window[j * step..j * step + 3];
+    let mut prev = pixel(0);
+    let mut acc = [0u32; 3];
+    let mut rip = [0u32; 3];
+    for c in 0..3 {
+        acc[c] = u32::from(prev[c]);
+    }
+    for j in 1..win {
+        let px = pixel(j);
+        for c in 0..3 {
+            acc[c] += u32::from(px[c]);
+            rip[c] += u32::from(px[c].abs_diff(prev[c]));
+        }
+        prev = px;
+    }
+    (acc, rip)
+}
 
 /// The lines of one side, sampled once each and kept while the side is
 /// searched (the step tests look at a line up to three times).
@@ -245,25 +268,28 @@ impl<'a> Scanner<'a> {
             Side::Right => ((w - 1 - k) * 3, w * 3),
         };
         let half = (win / 2) as u32;
+        // Division by `win` as a multiplication, exact for every sum a
+        // window can reach (sum * win < 2^32): no hardware divide per
+        // channel and sample.
+        let reciprocal = (1u64 << 32).div_ceil(win as u64);
+        let mean = |sum: u32| ((u64::from(sum + half) * reciprocal) >> 32).min(255) as u8;
+        let span = (win - 1) * step + 3;
         let mut ripple = 0u32;
         for &start in &self.starts {
-            let mut acc = [0u32; 3];
-            let mut rip = [0u32; 3];
+            let (mut acc, mut rip) = ([0u32; 3], [0u32; 3]);
             let base = origin + start as usize * step;
-            let mut prev: Option<&[u8]> = None;
-            for j in 0..win {
-                let o = base + j * step;
-                if let Some(px) = bytes.get(o..o + 3) {
-                    for c in 0..3 {
-                        acc[c] += u32::from(px[c]);
-                        rip[c] += prev.map_or(0, |q| u32::from(px[c].abs_diff(q[c])));
-                    }
-                    prev = Some(px);
-                }
+            // `reset` spaces the windows inside the line, so a window is
+            // always whole; one that were not would count as black.
+            if let Some(window) = bytes.get(base..base + span) {
+                // The usual window size as a constant, so that copy of the
+                // loop is unrolled.
+                (acc, rip) = match win {
+                    WINDOW_USIZE => window_sums(window, step, WINDOW_USIZE),
+                    _ => window_sums(window, step, win),
+                };
             }
             ripple += rip.into_iter().max().unwrap_or(0);
-            self.samples
-                .push(acc.map(|v| ((v + half) / win as u32).min(255) as u8));
+            self.samples.push(acc.map(mean));
         }
         let pairs = self.starts.len() * win.saturating_sub(1);
         f64::from(ripple) / pairs.max(1) as f64
