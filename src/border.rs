@@ -922,16 +922,21 @@ mod tests {
         assert_eq!(find_borders(&img, &blind).bottom, 0);
     }
 
+    /// A noiseless portrait on an even backdrop, to paint palette dither on.
+    fn flat_portrait() -> RgbImage {
+        let mut scene = Scene::new(300, 400, BLUE).with(Person::new(150.0, 200.0, 120.0));
+        scene.noise = 0.0;
+        scene.gradient = [0.0; 3];
+        scene.paint()
+    }
+
     #[test]
     fn dithered_backdrop_inside_a_frame_is_not_more_frame() {
         // A palette PNG: below a black frame, the backdrop's rows alternate
         // between two flat colours, and the pair changes where the true
         // colour crosses a palette level; no step, though each new row is
         // flat and unlike the last few.
-        let mut scene = Scene::new(300, 400, BLUE).with(Person::new(150.0, 200.0, 120.0));
-        scene.noise = 0.0;
-        scene.gradient = [0.0; 3];
-        let mut img = scene.paint();
+        let mut img = flat_portrait();
         for y in 0..180 {
             // Pairs 20 apart (within the coarse test), each value 10 or
             // more from both of the other pair.
@@ -951,10 +956,7 @@ mod tests {
         // levels apart, so each row's window means are flat, and the rows
         // cycle through four colours. Where the gradient moves the colour,
         // two rows take new colours before the cycle resumes.
-        let mut scene = Scene::new(300, 400, BLUE).with(Person::new(150.0, 200.0, 120.0));
-        scene.noise = 0.0;
-        scene.gradient = [0.0; 3];
-        let mut img = scene.paint();
+        let mut img = flat_portrait();
         for y in 0..190 {
             let mean: u8 = match y {
                 120 => 180,

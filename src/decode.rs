@@ -423,6 +423,13 @@ pub fn jpeg_frame_size(bytes: &[u8]) -> Option<(u16, u16)> {
     jpeg_frame(bytes).map(|f| (f.width, f.height))
 }
 
+/// Width and height from a PNG's IHDR chunk, which the format puts first.
+pub fn png_frame_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let ihdr = bytes.get(12..24).filter(|c| c.starts_with(b"IHDR"))?;
+    let size = |at: usize| Some(u32::from_be_bytes(ihdr.get(at..at + 4)?.try_into().ok()?));
+    Some((size(4)?, size(8)?))
+}
+
 /// Whether an end-of-image marker follows the first start-of-scan.
 fn has_eoi_after_scan(bytes: &[u8]) -> bool {
     // The scan is found by walking segments: a search would stop at an EXIF

@@ -285,16 +285,10 @@ struct Search<'a> {
 }
 
 impl Search<'_> {
+    /// The file at `q`, written (nothing is over an unbounded maximum).
     fn encode(&mut self, chroma: Chroma, q: u8) -> Result<&Vec<u8>, EncodeError> {
-        let key = (chroma, q);
-        if !self.cache.contains_key(&key) {
-            let dpi = self.settings.density_dpi;
-            let bytes = self.transform(chroma).encode(q, dpi);
-            self.attempts += 1;
-            self.model.observe(chroma, q, bytes.len());
-            self.cache.insert(key, bytes);
-        }
-        Ok(&self.cache[&key])
+        self.probe(chroma, q, usize::MAX);
+        Ok(&self.cache[&(chroma, q)])
     }
 
     fn transform(&mut self, chroma: Chroma) -> &Transformed {
@@ -308,17 +302,17 @@ impl Search<'_> {
     }
 
     /// The size at `q`: exact when it is written, which every probe under
-    /// the maximum is; a lower bound over the maximum is all the search
-    /// needs there, and it costs no bit writing.
-    fn probe_len(&mut self, chroma: Chroma, q: u8) -> usize {
+    /// `max` is; a lower bound over `max` is all the search needs there,
+    /// and it costs no bit writing.
+    fn probe(&mut self, chroma: Chroma, q: u8, max: usize) -> usize {
         let key = (chroma, q);
         if let Some(bytes) = self.cache.get(&key) {
             return bytes.len();
         }
-        if let Some(&at_least) = self.over.get(&key) {
+        if let Some(&at_least) = self.over.get(&key).filter(|&&n| n > max) {
             return at_least;
         }
-        let (dpi, max) = (self.settings.density_dpi, self.settings.max_bytes);
+        let dpi = self.settings.density_dpi;
         let probe = self.transform(chroma).encode_within(q, dpi, max);
         self.attempts += 1;
         match probe {
@@ -362,7 +356,7 @@ impl Search<'_> {
             } else {
                 low + (high - low).div_ceil(2)
             };
-            let len = self.probe_len(chroma, probe);
+            let len = self.probe(chroma, probe, max);
             if len <= max {
                 fit = Some((probe, len));
             } else {

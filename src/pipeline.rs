@@ -13,7 +13,7 @@ use std::time::Instant;
 use crossbeam_channel::bounded;
 use sha2::{Digest, Sha256};
 
-use crate::decode::{ImageFormat, Sniffed, jpeg_frame_size, sniff};
+use crate::decode::{ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff};
 use crate::discover::{Discovery, discover};
 use crate::manifest::RosterFields;
 use crate::manifest::{self, ManifestWriter, PhotoRecord, Previous, Records, RunHeader, Status};
@@ -252,13 +252,7 @@ fn working_bytes(bytes: &[u8], options: &Options) -> u64 {
     let pixels = |w: u32, h: u32| u64::from(w) * u64::from(h);
     match sniff(bytes) {
         Sniffed::Supported(ImageFormat::Png) => {
-            let ihdr = bytes.get(12..24).filter(|c| c.starts_with(b"IHDR"));
-            let size = |at: usize| {
-                ihdr.and_then(|c| c.get(at..at + 4))
-                    .and_then(|b| b.try_into().ok())
-                    .map(u32::from_be_bytes)
-            };
-            size(4).zip(size(8)).map_or(0, |(w, h)| pixels(w, h) * 7)
+            png_frame_size(bytes).map_or(0, |(w, h)| pixels(w, h) * 7)
         }
         Sniffed::Supported(ImageFormat::Jpeg) => {
             let Some((w, h)) = jpeg_frame_size(bytes) else {
