@@ -69,33 +69,14 @@ impl Work {
         // element-wise add over the whole row, which the compiler
         // vectorises), then each block's columns once: the expensive part
         // touches every source byte exactly once with no per-block branching.
-        let row_len = w as usize * 3;
-        let mut column_sums = vec![0u32; row_len];
+        // Sixteen-bit sums hold up to 257 rows of 255 and take half the
+        // vector lanes of 32-bit ones; only working copies of images more
+        // than 61,000 pixels long need the wider sums.
         let mut px = Vec::with_capacity(ww * wh);
-        for by in 0..wh {
-            column_sums.iter_mut().for_each(|s| *s = 0);
-            let y0 = by as u32 * factor;
-            let y1 = (y0 + factor).min(h);
-            for y in y0..y1 {
-                for (sum, &v) in column_sums.iter_mut().zip(img.row(y)) {
-                    *sum += u32::from(v);
-                }
-            }
-            let rows = (y1 - y0) as usize;
-            for block in column_sums.chunks(factor as usize * 3) {
-                let mut s = [0u64; 3];
-                for p in block.chunks_exact(3) {
-                    s[0] += u64::from(p[0]);
-                    s[1] += u64::from(p[1]);
-                    s[2] += u64::from(p[2]);
-                }
-                let n = (block.len() / 3 * rows) as f64;
-                px.push([
-                    (s[0] as f64 / n) as f32,
-                    (s[1] as f64 / n) as f32,
-                    (s[2] as f64 / n) as f32,
-                ]);
-            }
+        if factor <= u32::from(u16::MAX) / 255 {
+            block_means::<u16>(img, factor, &mut px);
+        } else {
+            block_means::<u32>(img, factor, &mut px);
         }
         Work {
             width: ww,
@@ -107,6 +88,37 @@ impl Work {
 
     pub(crate) fn at(&self, x: usize, y: usize) -> [f32; 3] {
         self.px[y * self.width + x]
+    }
+}
+
+/// Appends to `px` the mean colour of each `factor` x `factor` block of
+/// `img`, row of blocks by row of blocks, summing columns in `Sum`, which
+/// must hold `factor` times 255.
+fn block_means<Sum>(img: &RgbImage, factor: u32, px: &mut Vec<[f32; 3]>)
+where
+    Sum: Copy + Default + From<u8> + std::ops::AddAssign + Into<u64>,
+{
+    let (w, h) = (img.width(), img.height());
+    let mut column_sums = vec![Sum::default(); w as usize * 3];
+    for y0 in (0..h).step_by(factor as usize) {
+        column_sums.fill(Sum::default());
+        let y1 = (y0 + factor).min(h);
+        for y in y0..y1 {
+            for (sum, &v) in column_sums.iter_mut().zip(img.row(y)) {
+                *sum += Sum::from(v);
+            }
+        }
+        let rows = (y1 - y0) as usize;
+        for block in column_sums.chunks(factor as usize * 3) {
+            let mut s = [0u64; 3];
+            for p in block.chunks_exact(3) {
+                for c in 0..3 {
+                    s[c] += p[c].into();
+                }
+            }
+            let n = (block.len() / 3 * rows) as f64;
+            px.push(s.map(|v| (v as f64 / n) as f32));
+        }
     }
 }
 
@@ -123,6 +135,30 @@ mod tests {
         assert_eq!((w.width, w.height), (3, 2));
         assert_eq!(w.at(0, 0), [15.0, 20.0, 30.0]);
         assert_eq!(w.at(2, 1), [10.0, 20.0, 30.0]);
+    }
+
+    #[test]
+    fn blocks_too_tall_for_sixteen_bit_sums() {
+        // 300 rows of 255 overflow a 16-bit column sum.
+        let w = Work::new(&RgbImage::filled(300, 300, [255, 128, 1]), 1);
+        assert_eq!(w.factor, 300);
+        assert_eq!(w.at(0, 0), [255.0, 128.0, 1.0]);
+    }
+
+    #[test]
+    fn both_sum_widths_agree() {
+        let mut img = RgbImage::filled(97, 61, [0, 0, 0]);
+        for y in 0..61 {
+            for x in 0..97 {
+                let v = (x * 31 + y * 17) as u8;
+                img.put_pixel(x, y, [v, v.wrapping_mul(3), 255 - v]);
+            }
+        }
+        let (mut narrow, mut wide) = (Vec::new(), Vec::new());
+        block_means::<u16>(&img, 7, &mut narrow);
+        block_means::<u32>(&img, 7, &mut wide);
+        assert_eq!(narrow, wide);
+        assert_eq!(narrow.len(), 14 * 9);
     }
 
     #[test]
