@@ -407,4 +407,13 @@ fn shrink_to(spec: &mut PortraitSpec, max_mp: f64) {
         spec.width = ((f64::from(spec.width) * f) as u32 / 2).max(16) * 2;
         spec.height = ((f64::from(spec.height) * f) as u32 / 2).max(16) * 2;
     }
+    // A frame drawn for the larger canvas may not fit the smaller one
+    // (seed 67 made one): keep it to a quarter of each side, as drawn ones
+    // are. Frames that already fit are left as they were, so cohorts made
+    // before this keep their photos.
+    let b = &mut spec.border;
+    b.top = b.top.min(spec.height / 4);
+    b.bottom = b.bottom.min(spec.height / 4);
+    b.left = b.left.min(spec.width / 4);
+    b.right = b.right.min(spec.width / 4);
 }
