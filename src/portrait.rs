@@ -23,9 +23,12 @@ pub struct PortraitSettings {
     pub shoulders_max_deg: f64,
     /// Head-over-torso lean in degrees beyond which to warn.
     pub lean_max_deg: f64,
-    /// Difference of mean L* between the face's halves beyond which to warn
-    /// (a shadow across the face).
-    pub face_light_max: f64,
+    /// Difference of mean L* between the face's halves, as a percentage of
+    /// the brighter half's, beyond which to warn (a shadow across the face).
+    /// Relative, so a missing fill light warns alike on every skin tone: a
+    /// fixed L* difference is reached by the same shadow on light skin and
+    /// missed on dark skin.
+    pub face_light_max_pct: f64,
     /// Percentage of the face region clipped to white or black beyond which
     /// to warn.
     pub clipped_max_pct: f64,
@@ -41,7 +44,9 @@ impl Default for PortraitSettings {
             clothing_min_delta_e: 12.0,
             shoulders_max_deg: 5.0,
             lean_max_deg: 8.0,
-            face_light_max: 12.0,
+            // A half darkened by a quarter measures 23-24% on dark and light
+            // skin alike; evenly lit faces stay under 2%.
+            face_light_max_pct: 18.0,
             clipped_max_pct: 5.0,
             sharpness_min: 12.0,
         }
@@ -223,14 +228,15 @@ pub fn judge_portrait(
                 }
                 s / n
             };
-            let d = (mean(x0, mid) - mean(mid, x1)).abs();
+            let (left, right) = (mean(x0, mid), mean(mid, x1));
+            let pct = 100.0 * (left - right).abs() / left.max(right).max(1.0);
             checks.push(pass_or_warn(
                 "face_light",
-                d > settings.face_light_max,
-                d,
+                pct > settings.face_light_max_pct,
+                pct,
                 format!(
-                    "face halves differ by {d:.1} L* (warn above {})",
-                    settings.face_light_max
+                    "face halves differ by {pct:.0}% in L* ({left:.0} and {right:.0}; warn above {}%)",
+                    settings.face_light_max_pct
                 ),
             ));
         }
@@ -380,22 +386,44 @@ mod tests {
         assert_eq!(verdict(&c, "shoulders_level"), Verdict::Warn, "{c:#?}");
     }
 
-    #[test]
-    fn shadow_across_the_face_warns() {
-        let p = good();
-        let c = judge(p.clone(), |mut img| {
-            // Darken the right half of the face.
+    /// `p` judged with the right half of its face darkened to `keep` of
+    /// its sRGB values.
+    fn shadowed(p: Person, keep: f64) -> Vec<Check> {
+        judge(p.clone(), |mut img| {
             for y in (p.cy - 0.8 * p.b) as u32..(p.cy + 0.8 * p.b) as u32 {
                 for x in p.cx as u32..(p.cx + p.a) as u32 {
                     let q = img.pixel(x, y);
-                    if q == p.skin || q.iter().zip(&p.skin).all(|(a, b)| a.abs_diff(*b) < 20) {
-                        img.put_pixel(x, y, q.map(|v| v / 2));
+                    if q.iter().zip(&p.skin).all(|(a, b)| a.abs_diff(*b) < 20) {
+                        img.put_pixel(x, y, q.map(|v| (f64::from(v) * keep) as u8));
                     }
                 }
             }
             img
-        });
+        })
+    }
+
+    #[test]
+    fn shadow_across_the_face_warns() {
+        let c = shadowed(good(), 0.5);
         assert_eq!(verdict(&c, "face_light"), Verdict::Warn, "{c:#?}");
+    }
+
+    #[test]
+    fn the_same_shadow_warns_on_dark_and_light_skin() {
+        // A half darkened by a quarter is about 10 L* darker on dark skin
+        // and 17 on light: the old fixed 12 L* missed the dark one.
+        for skin in [[137, 93, 77], [224, 180, 150]] {
+            let mut p = good();
+            p.skin = skin;
+            let c = shadowed(p.clone(), 0.75);
+            assert_eq!(verdict(&c, "face_light"), Verdict::Warn, "{skin:?}: {c:#?}");
+            let even = judge(p, |i| i);
+            assert_eq!(
+                verdict(&even, "face_light"),
+                Verdict::Pass,
+                "{skin:?}: {even:#?}"
+            );
+        }
     }
 
     #[test]
