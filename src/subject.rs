@@ -130,21 +130,17 @@ pub fn locate_subject(
 
     // Backdrop model: the estimate, then a plane through the pixels that
     // match it, so light fall-off towards the bottom is not mistaken for
-    // the subject.
+    // the subject. The plane starts from pixels well within the subject
+    // threshold of the estimate: white clothes on a grey backdrop are only
+    // about one threshold away, and over the bottom third of the picture
+    // they would tilt the plane into themselves. A linear fall-off is
+    // found just as well from the pixels near the estimate.
     let initial: Vec<bool> = labs
         .iter()
-        .map(|l| delta_e76(*l, backdrop.lab) > settings.threshold * 1.5)
+        .map(|l| delta_e76(*l, backdrop.lab) > settings.threshold * 0.5)
         .collect();
-    let dist: Vec<f64> = match fit_plane(labs, &initial, w, h) {
-        Some(plane) => labs
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let (x, y) = ((i % w) as f64 / w as f64, (i / w) as f64 / h as f64);
-                let model = [0, 1, 2].map(|k| plane[k][0] + plane[k][1] * x + plane[k][2] * y);
-                delta_e76(*l, model)
-            })
-            .collect(),
+    let dist: Vec<f64> = match robust_plane(labs, initial, w, h, settings.weak_min) {
+        Some(plane) => plane_distances(labs, &plane, w, h),
         None => labs.iter().map(|l| delta_e76(*l, backdrop.lab)).collect(),
     };
     // Hysteresis: a pixel clearly unlike the backdrop seeds the subject,
@@ -333,6 +329,7 @@ pub fn locate_subject(
     // notch in one head's hair is close to its crown).
     let near_head_level = crown as f64 + 0.6 * head_len;
     let crown_x = (crown_cols[0] + crown_cols[crown_cols.len() - 1]) / 2;
+    let top = with_resting_blobs(&labels, &areas, main, min_area, top);
     let deep = settings.second_head_dip * maxw as f64;
     let shallow = settings.second_head_shallow_dip * maxw as f64;
     let apart = settings.second_head_apart * maxw as f64;
@@ -403,6 +400,58 @@ pub fn locate_subject(
     })
 }
 
+/// ΔE76 of each pixel from the plane's model of the backdrop there.
+fn plane_distances(labs: &[[f64; 3]], plane: &[[f64; 3]; 3], w: usize, h: usize) -> Vec<f64> {
+    labs.iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let (x, y) = ((i % w) as f64 / w as f64, (i / w) as f64 / h as f64);
+            let model = [0, 1, 2].map(|k| plane[k][0] + plane[k][1] * x + plane[k][2] * y);
+            delta_e76(*l, model)
+        })
+        .collect()
+}
+
+/// The backdrop plane, refitted without the pixels the first fit leaves
+/// far off: clothes only a little unlike the backdrop (white on a grey
+/// backdrop) pass the first cut, and over the bottom of the picture they
+/// tilt the plane until they disappear into it. The backdrop's own pixels
+/// lie within a few times its noise of the plane; `floor` (ΔE) keeps a
+/// noiseless backdrop from excluding its own gentle fall-off.
+fn robust_plane(
+    labs: &[[f64; 3]],
+    mut excluded: Vec<bool>,
+    w: usize,
+    h: usize,
+    floor: f64,
+) -> Option<[[f64; 3]; 3]> {
+    let mut plane = fit_plane(labs, &excluded, w, h)?;
+    for _ in 0..2 {
+        let dist = plane_distances(labs, &plane, w, h);
+        let mut kept: Vec<f64> = dist
+            .iter()
+            .zip(&excluded)
+            .filter(|(_, e)| !**e)
+            .map(|(d, _)| *d)
+            .collect();
+        let mid = kept.len() / 2;
+        let Some((_, median, _)) =
+            (!kept.is_empty()).then(|| kept.select_nth_unstable_by(mid, f64::total_cmp))
+        else {
+            break;
+        };
+        let cut = (3.0 * *median).max(floor);
+        for (e, d) in excluded.iter_mut().zip(&dist) {
+            *e = *e || *d > cut;
+        }
+        match fit_plane(labs, &excluded, w, h) {
+            Some(p) => plane = p,
+            None => break,
+        }
+    }
+    Some(plane)
+}
+
 /// Least-squares plane per Lab channel over backdrop pixels (in coordinates
 /// normalised to 0..1); None when too few or degenerate.
 fn fit_plane(labs: &[[f64; 3]], fg: &[bool], w: usize, h: usize) -> Option<[[f64; 3]; 3]> {
@@ -454,7 +503,9 @@ fn fit_plane(labs: &[[f64; 3]], fg: &[bool], w: usize, h: usize) -> Option<[[f64
 /// lightness, in a grayscale file) leaves the head a separate blob, which
 /// the person is then measured without. The blob must start above `main`,
 /// end no further above it than its own height (a neck is shorter than a
-/// head), and straddle the middle of `main`'s top.
+/// head), and straddle the middle of `main`'s top. Repeated while one is
+/// found: a face of the backdrop's shade at its edges can part from the
+/// hair around it as well as from the neck.
 fn merge_detached_head(
     labels: &mut [Option<usize>],
     areas: &mut [usize],
@@ -471,31 +522,80 @@ fn merge_detached_head(
             *b = [b[0].min(x), b[1].max(x), b[2].min(y), b[3].max(y)];
         }
     }
-    let top = boxes[main][2];
-    let top_cols: Vec<usize> = (0..w)
-        .filter(|&x| labels[top * w + x] == Some(main))
-        .collect();
-    let (Some(first), Some(last)) = (top_cols.first(), top_cols.last()) else {
-        return;
-    };
-    let mid = (first + last) / 2;
-    let head = (0..areas.len())
-        .filter(|&l| {
-            let [x0, x1, y0, y1] = boxes[l];
-            l != main
-                && areas[l] >= min_area
-                && y0 < top
-                && top.saturating_sub(y1) <= y1 - y0
-                && (x0..=x1).contains(&mid)
-        })
-        .max_by_key(|&l| areas[l]);
-    if let Some(head) = head {
+    loop {
+        let top = boxes[main][2];
+        let top_cols: Vec<usize> = (0..w)
+            .filter(|&x| labels.get(top * w + x) == Some(&Some(main)))
+            .collect();
+        let (Some(first), Some(last)) = (top_cols.first(), top_cols.last()) else {
+            return;
+        };
+        let mid = (first + last) / 2;
+        let head = (0..areas.len())
+            .filter(|&l| {
+                let [x0, x1, y0, y1] = boxes[l];
+                l != main
+                    && areas[l] >= min_area
+                    && y0 < top
+                    && top.saturating_sub(y1) <= y1 - y0
+                    && (x0..=x1).contains(&mid)
+            })
+            .max_by_key(|&l| areas[l]);
+        let Some(head) = head else {
+            return;
+        };
         for l in labels.iter_mut().filter(|l| **l == Some(head)) {
             *l = Some(main);
         }
         areas[main] += areas[head];
         areas[head] = 0;
+        let (m, h) = (boxes[main], boxes[head]);
+        boxes[main] = [
+            m[0].min(h[0]),
+            m[1].max(h[1]),
+            m[2].min(h[2]),
+            m[3].max(h[3]),
+        ];
     }
+}
+
+/// The top profile `top` of `main` with that of every other sizeable blob
+/// resting on it (ending above `main` at some column, no further above it
+/// than its own height): a second person's head can part from their
+/// shoulders just as the first one's can (see [`merge_detached_head`]),
+/// and is still a head rising beside the first.
+fn with_resting_blobs(
+    labels: &[Option<usize>],
+    areas: &[usize],
+    main: usize,
+    min_area: usize,
+    mut top: Vec<Option<usize>>,
+) -> Vec<Option<usize>> {
+    let w = top.len();
+    // Per label: min x, max x, min y, max y.
+    let mut boxes = vec![[usize::MAX, 0, usize::MAX, 0]; areas.len()];
+    for (i, l) in labels.iter().enumerate() {
+        if let Some(l) = *l {
+            let (x, y) = (i % w, i / w);
+            let b = &mut boxes[l];
+            *b = [b[0].min(x), b[1].max(x), b[2].min(y), b[3].max(y)];
+        }
+    }
+    let resting: Vec<bool> = (0..areas.len())
+        .map(|l| {
+            let [x0, x1, y0, y1] = boxes[l];
+            l != main
+                && areas[l] >= min_area
+                && (x0..=x1.min(w - 1)).any(|x| top[x].is_some_and(|t| t > y1 && t - y1 <= y1 - y0))
+        })
+        .collect();
+    for (i, l) in labels.iter().enumerate() {
+        let x = i % w;
+        if l.is_some_and(|l| resting[l]) && top[x].is_none_or(|t| i / w < t) {
+            top[x] = Some(i / w);
+        }
+    }
+    top
 }
 
 /// Gives `main` every pixel that backdrop reaching the image's edge cannot
