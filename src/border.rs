@@ -1019,6 +1019,68 @@ mod tests {
         assert_eq!(find_borders(&img, &blind).bottom, 0);
     }
 
+    #[test]
+    fn white_frame_on_white_clothes_of_nearly_its_colour() {
+        // Like cohort 00155: a drawn frame a few levels from the clothes it
+        // touches, all along the bottom; no sample differs by more than
+        // the clothes' own noise, but the frame has none.
+        let base = wide_shoulders([234, 234, 232]);
+        let f = Frame {
+            top: 2,
+            bottom: 70,
+            left: 0,
+            right: 0,
+        };
+        let img = add_frame(&base, f, [236, 236, 236], 0.5, 12);
+        let s = BorderSettings::default();
+        assert_within(find_borders(&img, &s), f, 1);
+        let blind = BorderSettings {
+            texture_ripple: f64::INFINITY,
+            ..s
+        };
+        assert_eq!(find_borders(&img, &blind).bottom, 0);
+    }
+
+    #[test]
+    fn two_line_frame_against_light_clothes() {
+        // Like cohort 00103 at 2/8 scale: the frame is two lines deep, and
+        // the clothes differ from it by less than the coarse tolerance.
+        let base = wide_shoulders([238, 242, 232]);
+        let f = Frame {
+            top: 30,
+            bottom: 2,
+            left: 0,
+            right: 0,
+        };
+        let img = add_frame(&base, f, [255, 255, 255], 0.0, 13);
+        assert_within(find_borders(&img, &BorderSettings::default()), f, 0);
+    }
+
+    #[test]
+    fn dithered_dark_suit_is_not_a_frame() {
+        // Like cohort 00159, a palette PNG: the suit's pixels scatter over
+        // four palette levels, so even four-pixel means spread by a dozen
+        // levels, yet stay within the coarse tolerance of the line's
+        // colour. Its straight top edge against the backdrop would end a
+        // frame; a band with no flat line is none.
+        let mut img = flat_portrait();
+        let mut rng = crate::testimg::Rng::new(14);
+        for y in 250..400 {
+            for x in 0..300 {
+                let d = [-39.0, -13.0, 13.0, 39.0][(rng.next_u64() % 4) as usize];
+                let px = [51.0, 42.0, 51.0].map(|c: f64| (c + d).clamp(0.0, 255.0) as u8);
+                img.put_pixel(x, y, px);
+            }
+        }
+        let s = BorderSettings::default();
+        assert!(find_borders(&img, &s).is_none());
+        let blind = BorderSettings {
+            frame_deviation: f64::INFINITY,
+            ..s
+        };
+        assert_eq!(find_borders(&img, &blind).bottom, 150);
+    }
+
     /// A noiseless portrait on an even backdrop, to paint palette dither on.
     fn flat_portrait() -> RgbImage {
         let mut scene = Scene::new(300, 400, BLUE).with(Person::new(150.0, 200.0, 120.0));
