@@ -539,11 +539,10 @@ impl<'a> Scanner<'a> {
         // A dithered band's lines cycle through the dither's rows, and
         // where a gradient moves the colour across a palette entry one of
         // them changes phase: a real edge stays changed for a whole cycle.
-        let last = if refs.iter().any(|r| self.dithered(r)) {
-            i + WINDOW - 1
-        } else {
-            i + 1
-        };
+        // The rows whose pixels happen to be alike are flat and smooth and
+        // show no dither; the band's other lines do.
+        let dithered = (from..i).any(|k| self.dithered(&self.lines[k as usize]));
+        let last = if dithered { i + WINDOW - 1 } else { i + 1 };
         let per_sample = refs.iter().all(|r| {
             let tol = self.tolerance(self.s.fine_step_tolerance, r.deviation);
             (i..=last).all(|k| self.differing(k, r.colour, tol) >= self.s.step_fraction)
@@ -1124,6 +1123,30 @@ mod tests {
             };
             for x in 0..300 {
                 let g = if x % 2 == 0 { mean - 20 } else { mean + 20 };
+                img.put_pixel(x, y, [100, g, 255]);
+            }
+        }
+        assert_eq!(find_borders(&img, &BorderSettings::default()).top, 0);
+    }
+
+    #[test]
+    fn dither_with_smooth_rows_in_the_headroom_is_not_a_frame() {
+        // Rows of a palette PNG whose every other row needs no dither (the
+        // colour is a palette entry): those rows are flat and smooth, the
+        // others alternate 40 levels from pixel to pixel. Where one of the
+        // smooth rows takes another entry, the rows either side of it
+        // differ from every smooth row of the band, as an edge's would.
+        let mut img = flat_portrait();
+        for y in 0..190 {
+            for x in 0..300 {
+                // Mostly alternating, as error diffusion leaves it: four-pixel
+                // means that are not quite flat.
+                let phase = usize::from((x % 2 == 0) ^ (x % 11 == 0));
+                let g = match (y % 2, y) {
+                    (1, 121) => [192, 212][phase],
+                    (1, _) => 212,
+                    _ => [171, 211][phase],
+                };
                 img.put_pixel(x, y, [100, g, 255]);
             }
         }
