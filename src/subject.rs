@@ -130,14 +130,17 @@ pub fn locate_subject(
 
     // Backdrop model: the estimate, then a plane through the pixels that
     // match it, so light fall-off towards the bottom is not mistaken for
-    // the subject. The plane starts from pixels well within the subject
-    // threshold of the estimate: white clothes on a grey backdrop are only
-    // about one threshold away, and over the bottom third of the picture
-    // they would tilt the plane into themselves. A linear fall-off is
-    // found just as well from the pixels near the estimate.
+    // the subject. The plane starts from pixels within the subject
+    // threshold of the estimate: white clothes on a grey backdrop lie just
+    // beyond it, and over the bottom third of the picture they would tilt
+    // the plane into themselves. A linear fall-off is found just as well
+    // from the pixels near the estimate. (Clothes nearer the backdrop's
+    // colour, a blue shirt, still go into the first fit; taking them out
+    // there too moves the silhouette's neck and the eye line estimated
+    // from it.)
     let initial: Vec<bool> = labs
         .iter()
-        .map(|l| delta_e76(*l, backdrop.lab) > settings.threshold * 0.5)
+        .map(|l| delta_e76(*l, backdrop.lab) > settings.threshold)
         .collect();
     let dist: Vec<f64> = match robust_plane(labs, initial, w, h, settings.weak_min) {
         Some(plane) => plane_distances(labs, &plane, w, h),
