@@ -1,9 +1,11 @@
 //! Prints what the border stage sees near one side of a photo, decoded as
 //! the pipeline's first pass decodes it: per line inward, the median colour
-//! and the share of the line within the uniform tolerance of it.
-//! Usage: border_probe FILE SIDE(top|bottom|left|right) [LINES]
+//! the share of the line within the uniform tolerance of it, and how rough
+//! it is: the mean deviation of 4-pixel means from the median (what the
+//! border stage calls a line's deviation) and of single pixels from it.
+//! Usage: border_probe FILE SIDE(top|bottom|left|right) [LINES] [FIRST]
 
-use gradphoto::border::{BorderSettings, find_borders};
+use gradphoto::border::{BorderSettings, find_borders, trace_side};
 use gradphoto::decode::{DecodeLimits, Reduce, decode_reduced};
 use gradphoto::orient::apply_orientation;
 use gradphoto::photo::ReduceSettings;
@@ -14,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: border_probe FILE SIDE [LINES]".into());
     };
     let lines: u32 = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(40);
+    let first_arg: Option<u32> = args.get(4).map(|s| s.parse()).transpose()?;
     let bytes = std::fs::read(file)?;
     let reduce: Reduce = ReduceSettings::default().first_decode(&Default::default());
     let d = decode_reduced(&bytes, &DecodeLimits::default(), [100, 197, 255], reduce)?;
@@ -38,7 +41,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "left" => b.left,
         _ => b.right,
     };
-    let from = first.saturating_sub(lines / 2);
+    let settings = BorderSettings::default();
+    let trace = trace_side(&img, &settings, side, first_arg.unwrap_or(first) + lines)
+        .ok_or("SIDE is one of top, bottom, left, right")?;
+    let from = first_arg.unwrap_or(first.saturating_sub(lines / 2));
     for k in from..(from + lines).min(depth) {
         let line: Vec<[u8; 3]> = match side.as_str() {
             "top" => (0..w).map(|x| px(x, k)).collect(),
@@ -57,9 +63,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .filter(|p| (0..3).all(|c| p[c].abs_diff(med[c]) <= 32))
             .count();
+        let off = |p: [u8; 3]| (0..3).map(|c| p[c].abs_diff(med[c])).max().unwrap_or(0);
+        let means: Vec<[u8; 3]> = line
+            .chunks_exact(4)
+            .map(|q| [0, 1, 2].map(|c| (q.iter().map(|p| u32::from(p[c])).sum::<u32>() / 4) as u8))
+            .collect();
+        let mean_off = |v: &[[u8; 3]]| {
+            v.iter().map(|p| f64::from(off(*p))).sum::<f64>() / v.len().max(1) as f64
+        };
+        let seen = trace
+            .get(k as usize)
+            .map(|l| {
+                format!(
+                    " | search: {:?} uniform {} dev {:.2} ripple {:.2}",
+                    l.colour, l.uniform, l.deviation, l.ripple
+                )
+            })
+            .unwrap_or_default();
         println!(
-            "{k:5} median {med:?} uniform {:.2}",
-            near as f64 / line.len() as f64
+            "{k:5} median {med:?} uniform {:.2} dev4 {:.2} dev1 {:.2}{seen}",
+            near as f64 / line.len() as f64,
+            mean_off(&means),
+            mean_off(&line)
         );
     }
     Ok(())

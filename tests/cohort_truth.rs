@@ -97,8 +97,8 @@ fn hard_cases() -> Vec<Case> {
     let mut one_px = spec(105, 1200, 1600);
     one_px.border = border(1, 1, 1, 1, [255, 255, 255]);
     let mut quarter = spec(106, 1200, 1800);
-    // Dark on a dark suit, a frame on the bottom alone cannot be told from
-    // the suit (src/border.rs tests that nothing wrong is removed then).
+    // A light frame: a dark one on the bottom alone is told from a dark
+    // suit only by the suit's noise (the c41 00088 case below).
     quarter.border = border(0, 450, 0, 0, [250, 250, 250]);
     quarter.head_height = 0.30;
     let mut shirt = spec(107, 1224, 1632);
@@ -191,7 +191,120 @@ fn hard_cases() -> Vec<Case> {
         [0.0421, 2.92, 0.3322, 0.5073, 0.0946],
     );
     dither_phase.border = double_frame(border(0, 0, 2, 149, [236, 236, 236]), 2);
+    // Misses of cohort seed 41 (c41) and 31 (c31), some at reduced size: a
+    // drawn black frame on a near-black suit, told only by the suit's noise
+    // (c41 00088)...
+    let mut frame_on_suit = cohort_spec(
+        (7143189195537180447, 3052, 4578),
+        [
+            [101, 195, 249],
+            [242, 195, 170],
+            [30, 27, 18],
+            [23, 22, 29],
+            [240, 237, 240],
+        ],
+        [0.0221, 4.40, 0.2739, 0.5189, 0.1167],
+    );
+    frame_on_suit.border = border(2, 64, 0, 0, [18, 18, 18]);
+    // ...a white frame on white clothes three levels from it (c41 00155)...
+    let mut frame_on_white = cohort_spec(
+        (8108565085186217345, 2242, 2990),
+        [
+            [106, 201, 255],
+            [164, 116, 85],
+            [21, 21, 14],
+            [233, 232, 229],
+            [237, 238, 232],
+        ],
+        [0.0019, 5.44, 0.3599, 0.4899, 0.0728],
+    );
+    frame_on_white.border = border(2, 502, 0, 0, [236, 236, 236]);
+    // ...white clothes on a grey backdrop, taken into the backdrop's plane
+    // (c41 00037), and a face parted from its hair (c41 00342, half size)...
+    let white_on_grey = cohort_spec(
+        (12171651530040058846, 2090, 2786),
+        [
+            [99, 202, 253],
+            [218, 176, 148],
+            [31, 26, 26],
+            [231, 236, 232],
+            [234, 236, 236],
+        ],
+        [0.0145, 3.05, 0.3746, 0.4619, 0.0808],
+    );
+    let mut face_apart = cohort_spec(
+        (12784791542831581101, 1809, 2412),
+        [
+            [102, 194, 250],
+            [230, 180, 149],
+            [70, 49, 34],
+            [241, 234, 231],
+            [238, 239, 234],
+        ],
+        [0.0351, 4.11, 0.3227, 0.4697, 0.1555],
+    );
+    face_apart.border = border(2, 0, 2, 0, [236, 236, 236]);
+    // ...two people in a grayscale file, the second head parted from its
+    // shoulders (c31 00000, half size)...
+    let mut two_grey = cohort_spec(
+        (15517599431202433770, 1742, 2614),
+        [
+            [102, 198, 255],
+            [228, 182, 153],
+            [31, 28, 26],
+            [34, 32, 39],
+            [236, 235, 237],
+        ],
+        [0.0326, 3.12, 0.3383, 0.5017, 0.0947],
+    );
+    two_grey.second_person = true;
+    // ...and a palette PNG whose dithered dark suit passed for a frame
+    // (c31 00159).
+    let mut dithered_suit = cohort_spec(
+        (22000861626852668, 1578, 2368),
+        [
+            [99, 200, 250],
+            [146, 94, 77],
+            [55, 39, 26],
+            [63, 58, 58],
+            [236, 241, 233],
+        ],
+        [0.0189, 3.69, 0.3458, 0.5078, 0.1073],
+    );
+    dithered_suit.uneven_light = 0.363;
+    let gray = |quality| FileSpec::with_format(Format::JpegGray, quality);
     vec![
+        case(
+            "c41-00088-black-frame-on-suit",
+            frame_on_suit,
+            FileSpec::jpeg(92),
+            None,
+        ),
+        case(
+            "c41-00155-white-frame-on-white",
+            frame_on_white,
+            FileSpec::jpeg(86),
+            None,
+        ),
+        case(
+            "c41-00037-white-clothes-grey",
+            white_on_grey,
+            gray(96),
+            Some("backdrop_not_blue"),
+        ),
+        case(
+            "c41-00342-face-apart-from-hair",
+            face_apart,
+            gray(84),
+            Some("backdrop_not_blue"),
+        ),
+        case("c31-00000-two-grey", two_grey, gray(94), Some("two_people")),
+        case(
+            "c31-00159-dithered-suit",
+            dithered_suit,
+            FileSpec::with_format(Format::PngPalette, 93),
+            None,
+        ),
         case("black-frame-near-black-suit", near_black, q.clone(), None),
         case("rule-on-suit-reduced", rule_on_suit, q.clone(), None),
         case(
