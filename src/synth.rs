@@ -798,7 +798,11 @@ fn make_truth(spec: &PortraitSpec, scene: &Scene, backdrop_rgb: [u8; 3]) -> Trut
     let mut flag = None;
     let mut warnings = Vec::new();
     let cut_off = p.crown < inner.top as f64 + 1.0;
-    let room = crop_fits(p, &inner);
+    let room = crop_fits(
+        p,
+        &inner,
+        crate::compose::CompositionRule::default().centre_tolerance,
+    );
     if cut_off {
         flag = Some("subject_cut_off");
     } else if spec.second_person {
@@ -848,16 +852,24 @@ fn make_truth(spec: &PortraitSpec, scene: &Scene, backdrop_rgb: [u8; 3]) -> Trut
 }
 
 /// Whether some 3:4 crop satisfying the composition rule's ranges (face
-/// 180–300 px wide, crown 50–110 px and eyes 200–300 px below the top, in a
-/// 480x640 output) lies inside the photo, centred on the subject.
-fn crop_fits(p: &Person, inner: &BoxI) -> bool {
+/// 180–300 px wide, crown 50–110 px and eyes 200–300 px below the top, head
+/// centred to within the rule's tolerance, in a 480x640 output) lies inside
+/// the photo. The tolerance counts: a subject a few pixels too near a side
+/// for an exactly centred box is still fixable by the rule, and the
+/// pipeline rightly fixes it.
+fn crop_fits(p: &Person, inner: &BoxI, centre_tolerance: f64) -> bool {
     let face = 2.0 * p.fa;
     for fw_step in 0..=12 {
         let out_face = 180.0 + 10.0 * f64::from(fw_step);
         let s = face / out_face;
-        let left = p.cx - 240.0 * s;
-        let right = p.cx + 240.0 * s;
-        if left < inner.left as f64 || right > inner.right as f64 {
+        // Head centre at output column 240 - off, off in steps of 2 px.
+        let steps = (centre_tolerance / 2.0).floor() as i32;
+        let fits_across = (-steps..=steps).any(|k| {
+            let off = 2.0 * f64::from(k);
+            let left = p.cx - (240.0 - off) * s;
+            left >= inner.left as f64 && left + 480.0 * s <= inner.right as f64
+        });
+        if !fits_across {
             continue;
         }
         for crown_off in (50..=110).step_by(5) {
@@ -1607,6 +1619,26 @@ mod tests {
         let inner = img.pixel(3, 20);
         assert!(inner[0] < 150, "{inner:?}");
         assert!(t.crown_row > 20 && t.center_x < i64::from(w) / 2);
+    }
+
+    #[test]
+    fn a_subject_near_a_side_fits_off_centre_within_the_tolerance() {
+        let inner = BoxI {
+            left: 0,
+            top: 0,
+            right: 1000,
+            bottom: 1400,
+        };
+        // A 304 px face 235 px from the left: an exactly centred box would
+        // start left of the photo; one with the head 10 px off centre fits.
+        let near = Person::new(235.0, 150.0, 400.0);
+        assert!(!crop_fits(&near, &inner, 0.0));
+        assert!(crop_fits(&near, &inner, 24.0));
+        // 200 px from the left it needs more than 40 px: too close.
+        let nearer = Person::new(200.0, 150.0, 400.0);
+        assert!(!crop_fits(&nearer, &inner, 24.0));
+        let centred = Person::new(500.0, 150.0, 400.0);
+        assert!(crop_fits(&centred, &inner, 0.0));
     }
 
     #[test]
