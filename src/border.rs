@@ -741,13 +741,19 @@ pub fn find_borders(img: &RgbImage, settings: &BorderSettings) -> Borders {
     // of its own: the rest of the rule is added.
     let rules: Vec<(u32, [u8; 3])> = second.iter().filter_map(|s| s.rule).collect();
     for s in second.iter_mut().filter(|s| s.width > 0) {
+        // A side whose outermost colour is the rule's has no frame outside
+        // the rule there: what it found is the rule itself (a frame thinner
+        // than its rule), and the band of that colour running on inside is
+        // the picture.
         let seen = rules
             .iter()
             .filter(|(_, c)| {
-                s.after
-                    .iter()
-                    .flatten()
-                    .any(|a| close(*a, *c, settings.uniform_tolerance))
+                !s.colour
+                    .is_some_and(|o| close(o, *c, settings.uniform_tolerance))
+                    && s.after
+                        .iter()
+                        .flatten()
+                        .any(|a| close(*a, *c, settings.uniform_tolerance))
             })
             .map(|(k, _)| *k)
             .max();

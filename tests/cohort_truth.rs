@@ -272,8 +272,29 @@ fn hard_cases() -> Vec<Case> {
         [0.0189, 3.69, 0.3458, 0.5078, 0.1073],
     );
     dithered_suit.uneven_light = 0.363;
+    // A fresh cohort (c67 00135): a white frame with a 4 px dark rule,
+    // whose bottom is 2 px, all rule, on a near-black suit. The rule seen
+    // on the other sides must not be added again below.
+    let mut thin_rule_side = cohort_spec(
+        (14633219710225930073, 3826, 5738),
+        [
+            [99, 191, 255],
+            [167, 117, 94],
+            [53, 37, 34],
+            [26, 27, 25],
+            [236, 241, 233],
+        ],
+        [0.0296, 4.38, 0.2930, 0.5171, 0.1059],
+    );
+    thin_rule_side.border = double_frame(border(509, 2, 670, 79, [255, 255, 255]), 4);
     let gray = |quality| FileSpec::with_format(Format::JpegGray, quality);
     vec![
+        case(
+            "c67-00135-frame-thinner-than-rule",
+            thin_rule_side,
+            FileSpec::jpeg(91),
+            None,
+        ),
         case(
             "c41-00088-black-frame-on-suit",
             frame_on_suit,
