@@ -196,14 +196,14 @@ fn run_stages(
     let rule = &options.composition;
     let mut reduce = options.reduce.first_decode(rule);
     let before = record.clone();
-    let mut scales = Vec::new();
     let analysis = loop {
         let a = analyse(name, bytes, options, reduce, record, timings)?;
-        scales.push(a.scale.as_f64());
         // The box is smaller than the output at this scale but not in the
         // file: decode finer rather than upscale.
         if a.scale < DecodeScale::FULL && a.plan.scale > rule.max_upscale + 1e-9 {
+            let scales = std::mem::take(&mut record.decode_scales);
             *record = before.clone();
+            record.decode_scales = scales;
             let eighths = f64::from(a.scale.numerator()) * a.plan.scale / rule.max_upscale;
             reduce.min_scale =
                 DecodeScale::eighths((eighths.ceil() as u32).max(a.scale.numerator() + 1));
@@ -211,7 +211,6 @@ fn run_stages(
         }
         break a;
     };
-    record.decode_scales = scales;
     let Analysis {
         trimmed,
         plan,
@@ -351,6 +350,9 @@ fn analyse(
         })
         .map_err(|e| e.to_string())?;
     let scale = decoded.scale;
+    // Recorded now, so a photo that fails further on still says at what
+    // scale it was measured.
+    record.decode_scales.push(scale.as_f64());
     record_decoded(name, &decoded, record);
     let (xs, ys) = upright_axes(&decoded);
     let upright = timings.time("orient", || {
@@ -426,6 +428,22 @@ fn analyse(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synth::{FileSpec, PortraitSpec, make_photo};
+
+    #[test]
+    fn a_photo_failing_after_a_reduced_decode_records_its_scale() {
+        // 2400x3200 decodes at 1/2; two people fail it in the subject stage.
+        let spec = PortraitSpec {
+            width: 2400,
+            height: 3200,
+            second_person: true,
+            ..PortraitSpec::default()
+        };
+        let (bytes, _) = make_photo(&spec, &FileSpec::jpeg(90)).expect("photo");
+        let done = normalize_photo(Path::new("two.jpg"), &bytes, &Options::default());
+        assert!(done.jpeg.is_none(), "{:?}", done.record);
+        assert_eq!(done.record.decode_scales, vec![0.5], "{:?}", done.record);
+    }
 
     #[test]
     fn a_reversed_axis_is_measured_from_the_short_pixel() {
