@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::backdrop::{Backdrop, BackdropSettings, estimate_backdrop, judge_backdrop};
-use crate::border::{BorderSettings, find_borders};
+use crate::border::{BorderSettings, Borders, find_borders};
 use crate::check::{Check, Verdict, worst};
 use crate::compose::{CompositionRule, CropPlan, judge_composition, plan_crop};
 use crate::decode::{DecodeLimits, DecodeScale, Decoded, Reduce, decode_reduced};
@@ -370,6 +370,15 @@ fn analyse(
         left: xs.nearest(borders.left),
         right: xs.full - xs.nearest(inner.right()),
     });
+    // At reduced scale the line along a frame's inner edge averages the
+    // frame's last file pixels into the picture's first: what the border
+    // stage leaves of it (under its rounding share) still shows as a faint
+    // line once resized. The picture used from here on keeps clear of it.
+    let inner = if borders.is_none() || scale == DecodeScale::FULL {
+        inner
+    } else {
+        clear_of_frame_edge(inner, &borders)
+    };
     let trimmed = if borders.is_none() {
         upright
     } else {
@@ -425,10 +434,51 @@ fn analyse(
     })
 }
 
+/// `inner` less one line on each side where a frame was found, where the
+/// picture is big enough to spare it.
+fn clear_of_frame_edge(inner: Rect, borders: &Borders) -> Rect {
+    let cut = |frame: u32| u32::from(frame > 0);
+    let (left, right) = (cut(borders.left), cut(borders.right));
+    let (top, bottom) = (cut(borders.top), cut(borders.bottom));
+    if inner.width <= 2 + left + right || inner.height <= 2 + top + bottom {
+        return inner;
+    }
+    Rect::new(
+        inner.x + left,
+        inner.y + top,
+        inner.width - left - right,
+        inner.height - top - bottom,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::synth::{FileSpec, PortraitSpec, make_photo};
+
+    #[test]
+    fn the_picture_keeps_clear_of_a_frame_edge_only_where_there_is_a_frame() {
+        let inner = Rect::new(10, 20, 100, 200);
+        let top_left = Borders {
+            top: 20,
+            left: 10,
+            ..Borders::default()
+        };
+        assert_eq!(
+            clear_of_frame_edge(inner, &top_left),
+            Rect::new(11, 21, 99, 199)
+        );
+        let all = Borders {
+            top: 1,
+            bottom: 1,
+            left: 1,
+            right: 1,
+        };
+        assert_eq!(clear_of_frame_edge(inner, &all), Rect::new(11, 21, 98, 198));
+        // Nothing to spare: left as it is.
+        let sliver = Rect::new(1, 1, 3, 3);
+        assert_eq!(clear_of_frame_edge(sliver, &all), sliver);
+    }
 
     #[test]
     fn a_photo_failing_after_a_reduced_decode_records_its_scale() {
