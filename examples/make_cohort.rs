@@ -388,11 +388,7 @@ fn random_border(rng: &mut SplitMix64, w: u32, h: u32) -> BorderSpec {
         }
         _ => {}
     }
-    // Keep the inner photo at least half the canvas each way.
-    b.top = b.top.min(h / 4);
-    b.bottom = b.bottom.min(h / 4);
-    b.left = b.left.min(w / 4);
-    b.right = b.right.min(w / 4);
+    keep_to_a_quarter(&mut b, w, h);
     if colour[0] > 200 && rng.chance(0.3) {
         b.inner_line = rng.int(2, 5) as u32;
         b.inner_line_colour = [30, 30, 30];
@@ -408,12 +404,16 @@ fn shrink_to(spec: &mut PortraitSpec, max_mp: f64) {
         spec.height = ((f64::from(spec.height) * f) as u32 / 2).max(16) * 2;
     }
     // A frame drawn for the larger canvas may not fit the smaller one
-    // (seed 67 made one): keep it to a quarter of each side, as drawn ones
-    // are. Frames that already fit are left as they were, so cohorts made
-    // before this keep their photos.
-    let b = &mut spec.border;
-    b.top = b.top.min(spec.height / 4);
-    b.bottom = b.bottom.min(spec.height / 4);
-    b.left = b.left.min(spec.width / 4);
-    b.right = b.right.min(spec.width / 4);
+    // (seed 67 made one). Frames that already fit are left as they were, so
+    // cohorts made before this keep their photos.
+    keep_to_a_quarter(&mut spec.border, spec.width, spec.height);
+}
+
+/// Keeps each side of `b` to a quarter of a `w` x `h` canvas, so the inner
+/// photo is at least half the canvas each way.
+fn keep_to_a_quarter(b: &mut BorderSpec, w: u32, h: u32) {
+    b.top = b.top.min(h / 4);
+    b.bottom = b.bottom.min(h / 4);
+    b.left = b.left.min(w / 4);
+    b.right = b.right.min(w / 4);
 }

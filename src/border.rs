@@ -515,9 +515,9 @@ impl<'a> Scanner<'a> {
     /// The fine test: lines `i` and `i + 1` (a dither cycle's worth in a
     /// dithered band) all unlike each of the last few flat lines of the
     /// band that started at `band_start`; `matched`: the band has the colour
-    /// of a frame found on another side. An ordered dither makes a flat frame's lines alternate between a few
-    /// colours, each flat on its own; a real edge differs from all of them
-    /// and stays.
+    /// of a frame found on another side. An ordered dither makes a flat
+    /// frame's lines alternate between a few colours, each flat on its own;
+    /// a real edge differs from all of them and stays.
     fn fine_step(&mut self, i: u32, band_start: u32, matched: bool) -> bool {
         // The first lines after a step may be its blurred edge (JPEG
         // chroma), flat along the line but no frame; the last ones before

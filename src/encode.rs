@@ -199,12 +199,12 @@ pub fn encode_to_window(img: &RgbImage, settings: &EncodeSettings) -> Result<Enc
     if let Some((q, len)) = full
         && len >= settings.min_bytes
     {
-        return search.finish(Chroma::Full444, q, 0);
+        return Ok(search.finish(Chroma::Full444, q, 0));
     }
     let sub = search.highest_under_max(Chroma::Sub420)?;
     if let Some((q, len)) = sub {
         if len >= settings.min_bytes {
-            return search.finish(Chroma::Sub420, q, 0);
+            return Ok(search.finish(Chroma::Sub420, q, 0));
         }
         // Both are under the minimum: the larger is the better-looking one
         // to pad, and it is the 4:4:4 one whenever 4:4:4 fits under max.
@@ -213,7 +213,7 @@ pub fn encode_to_window(img: &RgbImage, settings: &EncodeSettings) -> Result<Enc
         }
     }
     let Some((q, len)) = best_under_max else {
-        let smallest = search.encode(Chroma::Sub420, settings.min_quality)?.len();
+        let smallest = search.encode(Chroma::Sub420, settings.min_quality).len();
         return Err(EncodeError::TooLarge {
             smallest_bytes: smallest,
             max_bytes: settings.max_bytes,
@@ -241,7 +241,7 @@ pub fn encode_to_window(img: &RgbImage, settings: &EncodeSettings) -> Result<Enc
             max_bytes: settings.max_bytes,
         });
     }
-    search.finish(chroma, q, padding)
+    Ok(search.finish(chroma, q, padding))
 }
 
 /// Encodes once, exactly as the search does, without searching: for tests,
@@ -286,9 +286,9 @@ struct Search<'a> {
 
 impl Search<'_> {
     /// The file at `q`, written (nothing is over an unbounded maximum).
-    fn encode(&mut self, chroma: Chroma, q: u8) -> Result<&Vec<u8>, EncodeError> {
+    fn encode(&mut self, chroma: Chroma, q: u8) -> &[u8] {
         self.probe(chroma, q, usize::MAX);
-        Ok(&self.cache[&(chroma, q)])
+        &self.cache[&(chroma, q)]
     }
 
     fn transform(&mut self, chroma: Chroma) -> &Transformed {
@@ -366,21 +366,22 @@ impl Search<'_> {
         }
     }
 
-    fn finish(mut self, chroma: Chroma, q: u8, padding: usize) -> Result<Encoded, EncodeError> {
+    fn finish(mut self, chroma: Chroma, q: u8, padding: usize) -> Encoded {
         // The search left its answer in the cache, so this costs no encode.
-        let bytes = self.encode(chroma, q)?.clone();
+        self.encode(chroma, q);
+        let bytes = self.cache.remove(&(chroma, q)).unwrap_or_default();
         let bytes = if padding > 0 {
             insert_com_padding(&bytes, padding)
         } else {
             bytes
         };
-        Ok(Encoded {
+        Encoded {
             bytes,
             quality: q,
             chroma,
             attempts: self.attempts,
             padding_bytes: padding,
-        })
+        }
     }
 }
 

@@ -374,10 +374,10 @@ fn analyse(
     // frame's last file pixels into the picture's first: what the border
     // stage leaves of it (under its rounding share) still shows as a faint
     // line once resized. The picture used from here on keeps clear of it.
-    let inner = if borders.is_none() || scale == DecodeScale::FULL {
-        inner
-    } else {
+    let inner = if scale < DecodeScale::FULL {
         clear_of_frame_edge(inner, &borders)
+    } else {
+        inner
     };
     let trimmed = if borders.is_none() {
         upright

@@ -792,12 +792,7 @@ pub(crate) mod tests {
         // above the body.
         let p = Person::new(240.0, 90.0, 230.0);
         let mut img = Scene::new(480, 640, BLUE).with(p.clone()).paint();
-        let neck = (p.chin() + 4.0) as u32..(p.shoulder_y + 8.0) as u32;
-        for y in neck {
-            for x in (p.cx - 0.6 * p.a) as u32..(p.cx + 0.6 * p.a) as u32 {
-                img.put_pixel(x, y, BLUE);
-            }
-        }
+        part_neck(&mut img, &p, BLUE);
         let s = find(&img).expect("subject");
         check_truth(&s, &p, 640.0);
     }

@@ -859,11 +859,11 @@ fn make_truth(spec: &PortraitSpec, scene: &Scene, backdrop_rgb: [u8; 3]) -> Trut
 /// pipeline rightly fixes it.
 fn crop_fits(p: &Person, inner: &BoxI, centre_tolerance: f64) -> bool {
     let face = 2.0 * p.fa;
+    // Head centre at output column 240 - off, off in steps of 2 px.
+    let steps = (centre_tolerance / 2.0).floor() as i32;
     for fw_step in 0..=12 {
         let out_face = 180.0 + 10.0 * f64::from(fw_step);
         let s = face / out_face;
-        // Head centre at output column 240 - off, off in steps of 2 px.
-        let steps = (centre_tolerance / 2.0).floor() as i32;
         let fits_across = (-steps..=steps).any(|k| {
             let off = 2.0 * f64::from(k);
             let left = p.cx - (240.0 - off) * s;
