@@ -1,0 +1,95 @@
+//! Times one stage alone on a real cohort: every photo is decoded as the
+//! pipeline's first pass does (same reduction, orientation applied), kept in
+//! memory, and then the chosen stage runs over all of them `--reps` times on
+//! one thread. Where `benches/` measures a stage on one fixed fixture, this
+//! measures it on the mix of sizes, frames and clothes a cohort has, so a
+//! change to a stage can be weighed on what it will really see (and run
+//! under `valgrind --tool=callgrind` for instruction counts).
+//!
+//! `cargo run --release --example stage_probe -- border /tmp/c80 --reps 5`
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use clap::Parser;
+use gradphoto::backdrop::estimate_backdrop;
+use gradphoto::border::find_borders;
+use gradphoto::decode::decode_reduced;
+use gradphoto::discover::discover;
+use gradphoto::encode::encode_to_window;
+use gradphoto::image::RgbImage;
+use gradphoto::orient::apply_orientation;
+use gradphoto::photo::Options;
+use gradphoto::resize::resize_crop;
+use gradphoto::subject::locate_subject;
+use gradphoto::work::WorkingCopy;
+
+#[derive(Parser)]
+struct Args {
+    /// `border`, `subject` (working copy, backdrop, subject) or `encode`
+    /// (a centre crop resized to the output, then the size-window search).
+    stage: String,
+    inputs: Vec<PathBuf>,
+    #[arg(long, default_value_t = 3)]
+    reps: u32,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let options = Options::default();
+    let reduce = options.reduce.first_decode(&options.composition);
+    let mut images: Vec<RgbImage> = Vec::new();
+    for path in discover(&args.inputs, None).photos {
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let matte = options.backdrop.reference;
+        if let Ok(d) = decode_reduced(&bytes, &options.limits, matte, reduce) {
+            images.push(apply_orientation(d.image, d.orientation));
+        }
+    }
+    let rule = &options.composition;
+    if args.stage == "encode" {
+        images = images
+            .iter()
+            .filter_map(|img| {
+                let rect = gradphoto::compose::centred_crop(img.width(), img.height(), rule);
+                resize_crop(img, rect, rule.out_width, rule.out_height).ok()
+            })
+            .collect();
+    }
+    let mut checksum = 0u64;
+    let start = Instant::now();
+    for _ in 0..args.reps {
+        for img in &images {
+            checksum += match args.stage.as_str() {
+                "border" => {
+                    let b = find_borders(img, &options.border);
+                    u64::from(b.top + b.bottom + b.left + b.right)
+                }
+                "subject" => {
+                    let copy = WorkingCopy::new(img, options.work_size);
+                    estimate_backdrop(&copy, &options.backdrop)
+                        .ok()
+                        .and_then(|b| locate_subject(&copy, &b, &options.subject).ok())
+                        .map_or(0, |s| s.crown_y as u64)
+                }
+                "encode" => {
+                    encode_to_window(img, &options.encode).map_or(0, |e| u64::from(e.quality))
+                }
+                other => bail!("unknown stage {other}"),
+            };
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let runs = f64::from(args.reps) * images.len() as f64;
+    println!(
+        "stage={} images={} reps={} ms_per_image={:.3} checksum={checksum}",
+        args.stage,
+        images.len(),
+        args.reps,
+        secs * 1000.0 / runs.max(1.0)
+    );
+    Ok(())
+}
