@@ -29,7 +29,8 @@ pub(super) struct Transformed {
     chroma: Chroma,
     mcus_x: usize,
     /// Every block of the scan in the order it is coded (MCU by MCU; inside
-    /// an MCU, component by component), transposed (see [`fdct`]).
+    /// an MCU, component by component), its coefficients in zig-zag order
+    /// (see [`fdct`]).
     blocks: Vec<[f32; 64]>,
 }
 
@@ -148,7 +149,7 @@ impl Transformed {
     }
 
     /// The blocks row of MCUs by row of MCUs, each with its component;
-    /// coefficients transposed (see [`zigzag`]).
+    /// coefficients in zig-zag order.
     pub(super) fn mcu_rows(
         &self,
     ) -> impl ExactSizeIterator<Item = impl Iterator<Item = (usize, &[f32; 64])>> {
@@ -186,14 +187,8 @@ impl Transformed {
             scaled_table(&STD_LUMA_QT, quality),
             scaled_table(&STD_CHROMA_QT, quality),
         ];
-        // In the blocks' transposed order.
-        let reciprocals = tables.map(|t| {
-            let mut r = [0f32; 64];
-            for (n, &q) in t.iter().enumerate() {
-                r[transposed_index(n)] = 1.0 / f32::from(q);
-            }
-            r
-        });
+        // In the blocks' zig-zag order.
+        let reciprocals = tables.map(|t| std::array::from_fn(|k| 1.0 / f32::from(t[ZIGZAG[k]])));
         let layout = mcu_components(self.chroma);
         // First pass: every symbol in coding order, and how often each
         // table codes each symbol (to optimise the tables).
@@ -287,18 +282,17 @@ fn segment(out: &mut Vec<u8>, marker: u8, body: &[u8]) {
     out.extend_from_slice(body);
 }
 
-/// Separable 2-D DCT with the JPEG normalisation (DC = 8 x the mean),
-/// returned transposed (`out[u * 8 + v]` is the coefficient of horizontal
-/// frequency u and vertical frequency v): each pass transforms all eight
-/// columns at once, and the pass that would undo the transposition is
-/// folded into the zig-zag read instead.
+/// Separable 2-D DCT with the JPEG normalisation (DC = 8 x the mean), in
+/// zig-zag order. Each pass transforms all eight columns at once, which
+/// leaves the result transposed (`[u][v]`: horizontal frequency u, vertical
+/// v); the pass that would undo that is folded into the zig-zag read, done
+/// here once per block rather than by every quality probe.
 fn fdct(rows: &[[f32; 8]; 8], basis: &[[f32; 8]; 8]) -> [f32; 64] {
     let vertical = dct_columns(rows, basis);
     let turned: [[f32; 8]; 8] = std::array::from_fn(|x| std::array::from_fn(|v| vertical[v][x]));
     let both = dct_columns(&turned, basis);
-    let mut out = [0f32; 64];
-    out.copy_from_slice(both.as_flattened());
-    out
+    let transposed = both.as_flattened();
+    std::array::from_fn(|k| transposed[TRANSPOSED_ZIGZAG[k]])
 }
 
 /// The 1-D DCT down each of the eight columns of `rows`, using the even/odd
@@ -356,11 +350,6 @@ const TRANSPOSED_ZIGZAG: [usize; 64] = {
     }
     t
 };
-
-/// A transposed block in zig-zag order.
-pub(super) fn zigzag<T: Copy>(transposed: &[T; 64]) -> [T; 64] {
-    std::array::from_fn(|k| transposed[TRANSPOSED_ZIGZAG[k]])
-}
 
 /// Rounds each magnitude to the nearest integer (ties to even) and keeps it
 /// within 1023, what baseline Huffman coding carries for AC (a DC of -1024
@@ -435,17 +424,16 @@ pub(super) enum Probe {
 }
 
 /// Calls `emit(is_dc, symbol, extra, extra_len)` for each Huffman symbol of
-/// a quantised block, in coding order: the DC difference, then run/size AC
+/// a quantised block (zig-zag order), in coding order: the DC difference, then run/size AC
 /// symbols with ZRL for runs of 16 zeros and EOB after the last non-zero.
-fn walk_block(block: &[i16; 64], prev_dc: &mut i16, mut emit: impl FnMut(bool, u8, u16, u8)) {
-    let zz = zigzag(block);
+fn walk_block(zz: &[i16; 64], prev_dc: &mut i16, mut emit: impl FnMut(bool, u8, u16, u8)) {
     let diff = i32::from(zz[0]) - i32::from(*prev_dc);
     *prev_dc = zz[0];
     let s = category(diff);
     emit(true, s, extra_bits(diff, s), s);
     // Bit k set for each non-zero AC coefficient: runs of zeros are then
     // the gaps between set bits.
-    let mut nonzero = nonzero_mask(&zz) & !1;
+    let mut nonzero = nonzero_mask(zz) & !1;
     let mut next = 1u32;
     while nonzero != 0 {
         let k = nonzero.trailing_zeros();
@@ -868,7 +856,8 @@ mod tests {
                     }
                 }
                 let want = 0.25 * norm(u) * norm(v) * sum;
-                let got = f64::from(c[u * 8 + v]);
+                let k = ZIGZAG.iter().position(|&n| n == v * 8 + u).unwrap();
+                let got = f64::from(c[k]);
                 assert!((got - want).abs() < 1e-3, "({u},{v}): {got} vs {want}");
             }
         }
