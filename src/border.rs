@@ -188,12 +188,10 @@ fn window_sums(window: &[u8], step: usize, win: usize) -> ([u32; 3], [u32; 3]) {
     (acc, rip)
 }
 
-/// The lines of one side, sampled once each and kept while the side is
-/// searched (the step tests look at a line up to three times).
-struct Scanner<'a> {
-    img: &'a RgbImage,
-    s: &'a BorderSettings,
-    side: Side,
+/// The lines of one side sampled over one span, and what they showed.
+#[derive(Default)]
+struct Sampled {
+    span: Option<(u32, u32)>,
     /// Start of each sample's window along the line, and its length.
     starts: Vec<u32>,
     win: u32,
@@ -202,28 +200,46 @@ struct Scanner<'a> {
     lines: Vec<Line>,
 }
 
+/// The lines of each side, sampled once each and kept while the frame is
+/// searched: the step tests look at a line up to three times, and the later
+/// passes look at a side again, often over the same span.
+struct Scanner<'a> {
+    img: &'a RgbImage,
+    s: &'a BorderSettings,
+    side: Side,
+    /// The side being searched.
+    cur: Sampled,
+    /// The other sides, as last sampled.
+    kept: [Sampled; 4],
+}
+
 impl<'a> Scanner<'a> {
     fn new(img: &'a RgbImage, s: &'a BorderSettings) -> Self {
         Scanner {
             img,
             s,
             side: Side::Top,
-            starts: Vec::new(),
-            win: 1,
-            samples: Vec::new(),
-            lines: Vec::new(),
+            cur: Sampled::default(),
+            kept: Default::default(),
         }
     }
 
     /// Starts on `side`, sampling lines over `span` along them.
     fn reset(&mut self, side: Side, span: (u32, u32)) {
+        std::mem::swap(&mut self.cur, &mut self.kept[self.side as usize]);
         self.side = side;
-        self.samples.clear();
-        self.lines.clear();
-        self.starts.clear();
+        std::mem::swap(&mut self.cur, &mut self.kept[side as usize]);
+        if self.cur.span == Some(span) {
+            return;
+        }
+        let cur = &mut self.cur;
+        cur.span = Some(span);
+        cur.samples.clear();
+        cur.lines.clear();
+        cur.starts.clear();
         let len = span.1.saturating_sub(span.0);
         let win = WINDOW.min(len);
-        self.win = win.max(1);
+        cur.win = win.max(1);
         if win == 0 {
             return;
         }
@@ -231,7 +247,7 @@ impl<'a> Scanner<'a> {
         // Evenly spaced windows from one end of the span to the other.
         let room = u64::from(len - win);
         let last = u64::from(n.saturating_sub(1).max(1));
-        self.starts
+        cur.starts
             .extend((0..u64::from(n)).map(|k| span.0 + (k * room / last) as u32));
     }
 
@@ -245,24 +261,24 @@ impl<'a> Scanner<'a> {
     /// Samples of line `i` (counted inward from the side); empty past the
     /// far edge or for an empty span.
     fn line_samples(&mut self, i: u32) -> &[[u8; 3]] {
-        let n = self.starts.len();
+        let n = self.cur.starts.len();
         if i >= self.depth() || n == 0 {
             return &[];
         }
-        while self.lines.len() <= i as usize {
-            let k = self.lines.len() as u32;
+        while self.cur.lines.len() <= i as usize {
+            let k = self.cur.lines.len() as u32;
             let ripple = self.sample(k);
             let line = self.stats(k, ripple);
-            self.lines.push(line);
+            self.cur.lines.push(line);
         }
-        &self.samples[i as usize * n..(i as usize + 1) * n]
+        &self.cur.samples[i as usize * n..(i as usize + 1) * n]
     }
 
     fn line(&mut self, i: u32) -> Option<Line> {
         if self.line_samples(i).is_empty() {
             return None;
         }
-        Some(self.lines[i as usize])
+        Some(self.cur.lines[i as usize])
     }
 
     /// Appends the samples of line `k`, reading the image's rows directly;
@@ -270,7 +286,7 @@ impl<'a> Scanner<'a> {
     fn sample(&mut self, k: u32) -> f64 {
         let (w, h) = (self.img.width() as usize, self.img.height() as usize);
         let bytes = self.img.as_bytes();
-        let win = self.win as usize;
+        let win = self.cur.win as usize;
         let k = k as usize;
         // Offset of the line's first pixel and the step between pixels along
         // it, in bytes.
@@ -288,7 +304,7 @@ impl<'a> Scanner<'a> {
         let mean = |sum: u32| ((u64::from(sum + half) * reciprocal) >> 32).min(255) as u8;
         let span = (win - 1) * step + 3;
         let mut ripple = 0u32;
-        for &start in &self.starts {
+        for &start in &self.cur.starts {
             let (mut acc, mut rip) = ([0u32; 3], [0u32; 3]);
             let base = origin + start as usize * step;
             // `reset` spaces the windows inside the line, so a window is
@@ -302,15 +318,15 @@ impl<'a> Scanner<'a> {
                 };
             }
             ripple += rip.into_iter().max().unwrap_or(0);
-            self.samples.push(acc.map(mean));
+            self.cur.samples.push(acc.map(mean));
         }
-        let pairs = self.starts.len() * win.saturating_sub(1);
+        let pairs = self.cur.starts.len() * win.saturating_sub(1);
         f64::from(ripple) / pairs.max(1) as f64
     }
 
     fn stats(&self, k: u32, ripple: f64) -> Line {
-        let n = self.starts.len();
-        let px = &self.samples[k as usize * n..(k as usize + 1) * n];
+        let n = self.cur.starts.len();
+        let px = &self.cur.samples[k as usize * n..(k as usize + 1) * n];
         let colour = median(px);
         let tol = self.s.uniform_tolerance;
         let near = px.iter().filter(|p| close(**p, colour, tol)).count();
@@ -530,7 +546,7 @@ impl<'a> Scanner<'a> {
             (i.saturating_sub(6).max(band_start + 2), 2)
         };
         let refs: Vec<Line> = (from..i)
-            .map(|k| self.lines[k as usize])
+            .map(|k| self.cur.lines[k as usize])
             .filter(|r| r.deviation <= self.s.flat_deviation)
             .collect();
         if refs.len() < needed {
@@ -541,7 +557,7 @@ impl<'a> Scanner<'a> {
         // them changes phase: a real edge stays changed for a whole cycle.
         // The rows whose pixels happen to be alike are flat and smooth and
         // show no dither; the band's other lines do.
-        let dithered = (from..i).any(|k| self.dithered(&self.lines[k as usize]));
+        let dithered = (from..i).any(|k| self.dithered(&self.cur.lines[k as usize]));
         let last = if dithered { i + WINDOW - 1 } else { i + 1 };
         let per_sample = refs.iter().all(|r| {
             let tol = self.tolerance(self.s.fine_step_tolerance, r.deviation);
@@ -574,7 +590,7 @@ impl<'a> Scanner<'a> {
     /// them.
     fn textured(&mut self, from: u32, i: u32, last: u32, refs: &[Line]) -> bool {
         let smooth = (from..i.saturating_sub(2).max(from + 1))
-            .map(|k| self.lines[k as usize].ripple)
+            .map(|k| self.cur.lines[k as usize].ripple)
             .fold(0.0, f64::max);
         (i..=last).all(|k| {
             self.line(k)
