@@ -188,6 +188,69 @@ fn window_sums(window: &[u8], step: usize, win: usize) -> ([u32; 3], [u32; 3]) {
     (acc, rip)
 }
 
+/// One line's samples, channel by channel (red, green, blue), so the tests
+/// over a line's samples vectorise.
+type Planes<'a> = [&'a [u8]; 3];
+
+/// Where a line lies in the image's bytes: the offset of its first pixel,
+/// the step between pixels along it, and the window length.
+struct Along<'a> {
+    bytes: &'a [u8],
+    origin: usize,
+    step: usize,
+    win: usize,
+}
+
+impl Along<'_> {
+    /// Writes the mean of the window at each of `starts` into `out` (all
+    /// reds, then greens, then blues); returns the sum over windows of their
+    /// ripple (largest channel).
+    fn sample(&self, starts: &[u32], out: &mut [u8]) -> u32 {
+        let n = starts.len();
+        let (r, gb) = out.split_at_mut(n);
+        let (g, b) = gb.split_at_mut(n);
+        self.sample_scalar(starts, [r, g, b])
+    }
+
+    /// `sample`, one window at a time; `out` holds one sample per window
+    /// in each channel.
+    fn sample_scalar(&self, starts: &[u32], out: [&mut [u8]; 3]) -> u32 {
+        let Along {
+            bytes,
+            origin,
+            step,
+            win,
+            ..
+        } = *self;
+        let half = (win / 2) as u32;
+        // Division by `win` as a multiplication, exact for every sum a
+        // window can reach (sum * win < 2^32): no hardware divide per
+        // channel and sample.
+        let reciprocal = (1u64 << 32).div_ceil(win as u64);
+        let mean = |sum: u32| ((u64::from(sum + half) * reciprocal) >> 32).min(255) as u8;
+        let span = (win - 1) * step + 3;
+        let mut ripple = 0u32;
+        let [r, g, b] = out;
+        for (k, &start) in starts.iter().enumerate() {
+            let (mut acc, mut rip) = ([0u32; 3], [0u32; 3]);
+            let base = origin + start as usize * step;
+            // `reset` spaces the windows inside the line, so a window is
+            // always whole; one that were not would count as black.
+            if let Some(window) = bytes.get(base..base + span) {
+                // The usual window size as a constant, so that copy of the
+                // loop is unrolled.
+                (acc, rip) = match win {
+                    WINDOW_USIZE => window_sums(window, step, WINDOW_USIZE),
+                    _ => window_sums(window, step, win),
+                };
+            }
+            ripple += rip.into_iter().max().unwrap_or(0);
+            (r[k], g[k], b[k]) = (mean(acc[0]), mean(acc[1]), mean(acc[2]));
+        }
+        ripple
+    }
+}
+
 /// The lines of one side sampled over one span, and what they showed.
 #[derive(Default)]
 struct Sampled {
@@ -195,8 +258,9 @@ struct Sampled {
     /// Start of each sample's window along the line, and its length.
     starts: Vec<u32>,
     win: u32,
-    /// Samples of lines `0..lines.len()`, `starts.len()` per line.
-    samples: Vec<[u8; 3]>,
+    /// Samples of lines `0..lines.len()`, `starts.len()` per line and
+    /// channel (see [`Planes`]).
+    samples: Vec<u8>,
     lines: Vec<Line>,
 }
 
@@ -260,10 +324,10 @@ impl<'a> Scanner<'a> {
 
     /// Samples of line `i` (counted inward from the side); empty past the
     /// far edge or for an empty span.
-    fn line_samples(&mut self, i: u32) -> &[[u8; 3]] {
+    fn line_samples(&mut self, i: u32) -> Planes<'_> {
         let n = self.cur.starts.len();
         if i >= self.depth() || n == 0 {
-            return &[];
+            return [&[]; 3];
         }
         while self.cur.lines.len() <= i as usize {
             let k = self.cur.lines.len() as u32;
@@ -271,11 +335,23 @@ impl<'a> Scanner<'a> {
             let line = self.stats(k, ripple);
             self.cur.lines.push(line);
         }
-        &self.cur.samples[i as usize * n..(i as usize + 1) * n]
+        self.planes(i)
+    }
+
+    /// Samples of line `i` as far as sampled; empty past that.
+    fn planes(&self, i: u32) -> Planes<'_> {
+        let n = self.cur.starts.len();
+        let range = i as usize * 3 * n..(i as usize + 1) * 3 * n;
+        let Some(line) = self.cur.samples.get(range) else {
+            return [&[]; 3];
+        };
+        let (r, gb) = line.split_at(n);
+        let (g, b) = gb.split_at(n);
+        [r, g, b]
     }
 
     fn line(&mut self, i: u32) -> Option<Line> {
-        if self.line_samples(i).is_empty() {
+        if self.line_samples(i)[0].is_empty() {
             return None;
         }
         Some(self.cur.lines[i as usize])
@@ -285,7 +361,6 @@ impl<'a> Scanner<'a> {
     /// returns the line's ripple (see [`Line`]).
     fn sample(&mut self, k: u32) -> f64 {
         let (w, h) = (self.img.width() as usize, self.img.height() as usize);
-        let bytes = self.img.as_bytes();
         let win = self.cur.win as usize;
         let k = k as usize;
         // Offset of the line's first pixel and the step between pixels along
@@ -296,49 +371,25 @@ impl<'a> Scanner<'a> {
             Side::Left => (k * 3, w * 3),
             Side::Right => ((w - 1 - k) * 3, w * 3),
         };
-        let half = (win / 2) as u32;
-        // Division by `win` as a multiplication, exact for every sum a
-        // window can reach (sum * win < 2^32): no hardware divide per
-        // channel and sample.
-        let reciprocal = (1u64 << 32).div_ceil(win as u64);
-        let mean = |sum: u32| ((u64::from(sum + half) * reciprocal) >> 32).min(255) as u8;
-        let span = (win - 1) * step + 3;
-        let mut ripple = 0u32;
-        for &start in &self.cur.starts {
-            let (mut acc, mut rip) = ([0u32; 3], [0u32; 3]);
-            let base = origin + start as usize * step;
-            // `reset` spaces the windows inside the line, so a window is
-            // always whole; one that were not would count as black.
-            if let Some(window) = bytes.get(base..base + span) {
-                // The usual window size as a constant, so that copy of the
-                // loop is unrolled.
-                (acc, rip) = match win {
-                    WINDOW_USIZE => window_sums(window, step, WINDOW_USIZE),
-                    _ => window_sums(window, step, win),
-                };
-            }
-            ripple += rip.into_iter().max().unwrap_or(0);
-            self.cur.samples.push(acc.map(mean));
-        }
-        let pairs = self.cur.starts.len() * win.saturating_sub(1);
+        let n = self.cur.starts.len();
+        let at = self.cur.samples.len();
+        self.cur.samples.resize(at + 3 * n, 0);
+        let line = Along {
+            bytes: self.img.as_bytes(),
+            origin,
+            step,
+            win,
+        };
+        let ripple = line.sample(&self.cur.starts, &mut self.cur.samples[at..]);
+        let pairs = n * win.saturating_sub(1);
         f64::from(ripple) / pairs.max(1) as f64
     }
 
     fn stats(&self, k: u32, ripple: f64) -> Line {
         let n = self.cur.starts.len();
-        let px = &self.cur.samples[k as usize * n..(k as usize + 1) * n];
+        let px = self.planes(k);
         let colour = median(px);
-        let tol = self.s.uniform_tolerance;
-        let near = px.iter().filter(|p| close(**p, colour, tol)).count();
-        let dev: u32 = px
-            .iter()
-            .map(|p| {
-                (0..3)
-                    .map(|c| u32::from(p[c].abs_diff(colour[c])))
-                    .max()
-                    .unwrap_or(0)
-            })
-            .sum();
+        let (near, dev) = near_and_deviation(px, colour, self.s.uniform_tolerance);
         Line {
             colour,
             uniform: near as f64 >= self.s.uniform_fraction * n as f64,
@@ -350,11 +401,12 @@ impl<'a> Scanner<'a> {
     /// Share of line `i` further than `tol` from `colour`.
     fn differing(&mut self, i: u32, colour: [u8; 3], tol: u8) -> f64 {
         let px = self.line_samples(i);
-        if px.is_empty() {
+        let n = px[0].len();
+        if n == 0 {
             return 0.0;
         }
-        let far = px.iter().filter(|p| !close(**p, colour, tol)).count();
-        far as f64 / px.len() as f64
+        let far = n - near_and_deviation(px, colour, tol).0 as usize;
+        far as f64 / n as f64
     }
 
     /// How much of the frame's colour line `i` holds, as a share of a pixel:
@@ -362,18 +414,21 @@ impl<'a> Scanner<'a> {
     /// at the same positions. A reduced decode averages the frame's last
     /// original pixels into the picture's first.
     fn frame_share(&mut self, i: u32, frame: [u8; 3]) -> f64 {
-        let p = self.line_samples(i).to_vec();
-        let q = self.line_samples(i + 1);
+        self.line_samples(i);
+        self.line_samples(i + 1);
+        let (p, q) = (self.planes(i), self.planes(i + 1));
+        let n = p[0].len();
         let (mut num, mut den) = (0.0, 0.0);
-        for (a, b) in p.iter().zip(q) {
+        for j in 0..n.min(q[0].len()) {
             for c in 0..3 {
-                let d = f64::from(frame[c]) - f64::from(b[c]);
-                num += (f64::from(a[c]) - f64::from(b[c])) * d;
+                let (a, b) = (p[c][j], q[c][j]);
+                let d = f64::from(frame[c]) - f64::from(b);
+                num += (f64::from(a) - f64::from(b)) * d;
                 den += d * d;
             }
         }
         // Where frame and picture are nearly alike the mix cannot be told.
-        if den < 3.0 * 20.0 * 20.0 * p.len() as f64 {
+        if den < 3.0 * 20.0 * 20.0 * n as f64 {
             0.0
         } else {
             num / den
@@ -641,29 +696,159 @@ fn close(a: [u8; 3], b: [u8; 3], tol: u8) -> bool {
     a.iter().zip(&b).all(|(x, y)| x.abs_diff(*y) <= tol)
 }
 
-/// Per-channel median, via counts so it costs the same for any line.
-fn median(px: &[[u8; 3]]) -> [u8; 3] {
-    let mut hist = [[0u32; 256]; 3];
-    for p in px {
+/// Per-channel median: the least value that at least half the samples are
+/// at most, found by halving the range of values (exact, and the same work
+/// for any line).
+fn median(px: Planes) -> [u8; 3] {
+    let half = px[0].len().div_ceil(2) as u32;
+    let (mut lo, mut hi) = ([0u8; 3], [255u8; 3]);
+    while lo != hi {
+        let mid: [u8; 3] = std::array::from_fn(|c| lo[c] + (hi[c] - lo[c]) / 2);
+        let counts = counts_at_most(px, mid);
         for c in 0..3 {
-            hist[c][p[c] as usize] += 1;
-        }
-    }
-    let half = px.len().div_ceil(2) as u32;
-    let mut out = [0u8; 3];
-    for c in 0..3 {
-        let mut acc = 0;
-        for (v, n) in hist[c].iter().enumerate() {
-            acc += n;
-            if acc >= half {
-                out[c] = v as u8;
-                break;
+            if counts[c] >= half {
+                hi[c] = mid[c];
+            } else if lo[c] < hi[c] {
+                lo[c] = mid[c] + 1;
             }
         }
     }
-    out
+    lo
 }
 
+/// Per channel, the samples at most `t`.
+fn counts_at_most(px: Planes, t: [u8; 3]) -> [u32; 3] {
+    #[cfg(target_arch = "x86_64")]
+    return simd::counts_at_most(px, t);
+    #[cfg(not(target_arch = "x86_64"))]
+    counts_at_most_scalar(px, t)
+}
+
+fn counts_at_most_scalar(px: Planes, t: [u8; 3]) -> [u32; 3] {
+    std::array::from_fn(|c| px[c].iter().filter(|&&x| x <= t[c]).count() as u32)
+}
+
+/// The samples within `tol` of `colour` (every channel), and the sum over
+/// samples of the largest channel difference.
+fn near_and_deviation(px: Planes, colour: [u8; 3], tol: u8) -> (u32, u32) {
+    #[cfg(target_arch = "x86_64")]
+    return simd::near_and_deviation(px, colour, tol);
+    #[cfg(not(target_arch = "x86_64"))]
+    near_and_deviation_scalar(px, colour, tol)
+}
+
+fn near_and_deviation_scalar(px: Planes, colour: [u8; 3], tol: u8) -> (u32, u32) {
+    let [r, g, b] = px;
+    r.iter()
+        .zip(g)
+        .zip(b)
+        .map(|((&r, &g), &b)| distance([r, g, b], colour))
+        .fold((0, 0), |(near, dev), d| {
+            (near + u32::from(d <= tol), dev + u32::from(d))
+        })
+}
+
+/// The tests over a line's samples in SSE2 (part of x86_64), with the same
+/// results as the scalar code they stand in for, which handles what they
+/// leave over.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    use super::Planes;
+
+    /// The whole sixteens of samples, each channel in a register.
+    fn chunks(px: Planes<'_>) -> impl Iterator<Item = [__m128i; 3]> + '_ {
+        let [r, g, b] = px.map(|p| p.chunks_exact(16));
+        r.zip(g).zip(b).map(|((r, g), b)| {
+            // SAFETY: SSE2 loads of 16 bytes from chunks of 16.
+            [r, g, b].map(|c| unsafe { _mm_loadu_si128(c.as_ptr().cast()) })
+        })
+    }
+
+    /// Byte counters are emptied after this many additions, before they
+    /// can wrap.
+    const COUNTER_FILLS: usize = 255;
+
+    /// Sum of the bytes of `v`.
+    fn byte_sum(v: __m128i) -> u32 {
+        let mut halves = [0u64; 2];
+        // SAFETY: SSE2 register operations, and a store of 16 bytes to a
+        // local array of 16.
+        unsafe {
+            let sums = _mm_sad_epu8(v, _mm_setzero_si128());
+            _mm_storeu_si128(halves.as_mut_ptr().cast(), sums);
+        }
+        (halves[0] + halves[1]) as u32
+    }
+
+    /// 0xff in the bytes where `x <= t`.
+    #[inline(always)]
+    fn at_most(x: __m128i, t: __m128i) -> __m128i {
+        // SAFETY: SSE2 register operations.
+        unsafe { _mm_cmpeq_epi8(_mm_min_epu8(x, t), x) }
+    }
+
+    /// `counts_at_most`, sixteen samples of each channel at a time.
+    pub(super) fn counts_at_most(px: Planes, t: [u8; 3]) -> [u32; 3] {
+        // SAFETY: SSE2 register operations.
+        let (limit, zero) = unsafe { (t.map(|t| _mm_set1_epi8(t as i8)), _mm_setzero_si128()) };
+        let mut counts = [0u32; 3];
+        let mut counters = [zero; 3];
+        for (k, lanes) in chunks(px).enumerate() {
+            for c in 0..3 {
+                // SAFETY: SSE2 register operation.
+                counters[c] = unsafe { _mm_sub_epi8(counters[c], at_most(lanes[c], limit[c])) };
+            }
+            if k % COUNTER_FILLS == COUNTER_FILLS - 1 {
+                for c in 0..3 {
+                    counts[c] += byte_sum(std::mem::replace(&mut counters[c], zero));
+                }
+            }
+        }
+        let whole = px[0].len() / 16 * 16;
+        let tail = super::counts_at_most_scalar(px.map(|p| &p[whole..]), t);
+        std::array::from_fn(|c| counts[c] + byte_sum(counters[c]) + tail[c])
+    }
+
+    /// `near_and_deviation`, sixteen samples at a time.
+    pub(super) fn near_and_deviation(px: Planes, colour: [u8; 3], tol: u8) -> (u32, u32) {
+        // SAFETY: SSE2 register operations.
+        let (colour_lanes, tol_lanes, zero) = unsafe {
+            (
+                colour.map(|c| _mm_set1_epi8(c as i8)),
+                _mm_set1_epi8(tol as i8),
+                _mm_setzero_si128(),
+            )
+        };
+        let (mut near, mut counter, mut sums) = (0, zero, zero);
+        for (k, lanes) in chunks(px).enumerate() {
+            // SAFETY: SSE2 register operations.
+            unsafe {
+                let diff = |c: usize| {
+                    let (x, y) = (lanes[c], colour_lanes[c]);
+                    _mm_or_si128(_mm_subs_epu8(x, y), _mm_subs_epu8(y, x))
+                };
+                let d = _mm_max_epu8(_mm_max_epu8(diff(0), diff(1)), diff(2));
+                counter = _mm_sub_epi8(counter, at_most(d, tol_lanes));
+                sums = _mm_add_epi64(sums, _mm_sad_epu8(d, zero));
+            }
+            if k % COUNTER_FILLS == COUNTER_FILLS - 1 {
+                near += byte_sum(std::mem::replace(&mut counter, zero));
+            }
+        }
+        let mut halves = [0u64; 2];
+        // SAFETY: SSE2 store of 16 bytes to a local array of 16.
+        unsafe { _mm_storeu_si128(halves.as_mut_ptr().cast(), sums) };
+        let whole = px[0].len() / 16 * 16;
+        let (tail_near, tail_dev) =
+            super::near_and_deviation_scalar(px.map(|p| &p[whole..]), colour, tol);
+        (
+            near + byte_sum(counter) + tail_near,
+            (halves[0] + halves[1]) as u32 + tail_dev,
+        )
+    }
+}
 /// What the frame search sees on the lines of one side, outermost first,
 /// sampled along the whole line: for diagnosis (`examples/border_probe`).
 #[derive(Clone, Copy, Debug)]
@@ -1240,5 +1425,65 @@ mod tests {
             right: 4,
         };
         assert_eq!(b.inner(20, 10), Rect::new(3, 1, 13, 7));
+    }
+
+    /// Random bytes, some runs of one value (a flat frame), some of a few
+    /// values close together (noise), so both kinds of line are covered.
+    fn random_bytes(rng: &mut crate::testimg::Rng, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let run = 1 + (rng.next_u64() % 40) as usize;
+            let base = rng.next_u64() as u8;
+            let spread: u64 = [0, 3, 255][(rng.next_u64() % 3) as usize];
+            for _ in 0..run.min(len - out.len()) {
+                let jitter = (rng.next_u64() % (spread + 1)) as u8;
+                out.push(base.wrapping_add(jitter));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn line_tests_are_the_same_with_and_without_simd() {
+        let mut rng = crate::testimg::Rng::new(22);
+        // Past 16 * 255 samples the byte counters are emptied on the way.
+        for n in [0, 1, 15, 16, 17, 31, 100, 256, 257, 4079, 4080, 4081, 9000] {
+            for flat in [false, true] {
+                let planes: Vec<Vec<u8>> = (0..3)
+                    .map(|_| {
+                        let v = random_bytes(&mut rng, n);
+                        if flat {
+                            vec![v.first().copied().unwrap_or(7); n]
+                        } else {
+                            v
+                        }
+                    })
+                    .collect();
+                let px: Planes = [&planes[0], &planes[1], &planes[2]];
+                for _ in 0..20 {
+                    let t: [u8; 3] = std::array::from_fn(|_| rng.next_u64() as u8);
+                    let colour: [u8; 3] = std::array::from_fn(|_| rng.next_u64() as u8);
+                    let tol = [0, 1, 8, 32, 40, 254, 255][(rng.next_u64() % 7) as usize];
+                    for t in [t, [0; 3], [255; 3], colour] {
+                        assert_eq!(counts_at_most(px, t), counts_at_most_scalar(px, t), "n {n}");
+                    }
+                    assert_eq!(
+                        near_and_deviation(px, colour, tol),
+                        near_and_deviation_scalar(px, colour, tol),
+                        "n {n} tol {tol}"
+                    );
+                }
+                // The lower median, as the counts used to find it.
+                let want: [u8; 3] = std::array::from_fn(|c| {
+                    let mut sorted = planes[c].clone();
+                    sorted.sort_unstable();
+                    sorted
+                        .get(n.div_ceil(2).saturating_sub(1))
+                        .copied()
+                        .unwrap_or(0)
+                });
+                assert_eq!(median(px), want, "n {n}");
+            }
+        }
     }
 }
