@@ -199,6 +199,9 @@ struct Along<'a> {
     origin: usize,
     step: usize,
     win: usize,
+    /// From this line to the next one inward, in bytes: where the search
+    /// most likely reads next.
+    next: isize,
 }
 
 impl Along<'_> {
@@ -209,6 +212,11 @@ impl Along<'_> {
         let n = starts.len();
         let (r, gb) = out.split_at_mut(n);
         let (g, b) = gb.split_at_mut(n);
+        #[cfg(target_arch = "x86_64")]
+        if self.win == WINDOW_USIZE && simd::has_ssse3() {
+            // SAFETY: the CPU has SSSE3, checked just above.
+            return unsafe { simd::sample(self, starts, [r, g, b]) };
+        }
         self.sample_scalar(starts, [r, g, b])
     }
 
@@ -365,11 +373,11 @@ impl<'a> Scanner<'a> {
         let k = k as usize;
         // Offset of the line's first pixel and the step between pixels along
         // it, in bytes.
-        let (origin, step) = match self.side {
-            Side::Top => (k * w * 3, 3),
-            Side::Bottom => ((h - 1 - k) * w * 3, 3),
-            Side::Left => (k * 3, w * 3),
-            Side::Right => ((w - 1 - k) * 3, w * 3),
+        let (origin, step, next) = match self.side {
+            Side::Top => (k * w * 3, 3, w as isize * 3),
+            Side::Bottom => ((h - 1 - k) * w * 3, 3, -(w as isize) * 3),
+            Side::Left => (k * 3, w * 3, 3),
+            Side::Right => ((w - 1 - k) * 3, w * 3, -3),
         };
         let n = self.cur.starts.len();
         let at = self.cur.samples.len();
@@ -379,6 +387,7 @@ impl<'a> Scanner<'a> {
             origin,
             step,
             win,
+            next,
         };
         let ripple = line.sample(&self.cur.starts, &mut self.cur.samples[at..]);
         let pairs = n * win.saturating_sub(1);
@@ -748,14 +757,188 @@ fn near_and_deviation_scalar(px: Planes, colour: [u8; 3], tol: u8) -> (u32, u32)
         })
 }
 
-/// The tests over a line's samples in SSE2 (part of x86_64), with the same
-/// results as the scalar code they stand in for, which handles what they
-/// leave over.
+/// The sampling and the tests over a line's samples in SSE2 (part of
+/// x86_64) and SSSE3 (checked at run time), with the same results as the
+/// scalar code they stand in for, which handles what they leave over.
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use std::arch::x86_64::*;
 
-    use super::Planes;
+    use super::{Along, Planes, WINDOW_USIZE};
+
+    pub(super) fn has_ssse3() -> bool {
+        is_x86_feature_detected!("ssse3")
+    }
+
+    /// `Along::sample` for windows of four pixels, four windows at a time.
+    ///
+    /// A window's bytes go into one register and are shuffled channel by
+    /// channel (r0..r3 g0..g3 b0..b3); the same shifted by a byte puts each
+    /// pixel next to its neighbour, for the ripple. Multiply-adds by ones
+    /// then sum each channel's four bytes (the sums) and three differences
+    /// (the ripple).
+    ///
+    /// # Safety
+    /// The CPU must have SSSE3.
+    // Rust before 1.87 (the MSRV is 1.85) needs the `unsafe` blocks around
+    // intrinsics even inside a function with their target feature.
+    #[allow(unused_unsafe)]
+    #[target_feature(enable = "ssse3")]
+    pub(super) unsafe fn sample(along: &Along, starts: &[u32], out: [&mut [u8]; 3]) -> u32 {
+        debug_assert_eq!(along.win, WINDOW_USIZE);
+        let Along {
+            bytes,
+            origin,
+            step,
+            next,
+            ..
+        } = *along;
+        let rows = step == 3;
+        let quads = starts.len() / 4;
+        let [r, g, b] = out;
+        let (r, r_rest) = r.split_at_mut(quads * 4);
+        let (g, g_rest) = g.split_at_mut(quads * 4);
+        let (b, b_rest) = b.split_at_mut(quads * 4);
+        // A row's window is 12 bytes in a row; a column's, four pixels
+        // gathered four bytes apart.
+        let planar: [i8; 16] = if rows {
+            [0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11, -1, -1, -1, -1]
+        } else {
+            [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, -1, -1, -1, -1]
+        };
+        // Of the neighbour differences, those within a channel.
+        let inner: [i8; 16] = [1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 0];
+        // Four windows' means, [r g b 0] each, to channel by channel.
+        let by_channel: [i8; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
+        // SAFETY: SSSE3 is enabled for this function; the loads read local
+        // arrays of 16 bytes.
+        let (planar, inner, by_channel, ones, two, first_word) = unsafe {
+            (
+                _mm_loadu_si128(planar.as_ptr().cast()),
+                _mm_loadu_si128(inner.as_ptr().cast()),
+                _mm_loadu_si128(by_channel.as_ptr().cast()),
+                _mm_set1_epi8(1),
+                _mm_set1_epi16(2),
+                _mm_set_epi32(0, 0xffff, 0, 0xffff),
+            )
+        };
+        // SAFETY: SSSE3 is enabled for this function.
+        let mut ripple = unsafe { _mm_setzero_si128() };
+        let windows = starts.chunks_exact(4).zip(
+            r.chunks_exact_mut(4)
+                .zip(g.chunks_exact_mut(4))
+                .zip(b.chunks_exact_mut(4)),
+        );
+        for (starts, ((r, g), b)) in windows {
+            let base = |j: usize| origin + starts[j] as usize * step;
+            for j in 0..4 {
+                let ahead = bytes.as_ptr().wrapping_add(base(j)).wrapping_offset(next);
+                // SAFETY: a prefetch is only a hint: it reads nothing and
+                // never faults, whatever the address.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.cast()) };
+            }
+            let x = [
+                window(bytes, base(0), step),
+                window(bytes, base(1), step),
+                window(bytes, base(2), step),
+                window(bytes, base(3), step),
+            ];
+            // SAFETY: SSSE3 is enabled for this function; register
+            // operations only.
+            let (means, rips) = unsafe {
+                let p = x.map(|x| _mm_shuffle_epi8(x, planar));
+                let sums = p.map(|p| _mm_maddubs_epi16(p, ones));
+                let rips = p.map(|p| {
+                    let q = _mm_srli_si128(p, 1);
+                    let d = _mm_or_si128(_mm_subs_epu8(p, q), _mm_subs_epu8(q, p));
+                    _mm_maddubs_epi16(d, inner)
+                });
+                // [r g b 0] sums of windows 0 and 1, then 2 and 3; the
+                // same for the ripple.
+                let sums = [
+                    _mm_hadd_epi16(sums[0], sums[1]),
+                    _mm_hadd_epi16(sums[2], sums[3]),
+                ];
+                let rips = [
+                    _mm_hadd_epi16(rips[0], rips[1]),
+                    _mm_hadd_epi16(rips[2], rips[3]),
+                ];
+                let mean = sums.map(|s| _mm_srli_epi16(_mm_add_epi16(s, two), 2));
+                let means = _mm_shuffle_epi8(_mm_packus_epi16(mean[0], mean[1]), by_channel);
+                // Largest channel of each window's ripple, in the first
+                // word of its half.
+                let rips = rips.map(|d| {
+                    let m = _mm_max_epi16(d, _mm_srli_epi64(d, 16));
+                    _mm_and_si128(_mm_max_epi16(m, _mm_srli_epi64(d, 32)), first_word)
+                });
+                (means, _mm_add_epi32(rips[0], rips[1]))
+            };
+            let mut lanes = [0u8; 16];
+            // SAFETY: SSE2 store of 16 bytes to a local array of 16.
+            unsafe { _mm_storeu_si128(lanes.as_mut_ptr().cast(), means) };
+            r.copy_from_slice(&lanes[0..4]);
+            g.copy_from_slice(&lanes[4..8]);
+            b.copy_from_slice(&lanes[8..12]);
+            // SAFETY: SSE2 register addition.
+            ripple = unsafe { _mm_add_epi32(ripple, rips) };
+        }
+        let mut sums = [0u32; 4];
+        // SAFETY: SSE2 store of 16 bytes to a local array of 16.
+        unsafe { _mm_storeu_si128(sums.as_mut_ptr().cast(), ripple) };
+        let rest = &starts[quads * 4..];
+        sums.iter().sum::<u32>() + along.sample_scalar(rest, [r_rest, g_rest, b_rest])
+    }
+
+    /// The window at `base`, as `sample` shuffles it.
+    #[inline(always)]
+    fn window(bytes: &[u8], base: usize, step: usize) -> __m128i {
+        if step == 3 {
+            row_window(bytes, base)
+        } else {
+            column_window(bytes, base, step)
+        }
+    }
+
+    /// The 12 bytes of the window at `base` along a row, in the low bytes
+    /// of a register; zero if the row ends first (as the scalar code
+    /// counts a window that is not whole black).
+    #[inline(always)]
+    fn row_window(bytes: &[u8], base: usize) -> __m128i {
+        if let Some(wide) = bytes.get(base..base + 16) {
+            // SAFETY: SSE2 load of 16 bytes from a slice of 16.
+            return unsafe { _mm_loadu_si128(wide.as_ptr().cast()) };
+        }
+        // The last window of the image: its 12 bytes only.
+        let mut buf = [0u8; 16];
+        if let Some(window) = bytes.get(base..base + 12) {
+            buf[..12].copy_from_slice(window);
+        }
+        // SAFETY: SSE2 load of 16 bytes from a local array of 16.
+        unsafe { _mm_loadu_si128(buf.as_ptr().cast()) }
+    }
+
+    /// The four pixels of the window at `base` down a column (`step` bytes
+    /// apart), four bytes to a pixel; zero if the column ends first.
+    #[inline(always)]
+    fn column_window(bytes: &[u8], base: usize, step: usize) -> __m128i {
+        let pixel = |j: usize| {
+            let at = base + j * step;
+            match bytes.get(at..at + 4) {
+                Some(&[r, g, b, _]) => i32::from_le_bytes([r, g, b, 0]),
+                // The image's last pixel has no byte after it.
+                _ => match bytes.get(at..at + 3) {
+                    Some(&[r, g, b]) => i32::from_le_bytes([r, g, b, 0]),
+                    _ => 0,
+                },
+            }
+        };
+        if base + 3 * step + 3 > bytes.len() {
+            // SAFETY: SSE2 register operation.
+            return unsafe { _mm_setzero_si128() };
+        }
+        // SAFETY: SSE2 register operation.
+        unsafe { _mm_set_epi32(pixel(3), pixel(2), pixel(1), pixel(0)) }
+    }
 
     /// The whole sixteens of samples, each channel in a register.
     fn chunks(px: Planes<'_>) -> impl Iterator<Item = [__m128i; 3]> + '_ {
@@ -1441,6 +1624,64 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn sampling_is_the_same_with_and_without_simd() {
+        let mut rng = crate::testimg::Rng::new(21);
+        let sizes = [
+            (1, 1),
+            (1, 9),
+            (9, 1),
+            (2, 5),
+            (4, 4),
+            (5, 7),
+            (6, 3),
+            (17, 11),
+            (64, 33),
+            (301, 5),
+        ];
+        for (w, h) in sizes {
+            let bytes = random_bytes(&mut rng, w * h * 3);
+            // Rows and columns, the first and the last (whose last window
+            // ends with the image's bytes).
+            let lines = [
+                (0, 3, w),
+                ((h - 1) * w * 3, 3, w),
+                (0, w * 3, h),
+                ((w - 1) * 3, w * 3, h),
+            ];
+            for (origin, step, len) in lines {
+                for win in 1..=WINDOW_USIZE.min(len) {
+                    let along = Along {
+                        bytes: &bytes,
+                        origin,
+                        step,
+                        win,
+                        next: 3,
+                    };
+                    // Every window position, a few random ones, the last,
+                    // and some past the line's end (black where that is
+                    // past the image's bytes).
+                    let last = (len - win) as u32;
+                    let mut starts: Vec<u32> = (0..=last).collect();
+                    starts.extend((0..37).map(|_| (rng.next_u64() % u64::from(last + 1)) as u32));
+                    starts.extend([last, last + 1, last + 5, last]);
+                    for n in [starts.len(), 1, 2, 3, 4, 5, 7] {
+                        let starts = &starts[starts.len() - n..];
+                        let mut fast = vec![0u8; 3 * n];
+                        let fast_ripple = along.sample(starts, &mut fast);
+                        let mut slow = vec![0u8; 3 * n];
+                        let (r, gb) = slow.split_at_mut(n);
+                        let (g, b) = gb.split_at_mut(n);
+                        let slow_ripple = along.sample_scalar(starts, [r, g, b]);
+                        let at = format!("{w}x{h} origin {origin} step {step} win {win} n {n}");
+                        assert_eq!(fast, slow, "means, {at}");
+                        assert_eq!(fast_ripple, slow_ripple, "ripple, {at}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
