@@ -188,98 +188,48 @@ fn window_sums(window: &[u8], step: usize, win: usize) -> ([u32; 3], [u32; 3]) {
     (acc, rip)
 }
 
-/// The lines of one side, sampled once each and kept while the side is
-/// searched (the step tests look at a line up to three times).
-struct Scanner<'a> {
-    img: &'a RgbImage,
-    s: &'a BorderSettings,
-    side: Side,
-    /// Start of each sample's window along the line, and its length.
-    starts: Vec<u32>,
-    win: u32,
-    /// Samples of lines `0..lines.len()`, `starts.len()` per line.
-    samples: Vec<[u8; 3]>,
-    lines: Vec<Line>,
+/// One line's samples, channel by channel (red, green, blue), so the tests
+/// over a line's samples vectorise.
+type Planes<'a> = [&'a [u8]; 3];
+
+/// Where a line lies in the image's bytes: the offset of its first pixel,
+/// the step between pixels along it, and the window length.
+struct Along<'a> {
+    bytes: &'a [u8],
+    origin: usize,
+    step: usize,
+    win: usize,
+    /// From this line to the next one inward, in bytes: where the search
+    /// most likely reads next.
+    next: isize,
 }
 
-impl<'a> Scanner<'a> {
-    fn new(img: &'a RgbImage, s: &'a BorderSettings) -> Self {
-        Scanner {
-            img,
-            s,
-            side: Side::Top,
-            starts: Vec::new(),
-            win: 1,
-            samples: Vec::new(),
-            lines: Vec::new(),
+impl Along<'_> {
+    /// Writes the mean of the window at each of `starts` into `out` (all
+    /// reds, then greens, then blues); returns the sum over windows of their
+    /// ripple (largest channel).
+    fn sample(&self, starts: &[u32], out: &mut [u8]) -> u32 {
+        let n = starts.len();
+        let (r, gb) = out.split_at_mut(n);
+        let (g, b) = gb.split_at_mut(n);
+        #[cfg(target_arch = "x86_64")]
+        if self.win == WINDOW_USIZE && simd::has_ssse3() {
+            // SAFETY: the CPU has SSSE3, checked just above.
+            return unsafe { simd::sample(self, starts, [r, g, b]) };
         }
+        self.sample_scalar(starts, [r, g, b])
     }
 
-    /// Starts on `side`, sampling lines over `span` along them.
-    fn reset(&mut self, side: Side, span: (u32, u32)) {
-        self.side = side;
-        self.samples.clear();
-        self.lines.clear();
-        self.starts.clear();
-        let len = span.1.saturating_sub(span.0);
-        let win = WINDOW.min(len);
-        self.win = win.max(1);
-        if win == 0 {
-            return;
-        }
-        let n = (len / win).min(self.s.samples_per_line.max(1));
-        // Evenly spaced windows from one end of the span to the other.
-        let room = u64::from(len - win);
-        let last = u64::from(n.saturating_sub(1).max(1));
-        self.starts
-            .extend((0..u64::from(n)).map(|k| span.0 + (k * room / last) as u32));
-    }
-
-    fn depth(&self) -> u32 {
-        match self.side {
-            Side::Top | Side::Bottom => self.img.height(),
-            Side::Left | Side::Right => self.img.width(),
-        }
-    }
-
-    /// Samples of line `i` (counted inward from the side); empty past the
-    /// far edge or for an empty span.
-    fn line_samples(&mut self, i: u32) -> &[[u8; 3]] {
-        let n = self.starts.len();
-        if i >= self.depth() || n == 0 {
-            return &[];
-        }
-        while self.lines.len() <= i as usize {
-            let k = self.lines.len() as u32;
-            let ripple = self.sample(k);
-            let line = self.stats(k, ripple);
-            self.lines.push(line);
-        }
-        &self.samples[i as usize * n..(i as usize + 1) * n]
-    }
-
-    fn line(&mut self, i: u32) -> Option<Line> {
-        if self.line_samples(i).is_empty() {
-            return None;
-        }
-        Some(self.lines[i as usize])
-    }
-
-    /// Appends the samples of line `k`, reading the image's rows directly;
-    /// returns the line's ripple (see [`Line`]).
-    fn sample(&mut self, k: u32) -> f64 {
-        let (w, h) = (self.img.width() as usize, self.img.height() as usize);
-        let bytes = self.img.as_bytes();
-        let win = self.win as usize;
-        let k = k as usize;
-        // Offset of the line's first pixel and the step between pixels along
-        // it, in bytes.
-        let (origin, step) = match self.side {
-            Side::Top => (k * w * 3, 3),
-            Side::Bottom => ((h - 1 - k) * w * 3, 3),
-            Side::Left => (k * 3, w * 3),
-            Side::Right => ((w - 1 - k) * 3, w * 3),
-        };
+    /// `sample`, one window at a time; `out` holds one sample per window
+    /// in each channel.
+    fn sample_scalar(&self, starts: &[u32], out: [&mut [u8]; 3]) -> u32 {
+        let Along {
+            bytes,
+            origin,
+            step,
+            win,
+            ..
+        } = *self;
         let half = (win / 2) as u32;
         // Division by `win` as a multiplication, exact for every sum a
         // window can reach (sum * win < 2^32): no hardware divide per
@@ -288,7 +238,8 @@ impl<'a> Scanner<'a> {
         let mean = |sum: u32| ((u64::from(sum + half) * reciprocal) >> 32).min(255) as u8;
         let span = (win - 1) * step + 3;
         let mut ripple = 0u32;
-        for &start in &self.starts {
+        let [r, g, b] = out;
+        for (k, &start) in starts.iter().enumerate() {
             let (mut acc, mut rip) = ([0u32; 3], [0u32; 3]);
             let base = origin + start as usize * step;
             // `reset` spaces the windows inside the line, so a window is
@@ -302,27 +253,152 @@ impl<'a> Scanner<'a> {
                 };
             }
             ripple += rip.into_iter().max().unwrap_or(0);
-            self.samples.push(acc.map(mean));
+            (r[k], g[k], b[k]) = (mean(acc[0]), mean(acc[1]), mean(acc[2]));
         }
-        let pairs = self.starts.len() * win.saturating_sub(1);
+        ripple
+    }
+}
+
+/// The lines of one side sampled over one span, and what they showed.
+#[derive(Default)]
+struct Sampled {
+    span: Option<(u32, u32)>,
+    /// Start of each sample's window along the line, and its length.
+    starts: Vec<u32>,
+    win: u32,
+    /// Samples of lines `0..lines.len()`, `starts.len()` per line and
+    /// channel (see [`Planes`]).
+    samples: Vec<u8>,
+    lines: Vec<Line>,
+}
+
+/// The lines of each side, sampled once each and kept while the frame is
+/// searched: the step tests look at a line up to three times, and the later
+/// passes look at a side again, often over the same span.
+struct Scanner<'a> {
+    img: &'a RgbImage,
+    s: &'a BorderSettings,
+    side: Side,
+    /// The side being searched.
+    cur: Sampled,
+    /// The other sides, as last sampled.
+    kept: [Sampled; 4],
+}
+
+impl<'a> Scanner<'a> {
+    fn new(img: &'a RgbImage, s: &'a BorderSettings) -> Self {
+        Scanner {
+            img,
+            s,
+            side: Side::Top,
+            cur: Sampled::default(),
+            kept: Default::default(),
+        }
+    }
+
+    /// Starts on `side`, sampling lines over `span` along them.
+    fn reset(&mut self, side: Side, span: (u32, u32)) {
+        std::mem::swap(&mut self.cur, &mut self.kept[self.side as usize]);
+        self.side = side;
+        std::mem::swap(&mut self.cur, &mut self.kept[side as usize]);
+        if self.cur.span == Some(span) {
+            return;
+        }
+        let cur = &mut self.cur;
+        cur.span = Some(span);
+        cur.samples.clear();
+        cur.lines.clear();
+        cur.starts.clear();
+        let len = span.1.saturating_sub(span.0);
+        let win = WINDOW.min(len);
+        cur.win = win.max(1);
+        if win == 0 {
+            return;
+        }
+        let n = (len / win).min(self.s.samples_per_line.max(1));
+        // Evenly spaced windows from one end of the span to the other.
+        let room = u64::from(len - win);
+        let last = u64::from(n.saturating_sub(1).max(1));
+        cur.starts
+            .extend((0..u64::from(n)).map(|k| span.0 + (k * room / last) as u32));
+    }
+
+    fn depth(&self) -> u32 {
+        match self.side {
+            Side::Top | Side::Bottom => self.img.height(),
+            Side::Left | Side::Right => self.img.width(),
+        }
+    }
+
+    /// Samples of line `i` (counted inward from the side); empty past the
+    /// far edge or for an empty span.
+    fn line_samples(&mut self, i: u32) -> Planes<'_> {
+        let n = self.cur.starts.len();
+        if i >= self.depth() || n == 0 {
+            return [&[]; 3];
+        }
+        while self.cur.lines.len() <= i as usize {
+            let k = self.cur.lines.len() as u32;
+            let ripple = self.sample(k);
+            let line = self.stats(k, ripple);
+            self.cur.lines.push(line);
+        }
+        self.planes(i)
+    }
+
+    /// Samples of line `i` as far as sampled; empty past that.
+    fn planes(&self, i: u32) -> Planes<'_> {
+        let n = self.cur.starts.len();
+        let range = i as usize * 3 * n..(i as usize + 1) * 3 * n;
+        let Some(line) = self.cur.samples.get(range) else {
+            return [&[]; 3];
+        };
+        let (r, gb) = line.split_at(n);
+        let (g, b) = gb.split_at(n);
+        [r, g, b]
+    }
+
+    fn line(&mut self, i: u32) -> Option<Line> {
+        if self.line_samples(i)[0].is_empty() {
+            return None;
+        }
+        Some(self.cur.lines[i as usize])
+    }
+
+    /// Appends the samples of line `k`, reading the image's rows directly;
+    /// returns the line's ripple (see [`Line`]).
+    fn sample(&mut self, k: u32) -> f64 {
+        let (w, h) = (self.img.width() as usize, self.img.height() as usize);
+        let win = self.cur.win as usize;
+        let k = k as usize;
+        // Offset of the line's first pixel and the step between pixels along
+        // it, in bytes.
+        let (origin, step, next) = match self.side {
+            Side::Top => (k * w * 3, 3, w as isize * 3),
+            Side::Bottom => ((h - 1 - k) * w * 3, 3, -(w as isize) * 3),
+            Side::Left => (k * 3, w * 3, 3),
+            Side::Right => ((w - 1 - k) * 3, w * 3, -3),
+        };
+        let n = self.cur.starts.len();
+        let at = self.cur.samples.len();
+        self.cur.samples.resize(at + 3 * n, 0);
+        let line = Along {
+            bytes: self.img.as_bytes(),
+            origin,
+            step,
+            win,
+            next,
+        };
+        let ripple = line.sample(&self.cur.starts, &mut self.cur.samples[at..]);
+        let pairs = n * win.saturating_sub(1);
         f64::from(ripple) / pairs.max(1) as f64
     }
 
     fn stats(&self, k: u32, ripple: f64) -> Line {
-        let n = self.starts.len();
-        let px = &self.samples[k as usize * n..(k as usize + 1) * n];
+        let n = self.cur.starts.len();
+        let px = self.planes(k);
         let colour = median(px);
-        let tol = self.s.uniform_tolerance;
-        let near = px.iter().filter(|p| close(**p, colour, tol)).count();
-        let dev: u32 = px
-            .iter()
-            .map(|p| {
-                (0..3)
-                    .map(|c| u32::from(p[c].abs_diff(colour[c])))
-                    .max()
-                    .unwrap_or(0)
-            })
-            .sum();
+        let (near, dev) = near_and_deviation(px, colour, self.s.uniform_tolerance);
         Line {
             colour,
             uniform: near as f64 >= self.s.uniform_fraction * n as f64,
@@ -334,11 +410,12 @@ impl<'a> Scanner<'a> {
     /// Share of line `i` further than `tol` from `colour`.
     fn differing(&mut self, i: u32, colour: [u8; 3], tol: u8) -> f64 {
         let px = self.line_samples(i);
-        if px.is_empty() {
+        let n = px[0].len();
+        if n == 0 {
             return 0.0;
         }
-        let far = px.iter().filter(|p| !close(**p, colour, tol)).count();
-        far as f64 / px.len() as f64
+        let far = n - near_and_deviation(px, colour, tol).0 as usize;
+        far as f64 / n as f64
     }
 
     /// How much of the frame's colour line `i` holds, as a share of a pixel:
@@ -346,18 +423,21 @@ impl<'a> Scanner<'a> {
     /// at the same positions. A reduced decode averages the frame's last
     /// original pixels into the picture's first.
     fn frame_share(&mut self, i: u32, frame: [u8; 3]) -> f64 {
-        let p = self.line_samples(i).to_vec();
-        let q = self.line_samples(i + 1);
+        self.line_samples(i);
+        self.line_samples(i + 1);
+        let (p, q) = (self.planes(i), self.planes(i + 1));
+        let n = p[0].len();
         let (mut num, mut den) = (0.0, 0.0);
-        for (a, b) in p.iter().zip(q) {
+        for j in 0..n.min(q[0].len()) {
             for c in 0..3 {
-                let d = f64::from(frame[c]) - f64::from(b[c]);
-                num += (f64::from(a[c]) - f64::from(b[c])) * d;
+                let (a, b) = (p[c][j], q[c][j]);
+                let d = f64::from(frame[c]) - f64::from(b);
+                num += (f64::from(a) - f64::from(b)) * d;
                 den += d * d;
             }
         }
         // Where frame and picture are nearly alike the mix cannot be told.
-        if den < 3.0 * 20.0 * 20.0 * p.len() as f64 {
+        if den < 3.0 * 20.0 * 20.0 * n as f64 {
             0.0
         } else {
             num / den
@@ -530,7 +610,7 @@ impl<'a> Scanner<'a> {
             (i.saturating_sub(6).max(band_start + 2), 2)
         };
         let refs: Vec<Line> = (from..i)
-            .map(|k| self.lines[k as usize])
+            .map(|k| self.cur.lines[k as usize])
             .filter(|r| r.deviation <= self.s.flat_deviation)
             .collect();
         if refs.len() < needed {
@@ -541,7 +621,7 @@ impl<'a> Scanner<'a> {
         // them changes phase: a real edge stays changed for a whole cycle.
         // The rows whose pixels happen to be alike are flat and smooth and
         // show no dither; the band's other lines do.
-        let dithered = (from..i).any(|k| self.dithered(&self.lines[k as usize]));
+        let dithered = (from..i).any(|k| self.dithered(&self.cur.lines[k as usize]));
         let last = if dithered { i + WINDOW - 1 } else { i + 1 };
         let per_sample = refs.iter().all(|r| {
             let tol = self.tolerance(self.s.fine_step_tolerance, r.deviation);
@@ -574,7 +654,7 @@ impl<'a> Scanner<'a> {
     /// them.
     fn textured(&mut self, from: u32, i: u32, last: u32, refs: &[Line]) -> bool {
         let smooth = (from..i.saturating_sub(2).max(from + 1))
-            .map(|k| self.lines[k as usize].ripple)
+            .map(|k| self.cur.lines[k as usize].ripple)
             .fold(0.0, f64::max);
         (i..=last).all(|k| {
             self.line(k)
@@ -625,29 +705,333 @@ fn close(a: [u8; 3], b: [u8; 3], tol: u8) -> bool {
     a.iter().zip(&b).all(|(x, y)| x.abs_diff(*y) <= tol)
 }
 
-/// Per-channel median, via counts so it costs the same for any line.
-fn median(px: &[[u8; 3]]) -> [u8; 3] {
-    let mut hist = [[0u32; 256]; 3];
-    for p in px {
+/// Per-channel median: the least value that at least half the samples are
+/// at most, found by halving the range of values (exact, and the same work
+/// for any line).
+fn median(px: Planes) -> [u8; 3] {
+    let half = px[0].len().div_ceil(2) as u32;
+    let (mut lo, mut hi) = ([0u8; 3], [255u8; 3]);
+    while lo != hi {
+        let mid: [u8; 3] = std::array::from_fn(|c| lo[c] + (hi[c] - lo[c]) / 2);
+        let counts = counts_at_most(px, mid);
         for c in 0..3 {
-            hist[c][p[c] as usize] += 1;
-        }
-    }
-    let half = px.len().div_ceil(2) as u32;
-    let mut out = [0u8; 3];
-    for c in 0..3 {
-        let mut acc = 0;
-        for (v, n) in hist[c].iter().enumerate() {
-            acc += n;
-            if acc >= half {
-                out[c] = v as u8;
-                break;
+            if counts[c] >= half {
+                hi[c] = mid[c];
+            } else if lo[c] < hi[c] {
+                lo[c] = mid[c] + 1;
             }
         }
     }
-    out
+    lo
 }
 
+/// Per channel, the samples at most `t`.
+fn counts_at_most(px: Planes, t: [u8; 3]) -> [u32; 3] {
+    #[cfg(target_arch = "x86_64")]
+    return simd::counts_at_most(px, t);
+    #[cfg(not(target_arch = "x86_64"))]
+    counts_at_most_scalar(px, t)
+}
+
+fn counts_at_most_scalar(px: Planes, t: [u8; 3]) -> [u32; 3] {
+    std::array::from_fn(|c| px[c].iter().filter(|&&x| x <= t[c]).count() as u32)
+}
+
+/// The samples within `tol` of `colour` (every channel), and the sum over
+/// samples of the largest channel difference.
+fn near_and_deviation(px: Planes, colour: [u8; 3], tol: u8) -> (u32, u32) {
+    #[cfg(target_arch = "x86_64")]
+    return simd::near_and_deviation(px, colour, tol);
+    #[cfg(not(target_arch = "x86_64"))]
+    near_and_deviation_scalar(px, colour, tol)
+}
+
+fn near_and_deviation_scalar(px: Planes, colour: [u8; 3], tol: u8) -> (u32, u32) {
+    let [r, g, b] = px;
+    r.iter()
+        .zip(g)
+        .zip(b)
+        .map(|((&r, &g), &b)| distance([r, g, b], colour))
+        .fold((0, 0), |(near, dev), d| {
+            (near + u32::from(d <= tol), dev + u32::from(d))
+        })
+}
+
+/// The sampling and the tests over a line's samples in SSE2 (part of
+/// x86_64) and SSSE3 (checked at run time), with the same results as the
+/// scalar code they stand in for, which handles what they leave over.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    use super::{Along, Planes, WINDOW_USIZE};
+
+    pub(super) fn has_ssse3() -> bool {
+        is_x86_feature_detected!("ssse3")
+    }
+
+    /// `Along::sample` for windows of four pixels, four windows at a time.
+    ///
+    /// A window's bytes go into one register and are shuffled channel by
+    /// channel (r0..r3 g0..g3 b0..b3); the same shifted by a byte puts each
+    /// pixel next to its neighbour, for the ripple. Multiply-adds by ones
+    /// then sum each channel's four bytes (the sums) and three differences
+    /// (the ripple).
+    ///
+    /// # Safety
+    /// The CPU must have SSSE3.
+    // Rust before 1.87 (the MSRV is 1.85) needs the `unsafe` blocks around
+    // intrinsics even inside a function with their target feature.
+    #[allow(unused_unsafe)]
+    #[target_feature(enable = "ssse3")]
+    pub(super) unsafe fn sample(along: &Along, starts: &[u32], out: [&mut [u8]; 3]) -> u32 {
+        debug_assert_eq!(along.win, WINDOW_USIZE);
+        let Along {
+            bytes,
+            origin,
+            step,
+            next,
+            ..
+        } = *along;
+        let rows = step == 3;
+        let quads = starts.len() / 4;
+        let [r, g, b] = out;
+        let (r, r_rest) = r.split_at_mut(quads * 4);
+        let (g, g_rest) = g.split_at_mut(quads * 4);
+        let (b, b_rest) = b.split_at_mut(quads * 4);
+        // A row's window is 12 bytes in a row; a column's, four pixels
+        // gathered four bytes apart.
+        let planar: [i8; 16] = if rows {
+            [0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11, -1, -1, -1, -1]
+        } else {
+            [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, -1, -1, -1, -1]
+        };
+        // Of the neighbour differences, those within a channel.
+        let inner: [i8; 16] = [1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 0];
+        // Four windows' means, [r g b 0] each, to channel by channel.
+        let by_channel: [i8; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
+        // SAFETY: SSSE3 is enabled for this function; the loads read local
+        // arrays of 16 bytes.
+        let (planar, inner, by_channel, ones, two, first_word) = unsafe {
+            (
+                _mm_loadu_si128(planar.as_ptr().cast()),
+                _mm_loadu_si128(inner.as_ptr().cast()),
+                _mm_loadu_si128(by_channel.as_ptr().cast()),
+                _mm_set1_epi8(1),
+                _mm_set1_epi16(2),
+                _mm_set_epi32(0, 0xffff, 0, 0xffff),
+            )
+        };
+        // SAFETY: SSSE3 is enabled for this function.
+        let mut ripple = unsafe { _mm_setzero_si128() };
+        let windows = starts.chunks_exact(4).zip(
+            r.chunks_exact_mut(4)
+                .zip(g.chunks_exact_mut(4))
+                .zip(b.chunks_exact_mut(4)),
+        );
+        for (starts, ((r, g), b)) in windows {
+            let base = |j: usize| origin + starts[j] as usize * step;
+            for j in 0..4 {
+                let ahead = bytes.as_ptr().wrapping_add(base(j)).wrapping_offset(next);
+                // SAFETY: a prefetch is only a hint: it reads nothing and
+                // never faults, whatever the address.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.cast()) };
+            }
+            let x = [
+                window(bytes, base(0), step),
+                window(bytes, base(1), step),
+                window(bytes, base(2), step),
+                window(bytes, base(3), step),
+            ];
+            // SAFETY: SSSE3 is enabled for this function; register
+            // operations only.
+            let (means, rips) = unsafe {
+                let p = x.map(|x| _mm_shuffle_epi8(x, planar));
+                let sums = p.map(|p| _mm_maddubs_epi16(p, ones));
+                let rips = p.map(|p| {
+                    let q = _mm_srli_si128(p, 1);
+                    let d = _mm_or_si128(_mm_subs_epu8(p, q), _mm_subs_epu8(q, p));
+                    _mm_maddubs_epi16(d, inner)
+                });
+                // [r g b 0] sums of windows 0 and 1, then 2 and 3; the
+                // same for the ripple.
+                let sums = [
+                    _mm_hadd_epi16(sums[0], sums[1]),
+                    _mm_hadd_epi16(sums[2], sums[3]),
+                ];
+                let rips = [
+                    _mm_hadd_epi16(rips[0], rips[1]),
+                    _mm_hadd_epi16(rips[2], rips[3]),
+                ];
+                let mean = sums.map(|s| _mm_srli_epi16(_mm_add_epi16(s, two), 2));
+                let means = _mm_shuffle_epi8(_mm_packus_epi16(mean[0], mean[1]), by_channel);
+                // Largest channel of each window's ripple, in the first
+                // word of its half.
+                let rips = rips.map(|d| {
+                    let m = _mm_max_epi16(d, _mm_srli_epi64(d, 16));
+                    _mm_and_si128(_mm_max_epi16(m, _mm_srli_epi64(d, 32)), first_word)
+                });
+                (means, _mm_add_epi32(rips[0], rips[1]))
+            };
+            let mut lanes = [0u8; 16];
+            // SAFETY: SSE2 store of 16 bytes to a local array of 16.
+            unsafe { _mm_storeu_si128(lanes.as_mut_ptr().cast(), means) };
+            r.copy_from_slice(&lanes[0..4]);
+            g.copy_from_slice(&lanes[4..8]);
+            b.copy_from_slice(&lanes[8..12]);
+            // SAFETY: SSE2 register addition.
+            ripple = unsafe { _mm_add_epi32(ripple, rips) };
+        }
+        let mut sums = [0u32; 4];
+        // SAFETY: SSE2 store of 16 bytes to a local array of 16.
+        unsafe { _mm_storeu_si128(sums.as_mut_ptr().cast(), ripple) };
+        let rest = &starts[quads * 4..];
+        sums.iter().sum::<u32>() + along.sample_scalar(rest, [r_rest, g_rest, b_rest])
+    }
+
+    /// The window at `base`, as `sample` shuffles it.
+    #[inline(always)]
+    fn window(bytes: &[u8], base: usize, step: usize) -> __m128i {
+        if step == 3 {
+            row_window(bytes, base)
+        } else {
+            column_window(bytes, base, step)
+        }
+    }
+
+    /// The 12 bytes of the window at `base` along a row, in the low bytes
+    /// of a register; zero if the row ends first (as the scalar code
+    /// counts a window that is not whole black).
+    #[inline(always)]
+    fn row_window(bytes: &[u8], base: usize) -> __m128i {
+        if let Some(wide) = bytes.get(base..base + 16) {
+            // SAFETY: SSE2 load of 16 bytes from a slice of 16.
+            return unsafe { _mm_loadu_si128(wide.as_ptr().cast()) };
+        }
+        // The last window of the image: its 12 bytes only.
+        let mut buf = [0u8; 16];
+        if let Some(window) = bytes.get(base..base + 12) {
+            buf[..12].copy_from_slice(window);
+        }
+        // SAFETY: SSE2 load of 16 bytes from a local array of 16.
+        unsafe { _mm_loadu_si128(buf.as_ptr().cast()) }
+    }
+
+    /// The four pixels of the window at `base` down a column (`step` bytes
+    /// apart), four bytes to a pixel; zero if the column ends first.
+    #[inline(always)]
+    fn column_window(bytes: &[u8], base: usize, step: usize) -> __m128i {
+        let pixel = |j: usize| {
+            let at = base + j * step;
+            match bytes.get(at..at + 4) {
+                Some(&[r, g, b, _]) => i32::from_le_bytes([r, g, b, 0]),
+                // The image's last pixel has no byte after it.
+                _ => match bytes.get(at..at + 3) {
+                    Some(&[r, g, b]) => i32::from_le_bytes([r, g, b, 0]),
+                    _ => 0,
+                },
+            }
+        };
+        if base + 3 * step + 3 > bytes.len() {
+            // SAFETY: SSE2 register operation.
+            return unsafe { _mm_setzero_si128() };
+        }
+        // SAFETY: SSE2 register operation.
+        unsafe { _mm_set_epi32(pixel(3), pixel(2), pixel(1), pixel(0)) }
+    }
+
+    /// The whole sixteens of samples, each channel in a register.
+    fn chunks(px: Planes<'_>) -> impl Iterator<Item = [__m128i; 3]> + '_ {
+        let [r, g, b] = px.map(|p| p.chunks_exact(16));
+        r.zip(g).zip(b).map(|((r, g), b)| {
+            // SAFETY: SSE2 loads of 16 bytes from chunks of 16.
+            [r, g, b].map(|c| unsafe { _mm_loadu_si128(c.as_ptr().cast()) })
+        })
+    }
+
+    /// Byte counters are emptied after this many additions, before they
+    /// can wrap.
+    const COUNTER_FILLS: usize = 255;
+
+    /// Sum of the bytes of `v`.
+    fn byte_sum(v: __m128i) -> u32 {
+        let mut halves = [0u64; 2];
+        // SAFETY: SSE2 register operations, and a store of 16 bytes to a
+        // local array of 16.
+        unsafe {
+            let sums = _mm_sad_epu8(v, _mm_setzero_si128());
+            _mm_storeu_si128(halves.as_mut_ptr().cast(), sums);
+        }
+        (halves[0] + halves[1]) as u32
+    }
+
+    /// 0xff in the bytes where `x <= t`.
+    #[inline(always)]
+    fn at_most(x: __m128i, t: __m128i) -> __m128i {
+        // SAFETY: SSE2 register operations.
+        unsafe { _mm_cmpeq_epi8(_mm_min_epu8(x, t), x) }
+    }
+
+    /// `counts_at_most`, sixteen samples of each channel at a time.
+    pub(super) fn counts_at_most(px: Planes, t: [u8; 3]) -> [u32; 3] {
+        // SAFETY: SSE2 register operations.
+        let (limit, zero) = unsafe { (t.map(|t| _mm_set1_epi8(t as i8)), _mm_setzero_si128()) };
+        let mut counts = [0u32; 3];
+        let mut counters = [zero; 3];
+        for (k, lanes) in chunks(px).enumerate() {
+            for c in 0..3 {
+                // SAFETY: SSE2 register operation.
+                counters[c] = unsafe { _mm_sub_epi8(counters[c], at_most(lanes[c], limit[c])) };
+            }
+            if k % COUNTER_FILLS == COUNTER_FILLS - 1 {
+                for c in 0..3 {
+                    counts[c] += byte_sum(std::mem::replace(&mut counters[c], zero));
+                }
+            }
+        }
+        let whole = px[0].len() / 16 * 16;
+        let tail = super::counts_at_most_scalar(px.map(|p| &p[whole..]), t);
+        std::array::from_fn(|c| counts[c] + byte_sum(counters[c]) + tail[c])
+    }
+
+    /// `near_and_deviation`, sixteen samples at a time.
+    pub(super) fn near_and_deviation(px: Planes, colour: [u8; 3], tol: u8) -> (u32, u32) {
+        // SAFETY: SSE2 register operations.
+        let (colour_lanes, tol_lanes, zero) = unsafe {
+            (
+                colour.map(|c| _mm_set1_epi8(c as i8)),
+                _mm_set1_epi8(tol as i8),
+                _mm_setzero_si128(),
+            )
+        };
+        let (mut near, mut counter, mut sums) = (0, zero, zero);
+        for (k, lanes) in chunks(px).enumerate() {
+            // SAFETY: SSE2 register operations.
+            unsafe {
+                let diff = |c: usize| {
+                    let (x, y) = (lanes[c], colour_lanes[c]);
+                    _mm_or_si128(_mm_subs_epu8(x, y), _mm_subs_epu8(y, x))
+                };
+                let d = _mm_max_epu8(_mm_max_epu8(diff(0), diff(1)), diff(2));
+                counter = _mm_sub_epi8(counter, at_most(d, tol_lanes));
+                sums = _mm_add_epi64(sums, _mm_sad_epu8(d, zero));
+            }
+            if k % COUNTER_FILLS == COUNTER_FILLS - 1 {
+                near += byte_sum(std::mem::replace(&mut counter, zero));
+            }
+        }
+        let mut halves = [0u64; 2];
+        // SAFETY: SSE2 store of 16 bytes to a local array of 16.
+        unsafe { _mm_storeu_si128(halves.as_mut_ptr().cast(), sums) };
+        let whole = px[0].len() / 16 * 16;
+        let (tail_near, tail_dev) =
+            super::near_and_deviation_scalar(px.map(|p| &p[whole..]), colour, tol);
+        (
+            near + byte_sum(counter) + tail_near,
+            (halves[0] + halves[1]) as u32 + tail_dev,
+        )
+    }
+}
 /// What the frame search sees on the lines of one side, outermost first,
 /// sampled along the whole line: for diagnosis (`examples/border_probe`).
 #[derive(Clone, Copy, Debug)]
@@ -1224,5 +1608,123 @@ mod tests {
             right: 4,
         };
         assert_eq!(b.inner(20, 10), Rect::new(3, 1, 13, 7));
+    }
+
+    /// Random bytes, some runs of one value (a flat frame), some of a few
+    /// values close together (noise), so both kinds of line are covered.
+    fn random_bytes(rng: &mut crate::testimg::Rng, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let run = 1 + (rng.next_u64() % 40) as usize;
+            let base = rng.next_u64() as u8;
+            let spread: u64 = [0, 3, 255][(rng.next_u64() % 3) as usize];
+            for _ in 0..run.min(len - out.len()) {
+                let jitter = (rng.next_u64() % (spread + 1)) as u8;
+                out.push(base.wrapping_add(jitter));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn sampling_is_the_same_with_and_without_simd() {
+        let mut rng = crate::testimg::Rng::new(21);
+        let sizes = [
+            (1, 1),
+            (1, 9),
+            (9, 1),
+            (2, 5),
+            (4, 4),
+            (5, 7),
+            (6, 3),
+            (17, 11),
+            (64, 33),
+            (301, 5),
+        ];
+        for (w, h) in sizes {
+            let bytes = random_bytes(&mut rng, w * h * 3);
+            // Rows and columns, the first and the last (whose last window
+            // ends with the image's bytes).
+            let lines = [
+                (0, 3, w),
+                ((h - 1) * w * 3, 3, w),
+                (0, w * 3, h),
+                ((w - 1) * 3, w * 3, h),
+            ];
+            for (origin, step, len) in lines {
+                for win in 1..=WINDOW_USIZE.min(len) {
+                    let along = Along {
+                        bytes: &bytes,
+                        origin,
+                        step,
+                        win,
+                        next: 3,
+                    };
+                    // Every window position, a few random ones, the last,
+                    // and some past the line's end (black where that is
+                    // past the image's bytes).
+                    let last = (len - win) as u32;
+                    let mut starts: Vec<u32> = (0..=last).collect();
+                    starts.extend((0..37).map(|_| (rng.next_u64() % u64::from(last + 1)) as u32));
+                    starts.extend([last, last + 1, last + 5, last]);
+                    for n in [starts.len(), 1, 2, 3, 4, 5, 7] {
+                        let starts = &starts[starts.len() - n..];
+                        let mut fast = vec![0u8; 3 * n];
+                        let fast_ripple = along.sample(starts, &mut fast);
+                        let mut slow = vec![0u8; 3 * n];
+                        let (r, gb) = slow.split_at_mut(n);
+                        let (g, b) = gb.split_at_mut(n);
+                        let slow_ripple = along.sample_scalar(starts, [r, g, b]);
+                        let at = format!("{w}x{h} origin {origin} step {step} win {win} n {n}");
+                        assert_eq!(fast, slow, "means, {at}");
+                        assert_eq!(fast_ripple, slow_ripple, "ripple, {at}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn line_tests_are_the_same_with_and_without_simd() {
+        let mut rng = crate::testimg::Rng::new(22);
+        // Past 16 * 255 samples the byte counters are emptied on the way.
+        for n in [0, 1, 15, 16, 17, 31, 100, 256, 257, 4079, 4080, 4081, 9000] {
+            for flat in [false, true] {
+                let planes: Vec<Vec<u8>> = (0..3)
+                    .map(|_| {
+                        let v = random_bytes(&mut rng, n);
+                        if flat {
+                            vec![v.first().copied().unwrap_or(7); n]
+                        } else {
+                            v
+                        }
+                    })
+                    .collect();
+                let px: Planes = [&planes[0], &planes[1], &planes[2]];
+                for _ in 0..20 {
+                    let t: [u8; 3] = std::array::from_fn(|_| rng.next_u64() as u8);
+                    let colour: [u8; 3] = std::array::from_fn(|_| rng.next_u64() as u8);
+                    let tol = [0, 1, 8, 32, 40, 254, 255][(rng.next_u64() % 7) as usize];
+                    for t in [t, [0; 3], [255; 3], colour] {
+                        assert_eq!(counts_at_most(px, t), counts_at_most_scalar(px, t), "n {n}");
+                    }
+                    assert_eq!(
+                        near_and_deviation(px, colour, tol),
+                        near_and_deviation_scalar(px, colour, tol),
+                        "n {n} tol {tol}"
+                    );
+                }
+                // The lower median, as the counts used to find it.
+                let want: [u8; 3] = std::array::from_fn(|c| {
+                    let mut sorted = planes[c].clone();
+                    sorted.sort_unstable();
+                    sorted
+                        .get(n.div_ceil(2).saturating_sub(1))
+                        .copied()
+                        .unwrap_or(0)
+                });
+                assert_eq!(median(px), want, "n {n}");
+            }
+        }
     }
 }
