@@ -403,16 +403,28 @@ pub fn locate_subject(
     })
 }
 
+/// The planes are fitted and evaluated in coordinates normalised to 0..1
+/// (`x / w`, `y / h`). Each of those passes runs three times per photo over
+/// every pixel, and finding a pixel's column and row by dividing its index
+/// was most of their cost: they go row by row instead, with the columns'
+/// positions worked out once (the same values), in plain loops the compiler
+/// can vectorise.
+fn column_positions(w: usize) -> Vec<f64> {
+    (0..w).map(|x| x as f64 / w as f64).collect()
+}
+
 /// ΔE76 of each pixel from the plane's model of the backdrop there.
 fn plane_distances(labs: &[[f64; 3]], plane: &[[f64; 3]; 3], w: usize, h: usize) -> Vec<f64> {
-    labs.iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let (x, y) = ((i % w) as f64 / w as f64, (i / w) as f64 / h as f64);
+    let xs = column_positions(w);
+    let mut out = Vec::with_capacity(labs.len());
+    for (row, labs) in labs.chunks(w.max(1)).enumerate() {
+        let y = row as f64 / h as f64;
+        out.extend(labs.iter().zip(&xs).map(|(l, &x)| {
             let model = [0, 1, 2].map(|k| plane[k][0] + plane[k][1] * x + plane[k][2] * y);
             delta_e76(*l, model)
-        })
-        .collect()
+        }));
+    }
+    out
 }
 
 /// The backdrop plane, refitted without the pixels the first fit leaves
@@ -461,20 +473,22 @@ fn fit_plane(labs: &[[f64; 3]], fg: &[bool], w: usize, h: usize) -> Option<[[f64
     let mut m = [[0.0f64; 3]; 3];
     let mut rhs = [[0.0f64; 3]; 3];
     let mut n = 0usize;
-    for (i, l) in labs.iter().enumerate() {
-        if fg[i] {
-            continue;
-        }
-        let v = [1.0, (i % w) as f64 / w as f64, (i / w) as f64 / h as f64];
-        for r in 0..3 {
-            for c in 0..3 {
-                m[r][c] += v[r] * v[c];
+    let xs = column_positions(w);
+    let rows = labs.chunks(w.max(1)).zip(fg.chunks(w.max(1)));
+    for (row, (labs, fg)) in rows.enumerate() {
+        let y = row as f64 / h as f64;
+        for ((l, &x), _) in labs.iter().zip(&xs).zip(fg).filter(|(_, fg)| !**fg) {
+            let v = [1.0, x, y];
+            for r in 0..3 {
+                for c in 0..3 {
+                    m[r][c] += v[r] * v[c];
+                }
+                for k in 0..3 {
+                    rhs[k][r] += v[r] * l[k];
+                }
             }
-            for k in 0..3 {
-                rhs[k][r] += v[r] * l[k];
-            }
+            n += 1;
         }
-        n += 1;
     }
     if n < 16 {
         return None;
