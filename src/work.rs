@@ -163,6 +163,35 @@ mod tests {
     }
 
     #[test]
+    fn means_are_the_exact_quotients_for_every_block_size() {
+        // Factors 2, 3 and 4, with partial blocks along two edges.
+        let mut img = RgbImage::filled(23, 17, [0, 0, 0]);
+        for y in 0..17 {
+            for x in 0..23 {
+                let v = (x * 37 + y * 101 + x * y) as u8;
+                img.put_pixel(x, y, [v, v.wrapping_mul(7), 255 - v]);
+            }
+        }
+        for max_side in [12, 8, 6] {
+            let w = Work::new(&img, max_side);
+            let f = w.factor;
+            for (i, got) in w.px.iter().enumerate() {
+                let (bx, by) = ((i % w.width) as u32 * f, (i / w.width) as u32 * f);
+                let (mut sum, mut n) = ([0u64; 3], 0u64);
+                for y in by..(by + f).min(17) {
+                    for x in bx..(bx + f).min(23) {
+                        let p = img.pixel(x, y);
+                        (0..3).for_each(|c| sum[c] += u64::from(p[c]));
+                        n += 1;
+                    }
+                }
+                let want = sum.map(|s| (s as f64 / n as f64) as f32);
+                assert_eq!(*got, want, "factor {f}, block {i}");
+            }
+        }
+    }
+
+    #[test]
     fn blocks_too_tall_for_sixteen_bit_sums() {
         // 300 rows of 255 overflow a 16-bit column sum.
         let w = Work::new(&RgbImage::filled(300, 300, [255, 128, 1]), 1);
