@@ -15,6 +15,7 @@ use anyhow::{Result, bail};
 use clap::Parser;
 use gradphoto::backdrop::estimate_backdrop;
 use gradphoto::border::find_borders;
+use gradphoto::compose::centred_crop;
 use gradphoto::decode::decode_reduced;
 use gradphoto::discover::discover;
 use gradphoto::encode::encode_to_window;
@@ -54,7 +55,7 @@ fn main() -> Result<()> {
         images = images
             .iter()
             .filter_map(|img| {
-                let rect = gradphoto::compose::centred_crop(img.width(), img.height(), rule);
+                let rect = centred_crop(img.width(), img.height(), rule);
                 resize_crop(img, rect, rule.out_width, rule.out_height).ok()
             })
             .collect();

@@ -91,13 +91,14 @@ impl Work {
     }
 }
 
+/// The integer a column of a block is summed in (`u16` or `u32`).
+trait ColumnSum: Copy + Default + From<u8> + std::ops::AddAssign + Into<u64> {}
+impl<T: Copy + Default + From<u8> + std::ops::AddAssign + Into<u64>> ColumnSum for T {}
+
 /// [`block_means`], as an AVX2 build of the same code where the CPU has
 /// AVX2 (runtime check): the row sums are integer adds, so twice the vector
 /// lanes give the very same sums.
-fn block_means_dispatch<Sum>(img: &RgbImage, factor: u32, px: &mut Vec<[f32; 3]>)
-where
-    Sum: Copy + Default + From<u8> + std::ops::AddAssign + Into<u64>,
-{
+fn block_means_dispatch<Sum: ColumnSum>(img: &RgbImage, factor: u32, px: &mut Vec<[f32; 3]>) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has just been found to support AVX2.
@@ -108,10 +109,7 @@ where
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn block_means_avx2<Sum>(img: &RgbImage, factor: u32, px: &mut Vec<[f32; 3]>)
-where
-    Sum: Copy + Default + From<u8> + std::ops::AddAssign + Into<u64>,
-{
+unsafe fn block_means_avx2<Sum: ColumnSum>(img: &RgbImage, factor: u32, px: &mut Vec<[f32; 3]>) {
     block_means::<Sum>(img, factor, px)
 }
 
@@ -119,10 +117,7 @@ where
 /// `img`, row of blocks by row of blocks, summing columns in `Sum`, which
 /// must hold `factor` times 255.
 #[inline(always)]
-fn block_means<Sum>(img: &RgbImage, factor: u32, px: &mut Vec<[f32; 3]>)
-where
-    Sum: Copy + Default + From<u8> + std::ops::AddAssign + Into<u64>,
-{
+fn block_means<Sum: ColumnSum>(img: &RgbImage, factor: u32, px: &mut Vec<[f32; 3]>) {
     let (w, h) = (img.width(), img.height());
     let mut column_sums = vec![Sum::default(); w as usize * 3];
     for y0 in (0..h).step_by(factor as usize) {
@@ -151,6 +146,17 @@ where
 mod tests {
     use super::*;
 
+    /// An image whose pixel (x, y) is `colour(x, y)`.
+    fn patterned(w: u32, h: u32, colour: impl Fn(u32, u32) -> [u8; 3]) -> RgbImage {
+        let mut img = RgbImage::filled(w, h, [0, 0, 0]);
+        for y in 0..h {
+            for x in 0..w {
+                img.put_pixel(x, y, colour(x, y));
+            }
+        }
+        img
+    }
+
     #[test]
     fn averages_blocks() {
         let mut img = RgbImage::filled(5, 3, [10, 20, 30]);
@@ -165,13 +171,10 @@ mod tests {
     #[test]
     fn means_are_the_exact_quotients_for_every_block_size() {
         // Factors 2, 3 and 4, with partial blocks along two edges.
-        let mut img = RgbImage::filled(23, 17, [0, 0, 0]);
-        for y in 0..17 {
-            for x in 0..23 {
-                let v = (x * 37 + y * 101 + x * y) as u8;
-                img.put_pixel(x, y, [v, v.wrapping_mul(7), 255 - v]);
-            }
-        }
+        let img = patterned(23, 17, |x, y| {
+            let v = (x * 37 + y * 101 + x * y) as u8;
+            [v, v.wrapping_mul(7), 255 - v]
+        });
         for max_side in [12, 8, 6] {
             let w = Work::new(&img, max_side);
             let f = w.factor;
@@ -201,13 +204,10 @@ mod tests {
 
     #[test]
     fn both_sum_widths_agree() {
-        let mut img = RgbImage::filled(97, 61, [0, 0, 0]);
-        for y in 0..61 {
-            for x in 0..97 {
-                let v = (x * 31 + y * 17) as u8;
-                img.put_pixel(x, y, [v, v.wrapping_mul(3), 255 - v]);
-            }
-        }
+        let img = patterned(97, 61, |x, y| {
+            let v = (x * 31 + y * 17) as u8;
+            [v, v.wrapping_mul(3), 255 - v]
+        });
         let (mut narrow, mut wide) = (Vec::new(), Vec::new());
         block_means::<u16>(&img, 7, &mut narrow);
         block_means::<u32>(&img, 7, &mut wide);
