@@ -86,63 +86,71 @@ impl Transformed {
             // SAFETY: the CPU has just been found to support AVX2.
             return unsafe { Self::new_avx2(img, chroma) };
         }
-        Self::compute(img, chroma)
+        Self::compute::<false>(img, chroma)
     }
 
-    /// [`Transformed::new`] compiled for AVX2. The colour conversion and the
-    /// DCT are eight-lane f32 arithmetic, one AVX2 instruction where the
-    /// baseline x86-64 build takes two SSE2 ones. The same multiplications
-    /// and additions in the same order (AVX2 brings no fused multiply-add),
-    /// so every coefficient, and so every file, is bit-identical on any CPU.
+    /// [`Transformed::new`] compiled for AVX2, with the DCT written in AVX2
+    /// intrinsics. The colour conversion and the DCT are eight-lane f32
+    /// arithmetic; the same multiplications and additions in the same order
+    /// (AVX2 brings no fused multiply-add), so every coefficient, and so
+    /// every file, is bit-identical on any CPU.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn new_avx2(img: &RgbImage, chroma: Chroma) -> Transformed {
-        Self::compute(img, chroma)
+        Self::compute::<true>(img, chroma)
     }
 
+    /// The transform, one row of MCUs at a time: whole-picture planes would
+    /// be 3.7 MB of floats (for 480x640) written once and read back, where
+    /// a strip of them stays in the cache. `AVX2` picks the intrinsics DCT
+    /// and must only be set where the CPU has AVX2.
     // Inlined into both builds of `new`, with everything it calls.
     #[inline(always)]
-    fn compute(img: &RgbImage, chroma: Chroma) -> Transformed {
+    fn compute<const AVX2: bool>(img: &RgbImage, chroma: Chroma) -> Transformed {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let mcu = match chroma {
             Chroma::Full444 => 8,
             Chroma::Sub420 => 16,
         };
         let (pw, ph) = (w.div_ceil(mcu) * mcu, h.div_ceil(mcu) * mcu);
-        // JFIF's YCbCr, level-shifted so that the DCT sees -128..127.
-        let mut planes: [Plane; 3] = std::array::from_fn(|_| Plane {
-            width: pw,
-            samples: vec![0f32; pw * ph],
-        });
-        for y in 0..ph {
-            let row = img.row(y.min(h - 1) as u32);
-            let [luma, cb, cr] = &mut planes;
-            let span = y * pw..(y + 1) * pw;
-            let (luma, cb, cr) = (
-                &mut luma.samples[span.clone()],
-                &mut cb.samples[span.clone()],
-                &mut cr.samples[span],
-            );
-            for (x, p) in row.chunks_exact(3).enumerate() {
-                let (r, g, b) = (f32::from(p[0]), f32::from(p[1]), f32::from(p[2]));
-                luma[x] = 0.299 * r + 0.587 * g + 0.114 * b - 128.0;
-                cb[x] = -0.168_736 * r - 0.331_264 * g + 0.5 * b;
-                cr[x] = 0.5 * r - 0.418_688 * g - 0.081_312 * b;
-            }
-            for plane_row in [luma, cb, cr] {
-                let last = plane_row[w - 1];
-                plane_row[w..].fill(last);
-            }
-        }
-        if chroma == Chroma::Sub420 {
-            planes[1] = planes[1].halved();
-            planes[2] = planes[2].halved();
-        }
-        let basis = dct_basis();
         let (mcus_x, mcus_y) = (pw / mcu, ph / mcu);
+        // JFIF's YCbCr, level-shifted so that the DCT sees -128..127.
+        let mut strip: [Plane; 3] = std::array::from_fn(|_| Plane {
+            width: pw,
+            samples: vec![0f32; pw * mcu],
+        });
+        let basis = dct_basis();
         let layout = mcu_components(chroma);
         let mut blocks = Vec::with_capacity(mcus_x * mcus_y * layout.len());
         for my in 0..mcus_y {
+            for dy in 0..mcu {
+                let y = my * mcu + dy;
+                let row = img.row(y.min(h - 1) as u32);
+                let [luma, cb, cr] = &mut strip;
+                let span = dy * pw..(dy + 1) * pw;
+                let (luma, cb, cr) = (
+                    &mut luma.samples[span.clone()],
+                    &mut cb.samples[span.clone()],
+                    &mut cr.samples[span],
+                );
+                for (x, p) in row.chunks_exact(3).enumerate() {
+                    let (r, g, b) = (f32::from(p[0]), f32::from(p[1]), f32::from(p[2]));
+                    luma[x] = 0.299 * r + 0.587 * g + 0.114 * b - 128.0;
+                    cb[x] = -0.168_736 * r - 0.331_264 * g + 0.5 * b;
+                    cr[x] = 0.5 * r - 0.418_688 * g - 0.081_312 * b;
+                }
+                for plane_row in [luma, cb, cr] {
+                    let last = plane_row[w - 1];
+                    plane_row[w..].fill(last);
+                }
+            }
+            let halved;
+            let planes: [&Plane; 3] = if chroma == Chroma::Sub420 {
+                halved = [strip[1].halved(), strip[2].halved()];
+                [&strip[0], &halved[0], &halved[1]]
+            } else {
+                [&strip[0], &strip[1], &strip[2]]
+            };
             for mx in 0..mcus_x {
                 let mut luma_blocks = 0;
                 for &c in layout {
@@ -151,11 +159,11 @@ impl Transformed {
                     let (x0, y0) = if c == 0 {
                         let (dx, dy) = (luma_blocks % (mcu / 8), luma_blocks / (mcu / 8));
                         luma_blocks += 1;
-                        (mx * mcu + dx * 8, my * mcu + dy * 8)
+                        (mx * mcu + dx * 8, dy * 8)
                     } else {
-                        (mx * 8, my * 8)
+                        (mx * 8, 0)
                     };
-                    blocks.push(fdct(&planes[c].block(x0, y0), &basis));
+                    blocks.push(block_dct::<AVX2>(planes[c], x0, y0, &basis));
                 }
             }
         }
@@ -325,6 +333,24 @@ fn segment(out: &mut Vec<u8>, marker: u8, body: &[u8]) {
     out.extend_from_slice(body);
 }
 
+/// The DCT of the block of `plane` at (`x0`, `y0`): [`fdct`], or with
+/// `AVX2` its intrinsics build, which gives the same bits.
+#[inline(always)]
+fn block_dct<const AVX2: bool>(
+    plane: &Plane,
+    x0: usize,
+    y0: usize,
+    basis: &[[f32; 8]; 8],
+) -> [f32; 64] {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: only `new_avx2` asks for AVX2, and it runs only on a CPU
+        // found to have it.
+        return unsafe { avx2::fdct(&plane.samples, plane.width, x0, y0, basis) };
+    }
+    fdct(&plane.block(x0, y0), basis)
+}
+
 /// Separable 2-D DCT with the JPEG normalisation (DC = 8 x the mean), in
 /// zig-zag order. Each pass transforms all eight columns at once, which
 /// leaves the result transposed (`[u][v]`: horizontal frequency u, vertical
@@ -376,6 +402,137 @@ fn lanes_sub(a: &[f32; 8], b: &[f32; 8]) -> [f32; 8] {
 #[inline(always)]
 fn lanes_scale(a: &[f32; 8], c: f32) -> [f32; 8] {
     std::array::from_fn(|i| a[i] * c)
+}
+
+/// [`fdct`] in AVX2 intrinsics. The compiler turns the portable version's
+/// transpose between the passes into scalar moves and inserts; here it is
+/// eight-lane shuffles, and the zig-zag read is a gather. The arithmetic is
+/// [`dct_columns`]'s, operation for operation.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::TRANSPOSED_ZIGZAG;
+
+    /// [`super::fdct`] of the 8x8 block at (`x0`, `y0`) of a plane of
+    /// `width` samples a row. The CPU must have AVX2.
+    // Rust before 1.87 (the MSRV is 1.85) needs the `unsafe` blocks around
+    // intrinsics even inside a function with their target feature.
+    #[allow(unused_unsafe)]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) unsafe fn fdct(
+        samples: &[f32],
+        width: usize,
+        x0: usize,
+        y0: usize,
+        basis: &[[f32; 8]; 8],
+    ) -> [f32; 64] {
+        let mut rows = [unsafe { _mm256_setzero_ps() }; 8];
+        for (dy, row) in rows.iter_mut().enumerate() {
+            let start = (y0 + dy) * width + x0;
+            let src = &samples[start..start + 8];
+            // SAFETY: `src` holds the eight floats read.
+            *row = unsafe { _mm256_loadu_ps(src.as_ptr()) };
+        }
+        let vertical = unsafe { columns(&rows, basis) };
+        let turned = unsafe { transpose(&vertical) };
+        let both = unsafe { columns(&turned, basis) };
+        let mut transposed = [0f32; 64];
+        for (chunk, v) in transposed.chunks_exact_mut(8).zip(both) {
+            // SAFETY: `chunk` has room for the eight floats written.
+            unsafe { _mm256_storeu_ps(chunk.as_mut_ptr(), v) };
+        }
+        let mut zz = [0f32; 64];
+        for (chunk, at) in zz.chunks_exact_mut(8).zip(GATHER.chunks_exact(8)) {
+            // SAFETY: every index in GATHER is below 64, inside
+            // `transposed`; `at` and `chunk` hold eight lanes each.
+            unsafe {
+                let index = _mm256_loadu_si256(at.as_ptr().cast());
+                let lanes = _mm256_i32gather_ps::<4>(transposed.as_ptr(), index);
+                _mm256_storeu_ps(chunk.as_mut_ptr(), lanes);
+            }
+        }
+        zz
+    }
+
+    /// [`super::TRANSPOSED_ZIGZAG`] as gather indices.
+    const GATHER: [i32; 64] = {
+        let mut t = [0; 64];
+        let mut k = 0;
+        while k < 64 {
+            t[k] = TRANSPOSED_ZIGZAG[k] as i32;
+            k += 1;
+        }
+        t
+    };
+
+    /// [`super::dct_columns`], lane for lane.
+    #[allow(unused_unsafe)]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn columns(rows: &[__m256; 8], basis: &[[f32; 8]; 8]) -> [__m256; 8] {
+        unsafe {
+            let mut sums = [_mm256_setzero_ps(); 4];
+            let mut diffs = [_mm256_setzero_ps(); 4];
+            for j in 0..4 {
+                sums[j] = _mm256_add_ps(rows[j], rows[7 - j]);
+                diffs[j] = _mm256_sub_ps(rows[j], rows[7 - j]);
+            }
+            let mut out = [_mm256_setzero_ps(); 8];
+            for (k, out_row) in out.iter_mut().enumerate() {
+                let half = [&sums, &diffs][k % 2];
+                let c = &basis[k];
+                let term = |j: usize| _mm256_mul_ps(half[j], _mm256_set1_ps(c[j]));
+                let mut acc = term(0);
+                acc = _mm256_add_ps(acc, term(1));
+                acc = _mm256_add_ps(acc, term(2));
+                *out_row = _mm256_add_ps(acc, term(3));
+            }
+            out
+        }
+    }
+
+    /// Rows become columns: lane x of row y goes to lane y of row x.
+    #[allow(unused_unsafe)]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn transpose(r: &[__m256; 8]) -> [__m256; 8] {
+        unsafe {
+            // Pairs of rows interleaved, then pairs of pairs: each 128-bit
+            // half then holds four rows of one column.
+            let t: [__m256; 8] = [
+                _mm256_unpacklo_ps(r[0], r[1]),
+                _mm256_unpackhi_ps(r[0], r[1]),
+                _mm256_unpacklo_ps(r[2], r[3]),
+                _mm256_unpackhi_ps(r[2], r[3]),
+                _mm256_unpacklo_ps(r[4], r[5]),
+                _mm256_unpackhi_ps(r[4], r[5]),
+                _mm256_unpacklo_ps(r[6], r[7]),
+                _mm256_unpackhi_ps(r[6], r[7]),
+            ];
+            let u: [__m256; 8] = [
+                _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+                _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+                _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+                _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+                _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+                _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+                _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+                _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+            ];
+            [
+                _mm256_permute2f128_ps::<0x20>(u[0], u[4]),
+                _mm256_permute2f128_ps::<0x20>(u[1], u[5]),
+                _mm256_permute2f128_ps::<0x20>(u[2], u[6]),
+                _mm256_permute2f128_ps::<0x20>(u[3], u[7]),
+                _mm256_permute2f128_ps::<0x31>(u[0], u[4]),
+                _mm256_permute2f128_ps::<0x31>(u[1], u[5]),
+                _mm256_permute2f128_ps::<0x31>(u[2], u[6]),
+                _mm256_permute2f128_ps::<0x31>(u[3], u[7]),
+            ]
+        }
+    }
 }
 
 /// Where natural-order coefficient `n` (row-major, `v * 8 + u`) sits in a
@@ -845,7 +1002,7 @@ mod tests {
         for (w, h, seed) in [(480, 640, 3), (37, 29, 5)] {
             let img = crate::synth::portrait(w, h, 0.4, seed);
             for chroma in [Chroma::Full444, Chroma::Sub420] {
-                let portable = Transformed::compute(&img, chroma);
+                let portable = Transformed::compute::<false>(&img, chroma);
                 // SAFETY: AVX2 support was checked above.
                 let fast = unsafe { Transformed::new_avx2(&img, chroma) };
                 let bits = |t: &Transformed| -> Vec<u32> {
