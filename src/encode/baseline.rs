@@ -220,20 +220,23 @@ impl Transformed {
             // SAFETY: the CPU has just been found to support AVX2.
             return unsafe { self.code_avx2(quality, density_dpi) };
         }
-        self.quantise_and_count(quality, density_dpi)
+        self.quantise_and_count::<false>(quality, density_dpi)
     }
 
-    /// [`Transformed::code`] compiled for AVX2, bit-identical for the same
-    /// reasons as [`Transformed::new_avx2`]: quantisation is the same
-    /// multiplications and roundings eight lanes at a time.
+    /// [`Transformed::code`] compiled for AVX2, with the quantisation in
+    /// intrinsics; bit-identical for the same reasons as
+    /// [`Transformed::new_avx2`]: the same multiplications and roundings
+    /// eight lanes at a time.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn code_avx2(&self, quality: u8, density_dpi: u16) -> Coded {
-        self.quantise_and_count(quality, density_dpi)
+        self.quantise_and_count::<true>(quality, density_dpi)
     }
 
+    /// `AVX2` picks the intrinsics quantisation and must only be set where
+    /// the CPU has AVX2.
     #[inline(always)]
-    fn quantise_and_count(&self, quality: u8, density_dpi: u16) -> Coded {
+    fn quantise_and_count<const AVX2: bool>(&self, quality: u8, density_dpi: u16) -> Coded {
         let tables = [
             scaled_table(&STD_LUMA_QT, quality),
             scaled_table(&STD_CHROMA_QT, quality),
@@ -245,23 +248,23 @@ impl Transformed {
         // table codes each symbol (to optimise the tables).
         let mut symbols = Vec::with_capacity(self.blocks.len() * 24);
         let mut counts = [[0u32; 257]; 4];
-        let mut extra_bits_total = 0u64;
         let mut prev_dc = [0i16; 3];
         for (block, &c) in self.blocks.iter().zip(layout.iter().cycle()) {
             let class = usize::from(c > 0);
-            let q = quantise(block, &reciprocals[class]);
-            walk_block(&q, &mut prev_dc[c], |is_dc, symbol, extra, extra_len| {
+            let (q, nonzero) = quantise_block::<AVX2>(block, &reciprocals[class]);
+            walk_block(&q, nonzero, &mut prev_dc[c], |is_dc, symbol, extra| {
                 let table = if is_dc { class } else { 2 + class };
                 counts[table][usize::from(symbol)] += 1;
-                extra_bits_total += u64::from(extra_len);
-                symbols.push(Symbol {
-                    table: table as u8,
-                    symbol,
-                    extra_len,
-                    extra,
-                });
+                symbols.push(Symbol::new(table, symbol, extra));
             });
         }
+        // Each symbol is followed by as many magnitude bits as its low
+        // four bits say, so the counts give their total.
+        let extra_bits_total: u64 = counts
+            .iter()
+            .flat_map(|count| count[..256].iter().enumerate())
+            .map(|(s, &n)| u64::from(n) * (s as u64 & 15))
+            .sum();
         let codes = counts.map(|c| HuffmanTable::optimal(&c));
 
         let mut out = Vec::with_capacity(symbols.len() * 2 + 1024);
@@ -456,6 +459,59 @@ mod avx2 {
         zz
     }
 
+    /// [`super::quantise`] and [`super::nonzero_mask`] of one block. The
+    /// compiler's own vectorisation of them packs the signs and gathers the
+    /// mask bits through several multiplications; here the signs are an
+    /// exclusive-or, and the mask is two byte-packs and two `movemask`s.
+    /// The CPU must have AVX2.
+    #[allow(unused_unsafe)]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) unsafe fn quantise(coefs: &[f32; 64], reciprocals: &[f32; 64]) -> ([i16; 64], u64) {
+        // The constants and steps of the portable version, which explains
+        // them.
+        const SHIFT: f32 = 8_388_608.0;
+        let mut q = [0i16; 64];
+        let mut zero_words = [unsafe { _mm256_setzero_si256() }; 2];
+        unsafe {
+            let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
+            let (limit, shift) = (_mm256_set1_ps(1023.0), _mm256_set1_ps(SHIFT));
+            let shift_bits = _mm256_set1_epi32(SHIFT.to_bits() as i32);
+            let zero = _mm256_setzero_si256();
+            let mut words = [zero; 4];
+            for (i, word) in words.iter_mut().enumerate() {
+                let mut lanes = [zero; 2];
+                for (h, lane) in lanes.iter_mut().enumerate() {
+                    let at = 16 * i + 8 * h;
+                    let c = _mm256_loadu_ps(coefs[at..at + 8].as_ptr());
+                    let r = _mm256_loadu_ps(reciprocals[at..at + 8].as_ptr());
+                    let scaled = _mm256_mul_ps(_mm256_and_ps(c, magnitude), r);
+                    let rounded = _mm256_add_ps(_mm256_min_ps(scaled, limit), shift);
+                    let m = _mm256_sub_epi32(_mm256_castps_si256(rounded), shift_bits);
+                    let negative =
+                        _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LT_OQ>(c, _mm256_setzero_ps()));
+                    *lane = _mm256_sub_epi32(_mm256_xor_si256(m, negative), negative);
+                }
+                // Packing works within 128-bit halves; the permutation puts
+                // the four 64-bit pieces back in order.
+                *word = _mm256_permute4x64_epi64::<0xD8>(_mm256_packs_epi32(lanes[0], lanes[1]));
+                _mm256_storeu_si256(q[16 * i..16 * i + 16].as_mut_ptr().cast(), *word);
+            }
+            for (j, zeros) in zero_words.iter_mut().enumerate() {
+                let low = _mm256_cmpeq_epi16(words[2 * j], zero);
+                let high = _mm256_cmpeq_epi16(words[2 * j + 1], zero);
+                *zeros = _mm256_permute4x64_epi64::<0xD8>(_mm256_packs_epi16(low, high));
+            }
+        }
+        let (low, high) = unsafe {
+            (
+                _mm256_movemask_epi8(zero_words[0]) as u32,
+                _mm256_movemask_epi8(zero_words[1]) as u32,
+            )
+        };
+        (q, !(u64::from(low) | (u64::from(high) << 32)))
+    }
+
     /// [`super::TRANSPOSED_ZIGZAG`] as gather indices.
     const GATHER: [i32; 64] = {
         let mut t = [0; 64];
@@ -553,6 +609,23 @@ const TRANSPOSED_ZIGZAG: [usize; 64] = {
     t
 };
 
+/// [`quantise`] and [`nonzero_mask`] of one block, or with `AVX2` their
+/// intrinsics build, which gives the same values.
+#[inline(always)]
+fn quantise_block<const AVX2: bool>(
+    coefs: &[f32; 64],
+    reciprocals: &[f32; 64],
+) -> ([i16; 64], u64) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: only `code_avx2` asks for AVX2, and it runs only on a CPU
+        // found to have it.
+        return unsafe { avx2::quantise(coefs, reciprocals) };
+    }
+    let q = quantise(coefs, reciprocals);
+    (q, nonzero_mask(&q))
+}
+
 /// Rounds each magnitude to the nearest integer (ties to even) and keeps it
 /// within 1023, what baseline Huffman coding carries for AC (a DC of -1024
 /// needs a black block at quality 100; it becomes -1023).
@@ -572,26 +645,57 @@ fn quantise(coefs: &[f32; 64], reciprocals: &[f32; 64]) -> [i16; 64] {
     q
 }
 
-/// Bits needed for |v| (JPEG's "category" or SSSS).
+/// Bits needed for |v| (JPEG's "category" or SSSS), for |v| < 2^30. The
+/// set low bit keeps the argument of `leading_zeros` non-zero, so there is
+/// no branch for v = 0.
+#[inline(always)]
 fn category(v: i32) -> u8 {
-    (32 - v.unsigned_abs().leading_zeros()) as u8
+    (31 - ((v.unsigned_abs() << 1) | 1).leading_zeros()) as u8
 }
 
 /// The low `category` bits that follow a symbol: v itself when positive,
-/// v - 1 (its one's complement) when negative.
+/// v - 1 (its one's complement) when negative; without a branch on the
+/// sign, which is a coin toss for AC coefficients.
+#[inline(always)]
 fn extra_bits(v: i32, category: u8) -> u16 {
-    let bits = if v < 0 { v - 1 } else { v };
+    let bits = v.wrapping_add(v >> 31);
     ((bits as u32) & ((1u32 << category) - 1)) as u16
 }
 
-/// One Huffman symbol to write: which of the four tables codes it, and the
-/// magnitude bits that follow it.
-struct Symbol {
-    table: u8,
-    symbol: u8,
-    extra_len: u8,
-    extra: u16,
+/// One Huffman symbol to write, packed into four bytes: the table that
+/// codes it (bits 24-25, in [`Coded::codes`] order), the symbol (bits
+/// 16-23) and the magnitude bits that follow it (bits 0-15). How many
+/// magnitude bits follow is the symbol's low four bits: its size category
+/// for DC and AC symbols alike, 0 for ZRL and EOB.
+#[derive(Clone, Copy)]
+struct Symbol(u32);
+
+impl Symbol {
+    #[inline(always)]
+    fn new(table: usize, symbol: u8, extra: u16) -> Symbol {
+        Symbol(((table as u32) << 24) | (u32::from(symbol) << 16) | u32::from(extra))
+    }
+
+    /// Table * 256 + symbol: where its code sits in a [`CodeBook`].
+    #[inline(always)]
+    fn book_index(self) -> usize {
+        ((self.0 >> 16) & 0x3FF) as usize
+    }
+
+    #[inline(always)]
+    fn extra_len(self) -> u32 {
+        (self.0 >> 16) & 15
+    }
+
+    #[inline(always)]
+    fn extra(self) -> u32 {
+        self.0 & 0xFFFF
+    }
 }
+
+/// The codes of all four tables, indexed by [`Symbol::book_index`], each
+/// as code << 8 | length: one load per symbol written.
+type CodeBook = [u32; 1024];
 
 /// A picture coded at one quality, its bits not yet written.
 struct Coded {
@@ -603,12 +707,20 @@ struct Coded {
 
 impl Coded {
     fn write(self) -> Vec<u8> {
+        let mut book: CodeBook = [0; 1024];
+        for (entry, &(code, len)) in book
+            .iter_mut()
+            .zip(self.codes.iter().flat_map(|t| &t.codes))
+        {
+            *entry = (code << 8) | u32::from(len);
+        }
         let mut bits = BitWriter::new(self.headers);
-        for s in &self.symbols {
-            let (code, len) = self.codes[usize::from(s.table)].code(s.symbol);
+        for &s in &self.symbols {
+            let entry = book[s.book_index()];
+            let extra_len = s.extra_len();
             bits.put(
-                (code << s.extra_len) | u32::from(s.extra),
-                len + s.extra_len,
+                ((entry >> 8) << extra_len) | s.extra(),
+                (entry & 0xFF) + extra_len,
             );
         }
         let mut out = bits.finish();
@@ -626,34 +738,40 @@ pub(super) enum Probe {
     },
 }
 
-/// Calls `emit(is_dc, symbol, extra, extra_len)` for each Huffman symbol of
+/// Calls `emit(is_dc, symbol, extra)` for each Huffman symbol of
+/// `nonzero` ([`nonzero_mask`] of `zz`) and
 /// a quantised block (zig-zag order), in coding order: the DC difference, then run/size AC
 /// symbols with ZRL for runs of 16 zeros and EOB after the last non-zero.
 #[inline(always)]
-fn walk_block(zz: &[i16; 64], prev_dc: &mut i16, mut emit: impl FnMut(bool, u8, u16, u8)) {
+fn walk_block(
+    zz: &[i16; 64],
+    nonzero: u64,
+    prev_dc: &mut i16,
+    mut emit: impl FnMut(bool, u8, u16),
+) {
     let diff = i32::from(zz[0]) - i32::from(*prev_dc);
     *prev_dc = zz[0];
     let s = category(diff);
-    emit(true, s, extra_bits(diff, s), s);
+    emit(true, s, extra_bits(diff, s));
     // Bit k set for each non-zero AC coefficient: runs of zeros are then
     // the gaps between set bits.
-    let mut nonzero = nonzero_mask(zz) & !1;
+    let mut nonzero = nonzero & !1;
     let mut next = 1u32;
     while nonzero != 0 {
         let k = nonzero.trailing_zeros();
         nonzero &= nonzero - 1;
         let mut run = k - next;
         while run >= 16 {
-            emit(false, 0xF0, 0, 0);
+            emit(false, 0xF0, 0);
             run -= 16;
         }
         let v = i32::from(zz[k as usize]);
         let s = category(v);
-        emit(false, ((run as u8) << 4) | s, extra_bits(v, s), s);
+        emit(false, ((run as u8) << 4) | s, extra_bits(v, s));
         next = k + 1;
     }
     if next < 64 {
-        emit(false, 0x00, 0, 0);
+        emit(false, 0x00, 0);
     }
 }
 
@@ -725,10 +843,6 @@ impl HuffmanTable {
             code <<= 1;
         }
         table
-    }
-
-    fn code(&self, symbol: u8) -> (u32, u8) {
-        self.codes[usize::from(symbol)]
     }
 }
 
@@ -811,14 +925,14 @@ impl BitWriter {
         }
     }
 
-    /// Appends the low `count` bits of `bits` (at most 32 bits per call).
-    fn put(&mut self, bits: u32, count: u8) {
-        if count == 0 {
-            return;
-        }
-        let mask = u64::MAX >> (64 - u32::from(count));
-        self.acc = (self.acc << count) | (u64::from(bits) & mask);
-        self.len += u32::from(count);
+    /// Appends `bits`, which must be below 2^`count`, as `count` bits (at
+    /// most 32 per call). Callers pass codes and magnitudes already cut to
+    /// their length, so there is nothing to mask.
+    #[inline(always)]
+    fn put(&mut self, bits: u32, count: u32) {
+        debug_assert!(count <= 32 && u64::from(bits) >> count == 0);
+        self.acc = (self.acc << count) | u64::from(bits);
+        self.len += count;
         if self.len >= 32 {
             self.len -= 32;
             let word = (self.acc >> self.len) as u32;
@@ -903,9 +1017,9 @@ mod tests {
         counts[3] = 10;
         counts[4] = 1;
         let t = HuffmanTable::optimal(&counts);
-        let len = |s: u8| t.code(s).1;
+        let len = |s: usize| t.codes[s].1;
         assert!(len(1) < len(2) && len(2) < len(3) && len(3) <= len(4));
-        assert_eq!(t.code(5).1, 0);
+        assert_eq!(len(5), 0);
     }
 
     #[test]
@@ -1010,12 +1124,43 @@ mod tests {
                 };
                 assert_eq!(bits(&portable), bits(&fast), "{w}x{h} {chroma}");
                 for quality in [40u8, 85, 100] {
-                    let slow = portable.quantise_and_count(quality, 300).write();
+                    let slow = portable.quantise_and_count::<false>(quality, 300).write();
                     // SAFETY: as above.
                     let quick = unsafe { portable.code_avx2(quality, 300) }.write();
                     assert!(slow == quick, "{w}x{h} {chroma} q{quality}");
                 }
             }
+        }
+    }
+
+    /// The AVX2 quantisation rounds, clamps and signs exactly as the
+    /// portable one, at ties, at the 1023 limit and at both zeros.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_quantisation_matches_the_portable_one() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        // Every seventh reciprocal is 1, where halves are ties.
+        let reciprocals: [f32; 64] = std::array::from_fn(|k| 1.0 / (1 + k % 7 * 13) as f32);
+        let mut seed = 0x9E37_79B9u32;
+        let mut noise = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed % 20_001) as f32 / 8.0 - 1250.0
+        };
+        let blocks: [[f32; 64]; 4] = [
+            std::array::from_fn(|k| (k as f32 - 31.5) * 0.5),
+            std::array::from_fn(|k| if k % 2 == 0 { -0.0 } else { 0.0 }),
+            std::array::from_fn(|k| k as f32 * if k % 3 == 0 { -700.0 } else { 700.0 }),
+            std::array::from_fn(|_| noise()),
+        ];
+        for (i, block) in blocks.iter().enumerate() {
+            let want = quantise(block, &reciprocals);
+            // SAFETY: AVX2 support was checked above.
+            let got = unsafe { avx2::quantise(block, &reciprocals) };
+            assert_eq!(got, (want, nonzero_mask(&want)), "block {i}");
         }
     }
 
