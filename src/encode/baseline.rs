@@ -176,6 +176,12 @@ impl Transformed {
         }
     }
 
+    /// Luma blocks, and blocks of each chroma component, in a row of MCUs.
+    pub(super) fn blocks_per_row(&self) -> (usize, usize) {
+        let luma = mcu_components(self.chroma).iter().filter(|&&c| c == 0);
+        (self.mcus_x * luma.count(), self.mcus_x)
+    }
+
     pub(super) fn chroma(&self) -> Chroma {
         self.chroma
     }
