@@ -720,16 +720,18 @@ impl Coded {
         {
             *entry = (code << 8) | u32::from(len);
         }
-        let mut bits = BitWriter::new(self.headers);
+        let mut out = self.headers;
+        let mut bits = BitWriter::default();
         for &s in &self.symbols {
             let entry = book[s.book_index()];
             let extra_len = s.extra_len();
             bits.put(
+                &mut out,
                 ((entry >> 8) << extra_len) | s.extra(),
                 (entry & 0xFF) + extra_len,
             );
         }
-        let mut out = bits.finish();
+        bits.finish(&mut out);
         out.extend_from_slice(&[0xFF, 0xD9]);
         out
     }
@@ -916,26 +918,22 @@ fn limit_to_16_bits(per_length: &mut [u32; 33]) {
 /// Packs bits most significant first, inserting a zero byte after every
 /// 0xFF of entropy-coded data, and pads the last byte with ones (T.81
 /// F.1.2.3 and F.1.2.1.2).
+///
+/// The bytes go to a vector the caller owns, not one inside the writer: a
+/// writer that held it had its address handed to every `Vec` call, and the
+/// compiler then kept the bit accumulator in memory through the whole loop.
+#[derive(Default)]
 struct BitWriter {
-    out: Vec<u8>,
     acc: u64,
     len: u32,
 }
 
 impl BitWriter {
-    fn new(out: Vec<u8>) -> BitWriter {
-        BitWriter {
-            out,
-            acc: 0,
-            len: 0,
-        }
-    }
-
     /// Appends `bits`, which must be below 2^`count`, as `count` bits (at
     /// most 32 per call). Callers pass codes and magnitudes already cut to
     /// their length, so there is nothing to mask.
     #[inline(always)]
-    fn put(&mut self, bits: u32, count: u32) {
+    fn put(&mut self, out: &mut Vec<u8>, bits: u32, count: u32) {
         debug_assert!(count <= 32 && u64::from(bits) >> count == 0);
         self.acc = (self.acc << count) | u64::from(bits);
         self.len += count;
@@ -945,31 +943,30 @@ impl BitWriter {
             if has_ff_byte(word) {
                 word.to_be_bytes()
                     .into_iter()
-                    .for_each(|b| self.push_byte(b));
+                    .for_each(|b| push_byte(out, b));
             } else {
-                self.out.extend_from_slice(&word.to_be_bytes());
+                out.extend_from_slice(&word.to_be_bytes());
             }
         }
     }
 
-    fn finish(mut self) -> Vec<u8> {
+    fn finish(mut self, out: &mut Vec<u8>) {
         // Whole bytes first, then the last partial byte padded with ones.
         while self.len >= 8 {
             self.len -= 8;
-            self.push_byte((self.acc >> self.len) as u8);
+            push_byte(out, (self.acc >> self.len) as u8);
         }
         if self.len > 0 {
             let pad = 8 - self.len;
-            self.push_byte(((self.acc << pad) as u8) | ((1u8 << pad) - 1));
+            push_byte(out, ((self.acc << pad) as u8) | ((1u8 << pad) - 1));
         }
-        self.out
     }
+}
 
-    fn push_byte(&mut self, byte: u8) {
-        self.out.push(byte);
-        if byte == 0xFF {
-            self.out.push(0);
-        }
+fn push_byte(out: &mut Vec<u8>, byte: u8) {
+    out.push(byte);
+    if byte == 0xFF {
+        out.push(0);
     }
 }
 
@@ -1053,10 +1050,11 @@ mod tests {
 
     #[test]
     fn stuffs_a_zero_after_every_ff_and_pads_with_ones() {
-        let mut w = BitWriter::new(Vec::new());
-        w.put(0xFF, 8);
-        w.put(0b101, 3);
-        assert_eq!(w.finish(), vec![0xFF, 0x00, 0b1011_1111]);
+        let (mut w, mut out) = (BitWriter::default(), Vec::new());
+        w.put(&mut out, 0xFF, 8);
+        w.put(&mut out, 0b101, 3);
+        w.finish(&mut out);
+        assert_eq!(out, vec![0xFF, 0x00, 0b1011_1111]);
     }
 
     /// Mean squared error between `img` and `jpeg` decoded by jpeg-decoder,
