@@ -86,63 +86,71 @@ impl Transformed {
             // SAFETY: the CPU has just been found to support AVX2.
             return unsafe { Self::new_avx2(img, chroma) };
         }
-        Self::compute(img, chroma)
+        Self::compute::<false>(img, chroma)
     }
 
-    /// [`Transformed::new`] compiled for AVX2. The colour conversion and the
-    /// DCT are eight-lane f32 arithmetic, one AVX2 instruction where the
-    /// baseline x86-64 build takes two SSE2 ones. The same multiplications
-    /// and additions in the same order (AVX2 brings no fused multiply-add),
-    /// so every coefficient, and so every file, is bit-identical on any CPU.
+    /// [`Transformed::new`] compiled for AVX2, with the DCT written in AVX2
+    /// intrinsics. The colour conversion and the DCT are eight-lane f32
+    /// arithmetic; the same multiplications and additions in the same order
+    /// (AVX2 brings no fused multiply-add), so every coefficient, and so
+    /// every file, is bit-identical on any CPU.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn new_avx2(img: &RgbImage, chroma: Chroma) -> Transformed {
-        Self::compute(img, chroma)
+        Self::compute::<true>(img, chroma)
     }
 
+    /// The transform, one row of MCUs at a time: whole-picture planes would
+    /// be 3.7 MB of floats (for 480x640) written once and read back, where
+    /// a strip of them stays in the cache. `AVX2` picks the intrinsics DCT
+    /// and must only be set where the CPU has AVX2.
     // Inlined into both builds of `new`, with everything it calls.
     #[inline(always)]
-    fn compute(img: &RgbImage, chroma: Chroma) -> Transformed {
+    fn compute<const AVX2: bool>(img: &RgbImage, chroma: Chroma) -> Transformed {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let mcu = match chroma {
             Chroma::Full444 => 8,
             Chroma::Sub420 => 16,
         };
         let (pw, ph) = (w.div_ceil(mcu) * mcu, h.div_ceil(mcu) * mcu);
-        // JFIF's YCbCr, level-shifted so that the DCT sees -128..127.
-        let mut planes: [Plane; 3] = std::array::from_fn(|_| Plane {
-            width: pw,
-            samples: vec![0f32; pw * ph],
-        });
-        for y in 0..ph {
-            let row = img.row(y.min(h - 1) as u32);
-            let [luma, cb, cr] = &mut planes;
-            let span = y * pw..(y + 1) * pw;
-            let (luma, cb, cr) = (
-                &mut luma.samples[span.clone()],
-                &mut cb.samples[span.clone()],
-                &mut cr.samples[span],
-            );
-            for (x, p) in row.chunks_exact(3).enumerate() {
-                let (r, g, b) = (f32::from(p[0]), f32::from(p[1]), f32::from(p[2]));
-                luma[x] = 0.299 * r + 0.587 * g + 0.114 * b - 128.0;
-                cb[x] = -0.168_736 * r - 0.331_264 * g + 0.5 * b;
-                cr[x] = 0.5 * r - 0.418_688 * g - 0.081_312 * b;
-            }
-            for plane_row in [luma, cb, cr] {
-                let last = plane_row[w - 1];
-                plane_row[w..].fill(last);
-            }
-        }
-        if chroma == Chroma::Sub420 {
-            planes[1] = planes[1].halved();
-            planes[2] = planes[2].halved();
-        }
-        let basis = dct_basis();
         let (mcus_x, mcus_y) = (pw / mcu, ph / mcu);
+        // JFIF's YCbCr, level-shifted so that the DCT sees -128..127.
+        let mut strip: [Plane; 3] = std::array::from_fn(|_| Plane {
+            width: pw,
+            samples: vec![0f32; pw * mcu],
+        });
+        let basis = dct_basis();
         let layout = mcu_components(chroma);
         let mut blocks = Vec::with_capacity(mcus_x * mcus_y * layout.len());
         for my in 0..mcus_y {
+            for dy in 0..mcu {
+                let y = my * mcu + dy;
+                let row = img.row(y.min(h - 1) as u32);
+                let [luma, cb, cr] = &mut strip;
+                let span = dy * pw..(dy + 1) * pw;
+                let (luma, cb, cr) = (
+                    &mut luma.samples[span.clone()],
+                    &mut cb.samples[span.clone()],
+                    &mut cr.samples[span],
+                );
+                for (x, p) in row.chunks_exact(3).enumerate() {
+                    let (r, g, b) = (f32::from(p[0]), f32::from(p[1]), f32::from(p[2]));
+                    luma[x] = 0.299 * r + 0.587 * g + 0.114 * b - 128.0;
+                    cb[x] = -0.168_736 * r - 0.331_264 * g + 0.5 * b;
+                    cr[x] = 0.5 * r - 0.418_688 * g - 0.081_312 * b;
+                }
+                for plane_row in [luma, cb, cr] {
+                    let last = plane_row[w - 1];
+                    plane_row[w..].fill(last);
+                }
+            }
+            let halved;
+            let planes: [&Plane; 3] = if chroma == Chroma::Sub420 {
+                halved = [strip[1].halved(), strip[2].halved()];
+                [&strip[0], &halved[0], &halved[1]]
+            } else {
+                [&strip[0], &strip[1], &strip[2]]
+            };
             for mx in 0..mcus_x {
                 let mut luma_blocks = 0;
                 for &c in layout {
@@ -151,11 +159,11 @@ impl Transformed {
                     let (x0, y0) = if c == 0 {
                         let (dx, dy) = (luma_blocks % (mcu / 8), luma_blocks / (mcu / 8));
                         luma_blocks += 1;
-                        (mx * mcu + dx * 8, my * mcu + dy * 8)
+                        (mx * mcu + dx * 8, dy * 8)
                     } else {
-                        (mx * 8, my * 8)
+                        (mx * 8, 0)
                     };
-                    blocks.push(fdct(&planes[c].block(x0, y0), &basis));
+                    blocks.push(block_dct::<AVX2>(planes[c], x0, y0, &basis));
                 }
             }
         }
@@ -166,6 +174,12 @@ impl Transformed {
             mcus_x,
             blocks,
         }
+    }
+
+    /// Luma blocks, and blocks of each chroma component, in a row of MCUs.
+    pub(super) fn blocks_per_row(&self) -> (usize, usize) {
+        let luma = mcu_components(self.chroma).iter().filter(|&&c| c == 0);
+        (self.mcus_x * luma.count(), self.mcus_x)
     }
 
     pub(super) fn chroma(&self) -> Chroma {
@@ -212,20 +226,23 @@ impl Transformed {
             // SAFETY: the CPU has just been found to support AVX2.
             return unsafe { self.code_avx2(quality, density_dpi) };
         }
-        self.quantise_and_count(quality, density_dpi)
+        self.quantise_and_count::<false>(quality, density_dpi)
     }
 
-    /// [`Transformed::code`] compiled for AVX2, bit-identical for the same
-    /// reasons as [`Transformed::new_avx2`]: quantisation is the same
-    /// multiplications and roundings eight lanes at a time.
+    /// [`Transformed::code`] compiled for AVX2, with the quantisation in
+    /// intrinsics; bit-identical for the same reasons as
+    /// [`Transformed::new_avx2`]: the same multiplications and roundings
+    /// eight lanes at a time.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn code_avx2(&self, quality: u8, density_dpi: u16) -> Coded {
-        self.quantise_and_count(quality, density_dpi)
+        self.quantise_and_count::<true>(quality, density_dpi)
     }
 
+    /// `AVX2` picks the intrinsics quantisation and must only be set where
+    /// the CPU has AVX2.
     #[inline(always)]
-    fn quantise_and_count(&self, quality: u8, density_dpi: u16) -> Coded {
+    fn quantise_and_count<const AVX2: bool>(&self, quality: u8, density_dpi: u16) -> Coded {
         let tables = [
             scaled_table(&STD_LUMA_QT, quality),
             scaled_table(&STD_CHROMA_QT, quality),
@@ -237,23 +254,23 @@ impl Transformed {
         // table codes each symbol (to optimise the tables).
         let mut symbols = Vec::with_capacity(self.blocks.len() * 24);
         let mut counts = [[0u32; 257]; 4];
-        let mut extra_bits_total = 0u64;
         let mut prev_dc = [0i16; 3];
         for (block, &c) in self.blocks.iter().zip(layout.iter().cycle()) {
             let class = usize::from(c > 0);
-            let q = quantise(block, &reciprocals[class]);
-            walk_block(&q, &mut prev_dc[c], |is_dc, symbol, extra, extra_len| {
+            let (q, nonzero) = quantise_block::<AVX2>(block, &reciprocals[class]);
+            walk_block(&q, nonzero, &mut prev_dc[c], |is_dc, symbol, extra| {
                 let table = if is_dc { class } else { 2 + class };
                 counts[table][usize::from(symbol)] += 1;
-                extra_bits_total += u64::from(extra_len);
-                symbols.push(Symbol {
-                    table: table as u8,
-                    symbol,
-                    extra_len,
-                    extra,
-                });
+                symbols.push(Symbol::new(table, symbol, extra));
             });
         }
+        // Each symbol is followed by as many magnitude bits as its low
+        // four bits say, so the counts give their total.
+        let extra_bits_total: u64 = counts
+            .iter()
+            .flat_map(|count| count[..256].iter().enumerate())
+            .map(|(s, &n)| u64::from(n) * (s as u64 & 15))
+            .sum();
         let codes = counts.map(|c| HuffmanTable::optimal(&c));
 
         let mut out = Vec::with_capacity(symbols.len() * 2 + 1024);
@@ -325,6 +342,24 @@ fn segment(out: &mut Vec<u8>, marker: u8, body: &[u8]) {
     out.extend_from_slice(body);
 }
 
+/// The DCT of the block of `plane` at (`x0`, `y0`): [`fdct`], or with
+/// `AVX2` its intrinsics build, which gives the same bits.
+#[inline(always)]
+fn block_dct<const AVX2: bool>(
+    plane: &Plane,
+    x0: usize,
+    y0: usize,
+    basis: &[[f32; 8]; 8],
+) -> [f32; 64] {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: only `new_avx2` asks for AVX2, and it runs only on a CPU
+        // found to have it.
+        return unsafe { avx2::fdct(&plane.samples, plane.width, x0, y0, basis) };
+    }
+    fdct(&plane.block(x0, y0), basis)
+}
+
 /// Separable 2-D DCT with the JPEG normalisation (DC = 8 x the mean), in
 /// zig-zag order. Each pass transforms all eight columns at once, which
 /// leaves the result transposed (`[u][v]`: horizontal frequency u, vertical
@@ -378,6 +413,190 @@ fn lanes_scale(a: &[f32; 8], c: f32) -> [f32; 8] {
     std::array::from_fn(|i| a[i] * c)
 }
 
+/// [`fdct`] in AVX2 intrinsics. The compiler turns the portable version's
+/// transpose between the passes into scalar moves and inserts; here it is
+/// eight-lane shuffles, and the zig-zag read is a gather. The arithmetic is
+/// [`dct_columns`]'s, operation for operation.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::TRANSPOSED_ZIGZAG;
+
+    /// [`super::fdct`] of the 8x8 block at (`x0`, `y0`) of a plane of
+    /// `width` samples a row. The CPU must have AVX2.
+    // Rust before 1.87 (the MSRV is 1.85) needs the `unsafe` blocks around
+    // intrinsics even inside a function with their target feature.
+    #[allow(unused_unsafe)]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) unsafe fn fdct(
+        samples: &[f32],
+        width: usize,
+        x0: usize,
+        y0: usize,
+        basis: &[[f32; 8]; 8],
+    ) -> [f32; 64] {
+        let mut rows = [unsafe { _mm256_setzero_ps() }; 8];
+        for (dy, row) in rows.iter_mut().enumerate() {
+            let start = (y0 + dy) * width + x0;
+            let src = &samples[start..start + 8];
+            // SAFETY: `src` holds the eight floats read.
+            *row = unsafe { _mm256_loadu_ps(src.as_ptr()) };
+        }
+        let vertical = unsafe { columns(&rows, basis) };
+        let turned = unsafe { transpose(&vertical) };
+        let both = unsafe { columns(&turned, basis) };
+        let mut transposed = [0f32; 64];
+        for (chunk, v) in transposed.chunks_exact_mut(8).zip(both) {
+            // SAFETY: `chunk` has room for the eight floats written.
+            unsafe { _mm256_storeu_ps(chunk.as_mut_ptr(), v) };
+        }
+        let mut zz = [0f32; 64];
+        for (chunk, at) in zz.chunks_exact_mut(8).zip(GATHER.chunks_exact(8)) {
+            // SAFETY: every index in GATHER is below 64, inside
+            // `transposed`; `at` and `chunk` hold eight lanes each.
+            unsafe {
+                let index = _mm256_loadu_si256(at.as_ptr().cast());
+                let lanes = _mm256_i32gather_ps::<4>(transposed.as_ptr(), index);
+                _mm256_storeu_ps(chunk.as_mut_ptr(), lanes);
+            }
+        }
+        zz
+    }
+
+    /// [`super::quantise`] and [`super::nonzero_mask`] of one block. The
+    /// compiler's own vectorisation of them packs the signs and gathers the
+    /// mask bits through several multiplications; here the signs are an
+    /// exclusive-or, and the mask is two byte-packs and two `movemask`s.
+    /// The CPU must have AVX2.
+    #[allow(unused_unsafe)]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) unsafe fn quantise(coefs: &[f32; 64], reciprocals: &[f32; 64]) -> ([i16; 64], u64) {
+        // The constants and steps of the portable version, which explains
+        // them.
+        const SHIFT: f32 = 8_388_608.0;
+        let mut q = [0i16; 64];
+        let mut zero_words = [unsafe { _mm256_setzero_si256() }; 2];
+        unsafe {
+            let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
+            let (limit, shift) = (_mm256_set1_ps(1023.0), _mm256_set1_ps(SHIFT));
+            let shift_bits = _mm256_set1_epi32(SHIFT.to_bits() as i32);
+            let zero = _mm256_setzero_si256();
+            let mut words = [zero; 4];
+            for (i, word) in words.iter_mut().enumerate() {
+                let mut lanes = [zero; 2];
+                for (h, lane) in lanes.iter_mut().enumerate() {
+                    let at = 16 * i + 8 * h;
+                    let c = _mm256_loadu_ps(coefs[at..at + 8].as_ptr());
+                    let r = _mm256_loadu_ps(reciprocals[at..at + 8].as_ptr());
+                    let scaled = _mm256_mul_ps(_mm256_and_ps(c, magnitude), r);
+                    let rounded = _mm256_add_ps(_mm256_min_ps(scaled, limit), shift);
+                    let m = _mm256_sub_epi32(_mm256_castps_si256(rounded), shift_bits);
+                    let negative =
+                        _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LT_OQ>(c, _mm256_setzero_ps()));
+                    *lane = _mm256_sub_epi32(_mm256_xor_si256(m, negative), negative);
+                }
+                // Packing works within 128-bit halves; the permutation puts
+                // the four 64-bit pieces back in order.
+                *word = _mm256_permute4x64_epi64::<0xD8>(_mm256_packs_epi32(lanes[0], lanes[1]));
+                _mm256_storeu_si256(q[16 * i..16 * i + 16].as_mut_ptr().cast(), *word);
+            }
+            for (j, zeros) in zero_words.iter_mut().enumerate() {
+                let low = _mm256_cmpeq_epi16(words[2 * j], zero);
+                let high = _mm256_cmpeq_epi16(words[2 * j + 1], zero);
+                *zeros = _mm256_permute4x64_epi64::<0xD8>(_mm256_packs_epi16(low, high));
+            }
+        }
+        let (low, high) = unsafe {
+            (
+                _mm256_movemask_epi8(zero_words[0]) as u32,
+                _mm256_movemask_epi8(zero_words[1]) as u32,
+            )
+        };
+        (q, !(u64::from(low) | (u64::from(high) << 32)))
+    }
+
+    /// [`super::TRANSPOSED_ZIGZAG`] as gather indices.
+    const GATHER: [i32; 64] = {
+        let mut t = [0; 64];
+        let mut k = 0;
+        while k < 64 {
+            t[k] = TRANSPOSED_ZIGZAG[k] as i32;
+            k += 1;
+        }
+        t
+    };
+
+    /// [`super::dct_columns`], lane for lane.
+    #[allow(unused_unsafe)]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn columns(rows: &[__m256; 8], basis: &[[f32; 8]; 8]) -> [__m256; 8] {
+        unsafe {
+            let mut sums = [_mm256_setzero_ps(); 4];
+            let mut diffs = [_mm256_setzero_ps(); 4];
+            for j in 0..4 {
+                sums[j] = _mm256_add_ps(rows[j], rows[7 - j]);
+                diffs[j] = _mm256_sub_ps(rows[j], rows[7 - j]);
+            }
+            let mut out = [_mm256_setzero_ps(); 8];
+            for (k, out_row) in out.iter_mut().enumerate() {
+                let half = [&sums, &diffs][k % 2];
+                let c = &basis[k];
+                let term = |j: usize| _mm256_mul_ps(half[j], _mm256_set1_ps(c[j]));
+                let mut acc = term(0);
+                acc = _mm256_add_ps(acc, term(1));
+                acc = _mm256_add_ps(acc, term(2));
+                *out_row = _mm256_add_ps(acc, term(3));
+            }
+            out
+        }
+    }
+
+    /// Rows become columns: lane x of row y goes to lane y of row x.
+    #[allow(unused_unsafe)]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn transpose(r: &[__m256; 8]) -> [__m256; 8] {
+        unsafe {
+            // Pairs of rows interleaved, then pairs of pairs: each 128-bit
+            // half then holds four rows of one column.
+            let t: [__m256; 8] = [
+                _mm256_unpacklo_ps(r[0], r[1]),
+                _mm256_unpackhi_ps(r[0], r[1]),
+                _mm256_unpacklo_ps(r[2], r[3]),
+                _mm256_unpackhi_ps(r[2], r[3]),
+                _mm256_unpacklo_ps(r[4], r[5]),
+                _mm256_unpackhi_ps(r[4], r[5]),
+                _mm256_unpacklo_ps(r[6], r[7]),
+                _mm256_unpackhi_ps(r[6], r[7]),
+            ];
+            let u: [__m256; 8] = [
+                _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+                _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+                _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+                _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+                _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+                _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+                _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+                _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+            ];
+            [
+                _mm256_permute2f128_ps::<0x20>(u[0], u[4]),
+                _mm256_permute2f128_ps::<0x20>(u[1], u[5]),
+                _mm256_permute2f128_ps::<0x20>(u[2], u[6]),
+                _mm256_permute2f128_ps::<0x20>(u[3], u[7]),
+                _mm256_permute2f128_ps::<0x31>(u[0], u[4]),
+                _mm256_permute2f128_ps::<0x31>(u[1], u[5]),
+                _mm256_permute2f128_ps::<0x31>(u[2], u[6]),
+                _mm256_permute2f128_ps::<0x31>(u[3], u[7]),
+            ]
+        }
+    }
+}
+
 /// Where natural-order coefficient `n` (row-major, `v * 8 + u`) sits in a
 /// transposed block.
 const fn transposed_index(n: usize) -> usize {
@@ -395,6 +614,23 @@ const TRANSPOSED_ZIGZAG: [usize; 64] = {
     }
     t
 };
+
+/// [`quantise`] and [`nonzero_mask`] of one block, or with `AVX2` their
+/// intrinsics build, which gives the same values.
+#[inline(always)]
+fn quantise_block<const AVX2: bool>(
+    coefs: &[f32; 64],
+    reciprocals: &[f32; 64],
+) -> ([i16; 64], u64) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: only `code_avx2` asks for AVX2, and it runs only on a CPU
+        // found to have it.
+        return unsafe { avx2::quantise(coefs, reciprocals) };
+    }
+    let q = quantise(coefs, reciprocals);
+    (q, nonzero_mask(&q))
+}
 
 /// Rounds each magnitude to the nearest integer (ties to even) and keeps it
 /// within 1023, what baseline Huffman coding carries for AC (a DC of -1024
@@ -415,26 +651,57 @@ fn quantise(coefs: &[f32; 64], reciprocals: &[f32; 64]) -> [i16; 64] {
     q
 }
 
-/// Bits needed for |v| (JPEG's "category" or SSSS).
+/// Bits needed for |v| (JPEG's "category" or SSSS), for |v| < 2^30. The
+/// set low bit keeps the argument of `leading_zeros` non-zero, so there is
+/// no branch for v = 0.
+#[inline(always)]
 fn category(v: i32) -> u8 {
-    (32 - v.unsigned_abs().leading_zeros()) as u8
+    (31 - ((v.unsigned_abs() << 1) | 1).leading_zeros()) as u8
 }
 
 /// The low `category` bits that follow a symbol: v itself when positive,
-/// v - 1 (its one's complement) when negative.
+/// v - 1 (its one's complement) when negative; without a branch on the
+/// sign, which is a coin toss for AC coefficients.
+#[inline(always)]
 fn extra_bits(v: i32, category: u8) -> u16 {
-    let bits = if v < 0 { v - 1 } else { v };
+    let bits = v.wrapping_add(v >> 31);
     ((bits as u32) & ((1u32 << category) - 1)) as u16
 }
 
-/// One Huffman symbol to write: which of the four tables codes it, and the
-/// magnitude bits that follow it.
-struct Symbol {
-    table: u8,
-    symbol: u8,
-    extra_len: u8,
-    extra: u16,
+/// One Huffman symbol to write, packed into four bytes: the table that
+/// codes it (bits 24-25, in [`Coded::codes`] order), the symbol (bits
+/// 16-23) and the magnitude bits that follow it (bits 0-15). How many
+/// magnitude bits follow is the symbol's low four bits: its size category
+/// for DC and AC symbols alike, 0 for ZRL and EOB.
+#[derive(Clone, Copy)]
+struct Symbol(u32);
+
+impl Symbol {
+    #[inline(always)]
+    fn new(table: usize, symbol: u8, extra: u16) -> Symbol {
+        Symbol(((table as u32) << 24) | (u32::from(symbol) << 16) | u32::from(extra))
+    }
+
+    /// Table * 256 + symbol: where its code sits in a [`CodeBook`].
+    #[inline(always)]
+    fn book_index(self) -> usize {
+        ((self.0 >> 16) & 0x3FF) as usize
+    }
+
+    #[inline(always)]
+    fn extra_len(self) -> u32 {
+        (self.0 >> 16) & 15
+    }
+
+    #[inline(always)]
+    fn extra(self) -> u32 {
+        self.0 & 0xFFFF
+    }
 }
+
+/// The codes of all four tables, indexed by [`Symbol::book_index`], each
+/// as code << 8 | length: one load per symbol written.
+type CodeBook = [u32; 1024];
 
 /// A picture coded at one quality, its bits not yet written.
 struct Coded {
@@ -446,15 +713,25 @@ struct Coded {
 
 impl Coded {
     fn write(self) -> Vec<u8> {
-        let mut bits = BitWriter::new(self.headers);
-        for s in &self.symbols {
-            let (code, len) = self.codes[usize::from(s.table)].code(s.symbol);
+        let mut book: CodeBook = [0; 1024];
+        for (entry, &(code, len)) in book
+            .iter_mut()
+            .zip(self.codes.iter().flat_map(|t| &t.codes))
+        {
+            *entry = (code << 8) | u32::from(len);
+        }
+        let mut out = self.headers;
+        let mut bits = BitWriter::default();
+        for &s in &self.symbols {
+            let entry = book[s.book_index()];
+            let extra_len = s.extra_len();
             bits.put(
-                (code << s.extra_len) | u32::from(s.extra),
-                len + s.extra_len,
+                &mut out,
+                ((entry >> 8) << extra_len) | s.extra(),
+                (entry & 0xFF) + extra_len,
             );
         }
-        let mut out = bits.finish();
+        bits.finish(&mut out);
         out.extend_from_slice(&[0xFF, 0xD9]);
         out
     }
@@ -469,34 +746,40 @@ pub(super) enum Probe {
     },
 }
 
-/// Calls `emit(is_dc, symbol, extra, extra_len)` for each Huffman symbol of
+/// Calls `emit(is_dc, symbol, extra)` for each Huffman symbol of
+/// `nonzero` ([`nonzero_mask`] of `zz`) and
 /// a quantised block (zig-zag order), in coding order: the DC difference, then run/size AC
 /// symbols with ZRL for runs of 16 zeros and EOB after the last non-zero.
 #[inline(always)]
-fn walk_block(zz: &[i16; 64], prev_dc: &mut i16, mut emit: impl FnMut(bool, u8, u16, u8)) {
+fn walk_block(
+    zz: &[i16; 64],
+    nonzero: u64,
+    prev_dc: &mut i16,
+    mut emit: impl FnMut(bool, u8, u16),
+) {
     let diff = i32::from(zz[0]) - i32::from(*prev_dc);
     *prev_dc = zz[0];
     let s = category(diff);
-    emit(true, s, extra_bits(diff, s), s);
+    emit(true, s, extra_bits(diff, s));
     // Bit k set for each non-zero AC coefficient: runs of zeros are then
     // the gaps between set bits.
-    let mut nonzero = nonzero_mask(zz) & !1;
+    let mut nonzero = nonzero & !1;
     let mut next = 1u32;
     while nonzero != 0 {
         let k = nonzero.trailing_zeros();
         nonzero &= nonzero - 1;
         let mut run = k - next;
         while run >= 16 {
-            emit(false, 0xF0, 0, 0);
+            emit(false, 0xF0, 0);
             run -= 16;
         }
         let v = i32::from(zz[k as usize]);
         let s = category(v);
-        emit(false, ((run as u8) << 4) | s, extra_bits(v, s), s);
+        emit(false, ((run as u8) << 4) | s, extra_bits(v, s));
         next = k + 1;
     }
     if next < 64 {
-        emit(false, 0x00, 0, 0);
+        emit(false, 0x00, 0);
     }
 }
 
@@ -569,10 +852,6 @@ impl HuffmanTable {
         }
         table
     }
-
-    fn code(&self, symbol: u8) -> (u32, u8) {
-        self.codes[usize::from(symbol)]
-    }
 }
 
 /// Huffman code lengths (unbounded) for `freq`: repeatedly merges the two
@@ -639,60 +918,55 @@ fn limit_to_16_bits(per_length: &mut [u32; 33]) {
 /// Packs bits most significant first, inserting a zero byte after every
 /// 0xFF of entropy-coded data, and pads the last byte with ones (T.81
 /// F.1.2.3 and F.1.2.1.2).
+///
+/// The bytes go to a vector the caller owns, not one inside the writer: a
+/// writer that held it had its address handed to every `Vec` call, and the
+/// compiler then kept the bit accumulator in memory through the whole loop.
+#[derive(Default)]
 struct BitWriter {
-    out: Vec<u8>,
     acc: u64,
     len: u32,
 }
 
 impl BitWriter {
-    fn new(out: Vec<u8>) -> BitWriter {
-        BitWriter {
-            out,
-            acc: 0,
-            len: 0,
-        }
-    }
-
-    /// Appends the low `count` bits of `bits` (at most 32 bits per call).
-    fn put(&mut self, bits: u32, count: u8) {
-        if count == 0 {
-            return;
-        }
-        let mask = u64::MAX >> (64 - u32::from(count));
-        self.acc = (self.acc << count) | (u64::from(bits) & mask);
-        self.len += u32::from(count);
+    /// Appends `bits`, which must be below 2^`count`, as `count` bits (at
+    /// most 32 per call). Callers pass codes and magnitudes already cut to
+    /// their length, so there is nothing to mask.
+    #[inline(always)]
+    fn put(&mut self, out: &mut Vec<u8>, bits: u32, count: u32) {
+        debug_assert!(count <= 32 && u64::from(bits) >> count == 0);
+        self.acc = (self.acc << count) | u64::from(bits);
+        self.len += count;
         if self.len >= 32 {
             self.len -= 32;
             let word = (self.acc >> self.len) as u32;
             if has_ff_byte(word) {
                 word.to_be_bytes()
                     .into_iter()
-                    .for_each(|b| self.push_byte(b));
+                    .for_each(|b| push_byte(out, b));
             } else {
-                self.out.extend_from_slice(&word.to_be_bytes());
+                out.extend_from_slice(&word.to_be_bytes());
             }
         }
     }
 
-    fn finish(mut self) -> Vec<u8> {
+    fn finish(mut self, out: &mut Vec<u8>) {
         // Whole bytes first, then the last partial byte padded with ones.
         while self.len >= 8 {
             self.len -= 8;
-            self.push_byte((self.acc >> self.len) as u8);
+            push_byte(out, (self.acc >> self.len) as u8);
         }
         if self.len > 0 {
             let pad = 8 - self.len;
-            self.push_byte(((self.acc << pad) as u8) | ((1u8 << pad) - 1));
+            push_byte(out, ((self.acc << pad) as u8) | ((1u8 << pad) - 1));
         }
-        self.out
     }
+}
 
-    fn push_byte(&mut self, byte: u8) {
-        self.out.push(byte);
-        if byte == 0xFF {
-            self.out.push(0);
-        }
+fn push_byte(out: &mut Vec<u8>, byte: u8) {
+    out.push(byte);
+    if byte == 0xFF {
+        out.push(0);
     }
 }
 
@@ -746,9 +1020,9 @@ mod tests {
         counts[3] = 10;
         counts[4] = 1;
         let t = HuffmanTable::optimal(&counts);
-        let len = |s: u8| t.code(s).1;
+        let len = |s: usize| t.codes[s].1;
         assert!(len(1) < len(2) && len(2) < len(3) && len(3) <= len(4));
-        assert_eq!(t.code(5).1, 0);
+        assert_eq!(len(5), 0);
     }
 
     #[test]
@@ -776,10 +1050,11 @@ mod tests {
 
     #[test]
     fn stuffs_a_zero_after_every_ff_and_pads_with_ones() {
-        let mut w = BitWriter::new(Vec::new());
-        w.put(0xFF, 8);
-        w.put(0b101, 3);
-        assert_eq!(w.finish(), vec![0xFF, 0x00, 0b1011_1111]);
+        let (mut w, mut out) = (BitWriter::default(), Vec::new());
+        w.put(&mut out, 0xFF, 8);
+        w.put(&mut out, 0b101, 3);
+        w.finish(&mut out);
+        assert_eq!(out, vec![0xFF, 0x00, 0b1011_1111]);
     }
 
     /// Mean squared error between `img` and `jpeg` decoded by jpeg-decoder,
@@ -845,7 +1120,7 @@ mod tests {
         for (w, h, seed) in [(480, 640, 3), (37, 29, 5)] {
             let img = crate::synth::portrait(w, h, 0.4, seed);
             for chroma in [Chroma::Full444, Chroma::Sub420] {
-                let portable = Transformed::compute(&img, chroma);
+                let portable = Transformed::compute::<false>(&img, chroma);
                 // SAFETY: AVX2 support was checked above.
                 let fast = unsafe { Transformed::new_avx2(&img, chroma) };
                 let bits = |t: &Transformed| -> Vec<u32> {
@@ -853,12 +1128,43 @@ mod tests {
                 };
                 assert_eq!(bits(&portable), bits(&fast), "{w}x{h} {chroma}");
                 for quality in [40u8, 85, 100] {
-                    let slow = portable.quantise_and_count(quality, 300).write();
+                    let slow = portable.quantise_and_count::<false>(quality, 300).write();
                     // SAFETY: as above.
                     let quick = unsafe { portable.code_avx2(quality, 300) }.write();
                     assert!(slow == quick, "{w}x{h} {chroma} q{quality}");
                 }
             }
+        }
+    }
+
+    /// The AVX2 quantisation rounds, clamps and signs exactly as the
+    /// portable one, at ties, at the 1023 limit and at both zeros.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_quantisation_matches_the_portable_one() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        // Every seventh reciprocal is 1, where halves are ties.
+        let reciprocals: [f32; 64] = std::array::from_fn(|k| 1.0 / (1 + k % 7 * 13) as f32);
+        let mut seed = 0x9E37_79B9u32;
+        let mut noise = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed % 20_001) as f32 / 8.0 - 1250.0
+        };
+        let blocks: [[f32; 64]; 4] = [
+            std::array::from_fn(|k| (k as f32 - 31.5) * 0.5),
+            std::array::from_fn(|k| if k % 2 == 0 { -0.0 } else { 0.0 }),
+            std::array::from_fn(|k| k as f32 * if k % 3 == 0 { -700.0 } else { 700.0 }),
+            std::array::from_fn(|_| noise()),
+        ];
+        for (i, block) in blocks.iter().enumerate() {
+            let want = quantise(block, &reciprocals);
+            // SAFETY: AVX2 support was checked above.
+            let got = unsafe { avx2::quantise(block, &reciprocals) };
+            assert_eq!(got, (want, nonzero_mask(&want)), "block {i}");
         }
     }
 
