@@ -467,40 +467,68 @@ fn robust_plane(
     Some(plane)
 }
 
-/// Least-squares plane per Lab channel over backdrop pixels (in coordinates
-/// normalised to 0..1); None when too few or degenerate.
-fn fit_plane(labs: &[[f64; 3]], fg: &[bool], w: usize, h: usize) -> Option<[[f64; 3]; 3]> {
-    // The normal matrix of (1, x, y) is symmetric with the count in its
-    // corner: only its five other distinct sums are accumulated. The mirror
-    // images would add the very same products in the same order, and the
-    // products with 1 are the values themselves, so the matrix is the one a
-    // full 3 x 3 accumulation gives, for two fifths less work per pixel.
-    let [mut sx, mut sy, mut sxx, mut sxy, mut syy] = [0.0f64; 5];
-    let mut rhs = [[0.0f64; 3]; 3];
+/// The count of the pixels not in `fg`, the sums over them of
+/// `a = (L, a, b, x)`, of `x a` and of `y a`, and those of `y` and `y^2`:
+/// the normal equations of the three planes. Each sum adds its pixels in
+/// order, four sums side by side, which an AVX2 build (runtime check) does
+/// as one vector operation with the same values. (`x y` is accumulated as
+/// `y x`, the same product.)
+fn plane_sums(labs: &[[f64; 3]], fg: &[bool], w: usize, h: usize) -> PlaneSums {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has just been found to support AVX2.
+        return unsafe { plane_sums_avx2(labs, fg, w, h) };
+    }
+    plane_sums_portable(labs, fg, w, h)
+}
+
+type PlaneSums = (usize, [[f64; 4]; 3], [f64; 2]);
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn plane_sums_avx2(labs: &[[f64; 3]], fg: &[bool], w: usize, h: usize) -> PlaneSums {
+    plane_sums_portable(labs, fg, w, h)
+}
+
+#[inline(always)]
+fn plane_sums_portable(labs: &[[f64; 3]], fg: &[bool], w: usize, h: usize) -> PlaneSums {
+    let mut sums = [[0.0f64; 4]; 3];
+    let mut ys = [0.0f64; 2];
     let mut n = 0usize;
     let xs = column_positions(w);
     let rows = labs.chunks(w.max(1)).zip(fg.chunks(w.max(1)));
     for (row, (labs, fg)) in rows.enumerate() {
         let y = row as f64 / h as f64;
         for ((l, &x), _) in labs.iter().zip(&xs).zip(fg).filter(|(_, fg)| !**fg) {
-            sx += x;
-            sy += y;
-            sxx += x * x;
-            sxy += x * y;
-            syy += y * y;
-            for k in 0..3 {
-                rhs[k][0] += l[k];
-                rhs[k][1] += x * l[k];
-                rhs[k][2] += y * l[k];
+            let a = [l[0], l[1], l[2], x];
+            for c in 0..4 {
+                sums[0][c] += a[c];
+                sums[1][c] += x * a[c];
+                sums[2][c] += y * a[c];
             }
+            ys[0] += y;
+            ys[1] += y * y;
             n += 1;
         }
     }
+    (n, sums, ys)
+}
+
+/// Least-squares plane per Lab channel over backdrop pixels (in coordinates
+/// normalised to 0..1); None when too few or degenerate.
+fn fit_plane(labs: &[[f64; 3]], fg: &[bool], w: usize, h: usize) -> Option<[[f64; 3]; 3]> {
+    let (n, [s, xs, ys], [sy, syy]) = plane_sums(labs, fg, w, h);
     if n < 16 {
         return None;
     }
-    // A sum of ones is exact far beyond any image's pixel count.
-    let m = [[n as f64, sx, sy], [sx, sxx, sxy], [sy, sxy, syy]];
+    // The normal matrix of (1, x, y) is symmetric with the count in its
+    // corner: only its five other distinct sums were accumulated. The mirror
+    // images would add the very same products in the same order, the
+    // products with 1 are the values themselves, and a sum of ones is exact
+    // far beyond any image's pixel count, so this is the matrix a full
+    // 3 x 3 accumulation gives.
+    let m = [[n as f64, s[3], sy], [s[3], xs[3], ys[3]], [sy, ys[3], syy]];
+    let rhs: [[f64; 3]; 3] = std::array::from_fn(|k| [s[k], xs[k], ys[k]]);
     let det = |a: &[[f64; 3]; 3]| {
         a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
             - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
@@ -766,6 +794,67 @@ pub(crate) mod tests {
             "face {} vs {}",
             s.face_width,
             p.face_width()
+        );
+    }
+
+    /// A `w` x `h` working copy's Lab values, varying from pixel to pixel,
+    /// and a foreground mask over it.
+    fn varied_pixels(w: usize, h: usize) -> (Vec<[f64; 3]>, Vec<bool>) {
+        let labs = (0..w * h)
+            .map(|i| {
+                let v = i as f64;
+                [
+                    50.0 + 20.0 * (v * 0.37).sin(),
+                    30.0 * (v * 0.11).cos(),
+                    40.0 * (v * 0.07).sin(),
+                ]
+            })
+            .collect();
+        let fg = (0..w * h).map(|i| i % 7 == 3 || i % 11 == 0).collect();
+        (labs, fg)
+    }
+
+    #[test]
+    fn plane_fit_is_the_full_normal_equations_solution() {
+        let (w, h) = (37, 23);
+        let (labs, fg) = varied_pixels(w, h);
+        // The normal equations accumulated entry by entry, all nine of the
+        // matrix, as the fit did before it summed four side by side.
+        let mut m = [[0.0f64; 3]; 3];
+        let mut rhs = [[0.0f64; 3]; 3];
+        for (i, l) in labs.iter().enumerate().filter(|(i, _)| !fg[*i]) {
+            let v = [1.0, (i % w) as f64 / w as f64, (i / w) as f64 / h as f64];
+            for r in 0..3 {
+                for c in 0..3 {
+                    m[r][c] += v[r] * v[c];
+                }
+                for k in 0..3 {
+                    rhs[k][r] += v[r] * l[k];
+                }
+            }
+        }
+        let det = |a: &[[f64; 3]; 3]| {
+            a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+                - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+                + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
+        };
+        let want: [[f64; 3]; 3] = std::array::from_fn(|k| {
+            std::array::from_fn(|c| {
+                let mut mc = m;
+                (0..3).for_each(|r| mc[r][c] = rhs[k][r]);
+                det(&mc) / det(&m)
+            })
+        });
+        assert_eq!(fit_plane(&labs, &fg, w, h), Some(want));
+    }
+
+    #[test]
+    fn vector_build_of_the_plane_sums_agrees() {
+        let (w, h) = (37, 23);
+        let (labs, fg) = varied_pixels(w, h);
+        assert_eq!(
+            plane_sums(&labs, &fg, w, h),
+            plane_sums_portable(&labs, &fg, w, h)
         );
     }
 
