@@ -8,6 +8,7 @@
 //!
 //! `cargo run --release --example stage_probe -- border /tmp/c80 --reps 5`
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -70,11 +71,19 @@ fn main() -> Result<()> {
                     u64::from(b.top + b.bottom + b.left + b.right)
                 }
                 "subject" => {
+                    // Every field of both results (floats to the last bit,
+                    // errors too) goes into the checksum, so a change that
+                    // moves any of them shows, not just one that moves the
+                    // crown. Sixteen bits of headroom keep the sum from
+                    // overflowing over 65,536 runs.
                     let copy = WorkingCopy::new(img, options.work_size);
-                    estimate_backdrop(&copy, &options.backdrop)
-                        .ok()
-                        .and_then(|b| locate_subject(&copy, &b, &options.subject).ok())
-                        .map_or(0, |s| s.crown_y as u64)
+                    let backdrop = estimate_backdrop(&copy, &options.backdrop);
+                    let subject = backdrop
+                        .as_ref()
+                        .map(|b| locate_subject(&copy, b, &options.subject));
+                    let mut hasher = DefaultHasher::new();
+                    format!("{backdrop:?}{subject:?}").hash(&mut hasher);
+                    hasher.finish() >> 16
                 }
                 "encode" => {
                     encode_to_window(img, &options.encode).map_or(0, |e| u64::from(e.quality))

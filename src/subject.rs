@@ -172,7 +172,7 @@ pub fn locate_subject(
         fg[i] = false;
         strong[i] = false;
     }
-    let (mut labels, mut areas) = components(&fg, w, h);
+    let (mut labels, mut areas) = components(&fg, w);
     let mut seeded = vec![false; areas.len()];
     for (l, st) in labels.iter().zip(&strong) {
         if let (Some(l), true) = (l, st) {
@@ -467,32 +467,68 @@ fn robust_plane(
     Some(plane)
 }
 
-/// Least-squares plane per Lab channel over backdrop pixels (in coordinates
-/// normalised to 0..1); None when too few or degenerate.
-fn fit_plane(labs: &[[f64; 3]], fg: &[bool], w: usize, h: usize) -> Option<[[f64; 3]; 3]> {
-    let mut m = [[0.0f64; 3]; 3];
-    let mut rhs = [[0.0f64; 3]; 3];
+/// The count of the pixels not in `fg`, the sums over them of
+/// `a = (L, a, b, x)`, of `x a` and of `y a`, and those of `y` and `y^2`:
+/// the normal equations of the three planes. Each sum adds its pixels in
+/// order, four sums side by side, which an AVX2 build (runtime check) does
+/// as one vector operation with the same values. (`x y` is accumulated as
+/// `y x`, the same product.)
+fn plane_sums(labs: &[[f64; 3]], fg: &[bool], w: usize, h: usize) -> PlaneSums {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has just been found to support AVX2.
+        return unsafe { plane_sums_avx2(labs, fg, w, h) };
+    }
+    plane_sums_portable(labs, fg, w, h)
+}
+
+type PlaneSums = (usize, [[f64; 4]; 3], [f64; 2]);
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn plane_sums_avx2(labs: &[[f64; 3]], fg: &[bool], w: usize, h: usize) -> PlaneSums {
+    plane_sums_portable(labs, fg, w, h)
+}
+
+#[inline(always)]
+fn plane_sums_portable(labs: &[[f64; 3]], fg: &[bool], w: usize, h: usize) -> PlaneSums {
+    let mut sums = [[0.0f64; 4]; 3];
+    let mut ys = [0.0f64; 2];
     let mut n = 0usize;
     let xs = column_positions(w);
     let rows = labs.chunks(w.max(1)).zip(fg.chunks(w.max(1)));
     for (row, (labs, fg)) in rows.enumerate() {
         let y = row as f64 / h as f64;
         for ((l, &x), _) in labs.iter().zip(&xs).zip(fg).filter(|(_, fg)| !**fg) {
-            let v = [1.0, x, y];
-            for r in 0..3 {
-                for c in 0..3 {
-                    m[r][c] += v[r] * v[c];
-                }
-                for k in 0..3 {
-                    rhs[k][r] += v[r] * l[k];
-                }
+            let a = [l[0], l[1], l[2], x];
+            for c in 0..4 {
+                sums[0][c] += a[c];
+                sums[1][c] += x * a[c];
+                sums[2][c] += y * a[c];
             }
+            ys[0] += y;
+            ys[1] += y * y;
             n += 1;
         }
     }
+    (n, sums, ys)
+}
+
+/// Least-squares plane per Lab channel over backdrop pixels (in coordinates
+/// normalised to 0..1); None when too few or degenerate.
+fn fit_plane(labs: &[[f64; 3]], fg: &[bool], w: usize, h: usize) -> Option<[[f64; 3]; 3]> {
+    let (n, [s, xs, ys], [sy, syy]) = plane_sums(labs, fg, w, h);
     if n < 16 {
         return None;
     }
+    // The normal matrix of (1, x, y) is symmetric with the count in its
+    // corner: only its five other distinct sums were accumulated. The mirror
+    // images would add the very same products in the same order, the
+    // products with 1 are the values themselves, and a sum of ones is exact
+    // far beyond any image's pixel count, so this is the matrix a full
+    // 3 x 3 accumulation gives.
+    let m = [[n as f64, s[3], sy], [s[3], xs[3], ys[3]], [sy, ys[3], syy]];
+    let rhs: [[f64; 3]; 3] = std::array::from_fn(|k| [s[k], xs[k], ys[k]]);
     let det = |a: &[[f64; 3]; 3]| {
         a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
             - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
@@ -568,14 +604,20 @@ fn merge_detached_head(
     }
 }
 
-/// Per label: min x, max x, min y, max y of its pixels.
+/// Per label: min x, max x, min y, max y of its pixels. Row by row and run
+/// by run of one label, so a box is widened once per run, not per pixel,
+/// and no pixel's column and row are divided out of its index.
 fn label_boxes(labels: &[Option<usize>], n: usize, w: usize) -> Vec<[usize; 4]> {
     let mut boxes = vec![[usize::MAX, 0, usize::MAX, 0]; n];
-    for (i, l) in labels.iter().enumerate() {
-        if let Some(l) = *l {
-            let (x, y) = (i % w, i / w);
-            let b = &mut boxes[l];
-            *b = [b[0].min(x), b[1].max(x), b[2].min(y), b[3].max(y)];
+    for (y, row) in labels.chunks(w.max(1)).enumerate() {
+        let mut x = 0;
+        for run in row.chunk_by(|a, b| a == b) {
+            if let Some(l) = run[0] {
+                let b = &mut boxes[l];
+                let last = x + run.len() - 1;
+                *b = [b[0].min(x), b[1].max(last), b[2].min(y), b[3].max(y)];
+            }
+            x += run.len();
         }
     }
     boxes
@@ -603,10 +645,11 @@ fn with_resting_blobs(
                 && (x0..=x1.min(w - 1)).any(|x| top[x].is_some_and(|t| t > y1 && t - y1 <= y1 - y0))
         })
         .collect();
-    for (i, l) in labels.iter().enumerate() {
-        let x = i % w;
-        if l.is_some_and(|l| resting[l]) && top[x].is_none_or(|t| i / w < t) {
-            top[x] = Some(i / w);
+    for (y, row) in labels.chunks(w.max(1)).enumerate() {
+        for (x, l) in row.iter().enumerate() {
+            if l.is_some_and(|l| resting[l]) && top[x].is_none_or(|t| y < t) {
+                top[x] = Some(y);
+            }
         }
     }
     top
@@ -617,28 +660,21 @@ fn with_resting_blobs(
 /// hair and jaw line is still all subject.
 fn fill_holes(labels: &mut [Option<usize>], main: usize, w: usize, h: usize) {
     let mut outside = vec![false; labels.len()];
-    let mut stack: Vec<usize> = (0..w)
-        .flat_map(|x| [x, (h - 1) * w + x])
-        .chain((0..h).flat_map(|y| [y * w, y * w + w - 1]))
-        .filter(|&i| labels[i] != Some(main))
+    let mut stack: Vec<(usize, usize)> = (0..w)
+        .flat_map(|x| [(x, x), ((h - 1) * w + x, x)])
+        .chain((0..h).flat_map(|y| [(y * w, 0), (y * w + w - 1, w - 1)]))
+        .filter(|&(i, _)| labels[i] != Some(main))
         .collect();
-    for &i in &stack {
+    for &(i, _) in &stack {
         outside[i] = true;
     }
-    while let Some(i) = stack.pop() {
-        let (x, y) = (i % w, i / w);
-        let next = [
-            (x > 0).then(|| i - 1),
-            (x + 1 < w).then(|| i + 1),
-            (y > 0).then(|| i - w),
-            (y + 1 < h).then(|| i + w),
-        ];
-        for j in next.into_iter().flatten() {
+    while let Some((i, x)) = stack.pop() {
+        for_each_neighbour(i, x, w, labels.len(), |j, x| {
             if !outside[j] && labels[j] != Some(main) {
                 outside[j] = true;
-                stack.push(j);
+                stack.push((j, x));
             }
-        }
+        });
     }
     for (l, out) in labels.iter_mut().zip(outside) {
         if !out {
@@ -647,40 +683,54 @@ fn fill_holes(labels: &mut [Option<usize>], main: usize, w: usize, h: usize) {
     }
 }
 
+/// Calls `visit` with the index and column of each 4-neighbour of pixel `i`
+/// (in column `x`) of an image `w` wide and `len` pixels large: left, right,
+/// up, down. The flood fills keep each pixel's column on their stacks with
+/// its index: dividing every index back into a column and a row was a good
+/// part of their cost.
+#[inline(always)]
+fn for_each_neighbour(
+    i: usize,
+    x: usize,
+    w: usize,
+    len: usize,
+    mut visit: impl FnMut(usize, usize),
+) {
+    if x > 0 {
+        visit(i - 1, x - 1);
+    }
+    if x + 1 < w {
+        visit(i + 1, x + 1);
+    }
+    if i >= w {
+        visit(i - w, x);
+    }
+    if i + w < len {
+        visit(i + w, x);
+    }
+}
+
 /// 4-connected components of `mask`: a label per pixel and each label's area.
-fn components(mask: &[bool], w: usize, h: usize) -> (Vec<Option<usize>>, Vec<usize>) {
+fn components(mask: &[bool], w: usize) -> (Vec<Option<usize>>, Vec<usize>) {
     let mut labels = vec![None; mask.len()];
     let mut areas = Vec::new();
     let mut stack = Vec::new();
-    for start in 0..mask.len() {
-        if !mask[start] || labels[start].is_some() {
+    for (start, &set) in mask.iter().enumerate() {
+        if !set || labels[start].is_some() {
             continue;
         }
         let id = areas.len();
         let mut area = 0;
         labels[start] = Some(id);
-        stack.push(start);
-        while let Some(i) = stack.pop() {
+        stack.push((start, start % w));
+        while let Some((i, x)) = stack.pop() {
             area += 1;
-            let (x, y) = (i % w, i / w);
-            let mut visit = |j: usize| {
+            for_each_neighbour(i, x, w, mask.len(), |j, x| {
                 if mask[j] && labels[j].is_none() {
                     labels[j] = Some(id);
-                    stack.push(j);
+                    stack.push((j, x));
                 }
-            };
-            if x > 0 {
-                visit(i - 1);
-            }
-            if x + 1 < w {
-                visit(i + 1);
-            }
-            if y > 0 {
-                visit(i - w);
-            }
-            if y + 1 < h {
-                visit(i + w);
-            }
+            });
         }
         areas.push(area);
     }
@@ -744,6 +794,67 @@ pub(crate) mod tests {
             "face {} vs {}",
             s.face_width,
             p.face_width()
+        );
+    }
+
+    /// A `w` x `h` working copy's Lab values, varying from pixel to pixel,
+    /// and a foreground mask over it.
+    fn varied_pixels(w: usize, h: usize) -> (Vec<[f64; 3]>, Vec<bool>) {
+        let labs = (0..w * h)
+            .map(|i| {
+                let v = i as f64;
+                [
+                    50.0 + 20.0 * (v * 0.37).sin(),
+                    30.0 * (v * 0.11).cos(),
+                    40.0 * (v * 0.07).sin(),
+                ]
+            })
+            .collect();
+        let fg = (0..w * h).map(|i| i % 7 == 3 || i % 11 == 0).collect();
+        (labs, fg)
+    }
+
+    #[test]
+    fn plane_fit_is_the_full_normal_equations_solution() {
+        let (w, h) = (37, 23);
+        let (labs, fg) = varied_pixels(w, h);
+        // The normal equations accumulated entry by entry, all nine of the
+        // matrix, as the fit did before it summed four side by side.
+        let mut m = [[0.0f64; 3]; 3];
+        let mut rhs = [[0.0f64; 3]; 3];
+        for (i, l) in labs.iter().enumerate().filter(|(i, _)| !fg[*i]) {
+            let v = [1.0, (i % w) as f64 / w as f64, (i / w) as f64 / h as f64];
+            for r in 0..3 {
+                for c in 0..3 {
+                    m[r][c] += v[r] * v[c];
+                }
+                for k in 0..3 {
+                    rhs[k][r] += v[r] * l[k];
+                }
+            }
+        }
+        let det = |a: &[[f64; 3]; 3]| {
+            a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+                - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+                + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
+        };
+        let want: [[f64; 3]; 3] = std::array::from_fn(|k| {
+            std::array::from_fn(|c| {
+                let mut mc = m;
+                (0..3).for_each(|r| mc[r][c] = rhs[k][r]);
+                det(&mc) / det(&m)
+            })
+        });
+        assert_eq!(fit_plane(&labs, &fg, w, h), Some(want));
+    }
+
+    #[test]
+    fn vector_build_of_the_plane_sums_agrees() {
+        let (w, h) = (37, 23);
+        let (labs, fg) = varied_pixels(w, h);
+        assert_eq!(
+            plane_sums(&labs, &fg, w, h),
+            plane_sums_portable(&labs, &fg, w, h)
         );
     }
 

@@ -27,8 +27,7 @@ impl WorkingCopy {
     /// 32: the stages need a few pixels to tell anything apart).
     pub fn new(img: &RgbImage, max_side: u32) -> WorkingCopy {
         let work = Work::new(img, max_side.max(32));
-        let table = LabTable::new();
-        let lab = work.px.iter().map(|p| table.lab_f(*p)).collect();
+        let lab = LabTable::new().lab_all(&work.px);
         WorkingCopy {
             work,
             lab,
@@ -92,8 +91,28 @@ impl Work {
 }
 
 /// The integer a column of a block is summed in (`u16` or `u32`).
-trait ColumnSum: Copy + Default + From<u8> + std::ops::AddAssign + Into<u64> {}
-impl<T: Copy + Default + From<u8> + std::ops::AddAssign + Into<u64>> ColumnSum for T {}
+trait ColumnSum: Copy + Default + From<u8> + std::ops::AddAssign {
+    /// The integer a whole block is summed in: twice as wide, so it holds
+    /// `factor` columns. The narrowest that does keeps the conversion to a
+    /// float one instruction where `u64` takes a dozen.
+    type Block: Copy + Default + From<Self> + std::ops::AddAssign;
+    /// The exact value of a block sum (all are far below 2^53).
+    fn value(sum: Self::Block) -> f64;
+}
+
+impl ColumnSum for u16 {
+    type Block = u32;
+    fn value(sum: u32) -> f64 {
+        f64::from(sum)
+    }
+}
+
+impl ColumnSum for u32 {
+    type Block = u64;
+    fn value(sum: u64) -> f64 {
+        sum as f64
+    }
+}
 
 /// [`block_means`], as an AVX2 build of the same code where the CPU has
 /// AVX2 (runtime check): the row sums are integer adds, so twice the vector
@@ -129,16 +148,16 @@ fn block_means<Sum: ColumnSum>(img: &RgbImage, factor: u32, px: &mut Vec<[f32; 3
             }
         }
         let rows = (y1 - y0) as usize;
-        for block in column_sums.chunks(factor as usize * 3) {
-            let mut s = [0u64; 3];
+        px.extend(column_sums.chunks(factor as usize * 3).map(|block| {
+            let mut s = [Sum::Block::default(); 3];
             for p in block.chunks_exact(3) {
                 for c in 0..3 {
                     s[c] += p[c].into();
                 }
             }
             let n = (block.len() / 3 * rows) as f64;
-            px.push(s.map(|v| (v as f64 / n) as f32));
-        }
+            s.map(|v| (Sum::value(v) / n) as f32)
+        }));
     }
 }
 
