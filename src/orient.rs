@@ -80,16 +80,33 @@ pub fn apply_orientation(img: RgbImage, orientation: Orientation) -> RgbImage {
         return img;
     }
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let (out_w, out_h) = if orientation.swaps_axes() {
-        (h, w)
-    } else {
-        (w, h)
-    };
-    // The stored pixel an output pixel (x, y) shows is an affine function
-    // of x and y: origin + x * x_step + y * y_step, in stored pixels.
+    use Orientation::*;
+    if !orientation.swaps_axes() {
+        // Output rows are stored rows, some reversed: a row at a time, with
+        // none of the general loop's index arithmetic per pixel.
+        let flip_rows = matches!(orientation, Rotate180 | MirrorVertical);
+        let mirror = matches!(orientation, MirrorHorizontal | Rotate180);
+        let stride = w * 3;
+        let mut out = vec![0u8; w * h * 3];
+        for (y, dst) in out.chunks_exact_mut(stride).enumerate() {
+            let row = if flip_rows { h - 1 - y } else { y };
+            let src_row = &img.as_bytes()[row * stride..(row + 1) * stride];
+            if mirror {
+                for (d, s) in dst.chunks_exact_mut(3).zip(src_row.chunks_exact(3).rev()) {
+                    d.copy_from_slice(s);
+                }
+            } else {
+                dst.copy_from_slice(src_row);
+            }
+        }
+        return oriented(w, h, out, img);
+    }
+    // The four left swap the axes. The stored pixel an output pixel (x, y)
+    // shows is an affine function of x and y: origin + x * x_step + y *
+    // y_step, in stored pixels (the table has all eight for reference).
+    let (out_w, out_h) = (h, w);
     let (w_, h_) = (w as isize, h as isize);
     let (origin, x_step, y_step) = {
-        use Orientation::*;
         match orientation {
             Normal => (0, 1, w_),
             MirrorHorizontal => (w_ - 1, -1, w_),
@@ -120,6 +137,11 @@ pub fn apply_orientation(img: RgbImage, orientation: Orientation) -> RgbImage {
             }
         }
     }
+    oriented(out_w, out_h, out, img)
+}
+
+/// `out` as an image, or `img` unchanged if `out` were not `out_w` x `out_h`.
+fn oriented(out_w: usize, out_h: usize, out: Vec<u8>, img: RgbImage) -> RgbImage {
     match RgbImage::new(out_w as u32, out_h as u32, out) {
         Ok(oriented) => oriented,
         // Unreachable: the buffer is built to the stated size.
