@@ -80,28 +80,34 @@ pub fn apply_orientation(img: RgbImage, orientation: Orientation) -> RgbImage {
         return img;
     }
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let (out_w, out_h) = if orientation.swaps_axes() {
-        (h, w)
-    } else {
-        (w, h)
-    };
-    // The stored pixel an output pixel (x, y) shows is an affine function
-    // of x and y: origin + x * x_step + y * y_step, in stored pixels.
-    let (w_, h_) = (w as isize, h as isize);
-    let (origin, x_step, y_step) = {
-        use Orientation::*;
-        match orientation {
-            Normal => (0, 1, w_),
-            MirrorHorizontal => (w_ - 1, -1, w_),
-            Rotate180 => ((h_ - 1) * w_ + w_ - 1, -1, -w_),
-            MirrorVertical => ((h_ - 1) * w_, 1, -w_),
-            Transpose => (0, w_, 1),
-            Rotate90 => ((h_ - 1) * w_, -w_, 1),
-            Transverse => ((h_ - 1) * w_ + w_ - 1, -w_, -1),
-            Rotate270 => (w_ - 1, w_, -1),
+    use Orientation::*;
+    if !orientation.swaps_axes() {
+        // Output rows are stored rows, some reversed: a row at a time, with
+        // none of the general loop's index arithmetic per pixel.
+        let flip_rows = matches!(orientation, Rotate180 | MirrorVertical);
+        let mirror = matches!(orientation, MirrorHorizontal | Rotate180);
+        let stride = w * 3;
+        let mut out = vec![0u8; w * h * 3];
+        for (y, dst) in out.chunks_exact_mut(stride).enumerate() {
+            let row = if flip_rows { h - 1 - y } else { y };
+            let src_row = &img.as_bytes()[row * stride..(row + 1) * stride];
+            if mirror {
+                for (d, s) in dst.chunks_exact_mut(3).zip(src_row.chunks_exact(3).rev()) {
+                    d.copy_from_slice(s);
+                }
+            } else {
+                dst.copy_from_slice(src_row);
+            }
         }
-    };
+        return oriented(w, h, out, img);
+    }
+    // The four left swap the axes: output row y shows stored column y (or
+    // w - 1 - y), output column x stored row x (or h - 1 - x).
+    let (out_w, out_h) = (h, w);
+    let rows_reversed = matches!(orientation, Rotate90 | Transverse);
+    let columns_reversed = matches!(orientation, Transverse | Rotate270);
     let src = img.as_bytes();
+    let stride = w * 3;
     let mut out = vec![0u8; out_w * out_h * 3];
     // In tiles: a rotation reads the stored image down its columns, and a
     // tile's few dozen source rows stay in cache while its output rows are
@@ -109,17 +115,39 @@ pub fn apply_orientation(img: RgbImage, orientation: Orientation) -> RgbImage {
     const TILE: usize = 32;
     for ty in (0..out_h).step_by(TILE) {
         for tx in (0..out_w).step_by(TILE) {
+            let x_end = (tx + TILE).min(out_w);
+            let (r0, r1) = if rows_reversed {
+                (h - x_end, h - tx)
+            } else {
+                (tx, x_end)
+            };
+            let rows = src[r0 * stride..r1 * stride].chunks_exact(stride);
             for y in ty..(ty + TILE).min(out_h) {
-                let row = origin + y as isize * y_step;
-                let x_end = (tx + TILE).min(out_w);
+                let column = if columns_reversed { w - 1 - y } else { y } * 3;
                 let dst = &mut out[(y * out_w + tx) * 3..(y * out_w + x_end) * 3];
-                for (x, px) in (tx..x_end).zip(dst.chunks_exact_mut(3)) {
-                    let i = (row + x as isize * x_step) as usize * 3;
-                    px.copy_from_slice(&src[i..i + 3]);
+                if rows_reversed {
+                    copy_column(dst, rows.clone().rev(), column);
+                } else {
+                    copy_column(dst, rows.clone(), column);
                 }
             }
         }
     }
+    oriented(out_w, out_h, out, img)
+}
+
+/// Fills the pixels of `dst` with the pixel at byte `column` of each of
+/// `rows` in turn. By whole stored rows, so the column's bounds are checked
+/// against a row's length, the same for all, instead of each pixel's index
+/// against the image.
+fn copy_column<'a>(dst: &mut [u8], rows: impl Iterator<Item = &'a [u8]>, column: usize) {
+    for (px, row) in dst.chunks_exact_mut(3).zip(rows) {
+        px.copy_from_slice(&row[column..column + 3]);
+    }
+}
+
+/// `out` as an image, or `img` unchanged if `out` were not `out_w` x `out_h`.
+fn oriented(out_w: usize, out_h: usize, out: Vec<u8>, img: RgbImage) -> RgbImage {
     match RgbImage::new(out_w as u32, out_h as u32, out) {
         Ok(oriented) => oriented,
         // Unreachable: the buffer is built to the stated size.

@@ -8,7 +8,6 @@ use crate::check::{Check, Verdict};
 use crate::color::{LabTable, ciede2000, delta_e76};
 use crate::compose::CropPlan;
 use crate::image::RgbImage;
-use crate::work::Work;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -53,8 +52,82 @@ impl Default for PortraitSettings {
     }
 }
 
+/// The working copy the checks look at: pixel (x, y) is the mean of the
+/// `factor` x `factor` block of the picture at (x * factor, y * factor),
+/// clipped at the edges, exactly as [`crate::work::Work`] has it. Worked out
+/// where a check looks rather than for the whole picture: the checks read
+/// the torso, the face, the head and a few lines, a fraction of it, and
+/// building the whole copy was the largest part of this stage.
+struct Blocks<'a> {
+    img: &'a RgbImage,
+    factor: u32,
+    width: usize,
+    height: usize,
+}
+
+impl<'a> Blocks<'a> {
+    /// Blocks as large as keep the longer side at most `max_side`.
+    fn new(img: &'a RgbImage, max_side: u32) -> Self {
+        let (w, h) = (img.width(), img.height());
+        let factor = w.max(h).div_ceil(max_side.max(1)).max(1);
+        Blocks {
+            img,
+            factor,
+            width: w.div_ceil(factor) as usize,
+            height: h.div_ceil(factor) as usize,
+        }
+    }
+
+    /// Working pixel (x, y).
+    fn at(&self, x: usize, y: usize) -> [f32; 3] {
+        let f = self.factor as usize;
+        let (w, h) = (self.img.width() as usize, self.img.height() as usize);
+        let (x0, y0) = (x * f, y * f);
+        let (x1, y1) = ((x0 + f).min(w), (y0 + f).min(h));
+        let bytes = self.img.as_bytes();
+        let mut s = [0u64; 3];
+        if f == 2 && x1 - x0 == 2 && y1 - y0 == 2 {
+            // Every block of a 480x640 output: two pixels of two rows, summed
+            // without the general loop's bookkeeping, which cost several
+            // times the sum.
+            let top = (y0 * w + x0) * 3;
+            let (a, b) = (&bytes[top..top + 6], &bytes[top + w * 3..top + w * 3 + 6]);
+            for (c, sum) in s.iter_mut().enumerate() {
+                let v =
+                    u32::from(a[c]) + u32::from(a[c + 3]) + u32::from(b[c]) + u32::from(b[c + 3]);
+                *sum = u64::from(v);
+            }
+        } else {
+            for yy in y0..y1 {
+                for p in bytes[(yy * w + x0) * 3..(yy * w + x1) * 3].chunks_exact(3) {
+                    s[0] += u64::from(p[0]);
+                    s[1] += u64::from(p[1]);
+                    s[2] += u64::from(p[2]);
+                }
+            }
+        }
+        block_mean(s, (x1 - x0) * (y1 - y0))
+    }
+}
+
+/// The mean of `n` pixels summing to `sum`, divided as the working copy
+/// divides it, so it is the very same `f32`. Converted through `i64`: exact
+/// for any sum an image can have, and one instruction where `u64` takes
+/// several.
+fn block_mean(sum: [u64; 3], n: usize) -> [f32; 3] {
+    let n = n as i64 as f64;
+    let mean = |v: u64| (v as i64 as f64 / n) as f32;
+    [mean(sum[0]), mean(sum[1]), mean(sum[2])]
+}
+
 /// A region of the working copy, clamped to it, in working pixels.
-fn region(work: &Work, x0: f64, y0: f64, x1: f64, y1: f64) -> Option<(usize, usize, usize, usize)> {
+fn region(
+    work: &Blocks,
+    x0: f64,
+    y0: f64,
+    x1: f64,
+    y1: f64,
+) -> Option<(usize, usize, usize, usize)> {
     let f = f64::from(work.factor);
     let cx = |v: f64| ((v / f).round().max(0.0) as usize).min(work.width);
     let cy = |v: f64| ((v / f).round().max(0.0) as usize).min(work.height);
@@ -71,13 +144,28 @@ fn pass_or_warn(name: &str, bad: bool, value: f64, reason: String) -> Check {
     )
 }
 
-/// The element at `rank` in ascending order: a selection, not a sort (the
-/// same value a sort would put there, in linear time).
-fn ranked(v: &mut [f64], rank: usize) -> f64 {
-    *v.select_nth_unstable_by(rank, f64::total_cmp).1
+/// The element at `rank` in ascending order (`f64::total_cmp`'s): a
+/// selection, not a sort (the same value a sort would put there, in linear
+/// time).
+fn ranked(v: &[f64], rank: usize) -> f64 {
+    // `total_cmp` turns both sides' bits into integers ordered the same way
+    // at every comparison; turned once, the selection compares integers.
+    let mut keys: Vec<i64> = v
+        .iter()
+        .map(|&x| total_order_key(x.to_bits() as i64))
+        .collect();
+    let key = *keys.select_nth_unstable(rank).1;
+    f64::from_bits(total_order_key(key) as u64)
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// `f64::total_cmp`'s mapping of a value's bits to an integer of the same
+/// order: negative values have their magnitude bits flipped. Its own
+/// inverse.
+fn total_order_key(bits: i64) -> i64 {
+    bits ^ (((bits >> 63) as u64) >> 1) as i64
+}
+
+fn median(v: &[f64]) -> f64 {
     ranked(v, v.len() / 2)
 }
 
@@ -89,7 +177,7 @@ pub fn judge_portrait(
     backdrop: &Backdrop,
     settings: &PortraitSettings,
 ) -> Vec<Check> {
-    let work = Work::new(out, 320);
+    let work = Blocks::new(out, 320);
     let lt = LabTable::new();
     // Converted where a check looks, not everywhere: the checks read the
     // torso, the face and a few lines, a fraction of the picture.
@@ -108,7 +196,8 @@ pub fn judge_portrait(
     let torso_top = (chin + 0.25 * fw).max(out_h * 0.75);
     match region(&work, cx - 0.7 * fw, torso_top, cx + 0.7 * fw, out_h) {
         Some((x0, y0, x1, y1)) => {
-            let mut ch: [Vec<f64>; 3] = Default::default();
+            let n = (x1 - x0) * (y1 - y0);
+            let mut ch: [Vec<f64>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
             for y in y0..y1 {
                 for x in x0..x1 {
                     let l = lab(x, y);
@@ -117,7 +206,7 @@ pub fn judge_portrait(
                     }
                 }
             }
-            let dominant = [median(&mut ch[0]), median(&mut ch[1]), median(&mut ch[2])];
+            let dominant = [median(&ch[0]), median(&ch[1]), median(&ch[2])];
             let d = ciede2000(dominant, backdrop.lab);
             checks.push(pass_or_warn(
                 "clothing_contrast",
@@ -141,10 +230,10 @@ pub fn judge_portrait(
     // hair, compared left to right.
     let shoulder_row = |xa: f64, xb: f64| -> Option<f64> {
         let (x0, y0, x1, _) = region(&work, xa, chin, xb, out_h)?;
-        let mut rows: Vec<f64> = (x0..x1)
+        let rows: Vec<f64> = (x0..x1)
             .filter_map(|x| (y0..h).find(|&y| !is_bg(x, y)).map(|y| y as f64 * f))
             .collect();
-        (rows.len() * 2 >= x1 - x0 && !rows.is_empty()).then(|| median(&mut rows))
+        (rows.len() * 2 >= x1 - x0 && !rows.is_empty()).then(|| median(&rows))
     };
     let left = shoulder_row(cx - 1.0 * fw, cx - 0.7 * fw);
     let right = shoulder_row(cx + 0.7 * fw, cx + 1.0 * fw);
@@ -256,13 +345,14 @@ pub fn judge_portrait(
     let fy1 = ((ey + 0.45 * fw).max(0.0) as u32).min(out.height());
     let mut clipped = 0u64;
     let mut total = 0u64;
-    for y in fy0..fy1 {
-        for x in fx0..fx1 {
-            let p = out.pixel(x, y);
-            if p.iter().all(|&c| c >= 250) || p.iter().all(|&c| c <= 5) {
-                clipped += 1;
+    if fx0 < fx1 {
+        for y in fy0..fy1 {
+            for p in out.row(y)[fx0 as usize * 3..fx1 as usize * 3].chunks_exact(3) {
+                if p.iter().all(|&c| c >= 250) || p.iter().all(|&c| c <= 5) {
+                    clipped += 1;
+                }
+                total += 1;
             }
-            total += 1;
         }
     }
     let pct = if total == 0 {
@@ -291,13 +381,25 @@ pub fn judge_portrait(
         f64::from(hb.y + hb.height) + pad,
     )
     .and_then(|(x0, y0, x1, y1)| {
-        let luma = |x: usize, y: usize| {
-            let p = work.at(x, y);
-            0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2])
-        };
-        let mut v = Vec::new();
-        for y in y0.max(1)..y1.min(h - 1) {
-            for x in x0.max(1)..x1.min(w - 1) {
+        let (xs, xe) = (x0.max(1), x1.min(w - 1));
+        let (ys, ye) = (y0.max(1), y1.min(h - 1));
+        if xs >= xe || ys >= ye {
+            return None;
+        }
+        // Every pixel's luma once, with the ring around the region the
+        // Laplacian also reads, rather than five times over.
+        let gw = xe - xs + 2;
+        let grid: Vec<f64> = (ys - 1..ye + 1)
+            .flat_map(|y| (xs - 1..xe + 1).map(move |x| (x, y)))
+            .map(|(x, y)| {
+                let p = work.at(x, y);
+                0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2])
+            })
+            .collect();
+        let luma = |x: usize, y: usize| grid[(y + 1 - ys) * gw + x + 1 - xs];
+        let mut v = Vec::with_capacity((xe - xs) * (ye - ys));
+        for y in ys..ye {
+            for x in xs..xe {
                 let lap = 4.0 * luma(x, y)
                     - luma(x - 1, y)
                     - luma(x + 1, y)
@@ -310,7 +412,7 @@ pub fn judge_portrait(
             return None;
         }
         let rank = (v.len() - 1) * 99 / 100;
-        Some(ranked(&mut v, rank))
+        Some(ranked(&v, rank))
     });
     checks.push(match sharp {
         Some(s) => pass_or_warn(
@@ -349,6 +451,52 @@ mod tests {
         let s = find(&img).expect("subject");
         let plan = plan_crop(480, 640, &s, &CompositionRule::default()).expect("plan");
         judge_portrait(&img, &plan, &b, &PortraitSettings::default())
+    }
+
+    #[test]
+    fn blocks_are_the_working_copy_pixels() {
+        // Odd sizes leave partial blocks at the right and bottom edges.
+        for (w, h, max_side) in [
+            (480, 640, 320),
+            (31, 45, 23),
+            (31, 45, 10),
+            (45, 31, 16),
+            (7, 5, 320),
+        ] {
+            let data = (0..w * h * 3).map(|i| (i * 97 % 251) as u8).collect();
+            let img = RgbImage::new(w, h, data).unwrap();
+            let work = crate::work::Work::new(&img, max_side);
+            let blocks = Blocks::new(&img, max_side);
+            assert_eq!((blocks.width, blocks.height), (work.width, work.height));
+            assert_eq!(blocks.factor, work.factor);
+            for y in 0..work.height {
+                for x in 0..work.width {
+                    assert_eq!(blocks.at(x, y), work.at(x, y), "{w}x{h} at ({x}, {y})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ranks_follow_the_total_order() {
+        let v = [
+            3.5,
+            -0.0,
+            0.0,
+            -2.25,
+            f64::INFINITY,
+            -1e300,
+            1e-310,
+            -1e-310,
+            7.0,
+            -2.25,
+            f64::NEG_INFINITY,
+        ];
+        let mut sorted = v.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        for (rank, want) in sorted.iter().enumerate() {
+            assert_eq!(ranked(&v, rank).to_bits(), want.to_bits(), "rank {rank}");
+        }
     }
 
     fn verdict(checks: &[Check], name: &str) -> Verdict {

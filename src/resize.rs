@@ -5,6 +5,8 @@
 //! output's aspect ratio (to within a pixel's rounding), so nothing is
 //! stretched.
 
+use std::cell::RefCell;
+
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
@@ -18,6 +20,14 @@ pub enum ResizeError {
     EmptyOutput(u32, u32),
     #[error("resizer failed: {0}")]
     Resizer(String),
+}
+
+thread_local! {
+    /// One resizer per thread, kept: it holds the intermediate image between
+    /// its two passes, which a new resizer allocates and zeroes on every
+    /// call. Every pixel of it is written before it is read, so what an
+    /// earlier photo left there never shows.
+    static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
 }
 
 /// Scales the `crop` part of `img` to `out_width` x `out_height`.
@@ -49,8 +59,8 @@ pub fn resize_crop(
             f64::from(crop.width),
             f64::from(crop.height),
         );
-    Resizer::new()
-        .resize(&src, &mut dst, &options)
+    RESIZER
+        .with_borrow_mut(|resizer| resizer.resize(&src, &mut dst, &options))
         .map_err(|e| failed(&e))?;
     RgbImage::new(out_width, out_height, dst.into_vec()).map_err(|e| failed(&e))
 }
@@ -78,6 +88,17 @@ mod tests {
         }
         let out = resize_crop(&img, Rect::new(450, 0, 300, 400), 30, 40).unwrap();
         assert_eq!(out.pixel(15, 20), [0, 0, 255]);
+    }
+
+    #[test]
+    fn a_resize_is_the_same_after_others_on_the_thread() {
+        let img = crate::synth::portrait(900, 1200, 0.3, 4);
+        let rect = Rect::new(31, 47, 701, 935);
+        let first = resize_crop(&img, rect, 480, 640).unwrap();
+        // A wider intermediate image of other pixels in between.
+        let other = RgbImage::filled(2000, 1500, [7, 250, 31]);
+        resize_crop(&other, Rect::new(0, 0, 1999, 1500), 480, 640).unwrap();
+        assert_eq!(resize_crop(&img, rect, 480, 640).unwrap(), first);
     }
 
     #[test]

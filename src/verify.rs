@@ -407,11 +407,11 @@ fn walk(bytes: &[u8]) -> Walk {
 /// Returns the offset of the first marker after entropy-coded data that
 /// starts at `pos` (or the file's end when the data runs off it).
 fn skip_entropy(bytes: &[u8], mut pos: usize) -> usize {
-    while let Some(&b) = bytes.get(pos) {
-        if b != 0xFF {
-            pos += 1;
-            continue;
-        }
+    while let Some(rest) = bytes.get(pos..) {
+        let Some(ff) = position_of_ff(rest) else {
+            return bytes.len();
+        };
+        pos += ff;
         match bytes.get(pos + 1) {
             // Stuffed zero or restart marker: still scan data.
             Some(0x00) | Some(0xD0..=0xD7) => pos += 2,
@@ -421,6 +421,17 @@ fn skip_entropy(bytes: &[u8], mut pos: usize) -> usize {
         }
     }
     pos
+}
+
+/// Where the first FF of `s` is. Scan data is almost all other bytes, so
+/// stretches are ruled out with `contains`, which the library runs a word
+/// at a time, before the one that has an FF is searched byte by byte.
+fn position_of_ff(s: &[u8]) -> Option<usize> {
+    const STRETCH: usize = 64;
+    s.chunks(STRETCH)
+        .enumerate()
+        .find(|(_, chunk)| chunk.contains(&0xFF))
+        .and_then(|(i, chunk)| Some(i * STRETCH + chunk.iter().position(|&b| b == 0xFF)?))
 }
 
 fn parse_frame(marker: u8, p: &[u8]) -> Option<Frame> {
@@ -1004,6 +1015,49 @@ mod tests {
                 .reason
                 .contains("SOF9 arithmetic")
         );
+    }
+
+    #[test]
+    fn entropy_data_ends_where_a_byte_walk_ends_it() {
+        // The plain walk: every byte looked at in turn.
+        fn byte_by_byte(bytes: &[u8], mut pos: usize) -> usize {
+            while let Some(&b) = bytes.get(pos) {
+                if b != 0xFF {
+                    pos += 1;
+                    continue;
+                }
+                match bytes.get(pos + 1) {
+                    Some(0x00) | Some(0xD0..=0xD7) => pos += 2,
+                    Some(0xFF) => pos += 1,
+                    _ => return pos,
+                }
+            }
+            pos
+        }
+        let mut rng = synth::Rng::new(7);
+        for i in 0..2000 {
+            let len = (rng.next_u64() % 300) as usize;
+            // Sparse or dense FFs, stuffing, restarts and markers anywhere,
+            // also across the search's 64-byte stretches.
+            let ff_every = 1 + i % 90;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = rng.next_u64();
+                    if r % ff_every as u64 == 0 {
+                        0xFF
+                    } else {
+                        [0x00, 0xD3, 0xD9, 0x12, 0xC4, 0x7F][(r >> 8) as usize % 6]
+                    }
+                })
+                .collect();
+            for start in [0, 1, len / 2, len.saturating_sub(1), len] {
+                assert_eq!(
+                    skip_entropy(&bytes, start),
+                    byte_by_byte(&bytes, start),
+                    "{bytes:02X?} from {start}"
+                );
+            }
+        }
     }
 
     /// Thousands of damaged files: the walker and the checks never panic.
