@@ -1,6 +1,8 @@
 //! Picture checks that only warn (SPEC §2): run on the final 480x640 photo,
 //! with the crop plan saying where the head and eyes landed.
 
+use std::cell::RefCell;
+
 use serde::{Deserialize, Serialize};
 
 use crate::backdrop::Backdrop;
@@ -110,6 +112,40 @@ impl<'a> Blocks<'a> {
     }
 }
 
+/// CIELAB of the working copy's pixels, converted a whole row at a time the
+/// first time a check reads that row, and kept. The checks read most rows
+/// below the eyes, many pixels more than once; converted one pixel at a
+/// time, each conversion's divisions waited on the last (this stage took
+/// twice as long as converting whole rows in [`LabTable::lab_all`]'s
+/// batches, which give the very same values).
+struct LabRows<'a> {
+    blocks: &'a Blocks<'a>,
+    table: LabTable,
+    rows: RefCell<Vec<Option<Vec<[f64; 3]>>>>,
+}
+
+impl<'a> LabRows<'a> {
+    fn new(blocks: &'a Blocks<'a>) -> Self {
+        LabRows {
+            blocks,
+            table: LabTable::new(),
+            rows: RefCell::new(vec![None; blocks.height]),
+        }
+    }
+
+    /// CIELAB of working pixel (x, y).
+    fn at(&self, x: usize, y: usize) -> [f64; 3] {
+        let mut rows = self.rows.borrow_mut();
+        let row = rows[y].get_or_insert_with(|| {
+            let means: Vec<[f32; 3]> = (0..self.blocks.width)
+                .map(|x| self.blocks.at(x, y))
+                .collect();
+            self.table.lab_all(&means)
+        });
+        row[x]
+    }
+}
+
 /// The mean of `n` pixels summing to `sum`, divided as the working copy
 /// divides it, so it is the very same `f32`. Converted through `i64`: exact
 /// for any sum an image can have, and one instruction where `u64` takes
@@ -178,10 +214,8 @@ pub fn judge_portrait(
     settings: &PortraitSettings,
 ) -> Vec<Check> {
     let work = Blocks::new(out, 320);
-    let lt = LabTable::new();
-    // Converted where a check looks, not everywhere: the checks read the
-    // torso, the face and a few lines, a fraction of the picture.
-    let lab = |x: usize, y: usize| lt.lab_f(work.at(x, y));
+    let lab_rows = LabRows::new(&work);
+    let lab = |x: usize, y: usize| lab_rows.at(x, y);
     let (w, h) = (work.width, work.height);
     let f = f64::from(work.factor);
     let is_bg =
