@@ -110,39 +110,82 @@ impl<'a> Blocks<'a> {
         }
         block_mean(s, (x1 - x0) * (y1 - y0))
     }
+
+    /// Working pixels `x0..x1` of row `y`: [`Blocks::at`] along the row,
+    /// with the usual 2x2 blocks summed two source rows at a time instead of
+    /// one block's bookkeeping per pixel.
+    fn span(&self, y: usize, x0: usize, x1: usize) -> Vec<[f32; 3]> {
+        let f = self.factor as usize;
+        let (w, h) = (self.img.width() as usize, self.img.height() as usize);
+        let y0 = y * f;
+        // Whole 2x2 blocks only: an odd width's last block is one pixel wide.
+        let whole = x1.min(w / 2);
+        if f != 2 || y0 + 2 > h || x0 >= whole {
+            return (x0..x1).map(|x| self.at(x, y)).collect();
+        }
+        let bytes = self.img.as_bytes();
+        let row = |yy: usize| &bytes[(yy * w + x0 * 2) * 3..(yy * w + whole * 2) * 3];
+        let mut out: Vec<[f32; 3]> = row(y0)
+            .chunks_exact(6)
+            .zip(row(y0 + 1).chunks_exact(6))
+            .map(|(a, b)| {
+                let sum = |c: usize| {
+                    u64::from(
+                        u32::from(a[c])
+                            + u32::from(a[c + 3])
+                            + u32::from(b[c])
+                            + u32::from(b[c + 3]),
+                    )
+                };
+                block_mean([sum(0), sum(1), sum(2)], 4)
+            })
+            .collect();
+        out.extend((whole..x1).map(|x| self.at(x, y)));
+        out
+    }
 }
 
-/// CIELAB of the working copy's pixels, converted a whole row at a time the
-/// first time a check reads that row, and kept. The checks read most rows
-/// below the eyes, many pixels more than once; converted one pixel at a
-/// time, each conversion's divisions waited on the last (this stage took
-/// twice as long as converting whole rows in [`LabTable::lab_all`]'s
-/// batches, which give the very same values).
-struct LabRows<'a> {
+/// CIELAB of the working copy's pixels, converted a stretch of a row at a
+/// time the first time a check reads into it, and kept. The checks read the
+/// torso, the face and the lines below the chin, many pixels more than once;
+/// converted one pixel at a time on every read, each conversion's divisions
+/// waited on the last (this stage took twice as long), where
+/// [`LabTable::lab_all`] converts a stretch in batches that overlap them,
+/// with the very same values.
+struct LabCache<'a> {
     blocks: &'a Blocks<'a>,
     table: LabTable,
-    rows: RefCell<Vec<Option<Vec<[f64; 3]>>>>,
+    lab: RefCell<Vec<[f64; 3]>>,
+    converted: RefCell<Vec<bool>>,
 }
 
-impl<'a> LabRows<'a> {
+impl<'a> LabCache<'a> {
+    /// Working pixels per stretch converted at once.
+    const STRETCH: usize = 32;
+
     fn new(blocks: &'a Blocks<'a>) -> Self {
-        LabRows {
+        let stretches = blocks.width.div_ceil(Self::STRETCH) * blocks.height;
+        LabCache {
             blocks,
             table: LabTable::new(),
-            rows: RefCell::new(vec![None; blocks.height]),
+            lab: RefCell::new(vec![[0.0; 3]; blocks.width * blocks.height]),
+            converted: RefCell::new(vec![false; stretches]),
         }
     }
 
     /// CIELAB of working pixel (x, y).
     fn at(&self, x: usize, y: usize) -> [f64; 3] {
-        let mut rows = self.rows.borrow_mut();
-        let row = rows[y].get_or_insert_with(|| {
-            let means: Vec<[f32; 3]> = (0..self.blocks.width)
-                .map(|x| self.blocks.at(x, y))
-                .collect();
-            self.table.lab_all(&means)
-        });
-        row[x]
+        let width = self.blocks.width;
+        let stretch = y * width.div_ceil(Self::STRETCH) + x / Self::STRETCH;
+        let mut lab = self.lab.borrow_mut();
+        if !self.converted.borrow()[stretch] {
+            let x0 = x / Self::STRETCH * Self::STRETCH;
+            let x1 = (x0 + Self::STRETCH).min(width);
+            let converted = self.table.lab_all(&self.blocks.span(y, x0, x1));
+            lab[y * width + x0..y * width + x1].copy_from_slice(&converted);
+            self.converted.borrow_mut()[stretch] = true;
+        }
+        lab[y * width + x]
     }
 }
 
@@ -214,8 +257,8 @@ pub fn judge_portrait(
     settings: &PortraitSettings,
 ) -> Vec<Check> {
     let work = Blocks::new(out, 320);
-    let lab_rows = LabRows::new(&work);
-    let lab = |x: usize, y: usize| lab_rows.at(x, y);
+    let lab_cache = LabCache::new(&work);
+    let lab = |x: usize, y: usize| lab_cache.at(x, y);
     let (w, h) = (work.width, work.height);
     let f = f64::from(work.factor);
     let is_bg =
@@ -424,11 +467,8 @@ pub fn judge_portrait(
         // Laplacian also reads, rather than five times over.
         let gw = xe - xs + 2;
         let grid: Vec<f64> = (ys - 1..ye + 1)
-            .flat_map(|y| (xs - 1..xe + 1).map(move |x| (x, y)))
-            .map(|(x, y)| {
-                let p = work.at(x, y);
-                0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2])
-            })
+            .flat_map(|y| work.span(y, xs - 1, xe + 1))
+            .map(|p| 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
             .collect();
         let luma = |x: usize, y: usize| grid[(y + 1 - ys) * gw + x + 1 - xs];
         let mut v = Vec::with_capacity((xe - xs) * (ye - ys));
@@ -506,6 +546,10 @@ mod tests {
             for y in 0..work.height {
                 for x in 0..work.width {
                     assert_eq!(blocks.at(x, y), work.at(x, y), "{w}x{h} at ({x}, {y})");
+                }
+                for (x0, x1) in [(0, work.width), (work.width / 2, work.width), (1, 2)] {
+                    let want: Vec<_> = (x0..x1).map(|x| work.at(x, y)).collect();
+                    assert_eq!(blocks.span(y, x0, x1), want, "{w}x{h} row {y}, {x0}..{x1}");
                 }
             }
         }
