@@ -244,26 +244,32 @@ fn run_guarded(process: &PhotoFn<'_>, input: &Path, bytes: &[u8]) -> Result<Proc
 }
 
 /// Estimated working memory of the stages on one photo, from its header:
-/// the decoded image and the few full-size copies the stages make of it
-/// (upright, trimmed). PNG has no reduced decode, and its decoder's buffer
-/// (up to 4 bytes a pixel) is alive while the RGB image (3) is made from it:
-/// a 24 MP PNG needs about 170 MB, a 24 MP JPEG decoded at 1/2 about 55 MB.
+/// the decoded image at the scale the first decode picks and the few copies
+/// the stages make of it (upright, trimmed), about 9 bytes a decoded pixel.
+/// A JPEG is decoded at an M/8 scale, a PNG read row by row and averaged
+/// down by a power of two; only an interlaced (Adam7) PNG holds its whole
+/// frame first (up to 4 bytes a pixel), since its rows arrive out of order.
+/// So a 24 MP JPEG needs about 30 MB, a PNG 54 MB, an interlaced one 150 MB.
 fn working_bytes(bytes: &[u8], options: &Options) -> u64 {
     let pixels = |w: u32, h: u32| u64::from(w) * u64::from(h);
-    match sniff(bytes) {
-        Sniffed::Supported(ImageFormat::Png) => {
-            png_frame_size(bytes).map_or(0, |(w, h)| pixels(w, h) * 7)
+    // The decode scale depends on which way up the photo is, which the
+    // header alone does not say: the larger of the two.
+    let reduce = options.reduce.first_decode(&options.composition);
+    let decoded = |w: u32, h: u32, png: bool| {
+        let mut scale = reduce.scale_for(w, h).max(reduce.scale_for(h, w));
+        if png {
+            scale = scale.power_of_two_above();
         }
+        pixels(scale.of(w), scale.of(h)) * 3 * 3
+    };
+    match sniff(bytes) {
+        Sniffed::Supported(ImageFormat::Png) => png_frame_size(bytes).map_or(0, |(w, h)| {
+            // A header cut short of the interlace byte counts as interlaced.
+            let interlaced = bytes.get(28).is_none_or(|&method| method != 0);
+            decoded(w, h, true) + if interlaced { pixels(w, h) * 4 } else { 0 }
+        }),
         Sniffed::Supported(ImageFormat::Jpeg) => {
-            let Some((w, h)) = jpeg_frame_size(bytes) else {
-                return 0;
-            };
-            let (w, h) = (u32::from(w), u32::from(h));
-            // The decode scale depends on which way up the photo is, which
-            // the header alone does not say: the larger of the two.
-            let reduce = options.reduce.first_decode(&options.composition);
-            let scale = reduce.scale_for(w, h).max(reduce.scale_for(h, w));
-            pixels(scale.of(w), scale.of(h)) * 3 * 3
+            jpeg_frame_size(bytes).map_or(0, |(w, h)| decoded(u32::from(w), u32::from(h), false))
         }
         _ => 0,
     }
@@ -290,7 +296,8 @@ impl MemoryBudget {
     /// Working memory for the stages: with the program itself, the inputs
     /// being read and the finished photos queued, the process stays under
     /// about 400 MB, the goal for a 24 MP cohort on any number of cores. A
-    /// 2-core machine fits a 24 MP PNG and a JPEG at once, not two PNGs.
+    /// 2-core machine runs any two 24 MP photos at once except two interlaced
+    /// PNGs.
     const LIMIT: u64 = 256 << 20;
 
     fn new(limit: u64) -> Self {
@@ -718,7 +725,14 @@ mod tests {
         png.extend(6000u32.to_be_bytes());
         png.extend(4000u32.to_be_bytes());
         let options = Options::default();
-        assert_eq!(working_bytes(&png, &options), 6000 * 4000 * 7);
+        // Averaged down by 2 to 3000x2000 (the first decode keeps at least
+        // 960x1280 either way up: 3/8 at least, so 1/2 for a power of two),
+        // plus the whole frame while it is interlaced.
+        let reduced = 3000 * 2000 * 9;
+        png.extend([8, 2, 0, 0, 1]);
+        assert_eq!(working_bytes(&png, &options), reduced + 6000 * 4000 * 4);
+        png[28] = 0;
+        assert_eq!(working_bytes(&png, &options), reduced);
         assert_eq!(working_bytes(&png[..20], &options), 0, "cut-off header");
         assert_eq!(working_bytes(b"%PDF-1.7", &options), 0);
     }
