@@ -320,15 +320,20 @@ fn libjpeg_rgb(
     // libjpeg reports fatal errors by unwinding out of the C code with the
     // message as payload.
     let run = || -> Result<_, DecodeError> {
+        // Our Huffman decoder (crate::entropy) where it takes the file and
+        // finishes it; anything else, errors included, is decoded again
+        // below as before, so messages and pixels stay libjpeg's.
+        if let Ok(s) = crate::entropy::decode_samples(bytes, scale.numerator(), true) {
+            let colour = colour_name(s.jpeg_color_space);
+            let (w, h) = (
+                u32::try_from(s.width).map_err(|_| DecodeError::ZeroSize)?,
+                u32::try_from(s.height).map_err(|_| DecodeError::ZeroSize)?,
+            );
+            return Ok((colour, ink_to_rgb(colour, s.data), w, h));
+        }
         let mut d = mozjpeg::Decompress::new_mem(bytes).map_err(io_err)?;
         d.scale(scale.numerator() as u8);
-        let colour = match d.color_space() {
-            Cs::JCS_GRAYSCALE => "grayscale",
-            Cs::JCS_RGB => "rgb",
-            Cs::JCS_CMYK => "cmyk",
-            Cs::JCS_YCCK => "ycck",
-            _ => "ycbcr",
-        };
+        let colour = colour_name(d.color_space());
         let ink = matches!(colour, "cmyk" | "ycck");
         let mut started = if ink {
             d.to_colorspace(Cs::JCS_CMYK)
@@ -339,19 +344,7 @@ fn libjpeg_rgb(
         let (w, h) = (started.width(), started.height());
         let samples: Vec<u8> = started.read_scanlines().map_err(io_err)?;
         started.finish().map_err(io_err)?;
-        let rgb = if ink {
-            // Adobe writes CMYK inverted (255 = no ink), as libjpeg hands it
-            // over; each channel is then the share of light let through.
-            samples
-                .chunks_exact(4)
-                .flat_map(|p| {
-                    let k = u32::from(p[3]);
-                    [0, 1, 2].map(|c| ((u32::from(p[c]) * k + 127) / 255) as u8)
-                })
-                .collect()
-        } else {
-            samples
-        };
+        let rgb = ink_to_rgb(colour, samples);
         let (w, h) = (
             u32::try_from(w).map_err(|_| DecodeError::ZeroSize)?,
             u32::try_from(h).map_err(|_| DecodeError::ZeroSize)?,
@@ -366,6 +359,35 @@ fn libjpeg_rgb(
                 .map(|m| m.trim_start_matches("libjpeg fatal error: ").to_owned())
                 .unwrap_or_else(|| "the decoder failed on this file".to_owned()),
         )),
+    }
+}
+
+/// The manifest's name of a file's stored colour.
+fn colour_name(space: mozjpeg::ColorSpace) -> &'static str {
+    use mozjpeg::ColorSpace as Cs;
+    match space {
+        Cs::JCS_GRAYSCALE => "grayscale",
+        Cs::JCS_RGB => "rgb",
+        Cs::JCS_CMYK => "cmyk",
+        Cs::JCS_YCCK => "ycck",
+        _ => "ycbcr",
+    }
+}
+
+/// RGB samples as they are; CMYK samples (of a CMYK or YCCK file) to RGB.
+fn ink_to_rgb(colour: &str, samples: Vec<u8>) -> Vec<u8> {
+    if matches!(colour, "cmyk" | "ycck") {
+        // Adobe writes CMYK inverted (255 = no ink), as libjpeg hands it
+        // over; each channel is then the share of light let through.
+        samples
+            .chunks_exact(4)
+            .flat_map(|p| {
+                let k = u32::from(p[3]);
+                [0, 1, 2].map(|c| ((u32::from(p[c]) * k + 127) / 255) as u8)
+            })
+            .collect()
+    } else {
+        samples
     }
 }
 
