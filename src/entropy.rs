@@ -381,33 +381,20 @@ struct Marker {
     after: usize,
 }
 
-impl Bits {
-    /// Loads bits until at least 56 are valid (counting phantom zeros).
-    /// By value, not `&mut self`: a reader whose address is taken lives in
-    /// memory, and every coefficient then waited on a store and a load of
-    /// the bit buffer (perf: a third of the loop's samples).
-    #[inline(always)]
-    fn refill(mut self, data: &[u8], marker: Option<Marker>) -> (Bits, Option<Marker>) {
-        if let Some(word) = data.get(self.pos..self.pos + 8) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(word);
-            let w = u64::from_be_bytes(w);
-            // Without 0xFF there is no stuffing and no marker: the bytes are
-            // data as they stand. Whole bytes are taken; part of the next one
-            // may land below `bits`, the same bits the next load puts there.
-            if !has_ff(w) {
-                self.buf |= w >> self.bits;
-                self.pos += ((63 - self.bits) >> 3) as usize;
-                self.bits |= 56;
-                return (self, marker);
-            }
-        }
-        self.refill_bytes(data, marker)
-    }
+/// The next 8 bytes as a big-endian word, if there are 8.
+#[inline(always)]
+fn word_at(data: &[u8], pos: usize) -> Option<u64> {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(data.get(pos..pos + 8)?);
+    Some(u64::from_be_bytes(w))
+}
 
+impl Bits {
+    /// Loads bits byte by byte until at least 56 are valid (counting phantom
+    /// zeros): the path for words holding an 0xFF (see `decode`'s refill).
     #[cold]
     #[inline(never)]
-    fn refill_bytes(mut self, data: &[u8], mut marker: Option<Marker>) -> (Bits, Option<Marker>) {
+    fn refill_bytes(&mut self, data: &[u8], marker: &mut Option<Marker>) {
         // The lingering part-byte of a word load may not be what comes next
         // here (a marker's 0xFF is not data).
         self.buf &= !(u64::MAX >> self.bits);
@@ -439,7 +426,7 @@ impl Bits {
                     self.pos = at + 1;
                 }
                 Some(&code) => {
-                    marker = Some(Marker {
+                    *marker = Some(Marker {
                         code,
                         after: at + 1,
                     });
@@ -451,18 +438,6 @@ impl Bits {
                 }
             }
         }
-        (self, marker)
-    }
-
-    #[inline(always)]
-    fn peek(&self) -> usize {
-        (self.buf >> (64 - LOOKUP)) as usize
-    }
-
-    #[inline(always)]
-    fn consume(&mut self, n: u32) {
-        self.buf <<= n;
-        self.bits -= n;
     }
 }
 
@@ -570,8 +545,47 @@ impl Installed {
             self.restarts_to_go -= 1;
         }
         self.mcus_left -= 1;
-        let mut bits = self.bits;
+        // The reader in plain locals: a reader whose address is taken (or
+        // that a call returns through memory) lives on the stack, and every
+        // refill then put the bit buffer through a store and a load on the
+        // decode's critical path (perf: 10% of this function).
+        let Bits {
+            mut buf,
+            bits: mut n,
+            mut pos,
+            mut phantom,
+        } = self.bits;
         let mut marker = self.marker;
+        // Loads whole bytes until at least 56 bits are valid. Without 0xFF in
+        // the next 8 bytes there is no stuffing and no marker: they are data
+        // as they stand. Part of the next byte may land below `n`: the same
+        // bits the next load puts there.
+        macro_rules! refill {
+            () => {
+                match word_at(data, pos) {
+                    Some(w) if !has_ff(w) => {
+                        buf |= w >> n;
+                        pos += ((63 - n) >> 3) as usize;
+                        n |= 56;
+                    }
+                    _ => {
+                        let mut slow = Bits {
+                            buf,
+                            bits: n,
+                            pos,
+                            phantom,
+                        };
+                        slow.refill_bytes(data, &mut marker);
+                        Bits {
+                            buf,
+                            bits: n,
+                            pos,
+                            phantom,
+                        } = slow;
+                    }
+                }
+            };
+        }
         for b in 0..self.blocks {
             // SAFETY: the caller's contract.
             let target = unsafe {
@@ -589,17 +603,20 @@ impl Installed {
             };
 
             let dc = &self.tables[self.dc_table[b]];
-            if bits.bits < 32 {
-                (bits, marker) = bits.refill(data, marker);
+            if n < 32 {
+                refill!();
             }
-            let mut e = dc.fast[bits.peek()];
+            let mut e = dc.fast[(buf >> (64 - LOOKUP)) as usize];
             if e & 63 == 0 {
-                e = match dc.slow(e, bits.buf) {
+                e = match dc.slow(e, buf) {
                     Some(e) => e,
                     None => give_up("DC code not in the table"),
                 };
             }
-            bits.consume(e & 63);
+            // x86 shifts by the count's low 6 bits, which are the entry's
+            // length: no masking on the decode's critical path.
+            buf = buf.wrapping_shl(e);
+            n -= e & 63;
             if self.dc_needed[b] {
                 let c = self.component[b];
                 // libjpeg adds in int and stores the low 16 bits.
@@ -616,29 +633,35 @@ impl Installed {
             };
             let mut k = 1usize;
             while k < 64 {
-                if bits.bits < LOOKUP {
-                    (bits, marker) = bits.refill(data, marker);
+                if n < LOOKUP {
+                    refill!();
                 }
-                let mut e = ac.fast[bits.peek()];
+                let mut e = ac.fast[(buf >> (64 - LOOKUP)) as usize];
                 if e & 63 == 0 {
-                    if bits.bits < 32 {
-                        (bits, marker) = bits.refill(data, marker);
+                    if n < 32 {
+                        refill!();
                     }
-                    e = match ac.slow(e, bits.buf) {
+                    e = match ac.slow(e, buf) {
                         Some(e) => e,
                         None => give_up("AC code not in the table"),
                     };
                 }
-                bits.consume(e & 63);
+                buf = buf.wrapping_shl(e);
+                n -= e & 63;
                 k += ((e >> 8) & 127) as usize;
                 block[usize::from(NATURAL[k & 127] & 63)] = ((e as i32) >> 16) as i16;
                 k += 1;
             }
         }
-        if bits.bits < bits.phantom {
+        if n < phantom {
             give_up("scan data ran out inside an MCU");
         }
-        self.bits = bits;
+        self.bits = Bits {
+            buf,
+            bits: n,
+            pos,
+            phantom,
+        };
         self.marker = marker;
     }
 
