@@ -60,6 +60,20 @@ unsafe extern "C" {
         output_buf: *mut *mut u8,
         output_col: c_uint,
     );
+    fn jpeg_idct_5x5(
+        cinfo: *mut Cinfo,
+        compptr: *mut jpeg_component_info,
+        coef_block: *mut i16,
+        output_buf: *mut *mut u8,
+        output_col: c_uint,
+    );
+    fn jpeg_idct_10x10(
+        cinfo: *mut Cinfo,
+        compptr: *mut jpeg_component_info,
+        coef_block: *mut i16,
+        output_buf: *mut *mut u8,
+        output_col: c_uint,
+    );
     fn jpeg_idct_6x6(
         cinfo: *mut Cinfo,
         compptr: *mut jpeg_component_info,
@@ -130,9 +144,14 @@ fn avx2() -> bool {
 
 /// The C functions we reproduce, each with ours.
 #[cfg(target_arch = "x86_64")]
-fn replacements() -> [(InverseDct, InverseDct); 2] {
+fn replacements() -> [(InverseDct, InverseDct); 4] {
     [
         (jpeg_idct_3x3 as InverseDct, avx2::idct_3x3 as InverseDct),
+        (jpeg_idct_5x5 as InverseDct, avx2::idct_5x5 as InverseDct),
+        (
+            jpeg_idct_10x10 as InverseDct,
+            avx2::idct_10x10 as InverseDct,
+        ),
         (jpeg_idct_6x6 as InverseDct, avx2::idct_6x6 as InverseDct),
     ]
 }
@@ -257,6 +276,20 @@ mod avx2 {
     }
 
     const FIX_0_366025404: i32 = fix(0.366025404);
+    const FIX_0_642039522: i32 = fix(0.642039522);
+    const FIX_1_260073511: i32 = fix(1.260073511);
+    const FIX_0_587785252: i32 = fix(0.587785252);
+    const FIX_0_221231742: i32 = fix(0.221231742);
+    const FIX_1_396802247: i32 = fix(1.396802247);
+    const FIX_0_951056516: i32 = fix(0.951056516);
+    const FIX_0_309016994: i32 = fix(0.309016994);
+    const FIX_0_437016024: i32 = fix(0.437016024);
+    const FIX_1_144122806: i32 = fix(1.144122806);
+    const FIX_2_176250899: i32 = fix(2.176250899);
+    const FIX_0_513743148: i32 = fix(0.513743148);
+    const FIX_0_831253876: i32 = fix(0.831253876);
+    const FIX_0_353553391: i32 = fix(0.353553391);
+    const FIX_0_790569415: i32 = fix(0.790569415);
     // jidctint.c's literal, to its 9 digits (which round to the same value).
     #[allow(clippy::approx_constant)]
     const FIX_0_707106781: i32 = fix(0.707106781);
@@ -280,6 +313,33 @@ mod avx2 {
     // 3x3: 2^13 + FIX(0.707106781) + FIX(1.224744871) = 24018 (the
     // tmp0 - 2 * tmp12 branch is 19778).
     const BOUND3: i32 = ((i32::MAX as i64 - 1024) / 24018) as i32;
+    // 5x5: the largest sum is tmp11 + tmp1: 2^13 (d0) + 2 * FIX(0.353553391)
+    // + 2 * FIX(0.790569415) (d2, d4 through their sum and difference) +
+    // 2 * FIX(0.831253876) + FIX(2.176250899) (d1, d3) = 8192 + 5792 +
+    // 12952 + 13620 + 17828 = 58384. Conservative: it bounds z1 and z2
+    // apart, where their sum has smaller weights (the tightest bound is
+    // about 1.5 times larger).
+    const BOUND5: i32 = ((i32::MAX as i64 - 1024) / 58384) as i32;
+    // 10x10, the same way (sums of the magnitudes of every term, inputs
+    // through a sum or difference counted twice): the even halves tmp20 /
+    // tmp24 and tmp21 / tmp23, and the odd halves tmp10, tmp11, tmp13,
+    // tmp14 they are added to.
+    const EVEN10_0: i32 = 8192 + FIX_1_144122806 + 2 * FIX_0_831253876 + FIX_0_513743148;
+    const EVEN10_1: i32 = 8192 + FIX_0_437016024 + 2 * FIX_0_831253876 + FIX_2_176250899;
+    const ODD10_Z4: i32 = 8192 + 2 * FIX_0_309016994;
+    const ODD10_Z4B: i32 = ODD10_Z4 + 2 * 4096;
+    const ODD10_0: i32 = FIX_1_396802247 + 2 * FIX_0_951056516 + ODD10_Z4;
+    const ODD10_4: i32 = FIX_0_221231742 + 2 * FIX_0_951056516 + ODD10_Z4;
+    const ODD10_1: i32 = FIX_1_260073511 + 2 * FIX_0_587785252 + ODD10_Z4B;
+    const ODD10_3: i32 = FIX_0_642039522 + 2 * FIX_0_587785252 + ODD10_Z4B;
+    const fn max(a: i32, b: i32) -> i32 {
+        if a > b { a } else { b }
+    }
+    const WEIGHT10: i32 = max(
+        max(EVEN10_0 + ODD10_0, EVEN10_0 + ODD10_4),
+        max(EVEN10_1 + ODD10_1, EVEN10_1 + ODD10_3),
+    );
+    const BOUND10: i32 = ((i32::MAX as i64 - 1024) / WEIGHT10 as i64) as i32;
 
     /// # Safety
     /// libjpeg's contract for an inverse-DCT method; the CPU has AVX2 (the
@@ -298,6 +358,42 @@ mod avx2 {
             let table = dct_table(compptr);
             if !kernel_6x6(coef_block, table, output_buf, output_col as usize) {
                 super::jpeg_idct_6x6(cinfo, compptr, coef_block, output_buf, output_col);
+            }
+        }
+    }
+
+    /// # Safety
+    /// As [`idct_6x6`].
+    pub(super) unsafe extern "C" fn idct_10x10(
+        cinfo: *mut Cinfo,
+        compptr: *mut jpeg_component_info,
+        coef_block: *mut i16,
+        output_buf: *mut *mut u8,
+        output_col: c_uint,
+    ) {
+        // SAFETY: as in idct_6x6, with 10 rows of 10 bytes.
+        unsafe {
+            let table = dct_table(compptr);
+            if !kernel_10x10(coef_block, table, output_buf, output_col as usize) {
+                super::jpeg_idct_10x10(cinfo, compptr, coef_block, output_buf, output_col);
+            }
+        }
+    }
+
+    /// # Safety
+    /// As [`idct_6x6`].
+    pub(super) unsafe extern "C" fn idct_5x5(
+        cinfo: *mut Cinfo,
+        compptr: *mut jpeg_component_info,
+        coef_block: *mut i16,
+        output_buf: *mut *mut u8,
+        output_col: c_uint,
+    ) {
+        // SAFETY: as in idct_6x6, with 5 rows of 5 bytes.
+        unsafe {
+            let table = dct_table(compptr);
+            if !kernel_5x5(coef_block, table, output_buf, output_col as usize) {
+                super::jpeg_idct_5x5(cinfo, compptr, coef_block, output_buf, output_col);
             }
         }
     }
@@ -526,6 +622,187 @@ mod avx2 {
         for (r, row) in o.iter().take(6).enumerate() {
             // SAFETY: libjpeg gives 6 rows with 6 bytes from col.
             unsafe { store((*out.add(r)).add(col), *row, 6) };
+        }
+        true
+    }
+
+    /// jidctint.c's jpeg_idct_10x10: pass 1 on the 8 columns, pass 2 on
+    /// rows 0 to 7, then rows 8 and 9 (lanes 2 to 7 zero).
+    ///
+    /// # Safety
+    /// As [`idct_10x10`].
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn kernel_10x10(
+        coef: *const i16,
+        table: *const i16,
+        out: *mut *mut u8,
+        col: usize,
+    ) -> bool {
+        let add = _mm256_add_epi32;
+        let sub = _mm256_sub_epi32;
+        let mul = |v: __m256i, c: i32| _mm256_mullo_epi32(v, _mm256_set1_epi32(c));
+        // SAFETY: the caller's contract.
+        let d: [__m256i; 8] = std::array::from_fn(|r| unsafe { dequantize8(coef, table, r) });
+        let mut over = _mm256_setzero_si256();
+        for v in d {
+            over = _mm256_or_si256(over, over256(v, BOUND10));
+        }
+        if _mm256_testz_si256(over, over) == 0 {
+            return false;
+        }
+
+        // One 1-D pass. Pass 1 shifts tmp22 and all but two outputs right
+        // by 11 and scales tmp12 by 2^2; pass 2 shifts nothing yet and
+        // scales tmp12 by 2^13 (C writes it as ((z1 - tmp13) << 13) - z3
+        // with z3 already shifted: the same value modulo 2^32).
+        let pass = |i: [__m256i; 8], round: __m256i, first: bool| {
+            let shift = |v: __m256i| {
+                if first {
+                    _mm256_srai_epi32::<{ CONST_BITS - PASS1_BITS }>(v)
+                } else {
+                    v
+                }
+            };
+            let z3 = add(_mm256_slli_epi32::<CONST_BITS>(i[0]), round);
+            let z1 = mul(i[4], FIX_1_144122806);
+            let z2 = mul(i[4], FIX_0_437016024);
+            let tmp10 = add(z3, z1);
+            let tmp11 = sub(z3, z2);
+            let tmp22 = shift(sub(z3, _mm256_slli_epi32::<1>(sub(z1, z2))));
+            let z1 = mul(add(i[2], i[6]), FIX_0_831253876);
+            let tmp12 = add(z1, mul(i[2], FIX_0_513743148));
+            let tmp13 = sub(z1, mul(i[6], FIX_2_176250899));
+            let tmp20 = add(tmp10, tmp12);
+            let tmp24 = sub(tmp10, tmp12);
+            let tmp21 = add(tmp11, tmp13);
+            let tmp23 = sub(tmp11, tmp13);
+
+            let z1 = i[1];
+            let tmp11 = add(i[3], i[7]);
+            let tmp13 = sub(i[3], i[7]);
+            let tmp12 = mul(tmp13, FIX_0_309016994);
+            let z5 = _mm256_slli_epi32::<CONST_BITS>(i[5]);
+            let z2 = mul(tmp11, FIX_0_951056516);
+            let z4 = add(z5, tmp12);
+            let tmp10 = add(add(mul(z1, FIX_1_396802247), z2), z4);
+            let tmp14 = add(sub(mul(z1, FIX_0_221231742), z2), z4);
+            let z2 = mul(tmp11, FIX_0_587785252);
+            let z4 = sub(
+                sub(z5, tmp12),
+                _mm256_slli_epi32::<{ CONST_BITS - 1 }>(tmp13),
+            );
+            let odd12 = sub(sub(z1, tmp13), i[5]);
+            let tmp12 = if first {
+                _mm256_slli_epi32::<PASS1_BITS>(odd12)
+            } else {
+                _mm256_slli_epi32::<CONST_BITS>(odd12)
+            };
+            let tmp11 = sub(sub(mul(z1, FIX_1_260073511), z2), z4);
+            let tmp13 = add(sub(mul(z1, FIX_0_642039522), z2), z4);
+            [
+                shift(add(tmp20, tmp10)),
+                shift(add(tmp21, tmp11)),
+                add(tmp22, tmp12),
+                shift(add(tmp23, tmp13)),
+                shift(add(tmp24, tmp14)),
+                shift(sub(tmp24, tmp14)),
+                shift(sub(tmp23, tmp13)),
+                sub(tmp22, tmp12),
+                shift(sub(tmp21, tmp11)),
+                shift(sub(tmp20, tmp10)),
+            ]
+        };
+        let w = pass(
+            d,
+            _mm256_set1_epi32(1 << (CONST_BITS - PASS1_BITS - 1)),
+            true,
+        );
+
+        // Pass 2: workspace rows in lanes, in two batches. The rounding
+        // (w0 + 16) << 13 is w0 << 13 plus 16 << 13 modulo 2^32.
+        let zero = _mm256_setzero_si256();
+        let round = _mm256_set1_epi32(1 << (PASS1_BITS + 2 + CONST_BITS));
+        let top = transpose8([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let bottom = transpose8([w[8], w[9], zero, zero, zero, zero, zero, zero]);
+        for (first_row, rows, t) in [(0, 8, top), (8, 2, bottom)] {
+            let o = pass(t, round, false).map(|v| descale256(v));
+            let left = transpose8([o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]]);
+            let right = transpose8([o[8], o[9], zero, zero, zero, zero, zero, zero]);
+            for r in 0..rows {
+                // SAFETY: libjpeg gives 10 rows with 10 bytes from col.
+                unsafe {
+                    let dst = (*out.add(first_row + r)).add(col);
+                    store(dst, left[r], 8);
+                    store(dst.add(8), right[r], 2);
+                }
+            }
+        }
+        true
+    }
+
+    /// jidctint.c's jpeg_idct_5x5, 8 lanes (5 to 7 zero).
+    ///
+    /// # Safety
+    /// As [`idct_5x5`].
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn kernel_5x5(
+        coef: *const i16,
+        table: *const i16,
+        out: *mut *mut u8,
+        col: usize,
+    ) -> bool {
+        let add = _mm256_add_epi32;
+        let sub = _mm256_sub_epi32;
+        let mul = |v: __m256i, c: i32| _mm256_mullo_epi32(v, _mm256_set1_epi32(c));
+        let keep5 = _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0);
+        // SAFETY: the caller's contract.
+        let d: [__m256i; 5] = std::array::from_fn(|r| {
+            _mm256_and_si256(unsafe { dequantize8(coef, table, r) }, keep5)
+        });
+        let mut over = _mm256_setzero_si256();
+        for v in d {
+            over = _mm256_or_si256(over, over256(v, BOUND5));
+        }
+        if _mm256_testz_si256(over, over) == 0 {
+            return false;
+        }
+
+        // One 1-D pass; `round` is the rounding already in d0's place.
+        let pass = |i: [__m256i; 5], round: __m256i| {
+            let mut tmp12 = add(_mm256_slli_epi32::<CONST_BITS>(i[0]), round);
+            let z1 = mul(add(i[2], i[4]), FIX_0_790569415);
+            let z2 = mul(sub(i[2], i[4]), FIX_0_353553391);
+            let z3 = add(tmp12, z2);
+            let tmp10 = add(z3, z1);
+            let tmp11 = sub(z3, z1);
+            tmp12 = sub(tmp12, _mm256_slli_epi32::<2>(z2));
+            let z1 = mul(add(i[1], i[3]), FIX_0_831253876);
+            let tmp0 = add(z1, mul(i[1], FIX_0_513743148));
+            let tmp1 = sub(z1, mul(i[3], FIX_2_176250899));
+            [
+                add(tmp10, tmp0),
+                add(tmp11, tmp1),
+                tmp12,
+                sub(tmp11, tmp1),
+                sub(tmp10, tmp0),
+            ]
+        };
+        let shift = |v: __m256i| _mm256_srai_epi32::<{ CONST_BITS - PASS1_BITS }>(v);
+        let w = pass(d, _mm256_set1_epi32(1 << (CONST_BITS - PASS1_BITS - 1))).map(shift);
+
+        // Pass 2: workspace rows in lanes. The rounding (w0 + 16) << 13 is
+        // w0 << 13 plus 16 << 13, the same modulo 2^32.
+        let zero = _mm256_setzero_si256();
+        let t = transpose8([w[0], w[1], w[2], w[3], w[4], zero, zero, zero]);
+        let o = pass(
+            [t[0], t[1], t[2], t[3], t[4]],
+            _mm256_set1_epi32(1 << (PASS1_BITS + 2 + CONST_BITS)),
+        )
+        .map(|v| descale256(v));
+        let rows = transpose8([o[0], o[1], o[2], o[3], o[4], zero, zero, zero]);
+        for (r, row) in rows.iter().take(5).enumerate() {
+            // SAFETY: libjpeg gives 5 rows with 5 bytes from col.
+            unsafe { store((*out.add(r)).add(col), *row, 5) };
         }
         true
     }

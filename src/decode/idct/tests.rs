@@ -168,6 +168,26 @@ fn idct_6x6_matches_c() {
 }
 
 #[test]
+fn idct_10x10_matches_c() {
+    matches_c(
+        jpeg_idct_10x10,
+        avx2::idct_10x10,
+        avx2::kernel_10x10,
+        0x1010_1234_abcd_0001,
+    );
+}
+
+#[test]
+fn idct_5x5_matches_c() {
+    matches_c(
+        jpeg_idct_5x5,
+        avx2::idct_5x5,
+        avx2::kernel_5x5,
+        0x5555_1234_abcd_0001,
+    );
+}
+
+#[test]
 fn idct_3x3_matches_c() {
     matches_c(
         jpeg_idct_3x3,
@@ -197,16 +217,19 @@ fn decodes_are_identical_with_and_without_our_idcts() {
     if !avx2() {
         return;
     }
-    // At 3/8 a 4:2:0 photo runs the 3x3 (luma) and 6x6 (chroma) IDCTs.
-    let installs = AtomicUsize::new(0);
-    let mut d = Libjpeg::new(BASELINE_420).expect("header");
-    d.cinfo_mut().scale_num = 3;
-    d.cinfo_mut().scale_denom = 8;
-    d.cinfo_mut().common.client_data = (&raw const installs).cast_mut().cast();
-    d.start(true).expect("start");
-    assert_eq!(
-        installs.load(Ordering::Relaxed),
-        3,
-        "3x3 for Y, 6x6 for Cb and Cr"
-    );
+    // At 3/8 a 4:2:0 photo runs the 3x3 (luma) and 6x6 (chroma) IDCTs, at
+    // 5/8 the 5x5 and 10x10.
+    for eighths in [3, 5] {
+        let installs = AtomicUsize::new(0);
+        let mut d = Libjpeg::new(BASELINE_420).expect("header");
+        d.cinfo_mut().scale_num = eighths;
+        d.cinfo_mut().scale_denom = 8;
+        d.cinfo_mut().common.client_data = (&raw const installs).cast_mut().cast();
+        d.start(true).expect("start");
+        assert_eq!(
+            installs.load(Ordering::Relaxed),
+            3,
+            "Y, Cb and Cr at {eighths}/8"
+        );
+    }
 }
