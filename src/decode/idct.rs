@@ -104,6 +104,7 @@ const _: () = assert!(
 
 /// jdct.h's JDCT_ISLOW: the category whose multiplier table is the plain
 /// quantization values, which every scaled IDCT uses.
+#[cfg(target_arch = "x86_64")]
 const JDCT_ISLOW: c_int = 0;
 
 /// The multiplier table libjpeg built for this component (`ISLOW_MULT_TYPE`,
