@@ -2,22 +2,26 @@
 //!
 //! Why this exists: gradphoto decodes JPEGs at M/8 scales, and for 4:2:0
 //! photos libjpeg scales the chroma IDCT up instead of upsampling (luma 3x3,
-//! chroma 6x6 at 3/8). libjpeg-turbo has SIMD IDCTs only for 8x8, 4x4 and
-//! 2x2 outputs; the other sizes run the scalar C of jidctint.c, which took
-//! about 13% of all CPU on the 500-photo cohort (6x6 alone 7%).
+//! chroma 6x6 at 3/8; 5x5 and 10x10 at 5/8). libjpeg-turbo has SIMD IDCTs
+//! only for 8x8, 4x4 and 2x2 outputs; the other sizes run the scalar C of
+//! jidctint.c, which took about 13% of all CPU on the 500-photo cohort (6x6
+//! alone 7%). Here: 3x3, 5x5, 6x6 and 10x10 (7x7, 12x12, 14x14 stay in C,
+//! 0.25% each).
 //!
 //! Exactness: every output byte must be the one the C function writes, on
 //! every machine. The C code computes in 64-bit `long`; these compute in
-//! 32-bit lanes, so each kernel checks per block that no intermediate can
-//! leave 32 bits where that would change the result (see `BOUND6`: a bound
-//! on the dequantized coefficients, checked before the first pass; the
-//! second pass is exact modulo 2^32, which is all its output depends on),
-//! and otherwise hands the block to the C function.
-//! Within the bound every operation (multiply, add, shift) is the same
-//! integer operation the C code does, in the same order, so the results are
-//! equal. The final range limit is computed rather than looked up: libjpeg's
-//! table (jdmaster.c, `prepare_range_limit_table`) maps the masked 10-bit
-//! index to clamp(index as signed 10-bit + 128, 0, 255).
+//! 32-bit lanes. The second pass needs no care: it is adds, multiplies and
+//! left shifts, exact modulo 2^32, then one right shift by 18 and a 10-bit
+//! mask, so its output depends on bits 18..27 only. The first pass shifts
+//! right mid-way and C truncates its results to int, so each kernel checks
+//! per block that the largest |dequantized coefficient| is within a bound
+//! that keeps every first-pass intermediate in 32 bits (`BOUND6` and the
+//! others, derived beside them) and otherwise hands the block to the C
+//! function. Within the bound every operation is the one the C code does,
+//! on the same values. The final range limit is computed rather than
+//! looked up: libjpeg's table (jdmaster.c, `prepare_range_limit_table`)
+//! maps the masked 10-bit index to clamp(index as signed 10-bit + 128, 0,
+//! 255).
 //!
 //! They are installed through the selector hook mozjpeg's libjpeg-turbo
 //! offers (`jpeg_set_idct_method_selector`, called by jddctmgr.c's
@@ -100,6 +104,7 @@ const _: () = assert!(
 
 /// jdct.h's JDCT_ISLOW: the category whose multiplier table is the plain
 /// quantization values, which every scaled IDCT uses.
+#[cfg(target_arch = "x86_64")]
 const JDCT_ISLOW: c_int = 0;
 
 /// The multiplier table libjpeg built for this component (`ISLOW_MULT_TYPE`,
@@ -851,15 +856,22 @@ mod avx2 {
         let tmp10 = add(tmp0, tmp12);
         let tmp2 = sub(sub(tmp0, tmp12), tmp12);
         let odd = mul(t[1], FIX_1_224744871);
-        let o = transpose4([
-            descale128(add(tmp10, odd)),
-            descale128(tmp2),
-            descale128(sub(tmp10, odd)),
-            _mm_setzero_si128(),
-        ]);
-        for (r, row) in o.iter().take(3).enumerate() {
+        // Output columns in vectors, rows in lanes: packed to bytes (the
+        // saturation is the clamp) and reordered row by row with one
+        // shuffle instead of a transpose.
+        let words01 = _mm_packs_epi32(descale128(add(tmp10, odd)), descale128(tmp2));
+        let words2 = _mm_packs_epi32(descale128(sub(tmp10, odd)), _mm_setzero_si128());
+        let columns = _mm_packus_epi16(words01, words2);
+        let by_row = _mm_shuffle_epi8(
+            columns,
+            _mm_setr_epi8(0, 4, 8, 1, 5, 9, 2, 6, 10, -1, -1, -1, -1, -1, -1, -1),
+        );
+        let mut bytes = [0u8; 16];
+        // SAFETY: 16 bytes into a 16-byte array.
+        unsafe { _mm_storeu_si128(bytes.as_mut_ptr().cast(), by_row) };
+        for (r, row) in bytes.chunks_exact(3).take(3).enumerate() {
             // SAFETY: libjpeg gives 3 rows with 3 bytes from col.
-            unsafe { store((*out.add(r)).add(col), _mm256_castsi128_si256(*row), 3) };
+            unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), (*out.add(r)).add(col), 3) };
         }
         true
     }
