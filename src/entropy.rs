@@ -361,7 +361,7 @@ fn has_ff(w: u64) -> bool {
 }
 
 /// Where the scan's bytes stand. `buf` holds `bits` unread bits at its top
-/// (below them, up to 7 bits of the next byte may linger, see `refill`).
+/// (below them, up to 7 bits of the next byte may linger, see `refill!` in `decode`).
 #[derive(Clone, Copy)]
 struct Bits {
     buf: u64,
