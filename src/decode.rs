@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::image::RgbImage;
 use crate::orient::Orientation;
 
+mod idct;
+
 /// What the first bytes of a file say it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -258,12 +260,13 @@ pub fn decode_reduced(
     }
 }
 
-// libjpeg-turbo (as built by mozjpeg-sys, from source with the C compiler
-// alone) rather than zune-jpeg: it decodes at any M/8 scale in the DCT
-// domain, its entropy decoder is the fastest we measured (benches/README.md),
-// and it decodes non-interleaved 4:2:0 scans and subsampled CMYK correctly,
-// which zune-jpeg 0.5.15 silently gets wrong. It is built without SIMD and
-// uses the integer IDCT, so its output is bit-exact on every machine.
+// libjpeg-turbo (as built by mozjpeg-sys from source) rather than zune-jpeg:
+// it decodes at any M/8 scale in the DCT domain, its entropy decoder is the
+// fastest we measured (benches/README.md), and it decodes non-interleaved
+// 4:2:0 scans and subsampled CMYK correctly, which zune-jpeg 0.5.15 silently
+// gets wrong. It uses the integer IDCT; its SIMD code (built when nasm is
+// installed) and our AVX2 scaled IDCTs (`idct`) are bit-exact with its C
+// code, so the pixels are the same on every machine.
 fn decode_jpeg(
     bytes: &[u8],
     limits: &DecodeLimits,
@@ -315,14 +318,29 @@ fn libjpeg_rgb(
     bytes: &[u8],
     scale: DecodeScale,
 ) -> Result<(&'static str, Vec<u8>, u32, u32), DecodeError> {
-    use mozjpeg::ColorSpace as Cs;
-    let io_err = |e: std::io::Error| DecodeError::Jpeg(e.to_string());
+    libjpeg_rgb_with(bytes, scale, true, true)
+}
+
+/// [`libjpeg_rgb`], with our AVX2 inverse DCTs or not, and with our Huffman
+/// decoder (`crate::entropy`) or not (to compare). A file our Huffman
+/// decoder gives up on is decoded again without it, so what libjpeg conceals
+/// or refuses comes out as libjpeg's own.
+fn libjpeg_rgb_with(
+    bytes: &[u8],
+    scale: DecodeScale,
+    fast_idct: bool,
+    fast_huffman: bool,
+) -> Result<(&'static str, Vec<u8>, u32, u32), DecodeError> {
+    use mozjpeg_sys::J_COLOR_SPACE as Cs;
     // libjpeg reports fatal errors by unwinding out of the C code with the
-    // message as payload.
+    // message as payload (see `Libjpeg::error_exit`).
     let run = || -> Result<_, DecodeError> {
-        let mut d = mozjpeg::Decompress::new_mem(bytes).map_err(io_err)?;
-        d.scale(scale.numerator() as u8);
-        let colour = match d.color_space() {
+        let mut d = Libjpeg::new(bytes)?;
+        let cinfo = d.cinfo_mut();
+        // libjpeg takes any M/8 with M up to 16; ours is 1..=8.
+        cinfo.scale_num = scale.numerator();
+        cinfo.scale_denom = 8;
+        let colour = match cinfo.jpeg_color_space {
             Cs::JCS_GRAYSCALE => "grayscale",
             Cs::JCS_RGB => "rgb",
             Cs::JCS_CMYK => "cmyk",
@@ -330,15 +348,9 @@ fn libjpeg_rgb(
             _ => "ycbcr",
         };
         let ink = matches!(colour, "cmyk" | "ycck");
-        let mut started = if ink {
-            d.to_colorspace(Cs::JCS_CMYK)
-        } else {
-            d.rgb()
-        }
-        .map_err(io_err)?;
-        let (w, h) = (started.width(), started.height());
-        let samples: Vec<u8> = started.read_scanlines().map_err(io_err)?;
-        started.finish().map_err(io_err)?;
+        let channels = if ink { 4 } else { 3 };
+        cinfo.out_color_space = if ink { Cs::JCS_CMYK } else { Cs::JCS_RGB };
+        let (w, h, samples) = d.decompress(channels, fast_idct, fast_huffman)?;
         let rgb = if ink {
             // Adobe writes CMYK inverted (255 = no ink), as libjpeg hands it
             // over; each channel is then the share of light let through.
@@ -352,20 +364,224 @@ fn libjpeg_rgb(
         } else {
             samples
         };
-        let (w, h) = (
-            u32::try_from(w).map_err(|_| DecodeError::ZeroSize)?,
-            u32::try_from(h).map_err(|_| DecodeError::ZeroSize)?,
-        );
         Ok((colour, rgb, w, h))
     };
     match std::panic::catch_unwind(run) {
         Ok(result) => result,
+        Err(payload) if payload.is::<crate::entropy::Fallback>() => {
+            libjpeg_rgb_with(bytes, scale, fast_idct, false)
+        }
         Err(payload) => Err(DecodeError::Jpeg(
             payload
                 .downcast_ref::<String>()
                 .map(|m| m.trim_start_matches("libjpeg fatal error: ").to_owned())
                 .unwrap_or_else(|| "the decoder failed on this file".to_owned()),
         )),
+    }
+}
+
+/// One libjpeg decompressor reading a JPEG held in memory, driven through
+/// mozjpeg-sys directly rather than the `mozjpeg` crate: the crate keeps the
+/// `jpeg_decompress_struct` private, and installing our own scaled inverse
+/// DCTs ([`idct`]) needs it before `jpeg_start_decompress`. The source and
+/// error managers behave as the crate's did (same fake end-of-image at the end
+/// of the data, same messages), so errors and pixels are unchanged.
+struct Libjpeg<'a> {
+    // Boxed so that the addresses libjpeg keeps (cinfo.err, cinfo.src) stay
+    // put whatever happens to this struct.
+    cinfo: Box<mozjpeg_sys::jpeg_decompress_struct>,
+    _err: Box<mozjpeg_sys::jpeg_error_mgr>,
+    _src: Box<mozjpeg_sys::jpeg_source_mgr>,
+    _bytes: std::marker::PhantomData<&'a [u8]>,
+}
+
+/// What libjpeg reads after the data runs out: libjpeg treats a missing end
+/// as a warning and finishes the image from what it has (the pipeline has
+/// already refused files without an end-of-image marker, `has_eoi_after_scan`).
+static FAKE_EOI: [u8; 4] = [0xFF, 0xD9, 0xFF, 0xD9];
+
+impl<'a> Libjpeg<'a> {
+    /// Creates the decompressor and reads the header.
+    fn new(bytes: &'a [u8]) -> Result<Libjpeg<'a>, DecodeError> {
+        use mozjpeg_sys as ffi;
+        // SAFETY: all-zero is the state libjpeg expects these structs in
+        // before jpeg_std_error / jpeg_create_decompress fill them.
+        let mut err: Box<ffi::jpeg_error_mgr> = Box::new(unsafe { std::mem::zeroed() });
+        // SAFETY: err is a valid, exclusively borrowed error manager.
+        unsafe { ffi::jpeg_std_error(&mut err) };
+        err.error_exit = Some(Self::error_exit);
+        err.emit_message = Some(Self::silence);
+        let mut src = Box::new(ffi::jpeg_source_mgr {
+            next_input_byte: bytes.as_ptr(),
+            bytes_in_buffer: bytes.len(),
+            init_source: Some(Self::init_source),
+            fill_input_buffer: Some(Self::fill_input_buffer),
+            skip_input_data: Some(Self::skip_input_data),
+            resync_to_restart: Some(ffi::jpeg_resync_to_restart),
+            term_source: Some(Self::init_source),
+        });
+        // SAFETY: as above.
+        let mut cinfo: Box<ffi::jpeg_decompress_struct> = Box::new(unsafe { std::mem::zeroed() });
+        cinfo.common.err = &mut *err;
+        // SAFETY: cinfo is zeroed with a valid error manager, as
+        // jpeg_create_decompress requires.
+        unsafe { ffi::jpeg_create_decompress(&mut *cinfo) };
+        cinfo.src = &mut *src;
+        let mut d = Libjpeg {
+            cinfo,
+            _err: err,
+            _src: src,
+            _bytes: std::marker::PhantomData,
+        };
+        // require_image = 0: a tables-only file is reported here, not by
+        // unwinding.
+        // SAFETY: the decompressor was created above and its source is set.
+        let header = unsafe { ffi::jpeg_read_header(d.cinfo_mut(), 0) };
+        if header != 1 {
+            return Err(DecodeError::Jpeg("no image in the JPEG file".into()));
+        }
+        Ok(d)
+    }
+
+    fn cinfo_mut(&mut self) -> &mut mozjpeg_sys::jpeg_decompress_struct {
+        &mut self.cinfo
+    }
+
+    /// Starts decompression (the output colour space and scale already set),
+    /// with our AVX2 inverse DCTs where they apply if `fast_idct`.
+    fn start(&mut self, fast_idct: bool) -> Result<(), DecodeError> {
+        if fast_idct {
+            idct::install(self.cinfo_mut());
+        }
+        // SAFETY: the header has been read; the source is in memory, so
+        // libjpeg never suspends (0 would mean it did).
+        if unsafe { mozjpeg_sys::jpeg_start_decompress(self.cinfo_mut()) } == 0 {
+            return Err(DecodeError::Jpeg(
+                std::io::Error::from(std::io::ErrorKind::WouldBlock).to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts decompression and reads every row: (width, height, samples
+    /// with `channels` per pixel, as many as the output colour space has).
+    fn decompress(
+        &mut self,
+        channels: usize,
+        fast_idct: bool,
+        fast_huffman: bool,
+    ) -> Result<(u32, u32, Vec<u8>), DecodeError> {
+        use mozjpeg_sys as ffi;
+        let eof = || {
+            DecodeError::Jpeg(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).to_string())
+        };
+        self.start(fast_idct)?;
+        // Kept until the decompression is finished (declared after `self`'s
+        // borrow, dropped before the decompressor).
+        let _huffman = if fast_huffman {
+            // SAFETY: started, no scanline read; the source holds the whole
+            // file (`new`); cinfo and the bytes outlive this handle.
+            unsafe { crate::entropy::install(self.cinfo_mut()) }
+        } else {
+            None
+        };
+        let (w, h) = (self.cinfo.output_width, self.cinfo.output_height);
+        let row_len = w as usize * channels;
+        let mut samples = Vec::new();
+        samples
+            .try_reserve_exact(row_len * h as usize)
+            .map_err(|_| DecodeError::Jpeg("out of memory".into()))?;
+        samples.resize(row_len * h as usize, 0);
+        for row in samples.chunks_exact_mut(row_len.max(1)) {
+            if self.cinfo.output_scanline >= self.cinfo.output_height {
+                return Err(eof());
+            }
+            let mut row_ptr = row.as_mut_ptr();
+            // SAFETY: row_ptr points at one row of row_len writable bytes,
+            // which is what libjpeg writes for one scanline of this width
+            // and colour space.
+            let read = unsafe { ffi::jpeg_read_scanlines(self.cinfo_mut(), &mut row_ptr, 1) };
+            if read == 0 {
+                return Err(eof());
+            }
+        }
+        // SAFETY: every scanline has been read.
+        if unsafe { ffi::jpeg_finish_decompress(self.cinfo_mut()) } == 0 {
+            return Err(DecodeError::Jpeg(
+                std::io::Error::from(std::io::ErrorKind::WouldBlock).to_string(),
+            ));
+        }
+        Ok((w, h, samples))
+    }
+
+    extern "C-unwind" fn error_exit(cinfo: &mut mozjpeg_sys::jpeg_common_struct) {
+        let mut buffer = [0u8; 80];
+        // SAFETY: cinfo.err is the error manager set up in `new`, whose
+        // format_message (jpeg_std_error's) writes at most 80 bytes,
+        // NUL-terminated, into the buffer it is given; the binding declares
+        // the buffer shared, but C writes it.
+        let message = unsafe {
+            match (*cinfo.err).format_message {
+                Some(format) => {
+                    let format: unsafe extern "C-unwind" fn(
+                        &mut mozjpeg_sys::jpeg_common_struct,
+                        &mut [u8; 80],
+                    ) = std::mem::transmute(format);
+                    format(cinfo, &mut buffer);
+                    let text = buffer.split(|&c| c == 0).next().unwrap_or_default();
+                    String::from_utf8_lossy(text).into_owned()
+                }
+                None => format!("code {}", (*cinfo.err).msg_code),
+            }
+        };
+        // resume_unwind, not panic!: no panic hook message on stderr for
+        // what is an ordinary bad file.
+        std::panic::resume_unwind(Box::new(message));
+    }
+
+    extern "C-unwind" fn silence(_cinfo: &mut mozjpeg_sys::jpeg_common_struct, _level: i32) {}
+
+    extern "C-unwind" fn init_source(_cinfo: &mut mozjpeg_sys::jpeg_decompress_struct) {}
+
+    extern "C-unwind" fn fill_input_buffer(
+        cinfo: &mut mozjpeg_sys::jpeg_decompress_struct,
+    ) -> mozjpeg_sys::boolean {
+        // SAFETY: cinfo.src is the source manager set up in `new`.
+        let src = unsafe { &mut *cinfo.src };
+        src.next_input_byte = FAKE_EOI.as_ptr();
+        src.bytes_in_buffer = FAKE_EOI.len();
+        1
+    }
+
+    extern "C-unwind" fn skip_input_data(
+        cinfo: &mut mozjpeg_sys::jpeg_decompress_struct,
+        num_bytes: std::os::raw::c_long,
+    ) {
+        let Ok(wanted) = usize::try_from(num_bytes) else {
+            return;
+        };
+        // SAFETY: cinfo.src is the source manager set up in `new`.
+        let src = unsafe { &mut *cinfo.src };
+        if wanted <= src.bytes_in_buffer {
+            // SAFETY: stays within the buffer of bytes_in_buffer bytes.
+            src.next_input_byte = unsafe { src.next_input_byte.add(wanted) };
+            src.bytes_in_buffer -= wanted;
+            return;
+        }
+        // A segment longer than the data left: a read error, as the
+        // mozjpeg crate's source reported it.
+        src.bytes_in_buffer = 0;
+        // SAFETY: cinfo.err is the error manager set up in `new`.
+        unsafe { (*cinfo.common.err).msg_code = mozjpeg_sys::JERR_FILE_READ };
+        Self::error_exit(&mut cinfo.common);
+    }
+}
+
+impl Drop for Libjpeg<'_> {
+    fn drop(&mut self) {
+        // SAFETY: created in `new`; releases every libjpeg allocation, also
+        // after an error unwound out of a half-done decompression.
+        unsafe { mozjpeg_sys::jpeg_destroy_decompress(&mut self.cinfo) };
     }
 }
 
@@ -850,6 +1066,47 @@ mod tests {
         assert_eq!(s.of(4001), 1501);
         assert_eq!(DecodeScale::eighths(0), DecodeScale::eighths(1));
         assert_eq!(DecodeScale::eighths(9), DecodeScale::FULL);
+    }
+
+    #[test]
+    fn our_huffman_decoder_gives_libjpegs_pixels() {
+        // Restart markers every 2 MCUs; then the same file cut off half way
+        // through its scan, which ours hands back to libjpeg (it conceals
+        // the missing part as grey).
+        let (w, h) = (200u32, 168u32);
+        let img = crate::synth::portrait(w, h, 0.5, 9);
+        let mut jpeg = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, 92);
+        enc.set_restart_interval(2);
+        enc.encode(
+            img.as_bytes(),
+            w as u16,
+            h as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .unwrap();
+        let sos = jpeg.windows(2).position(|p| p == [0xFF, 0xDA]).unwrap();
+        let mut cut = jpeg[..sos + (jpeg.len() - sos) / 2].to_vec();
+        while cut.last() == Some(&0xFF) {
+            cut.pop();
+        }
+        cut.extend_from_slice(&[0xFF, 0xD9]);
+        assert_eq!(
+            crate::entropy::decode_samples(&jpeg, 8, true).map(|_| ()),
+            Ok(())
+        );
+        assert!(matches!(
+            crate::entropy::decode_samples(&cut, 8, true),
+            Err(crate::entropy::DriverError::Fallback(_))
+        ));
+        for bytes in [&jpeg, &cut] {
+            for m in 1..=8 {
+                let s = DecodeScale::eighths(m);
+                let ours = libjpeg_rgb_with(bytes, s, true, true).unwrap();
+                let plain = libjpeg_rgb_with(bytes, s, true, false).unwrap();
+                assert!(ours == plain, "{m}/8");
+            }
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod compose;
 pub mod decode;
 pub mod discover;
 pub mod encode;
+pub mod entropy;
 pub mod image;
 pub mod manifest;
 pub mod orient;

@@ -1,0 +1,235 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::*;
+use crate::decode::{DecodeScale, Libjpeg, libjpeg_rgb_with};
+
+const BASELINE_420: &[u8] = include_bytes!("../../../fixtures/01-baseline.jpg");
+const PROGRESSIVE_420: &[u8] = include_bytes!("../../../fixtures/06-progressive.jpg");
+const GRAYSCALE: &[u8] = include_bytes!("../../../fixtures/07-grayscale.jpg");
+const CMYK: &[u8] = include_bytes!("../../../fixtures/08-cmyk-adobe.jpg");
+
+/// Called by `select` when it installs one of ours: counts into the
+/// `AtomicUsize` a test put in `client_data`.
+pub(super) fn count_install(cinfo: *mut Cinfo) {
+    // SAFETY: cinfo is the live decompressor `select` was given;
+    // client_data is null or a test's counter, which outlives it.
+    unsafe {
+        let counter = (*cinfo).common.client_data.cast::<AtomicUsize>();
+        if let Some(counter) = counter.as_ref() {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A started decompressor: the C IDCTs read its range-limit table.
+fn started() -> Libjpeg<'static> {
+    let mut d = Libjpeg::new(BASELINE_420).expect("fixture header");
+    d.cinfo_mut().scale_num = 3;
+    d.cinfo_mut().scale_denom = 8;
+    d.start(false).expect("start");
+    d
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in -m..=m.
+    fn signed(&mut self, m: i32) -> i16 {
+        let span = 2 * i64::from(m) + 1;
+        (self.next() % span as u64) as i64 as i16 - m as i16
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn random_table(rng: &mut Rng) -> [i16; 64] {
+    let kind = rng.below(7);
+    // With kind 7 blocks, puts dequantized values just either side of the
+    // 32-bit bounds, where a bound too loose would show.
+    let flat = 1 + rng.below(6) as i16;
+    std::array::from_fn(|i| match kind {
+        6 => flat,
+        0 => (1 + rng.below(255)) as i16,
+        1 => (1 + rng.below(16)) as i16,
+        2 => (1 + rng.below(32767)) as i16,
+        // 16-bit quantization values above 32767 are negative as `short`.
+        3 => rng.next() as i16,
+        4 => 1,
+        // Coarser at high frequencies, as real tables are.
+        _ => (1 + (i / 8 + i % 8) as u64 * (1 + rng.below(12))) as i16,
+    })
+}
+
+fn random_block(rng: &mut Rng) -> [i16; 64] {
+    let kind = rng.below(9);
+    let mut block = [0i16; 64];
+    match kind {
+        0 => {}
+        1 => block[0] = rng.signed(2047),
+        2 => block = std::array::from_fn(|_| rng.signed(2047)),
+        3 => block = std::array::from_fn(|_| rng.signed(64)),
+        4 => {
+            for _ in 0..1 + rng.below(6) {
+                block[rng.below(64) as usize] = rng.signed(2047);
+            }
+        }
+        5 => block = std::array::from_fn(|_| rng.next() as i16),
+        6 => {
+            block = std::array::from_fn(|_| match rng.below(3) {
+                0 => i16::MAX,
+                1 => i16::MIN,
+                _ => -i16::MAX,
+            })
+        }
+        // Around the sizes where the 32-bit bounds bite, with one sign
+        // (the worst case for the sums) or random signs.
+        7 => {
+            let m = 1000 + rng.below(31_000) as i16;
+            let sign = if rng.below(2) == 0 { 1 } else { -1 };
+            block = std::array::from_fn(|_| sign * (m - rng.below(50) as i16));
+        }
+        // Real-photo-like: magnitudes falling off with frequency.
+        _ => {
+            block = std::array::from_fn(|i| {
+                let m = 1024 / (1 + (i / 8 + i % 8) as i32 * 2);
+                rng.signed(m)
+            })
+        }
+    }
+    block
+}
+
+type Kernel = unsafe fn(*const i16, *const i16, *mut *mut u8, usize) -> bool;
+
+/// Our IDCT and the C one agree byte for byte (and leave the same bytes
+/// alone) on many random blocks and tables, and both of our paths (the
+/// 32-bit kernel and the hand-over to C) are exercised.
+fn matches_c(c: InverseDct, ours: InverseDct, kernel: Kernel, seed: u64) {
+    if !avx2() {
+        eprintln!("no AVX2 on this CPU: nothing to compare");
+        return;
+    }
+    let mut d = started();
+    let cinfo: *mut Cinfo = d.cinfo_mut();
+    let mut rng = Rng(seed);
+    let (mut fast, mut handed_over) = (0, 0);
+    let n = 60_000;
+    for i in 0..n {
+        let table = random_table(&mut rng);
+        let block = random_block(&mut rng);
+        // SAFETY: cinfo is started; AVX2 is present.
+        let (want, got) = unsafe {
+            (
+                run(c, cinfo, &table, &block),
+                run(ours, cinfo, &table, &block),
+            )
+        };
+        assert!(
+            want == got,
+            "block {i} differs\ntable {table:?}\nblock {block:?}\nC    {want:?}\nours {got:?}"
+        );
+        let mut scratch = [[0u8; 16]; 16];
+        let mut rows: [*mut u8; 16] = std::array::from_fn(|_| std::ptr::null_mut());
+        for (row, ptr) in scratch.iter_mut().zip(rows.iter_mut()) {
+            *ptr = row.as_mut_ptr();
+        }
+        // SAFETY: as above; 16 rows of 16 bytes.
+        if unsafe { kernel(block.as_ptr(), table.as_ptr(), rows.as_mut_ptr(), 0) } {
+            fast += 1;
+        } else {
+            handed_over += 1;
+        }
+    }
+    assert!(fast > n / 4, "only {fast} of {n} blocks took the AVX2 path");
+    assert!(
+        handed_over > n / 100,
+        "only {handed_over} of {n} blocks were handed to C"
+    );
+}
+
+#[test]
+fn idct_6x6_matches_c() {
+    matches_c(
+        jpeg_idct_6x6,
+        avx2::idct_6x6,
+        avx2::kernel_6x6,
+        0x6666_1234_abcd_0001,
+    );
+}
+
+#[test]
+fn idct_10x10_matches_c() {
+    matches_c(
+        jpeg_idct_10x10,
+        avx2::idct_10x10,
+        avx2::kernel_10x10,
+        0x1010_1234_abcd_0001,
+    );
+}
+
+#[test]
+fn idct_5x5_matches_c() {
+    matches_c(
+        jpeg_idct_5x5,
+        avx2::idct_5x5,
+        avx2::kernel_5x5,
+        0x5555_1234_abcd_0001,
+    );
+}
+
+#[test]
+fn idct_3x3_matches_c() {
+    matches_c(
+        jpeg_idct_3x3,
+        avx2::idct_3x3,
+        avx2::kernel_3x3,
+        0x3333_1234_abcd_0001,
+    );
+}
+
+/// Whole decodes at every scale, with and without our IDCTs, give the same
+/// pixels, and ours were really used where libjpeg would run the C ones.
+#[test]
+fn decodes_are_identical_with_and_without_our_idcts() {
+    for (name, bytes) in [
+        ("baseline 4:2:0", BASELINE_420),
+        ("progressive 4:2:0", PROGRESSIVE_420),
+        ("grayscale", GRAYSCALE),
+        ("cmyk", CMYK),
+    ] {
+        for eighths in 1..=8 {
+            let scale = DecodeScale::eighths(eighths);
+            let plain = libjpeg_rgb_with(bytes, scale, false, false).expect("decodes");
+            let fast = libjpeg_rgb_with(bytes, scale, true, false).expect("decodes");
+            assert!(plain == fast, "{name} at {eighths}/8 differs");
+        }
+    }
+    if !avx2() {
+        return;
+    }
+    // At 3/8 a 4:2:0 photo runs the 3x3 (luma) and 6x6 (chroma) IDCTs, at
+    // 5/8 the 5x5 and 10x10.
+    for eighths in [3, 5] {
+        let installs = AtomicUsize::new(0);
+        let mut d = Libjpeg::new(BASELINE_420).expect("header");
+        d.cinfo_mut().scale_num = eighths;
+        d.cinfo_mut().scale_denom = 8;
+        d.cinfo_mut().common.client_data = (&raw const installs).cast_mut().cast();
+        d.start(true).expect("start");
+        assert_eq!(
+            installs.load(Ordering::Relaxed),
+            3,
+            "Y, Cb and Cr at {eighths}/8"
+        );
+    }
+}
