@@ -5,8 +5,8 @@
 //! chroma 6x6 at 3/8; 5x5 and 10x10 at 5/8). libjpeg-turbo has SIMD IDCTs
 //! only for 8x8, 4x4 and 2x2 outputs; the other sizes run the scalar C of
 //! jidctint.c, which took about 13% of all CPU on the 500-photo cohort (6x6
-//! alone 7%). Here: 3x3, 5x5, 6x6 and 10x10 (7x7, 12x12, 14x14 stay in C,
-//! 0.25% each).
+//! alone 7%). Here: 3x3, 5x5, 6x6, 7x7 and 10x10 (12x12 and 14x14, about
+//! 0.25% each, stay in C).
 //!
 //! Exactness: every output byte must be the one the C function writes, on
 //! every machine. The C code computes in 64-bit `long`; these compute in
@@ -72,6 +72,13 @@ unsafe extern "C" {
         output_col: c_uint,
     );
     fn jpeg_idct_10x10(
+        cinfo: *mut Cinfo,
+        compptr: *mut jpeg_component_info,
+        coef_block: *mut i16,
+        output_buf: *mut *mut u8,
+        output_col: c_uint,
+    );
+    fn jpeg_idct_7x7(
         cinfo: *mut Cinfo,
         compptr: *mut jpeg_component_info,
         coef_block: *mut i16,
@@ -149,10 +156,11 @@ fn avx2() -> bool {
 
 /// The C functions we reproduce, each with ours.
 #[cfg(target_arch = "x86_64")]
-fn replacements() -> [(InverseDct, InverseDct); 4] {
+fn replacements() -> [(InverseDct, InverseDct); 5] {
     [
         (jpeg_idct_3x3 as InverseDct, avx2::idct_3x3 as InverseDct),
         (jpeg_idct_5x5 as InverseDct, avx2::idct_5x5 as InverseDct),
+        (jpeg_idct_7x7 as InverseDct, avx2::idct_7x7 as InverseDct),
         (
             jpeg_idct_10x10 as InverseDct,
             avx2::idct_10x10 as InverseDct,
@@ -281,6 +289,20 @@ mod avx2 {
     }
 
     const FIX_0_366025404: i32 = fix(0.366025404);
+    const FIX_1_870828693: i32 = fix(1.870828693);
+    const FIX_0_613604268: i32 = fix(0.613604268);
+    const FIX_1_378756276: i32 = fix(1.378756276);
+    const FIX_0_170262339: i32 = fix(0.170262339);
+    const FIX_0_935414347: i32 = fix(0.935414347);
+    // jidctint.c's literal, to its 9 digits (which round to the same value).
+    #[allow(clippy::approx_constant)]
+    const FIX_1_414213562: i32 = fix(1.414213562);
+    const FIX_2_470602249: i32 = fix(2.470602249);
+    const FIX_0_077722536: i32 = fix(0.077722536);
+    const FIX_1_274162392: i32 = fix(1.274162392);
+    const FIX_1_841218003: i32 = fix(1.841218003);
+    const FIX_0_314692123: i32 = fix(0.314692123);
+    const FIX_0_881747734: i32 = fix(0.881747734);
     const FIX_0_642039522: i32 = fix(0.642039522);
     const FIX_1_260073511: i32 = fix(1.260073511);
     const FIX_0_587785252: i32 = fix(0.587785252);
@@ -345,6 +367,24 @@ mod avx2 {
         max(EVEN10_1 + ODD10_1, EVEN10_1 + ODD10_3),
     );
     const BOUND10: i32 = ((i32::MAX as i64 - 1024) / WEIGHT10 as i64) as i32;
+    // 7x7, the same way. Even part: tmp13 is 2^13 * d0, tmp0 adds
+    // FIX(1.274162392) * (d2 + d6); tmp10, tmp11, tmp12 and the final tmp13
+    // add their own terms to those. Odd part: tmp0 and tmp1 start from
+    // FIX(0.935414347) * (d1 + d3) and FIX(0.170262339) * (d1 - d3).
+    const EVEN7_TMP0: i32 = 8192 + 2 * FIX_1_274162392;
+    const EVEN7_0: i32 = 2 * FIX_0_881747734 + EVEN7_TMP0 + FIX_0_077722536;
+    const EVEN7_1: i32 = 2 * FIX_0_881747734 + 2 * FIX_0_314692123 + 8192 + FIX_1_841218003;
+    const EVEN7_2: i32 = 2 * FIX_0_314692123 + EVEN7_TMP0 + FIX_2_470602249;
+    const EVEN7_3: i32 = 8192 + 3 * FIX_1_414213562;
+    const ODD7_START: i32 = 2 * FIX_0_935414347 + 2 * FIX_0_170262339;
+    const ODD7_0: i32 = ODD7_START + 2 * FIX_0_613604268;
+    const ODD7_1: i32 = ODD7_START + 2 * FIX_1_378756276;
+    const ODD7_2: i32 = 2 * FIX_1_378756276 + 2 * FIX_0_613604268 + FIX_1_870828693;
+    const WEIGHT7: i32 = max(
+        max(EVEN7_0 + ODD7_0, EVEN7_1 + ODD7_1),
+        max(EVEN7_2 + ODD7_2, EVEN7_3),
+    );
+    const BOUND7: i32 = ((i32::MAX as i64 - 1024) / WEIGHT7 as i64) as i32;
 
     /// # Safety
     /// libjpeg's contract for an inverse-DCT method; the CPU has AVX2 (the
@@ -381,6 +421,24 @@ mod avx2 {
             let table = dct_table(compptr);
             if !kernel_10x10(coef_block, table, output_buf, output_col as usize) {
                 super::jpeg_idct_10x10(cinfo, compptr, coef_block, output_buf, output_col);
+            }
+        }
+    }
+
+    /// # Safety
+    /// As [`idct_6x6`].
+    pub(super) unsafe extern "C" fn idct_7x7(
+        cinfo: *mut Cinfo,
+        compptr: *mut jpeg_component_info,
+        coef_block: *mut i16,
+        output_buf: *mut *mut u8,
+        output_col: c_uint,
+    ) {
+        // SAFETY: as in idct_6x6, with 7 rows of 7 bytes.
+        unsafe {
+            let table = dct_table(compptr);
+            if !kernel_7x7(coef_block, table, output_buf, output_col as usize) {
+                super::jpeg_idct_7x7(cinfo, compptr, coef_block, output_buf, output_col);
             }
         }
     }
@@ -741,6 +799,87 @@ mod avx2 {
                     store(dst.add(8), right[r], 2);
                 }
             }
+        }
+        true
+    }
+
+    /// jidctint.c's jpeg_idct_7x7, 8 lanes (lane 7 zero).
+    ///
+    /// # Safety
+    /// As [`idct_7x7`].
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn kernel_7x7(
+        coef: *const i16,
+        table: *const i16,
+        out: *mut *mut u8,
+        col: usize,
+    ) -> bool {
+        let add = _mm256_add_epi32;
+        let sub = _mm256_sub_epi32;
+        let mul = |v: __m256i, c: i32| _mm256_mullo_epi32(v, _mm256_set1_epi32(c));
+        let keep7 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
+        // SAFETY: the caller's contract.
+        let d: [__m256i; 7] = std::array::from_fn(|r| {
+            _mm256_and_si256(unsafe { dequantize8(coef, table, r) }, keep7)
+        });
+        let mut over = _mm256_setzero_si256();
+        for v in d {
+            over = _mm256_or_si256(over, over256(v, BOUND7));
+        }
+        if _mm256_testz_si256(over, over) == 0 {
+            return false;
+        }
+
+        // One 1-D pass; `round` is the rounding already in d0's place.
+        let pass = |i: [__m256i; 7], round: __m256i| {
+            let mut tmp13 = add(_mm256_slli_epi32::<CONST_BITS>(i[0]), round);
+            let (z1, z2, z3) = (i[2], i[4], i[6]);
+            let mut tmp10 = mul(sub(z2, z3), FIX_0_881747734);
+            let mut tmp12 = mul(sub(z1, z2), FIX_0_314692123);
+            let tmp11 = sub(add(add(tmp10, tmp12), tmp13), mul(z2, FIX_1_841218003));
+            let sum = add(z1, z3);
+            let z2 = sub(z2, sum);
+            let tmp0 = add(mul(sum, FIX_1_274162392), tmp13);
+            tmp10 = add(tmp10, sub(tmp0, mul(z3, FIX_0_077722536)));
+            tmp12 = add(tmp12, sub(tmp0, mul(z1, FIX_2_470602249)));
+            tmp13 = add(tmp13, mul(z2, FIX_1_414213562));
+
+            let (z1, z2, z3) = (i[1], i[3], i[5]);
+            let mut tmp1 = mul(add(z1, z2), FIX_0_935414347);
+            let mut tmp2 = mul(sub(z1, z2), FIX_0_170262339);
+            let mut tmp0 = sub(tmp1, tmp2);
+            tmp1 = add(tmp1, tmp2);
+            tmp2 = mul(add(z2, z3), -FIX_1_378756276);
+            tmp1 = add(tmp1, tmp2);
+            let z2 = mul(add(z1, z3), FIX_0_613604268);
+            tmp0 = add(tmp0, z2);
+            tmp2 = add(tmp2, add(z2, mul(z3, FIX_1_870828693)));
+            [
+                add(tmp10, tmp0),
+                add(tmp11, tmp1),
+                add(tmp12, tmp2),
+                tmp13,
+                sub(tmp12, tmp2),
+                sub(tmp11, tmp1),
+                sub(tmp10, tmp0),
+            ]
+        };
+        let shift = |v: __m256i| _mm256_srai_epi32::<{ CONST_BITS - PASS1_BITS }>(v);
+        let w = pass(d, _mm256_set1_epi32(1 << (CONST_BITS - PASS1_BITS - 1))).map(shift);
+
+        // Pass 2: workspace rows in lanes. The rounding (w0 + 16) << 13 is
+        // w0 << 13 plus 16 << 13, the same modulo 2^32.
+        let zero = _mm256_setzero_si256();
+        let t = transpose8([w[0], w[1], w[2], w[3], w[4], w[5], w[6], zero]);
+        let o = pass(
+            [t[0], t[1], t[2], t[3], t[4], t[5], t[6]],
+            _mm256_set1_epi32(1 << (PASS1_BITS + 2 + CONST_BITS)),
+        )
+        .map(|v| descale256(v));
+        let rows = transpose8([o[0], o[1], o[2], o[3], o[4], o[5], o[6], zero]);
+        for (r, row) in rows.iter().take(7).enumerate() {
+            // SAFETY: libjpeg gives 7 rows with 7 bytes from col.
+            unsafe { store((*out.add(r)).add(col), *row, 7) };
         }
         true
     }

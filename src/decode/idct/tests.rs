@@ -178,6 +178,16 @@ fn idct_10x10_matches_c() {
 }
 
 #[test]
+fn idct_7x7_matches_c() {
+    matches_c(
+        jpeg_idct_7x7,
+        avx2::idct_7x7,
+        avx2::kernel_7x7,
+        0x7777_1234_abcd_0001,
+    );
+}
+
+#[test]
 fn idct_5x5_matches_c() {
     matches_c(
         jpeg_idct_5x5,
@@ -218,18 +228,14 @@ fn decodes_are_identical_with_and_without_our_idcts() {
         return;
     }
     // At 3/8 a 4:2:0 photo runs the 3x3 (luma) and 6x6 (chroma) IDCTs, at
-    // 5/8 the 5x5 and 10x10.
-    for eighths in [3, 5] {
+    // 5/8 the 5x5 and 10x10; at 7/8 the 7x7 (luma; chroma 14x14 stays C).
+    for (eighths, ours) in [(3, 3), (5, 3), (7, 1)] {
         let installs = AtomicUsize::new(0);
         let mut d = Libjpeg::new(BASELINE_420).expect("header");
         d.cinfo_mut().scale_num = eighths;
         d.cinfo_mut().scale_denom = 8;
         d.cinfo_mut().common.client_data = (&raw const installs).cast_mut().cast();
         d.start(true).expect("start");
-        assert_eq!(
-            installs.load(Ordering::Relaxed),
-            3,
-            "Y, Cb and Cr at {eighths}/8"
-        );
+        assert_eq!(installs.load(Ordering::Relaxed), ours, "at {eighths}/8");
     }
 }
