@@ -386,98 +386,38 @@ mod avx2 {
     );
     const BOUND7: i32 = ((i32::MAX as i64 - 1024) / WEIGHT7 as i64) as i32;
 
-    /// # Safety
-    /// libjpeg's contract for an inverse-DCT method; the CPU has AVX2 (the
-    /// selector installs it only then).
-    pub(super) unsafe extern "C" fn idct_6x6(
-        cinfo: *mut Cinfo,
-        compptr: *mut jpeg_component_info,
-        coef_block: *mut i16,
-        output_buf: *mut *mut u8,
-        output_col: c_uint,
-    ) {
-        // SAFETY: libjpeg's arguments: a 64-coefficient block, the
-        // component's built table, 6 output rows with 6 bytes from
-        // output_col; AVX2 is present.
-        unsafe {
-            let table = dct_table(compptr);
-            if !kernel_6x6(coef_block, table, output_buf, output_col as usize) {
-                super::jpeg_idct_6x6(cinfo, compptr, coef_block, output_buf, output_col);
+    /// Makes libjpeg's inverse-DCT method `$name` for an N x N output: our
+    /// AVX2 kernel where the block stays inside its exactness bound, else
+    /// libjpeg's own C function, so every block gets libjpeg's bytes.
+    macro_rules! idct_method {
+        ($name:ident, $kernel:ident, $c_method:ident, $rows:literal) => {
+            /// # Safety
+            /// libjpeg's contract for an inverse-DCT method; the CPU has
+            /// AVX2 (the selector installs it only then).
+            pub(super) unsafe extern "C" fn $name(
+                cinfo: *mut Cinfo,
+                compptr: *mut jpeg_component_info,
+                coef_block: *mut i16,
+                output_buf: *mut *mut u8,
+                output_col: c_uint,
+            ) {
+                // SAFETY: libjpeg's arguments: a 64-coefficient block, the
+                // component's built table, $rows output rows of $rows bytes
+                // from output_col; AVX2 is present.
+                unsafe {
+                    let table = dct_table(compptr);
+                    if !$kernel(coef_block, table, output_buf, output_col as usize) {
+                        super::$c_method(cinfo, compptr, coef_block, output_buf, output_col);
+                    }
+                }
             }
-        }
+        };
     }
-
-    /// # Safety
-    /// As [`idct_6x6`].
-    pub(super) unsafe extern "C" fn idct_10x10(
-        cinfo: *mut Cinfo,
-        compptr: *mut jpeg_component_info,
-        coef_block: *mut i16,
-        output_buf: *mut *mut u8,
-        output_col: c_uint,
-    ) {
-        // SAFETY: as in idct_6x6, with 10 rows of 10 bytes.
-        unsafe {
-            let table = dct_table(compptr);
-            if !kernel_10x10(coef_block, table, output_buf, output_col as usize) {
-                super::jpeg_idct_10x10(cinfo, compptr, coef_block, output_buf, output_col);
-            }
-        }
-    }
-
-    /// # Safety
-    /// As [`idct_6x6`].
-    pub(super) unsafe extern "C" fn idct_7x7(
-        cinfo: *mut Cinfo,
-        compptr: *mut jpeg_component_info,
-        coef_block: *mut i16,
-        output_buf: *mut *mut u8,
-        output_col: c_uint,
-    ) {
-        // SAFETY: as in idct_6x6, with 7 rows of 7 bytes.
-        unsafe {
-            let table = dct_table(compptr);
-            if !kernel_7x7(coef_block, table, output_buf, output_col as usize) {
-                super::jpeg_idct_7x7(cinfo, compptr, coef_block, output_buf, output_col);
-            }
-        }
-    }
-
-    /// # Safety
-    /// As [`idct_6x6`].
-    pub(super) unsafe extern "C" fn idct_5x5(
-        cinfo: *mut Cinfo,
-        compptr: *mut jpeg_component_info,
-        coef_block: *mut i16,
-        output_buf: *mut *mut u8,
-        output_col: c_uint,
-    ) {
-        // SAFETY: as in idct_6x6, with 5 rows of 5 bytes.
-        unsafe {
-            let table = dct_table(compptr);
-            if !kernel_5x5(coef_block, table, output_buf, output_col as usize) {
-                super::jpeg_idct_5x5(cinfo, compptr, coef_block, output_buf, output_col);
-            }
-        }
-    }
-
-    /// # Safety
-    /// As [`idct_6x6`].
-    pub(super) unsafe extern "C" fn idct_3x3(
-        cinfo: *mut Cinfo,
-        compptr: *mut jpeg_component_info,
-        coef_block: *mut i16,
-        output_buf: *mut *mut u8,
-        output_col: c_uint,
-    ) {
-        // SAFETY: as in idct_6x6, with 3 rows of 3 bytes.
-        unsafe {
-            let table = dct_table(compptr);
-            if !kernel_3x3(coef_block, table, output_buf, output_col as usize) {
-                super::jpeg_idct_3x3(cinfo, compptr, coef_block, output_buf, output_col);
-            }
-        }
-    }
+    idct_method!(idct_10x10, kernel_10x10, jpeg_idct_10x10, 10);
+    idct_method!(idct_7x7, kernel_7x7, jpeg_idct_7x7, 7);
+    idct_method!(idct_6x6, kernel_6x6, jpeg_idct_6x6, 6);
+    idct_method!(idct_5x5, kernel_5x5, jpeg_idct_5x5, 5);
+    idct_method!(idct_3x3, kernel_3x3, jpeg_idct_3x3, 3);
 
     /// Whether any |lane| of `v` exceeds `bound`. |v| is exact here: the
     /// values tested are products of two i16, at most 2^30 in magnitude.
