@@ -146,25 +146,33 @@ impl LabTable {
     /// same code where the CPU has AVX2 (runtime check): the same operations
     /// on each value, four values at a time, so the very same results.
     pub(crate) fn lab_all(&self, px: &[[f32; 3]]) -> Vec<[f64; 3]> {
+        let mut out = Vec::with_capacity(px.len());
+        self.lab_extend(px, &mut out);
+        out
+    }
+
+    /// [`LabTable::lab_all`] appended to `out`: the portrait checks convert
+    /// a thousand short stretches a photo into one store.
+    pub(crate) fn lab_extend(&self, px: &[[f32; 3]], out: &mut Vec<[f64; 3]>) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has just been found to support AVX2.
-            return unsafe { self.lab_all_avx2(px) };
+            return unsafe { self.lab_extend_avx2(px, out) };
         }
-        self.lab_all_portable(px)
+        self.lab_extend_portable(px, out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn lab_all_avx2(&self, px: &[[f32; 3]]) -> Vec<[f64; 3]> {
-        self.lab_all_portable(px)
+    unsafe fn lab_extend_avx2(&self, px: &[[f32; 3]], out: &mut Vec<[f64; 3]>) {
+        self.lab_extend_portable(px, out)
     }
 
     /// Step by step over a batch of colours, channel by channel, each step
     /// a plain loop over values.
     #[inline(always)]
-    fn lab_all_portable(&self, px: &[[f32; 3]]) -> Vec<[f64; 3]> {
-        let mut out = Vec::with_capacity(px.len());
+    fn lab_extend_portable(&self, px: &[[f32; 3]], out: &mut Vec<[f64; 3]>) {
+        out.reserve(px.len());
         for batch in px.chunks(Self::BATCH) {
             let n = batch.len();
             let mut lin = [0.0f64; 3 * Self::BATCH];
@@ -185,7 +193,6 @@ impl LabTable {
             }
             out.extend((0..n).map(|k| lab_of([t[0][k], t[1][k], t[2][k]])));
         }
-        out
     }
 }
 
@@ -457,7 +464,22 @@ mod tests {
         // The build the working copy uses (AVX2 where the CPU has it) and
         // the portable one, four at a time with a remainder of three.
         assert_eq!(t.lab_all(&px), one);
-        assert_eq!(t.lab_all_portable(&px), one);
+        let mut portable = Vec::new();
+        t.lab_extend_portable(&px, &mut portable);
+        assert_eq!(portable, one);
+        // Appended after what is there, in pieces of every length.
+        let mut pieces = vec![[1.0, 2.0, 3.0]];
+        let mut rest = &px[..];
+        for len in (0..).map(|k| k % 70) {
+            let (piece, after) = rest.split_at(len.min(rest.len()));
+            t.lab_extend(piece, &mut pieces);
+            rest = after;
+            if rest.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(pieces[0], [1.0, 2.0, 3.0]);
+        assert_eq!(pieces[1..], one);
     }
 
     #[test]
