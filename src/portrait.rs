@@ -253,14 +253,23 @@ fn pass_or_warn(name: &str, bad: bool, value: f64, reason: String) -> Check {
 /// selection, not a sort (the same value a sort would put there, in linear
 /// time).
 fn ranked(v: &[f64], rank: usize) -> f64 {
-    // `total_cmp` turns both sides' bits into integers ordered the same way
-    // at every comparison; turned once, the selection compares integers.
-    let mut keys: Vec<i64> = v
-        .iter()
-        .map(|&x| total_order_key(x.to_bits() as i64))
-        .collect();
+    let mut keys: Vec<i64> = v.iter().map(|&x| order_key(x)).collect();
+    ranked_key(&mut keys, rank)
+}
+
+/// [`ranked`] of the values whose [`order_key`]s are `keys` (reordered).
+/// The checks that rank many values (the torso's colour, the head's edges)
+/// keep the keys as they go, rather than the values and a copy of keys.
+fn ranked_key(keys: &mut [i64], rank: usize) -> f64 {
     let key = *keys.select_nth_unstable(rank).1;
     f64::from_bits(total_order_key(key) as u64)
+}
+
+/// `x` as an integer that orders as `f64::total_cmp` orders values: it
+/// turns both sides' bits into such integers at every comparison; turned
+/// once, a selection compares integers.
+fn order_key(x: f64) -> i64 {
+    total_order_key(x.to_bits() as i64)
 }
 
 /// `f64::total_cmp`'s mapping of a value's bits to an integer of the same
@@ -300,16 +309,19 @@ pub fn judge_portrait(
     match region(&work, cx - 0.7 * fw, torso_top, cx + 0.7 * fw, out_h) {
         Some((x0, y0, x1, y1)) => {
             let n = (x1 - x0) * (y1 - y0);
-            let mut ch: [Vec<f64>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
+            let mut ch: [Vec<i64>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
             for y in y0..y1 {
                 for x in x0..x1 {
                     let l = lab(x, y);
                     for (k, c) in ch.iter_mut().enumerate() {
-                        c.push(l[k]);
+                        c.push(order_key(l[k]));
                     }
                 }
             }
-            let dominant = [median(&ch[0]), median(&ch[1]), median(&ch[2])];
+            let dominant = ch.map(|mut c| {
+                let mid = c.len() / 2;
+                ranked_key(&mut c, mid)
+            });
             let d = ciede2000(dominant, backdrop.lab);
             checks.push(pass_or_warn(
                 "clothing_contrast",
@@ -509,14 +521,14 @@ pub fn judge_portrait(
                     - luma(x + 1, y)
                     - luma(x, y - 1)
                     - luma(x, y + 1);
-                v.push(lap.abs());
+                v.push(order_key(lap.abs()));
             }
         }
         if v.len() < 16 {
             return None;
         }
         let rank = (v.len() - 1) * 99 / 100;
-        Some(ranked(&v, rank))
+        Some(ranked_key(&mut v, rank))
     });
     checks.push(match sharp {
         Some(s) => pass_or_warn(
