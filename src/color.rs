@@ -199,7 +199,50 @@ impl LabTable {
 /// Euclidean (CIE76) distance: cheap enough for every pixel of a working
 /// image, used where only "near or far" matters.
 pub(crate) fn delta_e76(a: [f64; 3], b: [f64; 3]) -> f64 {
-    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
+    delta_e76_squared(a, b).sqrt()
+}
+
+/// The square of [`delta_e76`], before its root is taken: compared with
+/// [`squared_bound`] of a distance, it tells exactly what the distance
+/// would, and ranks exactly as the distances do, without a square root
+/// per pixel (the silhouette's passes over the working copy waited on
+/// them).
+#[inline(always)]
+pub(crate) fn delta_e76_squared(a: [f64; 3], b: [f64; 3]) -> f64 {
+    (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)
+}
+
+/// The largest `s` whose square root, as `f64::sqrt` rounds it, is at most
+/// `t`: for every `s >= 0` (and NaN), `s.sqrt() > t` exactly when
+/// `s > squared_bound(t)`, and `s.sqrt() <= t` exactly when
+/// `s <= squared_bound(t)`, because correctly rounded square roots never
+/// decrease as `s` grows. `t * t` is within an ulp or two of it.
+pub(crate) fn squared_bound(t: f64) -> f64 {
+    if t.is_nan() || t == f64::INFINITY {
+        return t;
+    }
+    if t < 0.0 {
+        // No root is negative: every `s >= 0` is beyond.
+        return -1.0;
+    }
+    let mut s = t * t;
+    while s.sqrt() > t {
+        s = next_toward_zero(s);
+    }
+    while next_away_from_zero(s).sqrt() <= t {
+        s = next_away_from_zero(s);
+    }
+    s
+}
+
+/// The next double above a positive finite `s` (the least one for zero).
+fn next_away_from_zero(s: f64) -> f64 {
+    f64::from_bits(s.to_bits() + 1)
+}
+
+/// The next double below a positive `s`.
+fn next_toward_zero(s: f64) -> f64 {
+    f64::from_bits(s.to_bits() - 1)
 }
 
 /// CIEDE2000 colour difference with kL = kC = kH = 1, following Sharma, Wu
@@ -413,6 +456,38 @@ mod tests {
             let sym = ciede2000(*b, *a);
             assert!((sym - want).abs() < 1e-4, "pair {} reversed: {sym}", i + 1);
         }
+    }
+
+    #[test]
+    fn squared_bounds_decide_as_the_roots_do() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut ts = vec![0.0, 4.0, 13.5, 14.0, 16.0, 18.0, 1e-300, 3.0, 0.1, 1e150];
+        ts.extend((0..2000).map(|_| (next() % 1_000_000) as f64 / 997.0));
+        for t in ts {
+            let b = squared_bound(t);
+            assert!(
+                b.sqrt() <= t && next_away_from_zero(b).sqrt() > t,
+                "{t}: {b}"
+            );
+            // Squares around the bound, an ulp or a few apart, and farther.
+            let mut squares = vec![0.0, b, t * t, next_away_from_zero(b)];
+            let (lo, hi) = (b.to_bits().saturating_sub(40), b.to_bits() + 40);
+            squares.extend((lo..hi).map(f64::from_bits));
+            squares.extend((0..50).map(|_| (next() % 100_000) as f64 / 7.0));
+            for s in squares {
+                assert_eq!(s.sqrt() > t, s > b, "t {t}, s {s}");
+                assert_eq!(s.sqrt() <= t, s <= b, "t {t}, s {s}");
+            }
+        }
+        assert!(squared_bound(-1.0) < 0.0);
+        assert!(squared_bound(f64::NAN).is_nan());
+        assert_eq!(squared_bound(f64::INFINITY), f64::INFINITY);
     }
 
     #[test]
