@@ -196,17 +196,12 @@ impl LabTable {
     }
 }
 
-/// Euclidean (CIE76) distance: cheap enough for every pixel of a working
-/// image, used where only "near or far" matters.
-pub(crate) fn delta_e76(a: [f64; 3], b: [f64; 3]) -> f64 {
-    delta_e76_squared(a, b).sqrt()
-}
-
-/// The square of [`delta_e76`], before its root is taken: compared with
-/// [`squared_bound`] of a distance, it tells exactly what the distance
-/// would, and ranks exactly as the distances do, without a square root
-/// per pixel (the silhouette's passes over the working copy waited on
-/// them).
+/// The square of the Euclidean (CIE76) distance: cheap enough for every
+/// pixel of a working image, used where only "near or far" matters.
+/// Compared with [`squared_bound`] of a distance, it tells exactly what the
+/// distance (its `sqrt`) would, and ranks exactly as the distances do,
+/// without a square root per pixel (the analysis's passes over the working
+/// copy waited on them).
 #[inline(always)]
 pub(crate) fn delta_e76_squared(a: [f64; 3], b: [f64; 3]) -> f64 {
     (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)
@@ -587,7 +582,7 @@ mod tests {
         for rgb in [[100u8, 197, 255], [0, 0, 0], [255, 255, 255], [13, 200, 77]] {
             let a = srgb_to_lab(rgb);
             let b = t.lab_f([f32::from(rgb[0]), f32::from(rgb[1]), f32::from(rgb[2])]);
-            assert!(delta_e76(a, b) < 1e-6);
+            assert!(delta_e76_squared(a, b).sqrt() < 1e-6);
         }
     }
 

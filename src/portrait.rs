@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backdrop::Backdrop;
 use crate::check::{Check, Verdict};
-use crate::color::{LabTable, ciede2000, delta_e76};
+use crate::color::{LabTable, ciede2000, delta_e76_squared, squared_bound};
 use crate::compose::CropPlan;
 use crate::image::RgbImage;
 
@@ -296,8 +296,8 @@ pub fn judge_portrait(
     let lab = |x: usize, y: usize| lab_cache.at(x, y);
     let (w, h) = (work.width, work.height);
     let f = f64::from(work.factor);
-    let is_bg =
-        |x: usize, y: usize| delta_e76(lab(x, y), backdrop.lab) <= settings.backdrop_threshold;
+    let bg_bound = squared_bound(settings.backdrop_threshold);
+    let is_bg = |x: usize, y: usize| delta_e76_squared(lab(x, y), backdrop.lab) <= bg_bound;
     let fw = plan.face_width.max(1.0);
     let cx = plan.center_x;
     let chin = f64::from(plan.head.y + plan.head.height);
