@@ -14,23 +14,27 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use clap::Parser;
+use gradphoto::backdrop::Backdrop;
 use gradphoto::backdrop::estimate_backdrop;
 use gradphoto::border::find_borders;
-use gradphoto::compose::centred_crop;
+use gradphoto::compose::{CompositionRule, CropPlan, centred_crop, plan_crop};
 use gradphoto::decode::decode_reduced;
 use gradphoto::discover::discover;
 use gradphoto::encode::encode_to_window;
 use gradphoto::image::RgbImage;
 use gradphoto::orient::apply_orientation;
 use gradphoto::photo::Options;
+use gradphoto::portrait::judge_portrait;
 use gradphoto::resize::resize_crop;
 use gradphoto::subject::locate_subject;
 use gradphoto::work::WorkingCopy;
 
 #[derive(Parser)]
 struct Args {
-    /// `border`, `subject` (working copy, backdrop, subject) or `encode`
-    /// (a centre crop resized to the output, then the size-window search).
+    /// `border`, `subject` (working copy, backdrop, subject), `resize` (the
+    /// planned crop scaled to the output), `portrait` (its checks on that
+    /// output) or `encode` (a centre crop resized to the output, then the
+    /// size-window search).
     stage: String,
     inputs: Vec<PathBuf>,
     #[arg(long, default_value_t = 3)]
@@ -61,9 +65,64 @@ fn main() -> Result<()> {
             })
             .collect();
     }
+    // Resize and portrait run where the pipeline runs them: on the crop the
+    // subject stage planned (any upscale allowed, as the pipeline's finer
+    // decode would), so what they see is set up first and not timed.
+    let planned: Vec<(&RgbImage, Backdrop, CropPlan)> =
+        if matches!(args.stage.as_str(), "resize" | "portrait") {
+            let rule = CompositionRule {
+                max_upscale: f64::INFINITY,
+                ..rule.clone()
+            };
+            images
+                .iter()
+                .filter_map(|img| {
+                    let copy = WorkingCopy::new(img, options.work_size);
+                    let backdrop = estimate_backdrop(&copy, &options.backdrop).ok()?;
+                    let subject = locate_subject(&copy, &backdrop, &options.subject).ok()?;
+                    let plan = plan_crop(img.width(), img.height(), &subject, &rule).ok()?;
+                    Some((img, backdrop, plan))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+    let outputs: Vec<RgbImage> = if args.stage == "portrait" {
+        planned
+            .iter()
+            .filter_map(|(img, _, plan)| {
+                resize_crop(img, plan.rect, rule.out_width, rule.out_height).ok()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut checksum = 0u64;
     let start = Instant::now();
+    let hash = |v: &dyn std::fmt::Debug| {
+        let mut hasher = DefaultHasher::new();
+        format!("{v:?}").hash(&mut hasher);
+        hasher.finish() >> 16
+    };
     for _ in 0..args.reps {
+        if args.stage == "resize" {
+            for (img, _, plan) in &planned {
+                let out = resize_crop(img, plan.rect, rule.out_width, rule.out_height);
+                checksum += out.map_or(0, |o| {
+                    let mut hasher = DefaultHasher::new();
+                    o.as_bytes().hash(&mut hasher);
+                    hasher.finish() >> 16
+                });
+            }
+            continue;
+        }
+        if args.stage == "portrait" {
+            for ((_, backdrop, plan), out) in planned.iter().zip(&outputs) {
+                let checks = judge_portrait(out, plan, backdrop, &options.portrait);
+                checksum += hash(&checks);
+            }
+            continue;
+        }
         for img in &images {
             checksum += match args.stage.as_str() {
                 "border" => {
@@ -93,11 +152,16 @@ fn main() -> Result<()> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    let runs = f64::from(args.reps) * images.len() as f64;
+    let per_rep = if planned.is_empty() {
+        images.len()
+    } else {
+        planned.len()
+    };
+    let runs = f64::from(args.reps) * per_rep as f64;
     println!(
         "stage={} images={} reps={} ms_per_image={:.3} checksum={checksum}",
         args.stage,
-        images.len(),
+        per_rep,
         args.reps,
         secs * 1000.0 / runs.max(1.0)
     );

@@ -6,7 +6,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::check::{Check, Verdict};
-use crate::color::{LabTable, ciede2000, colour_name, delta_e76, hue_deg, srgb_to_lab};
+use crate::color::{
+    LabTable, ciede2000, colour_name, delta_e76_squared, hue_deg, squared_bound, srgb_to_lab,
+};
 use crate::work::WorkingCopy;
 
 /// Most backdrop pixels whose distance from the estimate the spread is
@@ -153,10 +155,16 @@ pub fn estimate_backdrop(
         (((best / NA) % NA) as f64 + 0.5) * Q - 132.0,
         ((best % NA) as f64 + 0.5) * Q - 132.0,
     ];
+    // Distances squared against squared radii (see `squared_bound`): the
+    // same members, without a square root per sample and pass.
     for radius in [MEMBER_RADIUS, MEMBER_RADIUS, MEMBER_RADIUS * 0.75] {
+        let radius = squared_bound(radius);
         let mut acc = [0.0; 3];
         let mut n = 0usize;
-        for s in samples.iter().filter(|s| delta_e76(s.0, centre) <= radius) {
+        for s in samples
+            .iter()
+            .filter(|s| delta_e76_squared(s.0, centre) <= radius)
+        {
             add_into(&mut acc, s.0);
             n += 1;
         }
@@ -166,9 +174,10 @@ pub fn estimate_backdrop(
         centre = acc.map(|v| v / n as f64);
     }
 
+    let member_radius = squared_bound(MEMBER_RADIUS);
     let members: Vec<&([f64; 3], [f32; 3], u8)> = samples
         .iter()
-        .filter(|s| delta_e76(s.0, centre) <= MEMBER_RADIUS)
+        .filter(|s| delta_e76_squared(s.0, centre) <= member_radius)
         .collect();
     let coverage = members.len() as f64 / samples.len() as f64;
     if members.is_empty() || coverage < 0.15 {

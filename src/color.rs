@@ -146,25 +146,33 @@ impl LabTable {
     /// same code where the CPU has AVX2 (runtime check): the same operations
     /// on each value, four values at a time, so the very same results.
     pub(crate) fn lab_all(&self, px: &[[f32; 3]]) -> Vec<[f64; 3]> {
+        let mut out = Vec::with_capacity(px.len());
+        self.lab_extend(px, &mut out);
+        out
+    }
+
+    /// [`LabTable::lab_all`] appended to `out`: the portrait checks convert
+    /// a thousand short stretches a photo into one store.
+    pub(crate) fn lab_extend(&self, px: &[[f32; 3]], out: &mut Vec<[f64; 3]>) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has just been found to support AVX2.
-            return unsafe { self.lab_all_avx2(px) };
+            return unsafe { self.lab_extend_avx2(px, out) };
         }
-        self.lab_all_portable(px)
+        self.lab_extend_portable(px, out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn lab_all_avx2(&self, px: &[[f32; 3]]) -> Vec<[f64; 3]> {
-        self.lab_all_portable(px)
+    unsafe fn lab_extend_avx2(&self, px: &[[f32; 3]], out: &mut Vec<[f64; 3]>) {
+        self.lab_extend_portable(px, out)
     }
 
     /// Step by step over a batch of colours, channel by channel, each step
     /// a plain loop over values.
     #[inline(always)]
-    fn lab_all_portable(&self, px: &[[f32; 3]]) -> Vec<[f64; 3]> {
-        let mut out = Vec::with_capacity(px.len());
+    fn lab_extend_portable(&self, px: &[[f32; 3]], out: &mut Vec<[f64; 3]>) {
+        out.reserve(px.len());
         for batch in px.chunks(Self::BATCH) {
             let n = batch.len();
             let mut lin = [0.0f64; 3 * Self::BATCH];
@@ -185,14 +193,51 @@ impl LabTable {
             }
             out.extend((0..n).map(|k| lab_of([t[0][k], t[1][k], t[2][k]])));
         }
-        out
     }
 }
 
-/// Euclidean (CIE76) distance: cheap enough for every pixel of a working
-/// image, used where only "near or far" matters.
-pub(crate) fn delta_e76(a: [f64; 3], b: [f64; 3]) -> f64 {
-    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
+/// The square of the Euclidean (CIE76) distance: cheap enough for every
+/// pixel of a working image, used where only "near or far" matters.
+/// Compared with [`squared_bound`] of a distance, it tells exactly what the
+/// distance (its `sqrt`) would, and ranks exactly as the distances do,
+/// without a square root per pixel (the analysis's passes over the working
+/// copy waited on them).
+#[inline(always)]
+pub(crate) fn delta_e76_squared(a: [f64; 3], b: [f64; 3]) -> f64 {
+    (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)
+}
+
+/// The largest `s` whose square root, as `f64::sqrt` rounds it, is at most
+/// `t`: for every `s >= 0` (and NaN), `s.sqrt() > t` exactly when
+/// `s > squared_bound(t)`, and `s.sqrt() <= t` exactly when
+/// `s <= squared_bound(t)`, because correctly rounded square roots never
+/// decrease as `s` grows. `t * t` is within an ulp or two of it.
+pub(crate) fn squared_bound(t: f64) -> f64 {
+    if t.is_nan() || t == f64::INFINITY {
+        return t;
+    }
+    if t < 0.0 {
+        // No root is negative: every `s >= 0` is beyond.
+        return -1.0;
+    }
+    let mut s = t * t;
+    while s.sqrt() > t {
+        s = next_toward_zero(s);
+    }
+    while next_away_from_zero(s).sqrt() <= t {
+        s = next_away_from_zero(s);
+    }
+    s
+}
+
+/// The next double above a positive finite `s` (the least one for zero).
+fn next_away_from_zero(s: f64) -> f64 {
+    f64::from_bits(s.to_bits() + 1)
+}
+
+/// The next double below a positive `s`.
+fn next_toward_zero(s: f64) -> f64 {
+    f64::from_bits(s.to_bits() - 1)
 }
 
 /// CIEDE2000 colour difference with kL = kC = kH = 1, following Sharma, Wu
@@ -409,6 +454,38 @@ mod tests {
     }
 
     #[test]
+    fn squared_bounds_decide_as_the_roots_do() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut ts = vec![0.0, 4.0, 13.5, 14.0, 16.0, 18.0, 1e-300, 3.0, 0.1, 1e150];
+        ts.extend((0..2000).map(|_| (next() % 1_000_000) as f64 / 997.0));
+        for t in ts {
+            let b = squared_bound(t);
+            assert!(
+                b.sqrt() <= t && next_away_from_zero(b).sqrt() > t,
+                "{t}: {b}"
+            );
+            // Squares around the bound, an ulp or a few apart, and farther.
+            let mut squares = vec![0.0, b, t * t, next_away_from_zero(b)];
+            let (lo, hi) = (b.to_bits().saturating_sub(40), b.to_bits() + 40);
+            squares.extend((lo..hi).map(f64::from_bits));
+            squares.extend((0..50).map(|_| (next() % 100_000) as f64 / 7.0));
+            for s in squares {
+                assert_eq!(s.sqrt() > t, s > b, "t {t}, s {s}");
+                assert_eq!(s.sqrt() <= t, s <= b, "t {t}, s {s}");
+            }
+        }
+        assert!(squared_bound(-1.0) < 0.0);
+        assert!(squared_bound(f64::NAN).is_nan());
+        assert_eq!(squared_bound(f64::INFINITY), f64::INFINITY);
+    }
+
+    #[test]
     fn cube_root_matches_the_library_over_the_lab_range() {
         let mut worst = 0.0f64;
         let mut t = 216.0 / 24_389.0;
@@ -457,7 +534,22 @@ mod tests {
         // The build the working copy uses (AVX2 where the CPU has it) and
         // the portable one, four at a time with a remainder of three.
         assert_eq!(t.lab_all(&px), one);
-        assert_eq!(t.lab_all_portable(&px), one);
+        let mut portable = Vec::new();
+        t.lab_extend_portable(&px, &mut portable);
+        assert_eq!(portable, one);
+        // Appended after what is there, in pieces of every length.
+        let mut pieces = vec![[1.0, 2.0, 3.0]];
+        let mut rest = &px[..];
+        for len in (0..).map(|k| k % 70) {
+            let (piece, after) = rest.split_at(len.min(rest.len()));
+            t.lab_extend(piece, &mut pieces);
+            rest = after;
+            if rest.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(pieces[0], [1.0, 2.0, 3.0]);
+        assert_eq!(pieces[1..], one);
     }
 
     #[test]
@@ -490,7 +582,7 @@ mod tests {
         for rgb in [[100u8, 197, 255], [0, 0, 0], [255, 255, 255], [13, 200, 77]] {
             let a = srgb_to_lab(rgb);
             let b = t.lab_f([f32::from(rgb[0]), f32::from(rgb[1]), f32::from(rgb[2])]);
-            assert!(delta_e76(a, b) < 1e-6);
+            assert!(delta_e76_squared(a, b).sqrt() < 1e-6);
         }
     }
 

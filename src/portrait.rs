@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backdrop::Backdrop;
 use crate::check::{Check, Verdict};
-use crate::color::{LabTable, ciede2000, delta_e76};
+use crate::color::{LabTable, ciede2000, delta_e76_squared, squared_bound};
 use crate::compose::CropPlan;
 use crate::image::RgbImage;
 
@@ -114,34 +114,43 @@ impl<'a> Blocks<'a> {
     /// Working pixels `x0..x1` of row `y`: [`Blocks::at`] along the row,
     /// with the usual 2x2 blocks summed two source rows at a time instead of
     /// one block's bookkeeping per pixel.
+    #[cfg(test)]
     fn span(&self, y: usize, x0: usize, x1: usize) -> Vec<[f32; 3]> {
+        let mut out = Vec::new();
+        self.span_into(y, x0, x1, &mut out);
+        out
+    }
+
+    /// [`Blocks::span`] appended to `out`.
+    fn span_into(&self, y: usize, x0: usize, x1: usize, out: &mut Vec<[f32; 3]>) {
         let f = self.factor as usize;
         let (w, h) = (self.img.width() as usize, self.img.height() as usize);
         let y0 = y * f;
         // Whole 2x2 blocks only: an odd width's last block is one pixel wide.
         let whole = x1.min(w / 2);
         if f != 2 || y0 + 2 > h || x0 >= whole {
-            return (x0..x1).map(|x| self.at(x, y)).collect();
+            out.extend((x0..x1).map(|x| self.at(x, y)));
+            return;
         }
         let bytes = self.img.as_bytes();
         let row = |yy: usize| &bytes[(yy * w + x0 * 2) * 3..(yy * w + whole * 2) * 3];
-        let mut out: Vec<[f32; 3]> = row(y0)
-            .chunks_exact(6)
-            .zip(row(y0 + 1).chunks_exact(6))
-            .map(|(a, b)| {
-                let sum = |c: usize| {
-                    u64::from(
-                        u32::from(a[c])
-                            + u32::from(a[c + 3])
-                            + u32::from(b[c])
-                            + u32::from(b[c + 3]),
-                    )
-                };
-                block_mean([sum(0), sum(1), sum(2)], 4)
-            })
-            .collect();
+        out.extend(
+            row(y0)
+                .chunks_exact(6)
+                .zip(row(y0 + 1).chunks_exact(6))
+                .map(|(a, b)| {
+                    let sum = |c: usize| {
+                        u64::from(
+                            u32::from(a[c])
+                                + u32::from(a[c + 3])
+                                + u32::from(b[c])
+                                + u32::from(b[c + 3]),
+                        )
+                    };
+                    block_mean([sum(0), sum(1), sum(2)], 4)
+                }),
+        );
         out.extend((whole..x1).map(|x| self.at(x, y)));
-        out
     }
 }
 
@@ -151,25 +160,40 @@ impl<'a> Blocks<'a> {
 /// converted one pixel at a time on every read, each conversion's divisions
 /// waited on the last (this stage took twice as long), where
 /// [`LabTable::lab_all`] converts a stretch in batches that overlap them,
-/// with the very same values.
+/// with the very same values. The stretches are stored in the order they
+/// are converted, not where they lie: a store for every working pixel was
+/// 1.8 MB to clear per photo, for the third of it the checks read.
 struct LabCache<'a> {
     blocks: &'a Blocks<'a>,
     table: LabTable,
-    lab: RefCell<Vec<[f64; 3]>>,
-    converted: RefCell<Vec<bool>>,
+    store: RefCell<Store>,
+}
+
+/// The converted stretches, and the working pixels of the stretch being
+/// converted.
+struct Store {
+    /// Per stretch, where its values start in `lab`; `NOT_CONVERTED` until
+    /// then.
+    start: Vec<u32>,
+    lab: Vec<[f64; 3]>,
+    px: Vec<[f32; 3]>,
 }
 
 impl<'a> LabCache<'a> {
     /// Working pixels per stretch converted at once.
     const STRETCH: usize = 32;
+    const NOT_CONVERTED: u32 = u32::MAX;
 
     fn new(blocks: &'a Blocks<'a>) -> Self {
         let stretches = blocks.width.div_ceil(Self::STRETCH) * blocks.height;
         LabCache {
             blocks,
             table: LabTable::new(),
-            lab: RefCell::new(vec![[0.0; 3]; blocks.width * blocks.height]),
-            converted: RefCell::new(vec![false; stretches]),
+            store: RefCell::new(Store {
+                start: vec![Self::NOT_CONVERTED; stretches],
+                lab: Vec::new(),
+                px: Vec::with_capacity(Self::STRETCH),
+            }),
         }
     }
 
@@ -177,15 +201,17 @@ impl<'a> LabCache<'a> {
     fn at(&self, x: usize, y: usize) -> [f64; 3] {
         let width = self.blocks.width;
         let stretch = y * width.div_ceil(Self::STRETCH) + x / Self::STRETCH;
-        let mut lab = self.lab.borrow_mut();
-        if !self.converted.borrow()[stretch] {
+        let mut store = self.store.borrow_mut();
+        let Store { start, lab, px } = &mut *store;
+        if start[stretch] == Self::NOT_CONVERTED {
             let x0 = x / Self::STRETCH * Self::STRETCH;
             let x1 = (x0 + Self::STRETCH).min(width);
-            let converted = self.table.lab_all(&self.blocks.span(y, x0, x1));
-            lab[y * width + x0..y * width + x1].copy_from_slice(&converted);
-            self.converted.borrow_mut()[stretch] = true;
+            px.clear();
+            self.blocks.span_into(y, x0, x1, px);
+            start[stretch] = lab.len() as u32;
+            self.table.lab_extend(px, lab);
         }
-        lab[y * width + x]
+        lab[start[stretch] as usize + x % Self::STRETCH]
     }
 }
 
@@ -227,14 +253,23 @@ fn pass_or_warn(name: &str, bad: bool, value: f64, reason: String) -> Check {
 /// selection, not a sort (the same value a sort would put there, in linear
 /// time).
 fn ranked(v: &[f64], rank: usize) -> f64 {
-    // `total_cmp` turns both sides' bits into integers ordered the same way
-    // at every comparison; turned once, the selection compares integers.
-    let mut keys: Vec<i64> = v
-        .iter()
-        .map(|&x| total_order_key(x.to_bits() as i64))
-        .collect();
+    let mut keys: Vec<i64> = v.iter().map(|&x| order_key(x)).collect();
+    ranked_key(&mut keys, rank)
+}
+
+/// [`ranked`] of the values whose [`order_key`]s are `keys` (reordered).
+/// The checks that rank many values (the torso's colour, the head's edges)
+/// keep the keys as they go, rather than the values and a copy of keys.
+fn ranked_key(keys: &mut [i64], rank: usize) -> f64 {
     let key = *keys.select_nth_unstable(rank).1;
     f64::from_bits(total_order_key(key) as u64)
+}
+
+/// `x` as an integer that orders as `f64::total_cmp` orders values: it
+/// turns both sides' bits into such integers at every comparison; turned
+/// once, a selection compares integers.
+fn order_key(x: f64) -> i64 {
+    total_order_key(x.to_bits() as i64)
 }
 
 /// `f64::total_cmp`'s mapping of a value's bits to an integer of the same
@@ -261,8 +296,8 @@ pub fn judge_portrait(
     let lab = |x: usize, y: usize| lab_cache.at(x, y);
     let (w, h) = (work.width, work.height);
     let f = f64::from(work.factor);
-    let is_bg =
-        |x: usize, y: usize| delta_e76(lab(x, y), backdrop.lab) <= settings.backdrop_threshold;
+    let bg_bound = squared_bound(settings.backdrop_threshold);
+    let is_bg = |x: usize, y: usize| delta_e76_squared(lab(x, y), backdrop.lab) <= bg_bound;
     let fw = plan.face_width.max(1.0);
     let cx = plan.center_x;
     let chin = f64::from(plan.head.y + plan.head.height);
@@ -274,16 +309,19 @@ pub fn judge_portrait(
     match region(&work, cx - 0.7 * fw, torso_top, cx + 0.7 * fw, out_h) {
         Some((x0, y0, x1, y1)) => {
             let n = (x1 - x0) * (y1 - y0);
-            let mut ch: [Vec<f64>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
+            let mut ch: [Vec<i64>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
             for y in y0..y1 {
                 for x in x0..x1 {
                     let l = lab(x, y);
                     for (k, c) in ch.iter_mut().enumerate() {
-                        c.push(l[k]);
+                        c.push(order_key(l[k]));
                     }
                 }
             }
-            let dominant = [median(&ch[0]), median(&ch[1]), median(&ch[2])];
+            let dominant = ch.map(|mut c| {
+                let mid = c.len() / 2;
+                ranked_key(&mut c, mid)
+            });
             let d = ciede2000(dominant, backdrop.lab);
             checks.push(pass_or_warn(
                 "clothing_contrast",
@@ -466,8 +504,12 @@ pub fn judge_portrait(
         // Every pixel's luma once, with the ring around the region the
         // Laplacian also reads, rather than five times over.
         let gw = xe - xs + 2;
-        let grid: Vec<f64> = (ys - 1..ye + 1)
-            .flat_map(|y| work.span(y, xs - 1, xe + 1))
+        let mut px = Vec::with_capacity(gw * (ye - ys + 2));
+        for y in ys - 1..ye + 1 {
+            work.span_into(y, xs - 1, xe + 1, &mut px);
+        }
+        let grid: Vec<f64> = px
+            .iter()
             .map(|p| 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
             .collect();
         let luma = |x: usize, y: usize| grid[(y + 1 - ys) * gw + x + 1 - xs];
@@ -479,14 +521,14 @@ pub fn judge_portrait(
                     - luma(x + 1, y)
                     - luma(x, y - 1)
                     - luma(x, y + 1);
-                v.push(lap.abs());
+                v.push(order_key(lap.abs()));
             }
         }
         if v.len() < 16 {
             return None;
         }
         let rank = (v.len() - 1) * 99 / 100;
-        Some(ranked(&v, rank))
+        Some(ranked_key(&mut v, rank))
     });
     checks.push(match sharp {
         Some(s) => pass_or_warn(

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backdrop::Backdrop;
-use crate::color::delta_e76;
+use crate::color::{delta_e76_squared, squared_bound};
 use crate::image::Rect;
 use crate::work::WorkingCopy;
 
@@ -138,31 +138,35 @@ pub fn locate_subject(
     // colour, a blue shirt, still go into the first fit; taking them out
     // there too moves the silhouette's neck and the eye line estimated
     // from it.)
+    // Distances are kept squared and compared with squared bounds (see
+    // `squared_bound`): the same decisions and medians, without a square
+    // root per pixel and pass.
+    let threshold = squared_bound(settings.threshold);
     let initial: Vec<bool> = labs
         .iter()
-        .map(|l| delta_e76(*l, backdrop.lab) > settings.threshold)
+        .map(|l| delta_e76_squared(*l, backdrop.lab) > threshold)
         .collect();
     let dist: Vec<f64> = match robust_plane(labs, initial, w, h, settings.weak_min) {
         Some(plane) => plane_distances(labs, &plane, w, h),
-        None => labs.iter().map(|l| delta_e76(*l, backdrop.lab)).collect(),
+        None => labs
+            .iter()
+            .map(|l| delta_e76_squared(*l, backdrop.lab))
+            .collect(),
     };
     // Hysteresis: a pixel clearly unlike the backdrop seeds the subject,
     // which then grows over pixels only a little unlike it, down to a few
     // times the backdrop's own noise. Skin on a grey backdrop of the same
     // lightness (a grayscale file) differs by only a few ΔE.
-    let mut strong: Vec<bool> = dist.iter().map(|d| *d > settings.threshold).collect();
-    let mut quiet: Vec<f64> = dist
-        .iter()
-        .copied()
-        .filter(|d| *d <= settings.threshold)
-        .collect();
+    let mut strong: Vec<bool> = dist.iter().map(|d| *d > threshold).collect();
+    let mut quiet: Vec<f64> = dist.iter().copied().filter(|d| *d <= threshold).collect();
     let noise = if quiet.is_empty() {
         settings.threshold
     } else {
         let mid = quiet.len() / 2;
-        *quiet.select_nth_unstable_by(mid, f64::total_cmp).1
+        quiet.select_nth_unstable_by(mid, f64::total_cmp).1.sqrt()
     };
     let low = (settings.weak_noise_factor * noise).clamp(settings.weak_min, settings.threshold);
+    let low = squared_bound(low);
     let mut fg: Vec<bool> = dist.iter().map(|d| *d > low).collect();
     // The outermost working pixels of the top and sides may hold what the
     // border stage left of a frame's blurred edge (it is right to ±2 px),
@@ -413,7 +417,8 @@ fn column_positions(w: usize) -> Vec<f64> {
     (0..w).map(|x| x as f64 / w as f64).collect()
 }
 
-/// ΔE76 of each pixel from the plane's model of the backdrop there.
+/// ΔE76 of each pixel from the plane's model of the backdrop there,
+/// squared (see [`delta_e76_squared`]).
 fn plane_distances(labs: &[[f64; 3]], plane: &[[f64; 3]; 3], w: usize, h: usize) -> Vec<f64> {
     let xs = column_positions(w);
     let mut out = Vec::with_capacity(labs.len());
@@ -421,7 +426,7 @@ fn plane_distances(labs: &[[f64; 3]], plane: &[[f64; 3]; 3], w: usize, h: usize)
         let y = row as f64 / h as f64;
         out.extend(labs.iter().zip(&xs).map(|(l, &x)| {
             let model = [0, 1, 2].map(|k| plane[k][0] + plane[k][1] * x + plane[k][2] * y);
-            delta_e76(*l, model)
+            delta_e76_squared(*l, model)
         }));
     }
     out
@@ -455,7 +460,9 @@ fn robust_plane(
         else {
             break;
         };
-        let cut = (3.0 * *median).max(floor);
+        // The median of the squares is the square of the median: squaring
+        // keeps the order.
+        let cut = squared_bound((3.0 * median.sqrt()).max(floor));
         for (e, d) in excluded.iter_mut().zip(&dist) {
             *e = *e || *d > cut;
         }
