@@ -252,25 +252,37 @@ impl Transformed {
         let layout = mcu_components(self.chroma);
         // First pass: every symbol in coding order, and how often each
         // table codes each symbol (to optimise the tables).
-        let mut symbols = Vec::with_capacity(self.blocks.len() * 24);
-        let mut counts = [[0u32; 257]; 4];
+        // Room for the most symbols a block can have, so that the walk
+        // writes into a slice: pushed one by one, the vector's pointer and
+        // length lived on the stack through the whole loop.
+        let mut symbols: Vec<Symbol> = Vec::with_capacity(self.blocks.len() * MAX_BLOCK_SYMBOLS);
+        let mut written = 0;
+        // By [`Symbol::book_index`]: one flat array, so that counting a
+        // symbol is one increment at an index it already carries.
+        let mut counts = [0u32; 1024];
         let mut prev_dc = [0i16; 3];
+        let out = symbols.spare_capacity_mut();
         for (block, &c) in self.blocks.iter().zip(layout.iter().cycle()) {
             let class = usize::from(c > 0);
             let (q, nonzero) = quantise_block::<AVX2>(block, &reciprocals[class]);
-            walk_block(&q, nonzero, &mut prev_dc[c], |is_dc, symbol, extra| {
-                let table = if is_dc { class } else { 2 + class };
-                counts[table][usize::from(symbol)] += 1;
-                symbols.push(Symbol::new(table, symbol, extra));
+            walk_block(&q, nonzero, class, &mut prev_dc[c], |symbol| {
+                counts[symbol.book_index()] += 1;
+                out[written].write(symbol);
+                written += 1;
             });
         }
+        // SAFETY: the walk wrote the first `written` symbols just above.
+        unsafe { symbols.set_len(written) };
         // Each symbol is followed by as many magnitude bits as its low
         // four bits say, so the counts give their total.
         let extra_bits_total: u64 = counts
             .iter()
-            .flat_map(|count| count[..256].iter().enumerate())
+            .enumerate()
             .map(|(s, &n)| u64::from(n) * (s as u64 & 15))
             .sum();
+        let counts: [[u32; 257]; 4] = std::array::from_fn(|table| {
+            std::array::from_fn(|s| if s < 256 { counts[table * 256 + s] } else { 0 })
+        });
         let codes = counts.map(|c| HuffmanTable::optimal(&c));
 
         let mut out = Vec::with_capacity(symbols.len() * 2 + 1024);
@@ -655,7 +667,7 @@ fn quantise(coefs: &[f32; 64], reciprocals: &[f32; 64]) -> [i16; 64] {
 /// set low bit keeps the argument of `leading_zeros` non-zero, so there is
 /// no branch for v = 0.
 #[inline(always)]
-fn category(v: i32) -> u8 {
+const fn category(v: i32) -> u8 {
     (31 - ((v.unsigned_abs() << 1) | 1).leading_zeros()) as u8
 }
 
@@ -663,7 +675,7 @@ fn category(v: i32) -> u8 {
 /// v - 1 (its one's complement) when negative; without a branch on the
 /// sign, which is a coin toss for AC coefficients.
 #[inline(always)]
-fn extra_bits(v: i32, category: u8) -> u16 {
+const fn extra_bits(v: i32, category: u8) -> u16 {
     let bits = v.wrapping_add(v >> 31);
     ((bits as u32) & ((1u32 << category) - 1)) as u16
 }
@@ -746,21 +758,30 @@ pub(super) enum Probe {
     },
 }
 
-/// Calls `emit(is_dc, symbol, extra)` for each Huffman symbol of
-/// `nonzero` ([`nonzero_mask`] of `zz`) and
-/// a quantised block (zig-zag order), in coding order: the DC difference, then run/size AC
-/// symbols with ZRL for runs of 16 zeros and EOB after the last non-zero.
+/// The most symbols one block codes: DC, EOB, and one per AC coefficient
+/// at most, since each AC symbol, ZRL included, stands for at least one of
+/// the 63 AC coefficients.
+const MAX_BLOCK_SYMBOLS: usize = 65;
+
+/// Calls `emit` for each Huffman symbol of a quantised block of `class`
+/// (0 luma, 1 chroma) whose non-zero coefficients are `nonzero`
+/// ([`nonzero_mask`] of `zz`), in coding order: the DC difference, then
+/// run/size AC symbols with ZRL for runs of 16 zeros and EOB after the last
+/// non-zero.
 #[inline(always)]
 fn walk_block(
     zz: &[i16; 64],
     nonzero: u64,
+    class: usize,
     prev_dc: &mut i16,
-    mut emit: impl FnMut(bool, u8, u16),
+    mut emit: impl FnMut(Symbol),
 ) {
     let diff = i32::from(zz[0]) - i32::from(*prev_dc);
     *prev_dc = zz[0];
     let s = category(diff);
-    emit(true, s, extra_bits(diff, s));
+    emit(Symbol::new(class, s, extra_bits(diff, s)));
+    let ac_table = 2 + class;
+    let table_bits = (ac_table as u32) << 24;
     // Bit k set for each non-zero AC coefficient: runs of zeros are then
     // the gaps between set bits.
     let mut nonzero = nonzero & !1;
@@ -770,18 +791,39 @@ fn walk_block(
         nonzero &= nonzero - 1;
         let mut run = k - next;
         while run >= 16 {
-            emit(false, 0xF0, 0);
+            emit(Symbol::new(ac_table, 0xF0, 0));
             run -= 16;
         }
-        let v = i32::from(zz[k as usize]);
-        let s = category(v);
-        emit(false, ((run as u8) << 4) | s, extra_bits(v, s));
+        // Quantised values lie in -1023..=1023, so the mask only tells the
+        // compiler that the index is in bounds.
+        let word = COEF_WORDS[(i32::from(zz[k as usize]) + 1024) as usize & 2047];
+        emit(Symbol(word | (run << 20) | table_bits));
         next = k + 1;
     }
     if next < 64 {
-        emit(false, 0x00, 0);
+        emit(Symbol::new(ac_table, 0x00, 0));
     }
 }
+
+/// A value's size category in bits 16-19 and the magnitude bits that
+/// follow its symbol in bits 0-15: the part of an AC coefficient's
+/// [`Symbol`] that depends on its value alone.
+const fn coef_word(v: i32) -> u32 {
+    let s = category(v);
+    ((s as u32) << 16) | extra_bits(v, s) as u32
+}
+
+/// [`coef_word`] of every value from -1024 to 1023, at value + 1024: one
+/// load per coefficient coded instead of a dozen instructions.
+static COEF_WORDS: [u32; 2048] = {
+    let mut t = [0; 2048];
+    let mut i = 0;
+    while i < 2048 {
+        t[i] = coef_word(i as i32 - 1024);
+        i += 1;
+    }
+    t
+};
 
 /// Bit k set where `zz[k]` is not zero. Built eight coefficients at a time:
 /// a 0/1 byte per coefficient (a vector compare), and a multiplication
