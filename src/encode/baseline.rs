@@ -701,20 +701,16 @@ impl Symbol {
     }
 
     #[inline(always)]
-    fn extra_len(self) -> u32 {
-        (self.0 >> 16) & 15
-    }
-
-    #[inline(always)]
     fn extra(self) -> u32 {
         self.0 & 0xFFFF
     }
 }
 
 /// The codes of all four tables, indexed by [`Symbol::book_index`], each
-/// as code << 8 | length: one load per symbol written.
-type CodeBook = [u32; 1024];
-
+/// already shifted left by as many magnitude bits as its symbol carries,
+/// with the total bit count in the high half: writing a symbol is then one
+/// load and one `or`.
+type CodeBook = [u64; 1024];
 /// A picture coded at one quality, its bits not yet written.
 struct Coded {
     headers: Vec<u8>,
@@ -726,22 +722,20 @@ struct Coded {
 impl Coded {
     fn write(self) -> Vec<u8> {
         let mut book: CodeBook = [0; 1024];
-        for (entry, &(code, len)) in book
+        for (i, (entry, &(code, len))) in book
             .iter_mut()
             .zip(self.codes.iter().flat_map(|t| &t.codes))
+            .enumerate()
         {
-            *entry = (code << 8) | u32::from(len);
+            // A symbol's low four bits are its count of magnitude bits.
+            let extra_len = i as u32 & 15;
+            *entry = (u64::from(u32::from(len) + extra_len) << 32) | u64::from(code << extra_len);
         }
         let mut out = self.headers;
         let mut bits = BitWriter::default();
         for &s in &self.symbols {
             let entry = book[s.book_index()];
-            let extra_len = s.extra_len();
-            bits.put(
-                &mut out,
-                ((entry >> 8) << extra_len) | s.extra(),
-                (entry & 0xFF) + extra_len,
-            );
+            bits.put(&mut out, entry as u32 | s.extra(), (entry >> 32) as u32);
         }
         bits.finish(&mut out);
         out.extend_from_slice(&[0xFF, 0xD9]);
