@@ -450,11 +450,14 @@ mod avx2 {
         basis: &[[f32; 8]; 8],
     ) -> [f32; 64] {
         let mut rows = [unsafe { _mm256_setzero_ps() }; 8];
+        // The block's span of the plane, bounds-checked once rather than
+        // row by row (the row checks were a quarter of the work).
+        let start = y0 * width + x0;
+        let span = &samples[start..start + 7 * width + 8];
         for (dy, row) in rows.iter_mut().enumerate() {
-            let start = (y0 + dy) * width + x0;
-            let src = &samples[start..start + 8];
-            // SAFETY: `src` holds the eight floats read.
-            *row = unsafe { _mm256_loadu_ps(src.as_ptr()) };
+            // SAFETY: row dy is the eight floats from dy * width, and
+            // dy * width + 8 <= 7 * width + 8 = span.len().
+            *row = unsafe { _mm256_loadu_ps(span.as_ptr().add(dy * width)) };
         }
         let vertical = unsafe { columns(&rows, basis) };
         let turned = unsafe { transpose(&vertical) };
@@ -478,23 +481,21 @@ mod avx2 {
     }
 
     /// [`super::quantise`] and [`super::nonzero_mask`] of one block. The
-    /// compiler's own vectorisation of them packs the signs and gathers the
-    /// mask bits through several multiplications; here the signs are an
-    /// exclusive-or, and the mask is two byte-packs and two `movemask`s.
-    /// The CPU must have AVX2.
+    /// rounding is one `cvtps2dq` of the signed product clamped to +-1023:
+    /// it rounds to nearest, ties to even (the default mode, which Rust
+    /// code never changes), as the portable version's 2^23 addition does,
+    /// and that rounding is symmetric, so rounding the signed value equals
+    /// signing the rounded magnitude (a product of either sign has the
+    /// magnitude |c| * r exactly). The mask is two byte-packs and two
+    /// `movemask`s. The CPU must have AVX2.
     #[allow(unused_unsafe)]
     #[target_feature(enable = "avx2")]
     #[inline]
     pub(super) unsafe fn quantise(coefs: &[f32; 64], reciprocals: &[f32; 64]) -> ([i16; 64], u64) {
-        // The constants and steps of the portable version, which explains
-        // them.
-        const SHIFT: f32 = 8_388_608.0;
         let mut q = [0i16; 64];
         let mut zero_words = [unsafe { _mm256_setzero_si256() }; 2];
         unsafe {
-            let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
-            let (limit, shift) = (_mm256_set1_ps(1023.0), _mm256_set1_ps(SHIFT));
-            let shift_bits = _mm256_set1_epi32(SHIFT.to_bits() as i32);
+            let (high, low) = (_mm256_set1_ps(1023.0), _mm256_set1_ps(-1023.0));
             let zero = _mm256_setzero_si256();
             let mut words = [zero; 4];
             for (i, word) in words.iter_mut().enumerate() {
@@ -503,12 +504,8 @@ mod avx2 {
                     let at = 16 * i + 8 * h;
                     let c = _mm256_loadu_ps(coefs[at..at + 8].as_ptr());
                     let r = _mm256_loadu_ps(reciprocals[at..at + 8].as_ptr());
-                    let scaled = _mm256_mul_ps(_mm256_and_ps(c, magnitude), r);
-                    let rounded = _mm256_add_ps(_mm256_min_ps(scaled, limit), shift);
-                    let m = _mm256_sub_epi32(_mm256_castps_si256(rounded), shift_bits);
-                    let negative =
-                        _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LT_OQ>(c, _mm256_setzero_ps()));
-                    *lane = _mm256_sub_epi32(_mm256_xor_si256(m, negative), negative);
+                    let scaled = _mm256_mul_ps(c, r);
+                    *lane = _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(scaled, high), low));
                 }
                 // Packing works within 128-bit halves; the permutation puts
                 // the four 64-bit pieces back in order.
@@ -1190,17 +1187,31 @@ mod tests {
             seed ^= seed << 5;
             (seed % 20_001) as f32 / 8.0 - 1250.0
         };
-        let blocks: [[f32; 64]; 4] = [
+        let mut blocks: Vec<[f32; 64]> = vec![
             std::array::from_fn(|k| (k as f32 - 31.5) * 0.5),
             std::array::from_fn(|k| if k % 2 == 0 { -0.0 } else { 0.0 }),
             std::array::from_fn(|k| k as f32 * if k % 3 == 0 { -700.0 } else { 700.0 }),
-            std::array::from_fn(|_| noise()),
         ];
+        // Noise at every scale, so that every magnitude, both signs and
+        // the clamp meet every lane.
+        for scale in [1.0f32, 0.01, 0.1, 0.4, 0.7, 3.0] {
+            for _ in 0..50 {
+                blocks.push(std::array::from_fn(|_| noise() * scale));
+            }
+        }
         for (i, block) in blocks.iter().enumerate() {
             let want = quantise(block, &reciprocals);
             // SAFETY: AVX2 support was checked above.
             let got = unsafe { avx2::quantise(block, &reciprocals) };
             assert_eq!(got, (want, nonzero_mask(&want)), "block {i}");
+        }
+        // Every tie n + 0.5 of either sign, past the clamp.
+        for start in (-1100i32..1100).step_by(64) {
+            let block: [f32; 64] = std::array::from_fn(|k| (start + k as i32) as f32 + 0.5);
+            let want = quantise(&block, &[1.0; 64]);
+            // SAFETY: AVX2 support was checked above.
+            let got = unsafe { avx2::quantise(&block, &[1.0; 64]) };
+            assert_eq!(got, (want, nonzero_mask(&want)), "ties from {start}");
         }
     }
 
