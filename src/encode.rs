@@ -287,7 +287,7 @@ struct Search<'a> {
 impl Search<'_> {
     /// The file at `q`, written (nothing is over an unbounded maximum).
     fn encode(&mut self, chroma: Chroma, q: u8) -> &[u8] {
-        self.probe(chroma, q, usize::MAX);
+        self.probe(chroma, q, usize::MAX, false);
         &self.cache[&(chroma, q)]
     }
 
@@ -303,8 +303,9 @@ impl Search<'_> {
 
     /// The size at `q`: exact when it is written, which every probe under
     /// `max` is; a lower bound over `max` is all the search needs there,
-    /// and it costs no bit writing.
-    fn probe(&mut self, chroma: Chroma, q: u8, max: usize) -> usize {
+    /// and it costs no bit writing. `likely_over` only saves work when it
+    /// is right (see [`Transformed::encode_within`]).
+    fn probe(&mut self, chroma: Chroma, q: u8, max: usize, likely_over: bool) -> usize {
         let key = (chroma, q);
         if let Some(bytes) = self.cache.get(&key) {
             return bytes.len();
@@ -313,7 +314,9 @@ impl Search<'_> {
             return at_least;
         }
         let dpi = self.settings.density_dpi;
-        let probe = self.transform(chroma).encode_within(q, dpi, max);
+        let probe = self
+            .transform(chroma)
+            .encode_within(q, dpi, max, likely_over);
         self.attempts += 1;
         match probe {
             Probe::Written(bytes) => {
@@ -356,7 +359,10 @@ impl Search<'_> {
             } else {
                 low + (high - low).div_ceil(2)
             };
-            let len = self.probe(chroma, probe, max);
+            // Just above a quality that fits, the probe is there to
+            // confirm that it is over, which it nearly always is.
+            let likely_over = fit.is_some_and(|(q, _)| probe == q + 1);
+            let len = self.probe(chroma, probe, max, likely_over);
             if len <= max {
                 fit = Some((probe, len));
             } else {

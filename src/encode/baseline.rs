@@ -200,7 +200,7 @@ impl Transformed {
 
     /// The JPEG file at `quality`.
     pub(super) fn encode(&self, quality: u8, density_dpi: u16) -> Vec<u8> {
-        self.code(quality, density_dpi).write()
+        self.code(quality, density_dpi, true).write()
     }
 
     /// The JPEG file at `quality`, or only a lower bound on its size when
@@ -208,8 +208,26 @@ impl Transformed {
     /// byte stuffing: the symbol counts fix the Huffman codes and so every
     /// coded bit, and only writing them shows which bytes come out as 0xFF.
     /// A probe that is over the window therefore skips the bit writing.
-    pub(super) fn encode_within(&self, quality: u8, density_dpi: u16, max_bytes: usize) -> Probe {
-        let coded = self.code(quality, density_dpi);
+    ///
+    /// When the caller expects the probe to be over (`likely_over`), the
+    /// symbols are only counted, not kept for writing; should it fit after
+    /// all, it is coded again with them. Either way the result is the same.
+    pub(super) fn encode_within(
+        &self,
+        quality: u8,
+        density_dpi: u16,
+        max_bytes: usize,
+        likely_over: bool,
+    ) -> Probe {
+        if likely_over {
+            let counted = self.code(quality, density_dpi, false);
+            if counted.at_least > max_bytes {
+                return Probe::Over {
+                    at_least: counted.at_least,
+                };
+            }
+        }
+        let coded = self.code(quality, density_dpi, true);
         if coded.at_least > max_bytes {
             Probe::Over {
                 at_least: coded.at_least,
@@ -219,14 +237,26 @@ impl Transformed {
         }
     }
 
-    /// Quantises and Huffman-codes at `quality`, up to writing the bits.
-    fn code(&self, quality: u8, density_dpi: u16) -> Coded {
+    /// Quantises and Huffman-codes at `quality`, up to writing the bits;
+    /// without `keep`, only the size is found (the result cannot be
+    /// written).
+    fn code(&self, quality: u8, density_dpi: u16, keep: bool) -> Coded {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has just been found to support AVX2.
-            return unsafe { self.code_avx2(quality, density_dpi) };
+            return unsafe {
+                if keep {
+                    self.code_avx2::<true>(quality, density_dpi)
+                } else {
+                    self.code_avx2::<false>(quality, density_dpi)
+                }
+            };
         }
-        self.quantise_and_count::<false>(quality, density_dpi)
+        if keep {
+            self.quantise_and_count::<false, true>(quality, density_dpi)
+        } else {
+            self.quantise_and_count::<false, false>(quality, density_dpi)
+        }
     }
 
     /// [`Transformed::code`] compiled for AVX2, with the quantisation in
@@ -235,14 +265,18 @@ impl Transformed {
     /// eight lanes at a time.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn code_avx2(&self, quality: u8, density_dpi: u16) -> Coded {
-        self.quantise_and_count::<true>(quality, density_dpi)
+    unsafe fn code_avx2<const KEEP: bool>(&self, quality: u8, density_dpi: u16) -> Coded {
+        self.quantise_and_count::<true, KEEP>(quality, density_dpi)
     }
 
     /// `AVX2` picks the intrinsics quantisation and must only be set where
-    /// the CPU has AVX2.
+    /// the CPU has AVX2; `KEEP` keeps the symbols for writing.
     #[inline(always)]
-    fn quantise_and_count<const AVX2: bool>(&self, quality: u8, density_dpi: u16) -> Coded {
+    fn quantise_and_count<const AVX2: bool, const KEEP: bool>(
+        &self,
+        quality: u8,
+        density_dpi: u16,
+    ) -> Coded {
         let tables = [
             scaled_table(&STD_LUMA_QT, quality),
             scaled_table(&STD_CHROMA_QT, quality),
@@ -255,7 +289,8 @@ impl Transformed {
         // Room for the most symbols a block can have, so that the walk
         // writes into a slice: pushed one by one, the vector's pointer and
         // length lived on the stack through the whole loop.
-        let mut symbols: Vec<Symbol> = Vec::with_capacity(self.blocks.len() * MAX_BLOCK_SYMBOLS);
+        let room = if KEEP { MAX_BLOCK_SYMBOLS } else { 0 };
+        let mut symbols: Vec<Symbol> = Vec::with_capacity(self.blocks.len() * room);
         let mut written = 0;
         // By [`Symbol::book_index`]: one flat array, so that counting a
         // symbol is one increment at an index it already carries.
@@ -267,8 +302,10 @@ impl Transformed {
             let (q, nonzero) = quantise_block::<AVX2>(block, &reciprocals[class]);
             walk_block(&q, nonzero, class, &mut prev_dc[c], |symbol| {
                 counts[symbol.book_index()] += 1;
-                out[written].write(symbol);
-                written += 1;
+                if KEEP {
+                    out[written].write(symbol);
+                    written += 1;
+                }
             });
         }
         // SAFETY: the walk wrote the first `written` symbols just above.
@@ -1127,14 +1164,18 @@ mod tests {
             let t = Transformed::new(&img, chroma);
             for quality in [50u8, 85, 97] {
                 let bytes = t.encode(quality, 300);
-                let Probe::Over { at_least } = t.encode_within(quality, 300, 0) else {
-                    panic!("a maximum of 0 must be over");
-                };
-                assert_eq!(bytes.len(), at_least + stuffed_bytes(&bytes), "q{quality}");
-                // At the bound the file is written, and it is the same file.
-                match t.encode_within(quality, 300, at_least) {
-                    Probe::Written(written) => assert_eq!(written, bytes),
-                    Probe::Over { .. } => panic!("over its own lower bound at q{quality}"),
+                for likely_over in [false, true] {
+                    let Probe::Over { at_least } = t.encode_within(quality, 300, 0, likely_over)
+                    else {
+                        panic!("a maximum of 0 must be over");
+                    };
+                    assert_eq!(bytes.len(), at_least + stuffed_bytes(&bytes), "q{quality}");
+                    // At the bound the file is written, and it is the same
+                    // file, whether or not it was expected to be over.
+                    match t.encode_within(quality, 300, at_least, likely_over) {
+                        Probe::Written(written) => assert_eq!(written, bytes),
+                        Probe::Over { .. } => panic!("over its own lower bound at q{quality}"),
+                    }
                 }
             }
         }
@@ -1161,10 +1202,16 @@ mod tests {
                 };
                 assert_eq!(bits(&portable), bits(&fast), "{w}x{h} {chroma}");
                 for quality in [40u8, 85, 100] {
-                    let slow = portable.quantise_and_count::<false>(quality, 300).write();
+                    let slow = portable.quantise_and_count::<false, true>(quality, 300);
                     // SAFETY: as above.
-                    let quick = unsafe { portable.code_avx2(quality, 300) }.write();
-                    assert!(slow == quick, "{w}x{h} {chroma} q{quality}");
+                    let quick = unsafe { portable.code_avx2::<true>(quality, 300) };
+                    // SAFETY: as above.
+                    let counted = unsafe { portable.code_avx2::<false>(quality, 300) };
+                    assert_eq!(
+                        counted.at_least, slow.at_least,
+                        "{w}x{h} {chroma} q{quality}"
+                    );
+                    assert!(slow.write() == quick.write(), "{w}x{h} {chroma} q{quality}");
                 }
             }
         }
