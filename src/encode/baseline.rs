@@ -822,9 +822,10 @@ fn walk_block(
             emit(Symbol::new(ac_table, 0xF0, 0));
             run -= 16;
         }
-        // Quantised values lie in -1023..=1023, so the mask only tells the
-        // compiler that the index is in bounds.
-        let word = COEF_WORDS[(i32::from(zz[k as usize]) + 1024) as usize & 2047];
+        // Quantised values lie in -1023..=1023, whose low eleven bits are
+        // all different; the mask also tells the compiler that the index
+        // is in bounds.
+        let word = COEF_WORDS[usize::from(zz[k as usize] as u16) & 2047];
         emit(Symbol(word | (run << 20) | table_bits));
         next = k + 1;
     }
@@ -841,13 +842,15 @@ const fn coef_word(v: i32) -> u32 {
     ((s as u32) << 16) | extra_bits(v, s) as u32
 }
 
-/// [`coef_word`] of every value from -1024 to 1023, at value + 1024: one
-/// load per coefficient coded instead of a dozen instructions.
+/// [`coef_word`] of every value from -1024 to 1023, at the value's low
+/// eleven bits (two's complement): one load per coefficient coded instead
+/// of a dozen instructions.
 static COEF_WORDS: [u32; 2048] = {
     let mut t = [0; 2048];
     let mut i = 0;
     while i < 2048 {
-        t[i] = coef_word(i as i32 - 1024);
+        let v = if i < 1024 { i as i32 } else { i as i32 - 2048 };
+        t[i] = coef_word(v);
         i += 1;
     }
     t
@@ -1107,6 +1110,16 @@ mod tests {
         assert_eq!(nonzero_mask(&zz), want);
         assert_eq!(nonzero_mask(&[0; 64]), 0);
         assert_eq!(nonzero_mask(&[-1; 64]), u64::MAX);
+    }
+
+    #[test]
+    fn the_coefficient_table_holds_every_value_at_its_low_bits() {
+        for v in -1023i16..=1023 {
+            let word = COEF_WORDS[usize::from(v as u16) & 2047];
+            let s = category(i32::from(v));
+            assert_eq!(word >> 16, u32::from(s), "{v}");
+            assert_eq!(word & 0xFFFF, u32::from(extra_bits(i32::from(v), s)), "{v}");
+        }
     }
 
     #[test]
