@@ -287,7 +287,7 @@ struct Search<'a> {
 impl Search<'_> {
     /// The file at `q`, written (nothing is over an unbounded maximum).
     fn encode(&mut self, chroma: Chroma, q: u8) -> &[u8] {
-        self.probe(chroma, q, usize::MAX);
+        self.probe(chroma, q, usize::MAX, false);
         &self.cache[&(chroma, q)]
     }
 
@@ -303,8 +303,9 @@ impl Search<'_> {
 
     /// The size at `q`: exact when it is written, which every probe under
     /// `max` is; a lower bound over `max` is all the search needs there,
-    /// and it costs no bit writing.
-    fn probe(&mut self, chroma: Chroma, q: u8, max: usize) -> usize {
+    /// and it costs no bit writing. `likely_over` only saves work when it
+    /// is right (see [`Transformed::encode_within`]).
+    fn probe(&mut self, chroma: Chroma, q: u8, max: usize, likely_over: bool) -> usize {
         let key = (chroma, q);
         if let Some(bytes) = self.cache.get(&key) {
             return bytes.len();
@@ -313,7 +314,9 @@ impl Search<'_> {
             return at_least;
         }
         let dpi = self.settings.density_dpi;
-        let probe = self.transform(chroma).encode_within(q, dpi, max);
+        let probe = self
+            .transform(chroma)
+            .encode_within(q, dpi, max, likely_over);
         self.attempts += 1;
         match probe {
             Probe::Written(bytes) => {
@@ -356,7 +359,10 @@ impl Search<'_> {
             } else {
                 low + (high - low).div_ceil(2)
             };
-            let len = self.probe(chroma, probe, max);
+            // Just above a quality that fits, the probe is there to
+            // confirm that it is over, which it nearly always is.
+            let likely_over = fit.is_some_and(|(q, _)| probe == q + 1);
+            let len = self.probe(chroma, probe, max, likely_over);
             if len <= max {
                 fit = Some((probe, len));
             } else {
@@ -719,21 +725,22 @@ fn entropy_bits(blocks: &[Coefs], table: &[u16; 64]) -> f64 {
         // SAFETY: the CPU has just been found to support AVX2.
         return unsafe { entropy_bits_avx2(blocks, table) };
     }
-    count_entropy_bits(blocks, table)
+    count_entropy_bits::<false>(blocks, table)
 }
 
-/// [`entropy_bits`] compiled for AVX2, where the quantisation of a block's
-/// 64 coefficients (float-to-integer casts) vectorises: the baseline
-/// x86-64 build does them one at a time. Integer results, the same on
-/// either build.
+/// [`entropy_bits`] compiled for AVX2, with the quantisation of a block's
+/// 64 coefficients in intrinsics. Integer results, the same on either
+/// build.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn entropy_bits_avx2(blocks: &[Coefs], table: &[u16; 64]) -> f64 {
-    count_entropy_bits(blocks, table)
+    count_entropy_bits::<true>(blocks, table)
 }
 
+/// `AVX2` picks the intrinsics quantisation and must only be set where
+/// the CPU has AVX2.
 #[inline(always)]
-fn count_entropy_bits(blocks: &[Coefs], table: &[u16; 64]) -> f64 {
+fn count_entropy_bits<const AVX2: bool>(blocks: &[Coefs], table: &[u16; 64]) -> f64 {
     let mut recip = [0f32; 64];
     for (k, &n) in ZIGZAG.iter().enumerate() {
         recip[k] = 1.0 / f32::from(table[n]);
@@ -743,21 +750,14 @@ fn count_entropy_bits(blocks: &[Coefs], table: &[u16; 64]) -> f64 {
     let mut extra = 0u64;
     let mut prev_dc = 0i32;
     for Coefs { zz: b, end } in blocks {
-        // All 64 at once, which vectorises, and then only the non-zero ones
-        // before `end` are looked at, as the encoder's walk does.
-        let q: [i32; 64] = std::array::from_fn(|k| quantise(b[k], recip[k]));
-        let d = q[0];
+        let (d, magnitudes, nonzero) = quantise_for_model::<AVX2>(b, &recip);
         let s = magnitude_bits(d - prev_dc);
         prev_dc = d;
         dc[s as usize] += 1;
         extra += u64::from(s);
-        let mut nonzero = 0u64;
-        for (k, &v) in q.iter().enumerate() {
-            nonzero |= u64::from(v != 0) << k;
-        }
         // Past `end` a coefficient is under 0.5, which rounding can still
         // carry to 1 here: those are the zeros the estimate always counted.
-        nonzero &= !1 & (u64::MAX >> (64 - *end));
+        let mut nonzero = nonzero & !1 & (u64::MAX >> (64 - *end));
         let mut next = 1u32;
         while nonzero != 0 {
             let k = nonzero.trailing_zeros();
@@ -767,7 +767,7 @@ fn count_entropy_bits(blocks: &[Coefs], table: &[u16; 64]) -> f64 {
                 ac[0xF0] += 1;
                 run -= 16;
             }
-            let s = magnitude_bits(q[k as usize]);
+            let s = magnitude_bits(magnitudes[k as usize]);
             ac[(run << 4) | s as usize] += 1;
             extra += u64::from(s);
             next = k + 1;
@@ -778,6 +778,75 @@ fn count_entropy_bits(blocks: &[Coefs], table: &[u16; 64]) -> f64 {
         }
     }
     ideal_bits(&dc) + ideal_bits(&ac) + extra as f64
+}
+
+/// [`quantise`] of a block's 64 coefficients as the model reads them: the
+/// DC value, every magnitude, and bit k set where coefficient k is not
+/// zero. With `AVX2`, the intrinsics build, which gives the same values.
+#[inline(always)]
+fn quantise_for_model<const AVX2: bool>(b: &[f32; 64], recip: &[f32; 64]) -> (i32, [i32; 64], u64) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: only `entropy_bits_avx2` asks for AVX2, and it runs only
+        // on a CPU found to have it.
+        return unsafe { model_avx2::quantise(b, recip) };
+    }
+    let q: [i32; 64] = std::array::from_fn(|k| quantise(b[k], recip[k]));
+    let mut nonzero = 0u64;
+    for (k, &v) in q.iter().enumerate() {
+        nonzero |= u64::from(v != 0) << k;
+    }
+    (q[0], q.map(i32::abs), nonzero)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod model_avx2 {
+    use std::arch::x86_64::*;
+
+    /// [`super::quantise_for_model`] eight lanes at a time: the same
+    /// multiplication, addition and truncation as [`super::quantise`]
+    /// (`cvttps` truncates toward zero as `as i32` does for the
+    /// non-negative values below 2^31 met here). The CPU must have AVX2.
+    // Rust before 1.87 (the MSRV is 1.85) needs the `unsafe` blocks around
+    // intrinsics even inside a function with their target feature.
+    #[allow(unused_unsafe)]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) unsafe fn quantise(b: &[f32; 64], recip: &[f32; 64]) -> (i32, [i32; 64], u64) {
+        let mut magnitudes = [0i32; 64];
+        let mut halves = [0u32; 2];
+        unsafe {
+            let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
+            let half = _mm256_set1_ps(0.5);
+            let zero = _mm256_setzero_si256();
+            let mut lanes = [zero; 8];
+            for (i, lane) in lanes.iter_mut().enumerate() {
+                let at = 8 * i;
+                let c = _mm256_and_ps(_mm256_loadu_ps(b[at..at + 8].as_ptr()), abs);
+                let r = _mm256_loadu_ps(recip[at..at + 8].as_ptr());
+                *lane = _mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(c, r), half));
+                _mm256_storeu_si256(magnitudes[at..at + 8].as_mut_ptr().cast(), *lane);
+            }
+            // Packing saturates, so zero and non-zero stay apart; packs
+            // work within 128-bit halves, and the dword permutation puts
+            // the pieces back in order.
+            let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+            for (j, bits) in halves.iter_mut().enumerate() {
+                let m = &lanes[4 * j..4 * j + 4];
+                let low = _mm256_cmpeq_epi16(_mm256_packs_epi32(m[0], m[1]), zero);
+                let high = _mm256_cmpeq_epi16(_mm256_packs_epi32(m[2], m[3]), zero);
+                let zeros = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(low, high), order);
+                *bits = !(_mm256_movemask_epi8(zeros) as u32);
+            }
+        }
+        let dc = if b[0] < 0.0 {
+            -magnitudes[0]
+        } else {
+            magnitudes[0]
+        };
+        let nonzero = u64::from(halves[0]) | (u64::from(halves[1]) << 32);
+        (dc, magnitudes, nonzero)
+    }
 }
 
 /// Bits of `freq` coded with an optimal Huffman code, as the encoder's
@@ -1145,10 +1214,45 @@ mod tests {
             .collect();
         for q in [50u8, 90, 97, 100] {
             let table = scaled_table(&STD_LUMA_QT, q);
-            let portable = count_entropy_bits(&blocks, &table);
+            let portable = count_entropy_bits::<false>(&blocks, &table);
             // SAFETY: AVX2 support was checked above.
             let fast = unsafe { entropy_bits_avx2(&blocks, &table) };
             assert_eq!(portable.to_bits(), fast.to_bits(), "q{q}");
+        }
+    }
+
+    /// The AVX2 quantisation of the model rounds, truncates and signs as
+    /// the portable one: at halves, at both zeros and on noise of every
+    /// scale.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_model_quantisation_matches_the_portable_one() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let recip: [f32; 64] = std::array::from_fn(|k| 1.0 / (1 + k % 7 * 13) as f32);
+        let mut seed = 0x2545_F491u32;
+        let mut noise = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed % 20_001) as f32 / 8.0 - 1250.0
+        };
+        let mut blocks: Vec<[f32; 64]> = vec![
+            std::array::from_fn(|k| (k as f32 - 31.5) * 0.5),
+            std::array::from_fn(|k| if k % 2 == 0 { -0.0 } else { 0.0 }),
+            std::array::from_fn(|k| k as f32 * if k % 3 == 0 { -130.0 } else { 130.0 }),
+        ];
+        for scale in [1.0f32, 0.01, 0.1, 0.4, 0.7] {
+            for _ in 0..50 {
+                blocks.push(std::array::from_fn(|_| noise() * scale));
+            }
+        }
+        for (i, b) in blocks.iter().enumerate() {
+            let want = quantise_for_model::<false>(b, &recip);
+            // SAFETY: AVX2 support was checked above.
+            let got = unsafe { model_avx2::quantise(b, &recip) };
+            assert_eq!(got, want, "block {i}");
         }
     }
 

@@ -200,7 +200,7 @@ impl Transformed {
 
     /// The JPEG file at `quality`.
     pub(super) fn encode(&self, quality: u8, density_dpi: u16) -> Vec<u8> {
-        self.code(quality, density_dpi).write()
+        self.code(quality, density_dpi, true).write()
     }
 
     /// The JPEG file at `quality`, or only a lower bound on its size when
@@ -208,8 +208,26 @@ impl Transformed {
     /// byte stuffing: the symbol counts fix the Huffman codes and so every
     /// coded bit, and only writing them shows which bytes come out as 0xFF.
     /// A probe that is over the window therefore skips the bit writing.
-    pub(super) fn encode_within(&self, quality: u8, density_dpi: u16, max_bytes: usize) -> Probe {
-        let coded = self.code(quality, density_dpi);
+    ///
+    /// When the caller expects the probe to be over (`likely_over`), the
+    /// symbols are only counted, not kept for writing; should it fit after
+    /// all, it is coded again with them. Either way the result is the same.
+    pub(super) fn encode_within(
+        &self,
+        quality: u8,
+        density_dpi: u16,
+        max_bytes: usize,
+        likely_over: bool,
+    ) -> Probe {
+        if likely_over {
+            let counted = self.code(quality, density_dpi, false);
+            if counted.at_least > max_bytes {
+                return Probe::Over {
+                    at_least: counted.at_least,
+                };
+            }
+        }
+        let coded = self.code(quality, density_dpi, true);
         if coded.at_least > max_bytes {
             Probe::Over {
                 at_least: coded.at_least,
@@ -219,14 +237,26 @@ impl Transformed {
         }
     }
 
-    /// Quantises and Huffman-codes at `quality`, up to writing the bits.
-    fn code(&self, quality: u8, density_dpi: u16) -> Coded {
+    /// Quantises and Huffman-codes at `quality`, up to writing the bits;
+    /// without `keep`, only the size is found (the result cannot be
+    /// written).
+    fn code(&self, quality: u8, density_dpi: u16, keep: bool) -> Coded {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has just been found to support AVX2.
-            return unsafe { self.code_avx2(quality, density_dpi) };
+            return unsafe {
+                if keep {
+                    self.code_avx2::<true>(quality, density_dpi)
+                } else {
+                    self.code_avx2::<false>(quality, density_dpi)
+                }
+            };
         }
-        self.quantise_and_count::<false>(quality, density_dpi)
+        if keep {
+            self.quantise_and_count::<false, true>(quality, density_dpi)
+        } else {
+            self.quantise_and_count::<false, false>(quality, density_dpi)
+        }
     }
 
     /// [`Transformed::code`] compiled for AVX2, with the quantisation in
@@ -235,14 +265,18 @@ impl Transformed {
     /// eight lanes at a time.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn code_avx2(&self, quality: u8, density_dpi: u16) -> Coded {
-        self.quantise_and_count::<true>(quality, density_dpi)
+    unsafe fn code_avx2<const KEEP: bool>(&self, quality: u8, density_dpi: u16) -> Coded {
+        self.quantise_and_count::<true, KEEP>(quality, density_dpi)
     }
 
     /// `AVX2` picks the intrinsics quantisation and must only be set where
-    /// the CPU has AVX2.
+    /// the CPU has AVX2; `KEEP` keeps the symbols for writing.
     #[inline(always)]
-    fn quantise_and_count<const AVX2: bool>(&self, quality: u8, density_dpi: u16) -> Coded {
+    fn quantise_and_count<const AVX2: bool, const KEEP: bool>(
+        &self,
+        quality: u8,
+        density_dpi: u16,
+    ) -> Coded {
         let tables = [
             scaled_table(&STD_LUMA_QT, quality),
             scaled_table(&STD_CHROMA_QT, quality),
@@ -252,25 +286,40 @@ impl Transformed {
         let layout = mcu_components(self.chroma);
         // First pass: every symbol in coding order, and how often each
         // table codes each symbol (to optimise the tables).
-        let mut symbols = Vec::with_capacity(self.blocks.len() * 24);
-        let mut counts = [[0u32; 257]; 4];
+        // Room for the most symbols a block can have, so that the walk
+        // writes into a slice: pushed one by one, the vector's pointer and
+        // length lived on the stack through the whole loop.
+        let room = if KEEP { MAX_BLOCK_SYMBOLS } else { 0 };
+        let mut symbols: Vec<Symbol> = Vec::with_capacity(self.blocks.len() * room);
+        let mut written = 0;
+        // By [`Symbol::book_index`]: one flat array, so that counting a
+        // symbol is one increment at an index it already carries.
+        let mut counts = [0u32; 1024];
         let mut prev_dc = [0i16; 3];
+        let out = symbols.spare_capacity_mut();
         for (block, &c) in self.blocks.iter().zip(layout.iter().cycle()) {
             let class = usize::from(c > 0);
             let (q, nonzero) = quantise_block::<AVX2>(block, &reciprocals[class]);
-            walk_block(&q, nonzero, &mut prev_dc[c], |is_dc, symbol, extra| {
-                let table = if is_dc { class } else { 2 + class };
-                counts[table][usize::from(symbol)] += 1;
-                symbols.push(Symbol::new(table, symbol, extra));
+            walk_block(&q, nonzero, class, &mut prev_dc[c], |symbol| {
+                counts[symbol.book_index()] += 1;
+                if KEEP {
+                    out[written].write(symbol);
+                    written += 1;
+                }
             });
         }
+        // SAFETY: the walk wrote the first `written` symbols just above.
+        unsafe { symbols.set_len(written) };
         // Each symbol is followed by as many magnitude bits as its low
         // four bits say, so the counts give their total.
         let extra_bits_total: u64 = counts
             .iter()
-            .flat_map(|count| count[..256].iter().enumerate())
+            .enumerate()
             .map(|(s, &n)| u64::from(n) * (s as u64 & 15))
             .sum();
+        let counts: [[u32; 257]; 4] = std::array::from_fn(|table| {
+            std::array::from_fn(|s| if s < 256 { counts[table * 256 + s] } else { 0 })
+        });
         let codes = counts.map(|c| HuffmanTable::optimal(&c));
 
         let mut out = Vec::with_capacity(symbols.len() * 2 + 1024);
@@ -438,11 +487,14 @@ mod avx2 {
         basis: &[[f32; 8]; 8],
     ) -> [f32; 64] {
         let mut rows = [unsafe { _mm256_setzero_ps() }; 8];
+        // The block's span of the plane, bounds-checked once rather than
+        // row by row (the row checks were a quarter of the work).
+        let start = y0 * width + x0;
+        let span = &samples[start..start + 7 * width + 8];
         for (dy, row) in rows.iter_mut().enumerate() {
-            let start = (y0 + dy) * width + x0;
-            let src = &samples[start..start + 8];
-            // SAFETY: `src` holds the eight floats read.
-            *row = unsafe { _mm256_loadu_ps(src.as_ptr()) };
+            // SAFETY: row dy is the eight floats from dy * width, and
+            // dy * width + 8 <= 7 * width + 8 = span.len().
+            *row = unsafe { _mm256_loadu_ps(span.as_ptr().add(dy * width)) };
         }
         let vertical = unsafe { columns(&rows, basis) };
         let turned = unsafe { transpose(&vertical) };
@@ -466,23 +518,21 @@ mod avx2 {
     }
 
     /// [`super::quantise`] and [`super::nonzero_mask`] of one block. The
-    /// compiler's own vectorisation of them packs the signs and gathers the
-    /// mask bits through several multiplications; here the signs are an
-    /// exclusive-or, and the mask is two byte-packs and two `movemask`s.
-    /// The CPU must have AVX2.
+    /// rounding is one `cvtps2dq` of the signed product clamped to +-1023:
+    /// it rounds to nearest, ties to even (the default mode, which Rust
+    /// code never changes), as the portable version's 2^23 addition does,
+    /// and that rounding is symmetric, so rounding the signed value equals
+    /// signing the rounded magnitude (a product of either sign has the
+    /// magnitude |c| * r exactly). The mask is two byte-packs and two
+    /// `movemask`s. The CPU must have AVX2.
     #[allow(unused_unsafe)]
     #[target_feature(enable = "avx2")]
     #[inline]
     pub(super) unsafe fn quantise(coefs: &[f32; 64], reciprocals: &[f32; 64]) -> ([i16; 64], u64) {
-        // The constants and steps of the portable version, which explains
-        // them.
-        const SHIFT: f32 = 8_388_608.0;
         let mut q = [0i16; 64];
         let mut zero_words = [unsafe { _mm256_setzero_si256() }; 2];
         unsafe {
-            let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
-            let (limit, shift) = (_mm256_set1_ps(1023.0), _mm256_set1_ps(SHIFT));
-            let shift_bits = _mm256_set1_epi32(SHIFT.to_bits() as i32);
+            let (high, low) = (_mm256_set1_ps(1023.0), _mm256_set1_ps(-1023.0));
             let zero = _mm256_setzero_si256();
             let mut words = [zero; 4];
             for (i, word) in words.iter_mut().enumerate() {
@@ -491,12 +541,8 @@ mod avx2 {
                     let at = 16 * i + 8 * h;
                     let c = _mm256_loadu_ps(coefs[at..at + 8].as_ptr());
                     let r = _mm256_loadu_ps(reciprocals[at..at + 8].as_ptr());
-                    let scaled = _mm256_mul_ps(_mm256_and_ps(c, magnitude), r);
-                    let rounded = _mm256_add_ps(_mm256_min_ps(scaled, limit), shift);
-                    let m = _mm256_sub_epi32(_mm256_castps_si256(rounded), shift_bits);
-                    let negative =
-                        _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LT_OQ>(c, _mm256_setzero_ps()));
-                    *lane = _mm256_sub_epi32(_mm256_xor_si256(m, negative), negative);
+                    let scaled = _mm256_mul_ps(c, r);
+                    *lane = _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(scaled, high), low));
                 }
                 // Packing works within 128-bit halves; the permutation puts
                 // the four 64-bit pieces back in order.
@@ -655,7 +701,7 @@ fn quantise(coefs: &[f32; 64], reciprocals: &[f32; 64]) -> [i16; 64] {
 /// set low bit keeps the argument of `leading_zeros` non-zero, so there is
 /// no branch for v = 0.
 #[inline(always)]
-fn category(v: i32) -> u8 {
+const fn category(v: i32) -> u8 {
     (31 - ((v.unsigned_abs() << 1) | 1).leading_zeros()) as u8
 }
 
@@ -663,7 +709,7 @@ fn category(v: i32) -> u8 {
 /// v - 1 (its one's complement) when negative; without a branch on the
 /// sign, which is a coin toss for AC coefficients.
 #[inline(always)]
-fn extra_bits(v: i32, category: u8) -> u16 {
+const fn extra_bits(v: i32, category: u8) -> u16 {
     let bits = v.wrapping_add(v >> 31);
     ((bits as u32) & ((1u32 << category) - 1)) as u16
 }
@@ -689,20 +735,16 @@ impl Symbol {
     }
 
     #[inline(always)]
-    fn extra_len(self) -> u32 {
-        (self.0 >> 16) & 15
-    }
-
-    #[inline(always)]
     fn extra(self) -> u32 {
         self.0 & 0xFFFF
     }
 }
 
 /// The codes of all four tables, indexed by [`Symbol::book_index`], each
-/// as code << 8 | length: one load per symbol written.
-type CodeBook = [u32; 1024];
-
+/// already shifted left by as many magnitude bits as its symbol carries,
+/// with the total bit count in the high half: writing a symbol is then one
+/// load and one `or`.
+type CodeBook = [u64; 1024];
 /// A picture coded at one quality, its bits not yet written.
 struct Coded {
     headers: Vec<u8>,
@@ -714,22 +756,20 @@ struct Coded {
 impl Coded {
     fn write(self) -> Vec<u8> {
         let mut book: CodeBook = [0; 1024];
-        for (entry, &(code, len)) in book
+        for (i, (entry, &(code, len))) in book
             .iter_mut()
             .zip(self.codes.iter().flat_map(|t| &t.codes))
+            .enumerate()
         {
-            *entry = (code << 8) | u32::from(len);
+            // A symbol's low four bits are its count of magnitude bits.
+            let extra_len = i as u32 & 15;
+            *entry = (u64::from(u32::from(len) + extra_len) << 32) | u64::from(code << extra_len);
         }
         let mut out = self.headers;
         let mut bits = BitWriter::default();
         for &s in &self.symbols {
             let entry = book[s.book_index()];
-            let extra_len = s.extra_len();
-            bits.put(
-                &mut out,
-                ((entry >> 8) << extra_len) | s.extra(),
-                (entry & 0xFF) + extra_len,
-            );
+            bits.put(&mut out, entry as u32 | s.extra(), (entry >> 32) as u32);
         }
         bits.finish(&mut out);
         out.extend_from_slice(&[0xFF, 0xD9]);
@@ -746,21 +786,30 @@ pub(super) enum Probe {
     },
 }
 
-/// Calls `emit(is_dc, symbol, extra)` for each Huffman symbol of
-/// `nonzero` ([`nonzero_mask`] of `zz`) and
-/// a quantised block (zig-zag order), in coding order: the DC difference, then run/size AC
-/// symbols with ZRL for runs of 16 zeros and EOB after the last non-zero.
+/// The most symbols one block codes: DC, EOB, and one per AC coefficient
+/// at most, since each AC symbol, ZRL included, stands for at least one of
+/// the 63 AC coefficients.
+const MAX_BLOCK_SYMBOLS: usize = 65;
+
+/// Calls `emit` for each Huffman symbol of a quantised block of `class`
+/// (0 luma, 1 chroma) whose non-zero coefficients are `nonzero`
+/// ([`nonzero_mask`] of `zz`), in coding order: the DC difference, then
+/// run/size AC symbols with ZRL for runs of 16 zeros and EOB after the last
+/// non-zero.
 #[inline(always)]
 fn walk_block(
     zz: &[i16; 64],
     nonzero: u64,
+    class: usize,
     prev_dc: &mut i16,
-    mut emit: impl FnMut(bool, u8, u16),
+    mut emit: impl FnMut(Symbol),
 ) {
     let diff = i32::from(zz[0]) - i32::from(*prev_dc);
     *prev_dc = zz[0];
     let s = category(diff);
-    emit(true, s, extra_bits(diff, s));
+    emit(Symbol::new(class, s, extra_bits(diff, s)));
+    let ac_table = 2 + class;
+    let table_bits = (ac_table as u32) << 24;
     // Bit k set for each non-zero AC coefficient: runs of zeros are then
     // the gaps between set bits.
     let mut nonzero = nonzero & !1;
@@ -770,18 +819,42 @@ fn walk_block(
         nonzero &= nonzero - 1;
         let mut run = k - next;
         while run >= 16 {
-            emit(false, 0xF0, 0);
+            emit(Symbol::new(ac_table, 0xF0, 0));
             run -= 16;
         }
-        let v = i32::from(zz[k as usize]);
-        let s = category(v);
-        emit(false, ((run as u8) << 4) | s, extra_bits(v, s));
+        // Quantised values lie in -1023..=1023, whose low eleven bits are
+        // all different; the mask also tells the compiler that the index
+        // is in bounds.
+        let word = COEF_WORDS[usize::from(zz[k as usize] as u16) & 2047];
+        emit(Symbol(word | (run << 20) | table_bits));
         next = k + 1;
     }
     if next < 64 {
-        emit(false, 0x00, 0);
+        emit(Symbol::new(ac_table, 0x00, 0));
     }
 }
+
+/// A value's size category in bits 16-19 and the magnitude bits that
+/// follow its symbol in bits 0-15: the part of an AC coefficient's
+/// [`Symbol`] that depends on its value alone.
+const fn coef_word(v: i32) -> u32 {
+    let s = category(v);
+    ((s as u32) << 16) | extra_bits(v, s) as u32
+}
+
+/// [`coef_word`] of every value from -1024 to 1023, at the value's low
+/// eleven bits (two's complement): one load per coefficient coded instead
+/// of a dozen instructions.
+static COEF_WORDS: [u32; 2048] = {
+    let mut t = [0; 2048];
+    let mut i = 0;
+    while i < 2048 {
+        let v = if i < 1024 { i as i32 } else { i as i32 - 2048 };
+        t[i] = coef_word(v);
+        i += 1;
+    }
+    t
+};
 
 /// Bit k set where `zz[k]` is not zero. Built eight coefficients at a time:
 /// a 0/1 byte per coefficient (a vector compare), and a multiplication
@@ -1040,6 +1113,16 @@ mod tests {
     }
 
     #[test]
+    fn the_coefficient_table_holds_every_value_at_its_low_bits() {
+        for v in -1023i16..=1023 {
+            let word = COEF_WORDS[usize::from(v as u16) & 2047];
+            let s = category(i32::from(v));
+            assert_eq!(word >> 16, u32::from(s), "{v}");
+            assert_eq!(word & 0xFFFF, u32::from(extra_bits(i32::from(v), s)), "{v}");
+        }
+    }
+
+    #[test]
     fn extra_bits_are_ones_complement_for_negatives() {
         assert_eq!((category(0), category(1), category(-1)), (0, 1, 1));
         assert_eq!((category(1023), category(-1024)), (10, 11));
@@ -1094,14 +1177,18 @@ mod tests {
             let t = Transformed::new(&img, chroma);
             for quality in [50u8, 85, 97] {
                 let bytes = t.encode(quality, 300);
-                let Probe::Over { at_least } = t.encode_within(quality, 300, 0) else {
-                    panic!("a maximum of 0 must be over");
-                };
-                assert_eq!(bytes.len(), at_least + stuffed_bytes(&bytes), "q{quality}");
-                // At the bound the file is written, and it is the same file.
-                match t.encode_within(quality, 300, at_least) {
-                    Probe::Written(written) => assert_eq!(written, bytes),
-                    Probe::Over { .. } => panic!("over its own lower bound at q{quality}"),
+                for likely_over in [false, true] {
+                    let Probe::Over { at_least } = t.encode_within(quality, 300, 0, likely_over)
+                    else {
+                        panic!("a maximum of 0 must be over");
+                    };
+                    assert_eq!(bytes.len(), at_least + stuffed_bytes(&bytes), "q{quality}");
+                    // At the bound the file is written, and it is the same
+                    // file, whether or not it was expected to be over.
+                    match t.encode_within(quality, 300, at_least, likely_over) {
+                        Probe::Written(written) => assert_eq!(written, bytes),
+                        Probe::Over { .. } => panic!("over its own lower bound at q{quality}"),
+                    }
                 }
             }
         }
@@ -1128,10 +1215,16 @@ mod tests {
                 };
                 assert_eq!(bits(&portable), bits(&fast), "{w}x{h} {chroma}");
                 for quality in [40u8, 85, 100] {
-                    let slow = portable.quantise_and_count::<false>(quality, 300).write();
+                    let slow = portable.quantise_and_count::<false, true>(quality, 300);
                     // SAFETY: as above.
-                    let quick = unsafe { portable.code_avx2(quality, 300) }.write();
-                    assert!(slow == quick, "{w}x{h} {chroma} q{quality}");
+                    let quick = unsafe { portable.code_avx2::<true>(quality, 300) };
+                    // SAFETY: as above.
+                    let counted = unsafe { portable.code_avx2::<false>(quality, 300) };
+                    assert_eq!(
+                        counted.at_least, slow.at_least,
+                        "{w}x{h} {chroma} q{quality}"
+                    );
+                    assert!(slow.write() == quick.write(), "{w}x{h} {chroma} q{quality}");
                 }
             }
         }
@@ -1154,17 +1247,31 @@ mod tests {
             seed ^= seed << 5;
             (seed % 20_001) as f32 / 8.0 - 1250.0
         };
-        let blocks: [[f32; 64]; 4] = [
+        let mut blocks: Vec<[f32; 64]> = vec![
             std::array::from_fn(|k| (k as f32 - 31.5) * 0.5),
             std::array::from_fn(|k| if k % 2 == 0 { -0.0 } else { 0.0 }),
             std::array::from_fn(|k| k as f32 * if k % 3 == 0 { -700.0 } else { 700.0 }),
-            std::array::from_fn(|_| noise()),
         ];
+        // Noise at every scale, so that every magnitude, both signs and
+        // the clamp meet every lane.
+        for scale in [1.0f32, 0.01, 0.1, 0.4, 0.7, 3.0] {
+            for _ in 0..50 {
+                blocks.push(std::array::from_fn(|_| noise() * scale));
+            }
+        }
         for (i, block) in blocks.iter().enumerate() {
             let want = quantise(block, &reciprocals);
             // SAFETY: AVX2 support was checked above.
             let got = unsafe { avx2::quantise(block, &reciprocals) };
             assert_eq!(got, (want, nonzero_mask(&want)), "block {i}");
+        }
+        // Every tie n + 0.5 of either sign, past the clamp.
+        for start in (-1100i32..1100).step_by(64) {
+            let block: [f32; 64] = std::array::from_fn(|k| (start + k as i32) as f32 + 0.5);
+            let want = quantise(&block, &[1.0; 64]);
+            // SAFETY: AVX2 support was checked above.
+            let got = unsafe { avx2::quantise(&block, &[1.0; 64]) };
+            assert_eq!(got, (want, nonzero_mask(&want)), "ties from {start}");
         }
     }
 
