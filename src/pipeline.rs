@@ -211,7 +211,9 @@ fn read_input(path: &Path, max_bytes: u64) -> Result<Vec<u8>, String> {
     if meta.len() > max_bytes {
         return Err(too_big());
     }
-    let mut bytes = Vec::new();
+    // Room for the whole file up front: through `take` the reader gets no
+    // size hint and would grow the buffer by doubling, copying megabytes.
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
     // The file may grow while we read it; never read more than the limit.
     file.take(max_bytes + 1)
         .read_to_end(&mut bytes)
