@@ -877,6 +877,38 @@ fn ideal_bits(freq: &[u32]) -> f64 {
     bits as f64
 }
 
+/// Blocks that put a quantiser's edge cases in every lane, for the tests
+/// that hold an AVX2 quantiser to its portable twin: halves, both zeros, a
+/// ramp of alternating sign up to 63 x `spike`, and 50 blocks of noise at
+/// each of `scales`. With them, reciprocals of which every seventh is 1,
+/// where halves are ties.
+#[cfg(test)]
+pub(crate) fn quantisation_probe(
+    seed: u32,
+    spike: f32,
+    scales: &[f32],
+) -> ([f32; 64], Vec<[f32; 64]>) {
+    let reciprocals: [f32; 64] = std::array::from_fn(|k| 1.0 / (1 + k % 7 * 13) as f32);
+    let mut seed = seed;
+    let mut noise = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        (seed % 20_001) as f32 / 8.0 - 1250.0
+    };
+    let mut blocks: Vec<[f32; 64]> = vec![
+        std::array::from_fn(|k| (k as f32 - 31.5) * 0.5),
+        std::array::from_fn(|k| if k % 2 == 0 { -0.0 } else { 0.0 }),
+        std::array::from_fn(|k| k as f32 * if k % 3 == 0 { -spike } else { spike }),
+    ];
+    for &scale in scales {
+        for _ in 0..50 {
+            blocks.push(std::array::from_fn(|_| noise() * scale));
+        }
+    }
+    (reciprocals, blocks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1230,24 +1262,7 @@ mod tests {
         if !std::arch::is_x86_feature_detected!("avx2") {
             return;
         }
-        let recip: [f32; 64] = std::array::from_fn(|k| 1.0 / (1 + k % 7 * 13) as f32);
-        let mut seed = 0x2545_F491u32;
-        let mut noise = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            (seed % 20_001) as f32 / 8.0 - 1250.0
-        };
-        let mut blocks: Vec<[f32; 64]> = vec![
-            std::array::from_fn(|k| (k as f32 - 31.5) * 0.5),
-            std::array::from_fn(|k| if k % 2 == 0 { -0.0 } else { 0.0 }),
-            std::array::from_fn(|k| k as f32 * if k % 3 == 0 { -130.0 } else { 130.0 }),
-        ];
-        for scale in [1.0f32, 0.01, 0.1, 0.4, 0.7] {
-            for _ in 0..50 {
-                blocks.push(std::array::from_fn(|_| noise() * scale));
-            }
-        }
+        let (recip, blocks) = quantisation_probe(0x2545_F491, 130.0, &[1.0, 0.01, 0.1, 0.4, 0.7]);
         for (i, b) in blocks.iter().enumerate() {
             let want = quantise_for_model::<false>(b, &recip);
             // SAFETY: AVX2 support was checked above.

@@ -1238,27 +1238,10 @@ mod tests {
         if !std::arch::is_x86_feature_detected!("avx2") {
             return;
         }
-        // Every seventh reciprocal is 1, where halves are ties.
-        let reciprocals: [f32; 64] = std::array::from_fn(|k| 1.0 / (1 + k % 7 * 13) as f32);
-        let mut seed = 0x9E37_79B9u32;
-        let mut noise = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            (seed % 20_001) as f32 / 8.0 - 1250.0
-        };
-        let mut blocks: Vec<[f32; 64]> = vec![
-            std::array::from_fn(|k| (k as f32 - 31.5) * 0.5),
-            std::array::from_fn(|k| if k % 2 == 0 { -0.0 } else { 0.0 }),
-            std::array::from_fn(|k| k as f32 * if k % 3 == 0 { -700.0 } else { 700.0 }),
-        ];
         // Noise at every scale, so that every magnitude, both signs and
         // the clamp meet every lane.
-        for scale in [1.0f32, 0.01, 0.1, 0.4, 0.7, 3.0] {
-            for _ in 0..50 {
-                blocks.push(std::array::from_fn(|_| noise() * scale));
-            }
-        }
+        let (reciprocals, blocks) =
+            super::super::quantisation_probe(0x9E37_79B9, 700.0, &[1.0, 0.01, 0.1, 0.4, 0.7, 3.0]);
         for (i, block) in blocks.iter().enumerate() {
             let want = quantise(block, &reciprocals);
             // SAFETY: AVX2 support was checked above.
