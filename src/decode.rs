@@ -1075,16 +1075,7 @@ mod tests {
         // the missing part as grey).
         let (w, h) = (200u32, 168u32);
         let img = crate::synth::portrait(w, h, 0.5, 9);
-        let mut jpeg = Vec::new();
-        let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, 92);
-        enc.set_restart_interval(2);
-        enc.encode(
-            img.as_bytes(),
-            w as u16,
-            h as u16,
-            jpeg_encoder::ColorType::Rgb,
-        )
-        .unwrap();
+        let jpeg = crate::testimg::reference_jpeg(&img, 92, |e| e.set_restart_interval(2));
         let sos = jpeg.windows(2).position(|p| p == [0xFF, 0xDA]).unwrap();
         let mut cut = jpeg[..sos + (jpeg.len() - sos) / 2].to_vec();
         while cut.last() == Some(&0xFF) {
@@ -1113,15 +1104,7 @@ mod tests {
     fn reduced_decode_averages_the_full_decode() {
         let (w, h) = (256u32, 320u32);
         let img = crate::synth::portrait(w, h, 0.5, 3);
-        let mut jpeg = Vec::new();
-        jpeg_encoder::Encoder::new(&mut jpeg, 95)
-            .encode(
-                img.as_bytes(),
-                w as u16,
-                h as u16,
-                jpeg_encoder::ColorType::Rgb,
-            )
-            .unwrap();
+        let jpeg = crate::testimg::reference_jpeg(&img, 95, |_| {});
         let limits = DecodeLimits::default();
         let full = decode(&jpeg, &limits, [0; 3]).unwrap();
         let reduce = Reduce {

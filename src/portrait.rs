@@ -111,17 +111,9 @@ impl<'a> Blocks<'a> {
         block_mean(s, (x1 - x0) * (y1 - y0))
     }
 
-    /// Working pixels `x0..x1` of row `y`: [`Blocks::at`] along the row,
-    /// with the usual 2x2 blocks summed two source rows at a time instead of
-    /// one block's bookkeeping per pixel.
-    #[cfg(test)]
-    fn span(&self, y: usize, x0: usize, x1: usize) -> Vec<[f32; 3]> {
-        let mut out = Vec::new();
-        self.span_into(y, x0, x1, &mut out);
-        out
-    }
-
-    /// [`Blocks::span`] appended to `out`.
+    /// Working pixels `x0..x1` of row `y`, appended to `out`: [`Blocks::at`]
+    /// along the row, with the usual 2x2 blocks summed two source rows at a
+    /// time instead of one block's bookkeeping per pixel.
     fn span_into(&self, y: usize, x0: usize, x1: usize, out: &mut Vec<[f32; 3]>) {
         let f = self.factor as usize;
         let (w, h) = (self.img.width() as usize, self.img.height() as usize);
@@ -591,7 +583,9 @@ mod tests {
                 }
                 for (x0, x1) in [(0, work.width), (work.width / 2, work.width), (1, 2)] {
                     let want: Vec<_> = (x0..x1).map(|x| work.at(x, y)).collect();
-                    assert_eq!(blocks.span(y, x0, x1), want, "{w}x{h} row {y}, {x0}..{x1}");
+                    let mut span = Vec::new();
+                    blocks.span_into(y, x0, x1, &mut span);
+                    assert_eq!(span, want, "{w}x{h} row {y}, {x0}..{x1}");
                 }
             }
         }

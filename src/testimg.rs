@@ -321,3 +321,25 @@ pub fn blur(img: &RgbImage, r: u32, passes: u32) -> RgbImage {
     }
     cur
 }
+
+/// `img` as written by jpeg-encoder, an encoder that is not ours, at
+/// `quality`, after `configure` has set anything else (restart interval,
+/// sampling, tables).
+pub fn reference_jpeg(
+    img: &RgbImage,
+    quality: u8,
+    configure: impl FnOnce(&mut jpeg_encoder::Encoder<&mut Vec<u8>>),
+) -> Vec<u8> {
+    let mut jpeg = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut jpeg, quality);
+    configure(&mut encoder);
+    encoder
+        .encode(
+            img.as_bytes(),
+            img.width() as u16,
+            img.height() as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .expect("jpeg-encoder writes a test picture");
+    jpeg
+}

@@ -1269,17 +1269,10 @@ mod tests {
             ] {
                 for quality in [60u8, 90, 100] {
                     let ours = Transformed::new(&img, chroma).encode(quality, 300);
-                    let mut reference = Vec::new();
-                    let mut enc = jpeg_encoder::Encoder::new(&mut reference, quality);
-                    enc.set_sampling_factor(sampling);
-                    enc.set_optimized_huffman_tables(true);
-                    enc.encode(
-                        img.as_bytes(),
-                        w as u16,
-                        h as u16,
-                        jpeg_encoder::ColorType::Rgb,
-                    )
-                    .unwrap();
+                    let reference = crate::testimg::reference_jpeg(&img, quality, |e| {
+                        e.set_sampling_factor(sampling);
+                        e.set_optimized_huffman_tables(true);
+                    });
                     let (mine, theirs) = (mse(&img, &ours), mse(&img, &reference));
                     assert!(
                         mine <= theirs * 1.1 + 0.5,
