@@ -487,16 +487,19 @@ impl<'a> Libjpeg<'a> {
         };
         let (w, h) = (self.cinfo.output_width, self.cinfo.output_height);
         let row_len = w as usize * channels;
-        let mut samples = Vec::new();
+        let total = row_len * h as usize;
+        let mut samples: Vec<u8> = Vec::new();
         samples
-            .try_reserve_exact(row_len * h as usize)
+            .try_reserve_exact(total)
             .map_err(|_| DecodeError::Jpeg("out of memory".into()))?;
-        samples.resize(row_len * h as usize, 0);
-        for row in samples.chunks_exact_mut(row_len.max(1)) {
+        // libjpeg writes every byte of every row, so the rows are left
+        // uninitialised until it has (clearing them first was a second pass
+        // over the largest buffer of the decode).
+        for row in samples.spare_capacity_mut()[..total].chunks_exact_mut(row_len.max(1)) {
             if self.cinfo.output_scanline >= self.cinfo.output_height {
                 return Err(eof());
             }
-            let mut row_ptr = row.as_mut_ptr();
+            let mut row_ptr = row.as_mut_ptr().cast::<u8>();
             // SAFETY: row_ptr points at one row of row_len writable bytes,
             // which is what libjpeg writes for one scanline of this width
             // and colour space.
@@ -505,6 +508,9 @@ impl<'a> Libjpeg<'a> {
                 return Err(eof());
             }
         }
+        // SAFETY: the loop above had libjpeg write all h rows of row_len
+        // bytes (any row it could not deliver returned early).
+        unsafe { samples.set_len(total) };
         // SAFETY: every scanline has been read.
         if unsafe { ffi::jpeg_finish_decompress(self.cinfo_mut()) } == 0 {
             return Err(DecodeError::Jpeg(
