@@ -542,6 +542,32 @@ mod avx2 {
         }
     }
 
+    /// Rows 0..N of the dequantized block with columns N.. zeroed (an N-point
+    /// IDCT reads no others), or `None` when a value is beyond `bound`,
+    /// where the kernel's first pass could leave 32 bits: libjpeg's C
+    /// function takes such a block.
+    ///
+    /// # Safety
+    /// Both point at 64 i16.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn dequantized_within<const N: usize>(
+        coef: *const i16,
+        table: *const i16,
+        bound: i32,
+    ) -> Option<[__m256i; N]> {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(N as i32), lanes);
+        // SAFETY: the caller's contract.
+        let d: [__m256i; N] =
+            std::array::from_fn(|r| _mm256_and_si256(unsafe { dequantize8(coef, table, r) }, keep));
+        let mut over = _mm256_setzero_si256();
+        for v in d {
+            over = _mm256_or_si256(over, over256(v, bound));
+        }
+        (_mm256_testz_si256(over, over) != 0).then_some(d)
+    }
+
     /// jidctint.c's jpeg_idct_6x6, 8 columns (then 8 rows) at a time, lanes
     /// 6 and 7 zero. False, with nothing written, when the block is outside
     /// the 32-bit bound.
@@ -558,18 +584,10 @@ mod avx2 {
         let add = _mm256_add_epi32;
         let sub = _mm256_sub_epi32;
         let mul = |v: __m256i, c: i32| _mm256_mullo_epi32(v, _mm256_set1_epi32(c));
-        let keep6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
         // SAFETY: the caller's contract.
-        let d: [__m256i; 6] = std::array::from_fn(|r| {
-            _mm256_and_si256(unsafe { dequantize8(coef, table, r) }, keep6)
-        });
-        let mut over = _mm256_setzero_si256();
-        for v in d {
-            over = _mm256_or_si256(over, over256(v, BOUND6));
-        }
-        if _mm256_testz_si256(over, over) == 0 {
+        let Some(d) = (unsafe { dequantized_within::<6>(coef, table, BOUND6) }) else {
             return false;
-        }
+        };
 
         // Pass 1: columns in lanes.
         let mut tmp0 = add(
@@ -645,14 +663,9 @@ mod avx2 {
         let sub = _mm256_sub_epi32;
         let mul = |v: __m256i, c: i32| _mm256_mullo_epi32(v, _mm256_set1_epi32(c));
         // SAFETY: the caller's contract.
-        let d: [__m256i; 8] = std::array::from_fn(|r| unsafe { dequantize8(coef, table, r) });
-        let mut over = _mm256_setzero_si256();
-        for v in d {
-            over = _mm256_or_si256(over, over256(v, BOUND10));
-        }
-        if _mm256_testz_si256(over, over) == 0 {
+        let Some(d) = (unsafe { dequantized_within::<8>(coef, table, BOUND10) }) else {
             return false;
-        }
+        };
 
         // One 1-D pass. Pass 1 shifts tmp22 and all but two outputs right
         // by 11 and scales tmp12 by 2^2; pass 2 shifts nothing yet and
@@ -757,18 +770,10 @@ mod avx2 {
         let add = _mm256_add_epi32;
         let sub = _mm256_sub_epi32;
         let mul = |v: __m256i, c: i32| _mm256_mullo_epi32(v, _mm256_set1_epi32(c));
-        let keep7 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
         // SAFETY: the caller's contract.
-        let d: [__m256i; 7] = std::array::from_fn(|r| {
-            _mm256_and_si256(unsafe { dequantize8(coef, table, r) }, keep7)
-        });
-        let mut over = _mm256_setzero_si256();
-        for v in d {
-            over = _mm256_or_si256(over, over256(v, BOUND7));
-        }
-        if _mm256_testz_si256(over, over) == 0 {
+        let Some(d) = (unsafe { dequantized_within::<7>(coef, table, BOUND7) }) else {
             return false;
-        }
+        };
 
         // One 1-D pass; `round` is the rounding already in d0's place.
         let pass = |i: [__m256i; 7], round: __m256i| {
@@ -838,18 +843,10 @@ mod avx2 {
         let add = _mm256_add_epi32;
         let sub = _mm256_sub_epi32;
         let mul = |v: __m256i, c: i32| _mm256_mullo_epi32(v, _mm256_set1_epi32(c));
-        let keep5 = _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0);
         // SAFETY: the caller's contract.
-        let d: [__m256i; 5] = std::array::from_fn(|r| {
-            _mm256_and_si256(unsafe { dequantize8(coef, table, r) }, keep5)
-        });
-        let mut over = _mm256_setzero_si256();
-        for v in d {
-            over = _mm256_or_si256(over, over256(v, BOUND5));
-        }
-        if _mm256_testz_si256(over, over) == 0 {
+        let Some(d) = (unsafe { dequantized_within::<5>(coef, table, BOUND5) }) else {
             return false;
-        }
+        };
 
         // One 1-D pass; `round` is the rounding already in d0's place.
         let pass = |i: [__m256i; 5], round: __m256i| {
