@@ -140,9 +140,12 @@ fn block_means<Sum: ColumnSum>(img: &RgbImage, factor: u32, px: &mut Vec<[f32; 3
     let (w, h) = (img.width(), img.height());
     let mut column_sums = vec![Sum::default(); w as usize * 3];
     for y0 in (0..h).step_by(factor as usize) {
-        column_sums.fill(Sum::default());
         let y1 = (y0 + factor).min(h);
-        for y in y0..y1 {
+        // The block row's first image row starts the sums: no clearing pass.
+        for (sum, &v) in column_sums.iter_mut().zip(img.row(y0)) {
+            *sum = Sum::from(v);
+        }
+        for y in y0 + 1..y1 {
             for (sum, &v) in column_sums.iter_mut().zip(img.row(y)) {
                 *sum += Sum::from(v);
             }

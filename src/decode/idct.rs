@@ -197,58 +197,114 @@ unsafe extern "C" fn select(
     let _ = (cinfo, method, category);
 }
 
-/// Whether our kernels write what this library's C functions write, on a
-/// few fixed blocks; run once per process, on the first decompressor that
-/// could use them (the C functions need its range-limit table).
+/// How this libjpeg build stores its ISLOW multiplier tables (jmorecfg.h's
+/// `MULTIPLIER`): `short` when built with its SIMD code (nasm present),
+/// `int` otherwise. Our kernels read 16-bit tables.
 #[cfg(target_arch = "x86_64")]
-fn self_test(cinfo: *mut Cinfo) -> bool {
-    static PASSED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *PASSED.get_or_init(|| {
-        // Values that differ in every position, so a table read with the
-        // wrong element size or a wrong constant shows.
-        let table: [i16; 64] = std::array::from_fn(|i| (i as i16 * 37) % 97 + 1);
-        let mut seed = 0x2545_f491_u32;
-        let blocks: Vec<[i16; 64]> = (0..8)
-            .map(|b| {
-                std::array::from_fn(|i| {
-                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    let v = ((seed >> 16) % 121) as i16 - 60;
-                    if b == 0 {
-                        0
-                    } else if i % (b + 1) == 0 {
-                        v
-                    } else {
-                        v / 8
-                    }
-                })
-            })
-            .collect();
-        replacements().iter().all(|&(c, ours)| {
-            blocks.iter().all(|block| {
-                // SAFETY: cinfo is a started decompressor; the table and
-                // blocks outlive the calls.
-                let (a, b) = unsafe {
-                    (
-                        run(c, cinfo, &table, block),
-                        run(ours, cinfo, &table, block),
-                    )
-                };
-                a == b
-            })
-        })
-    })
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Multiplier {
+    Short,
+    Int,
 }
 
-/// Runs one IDCT on `block` with multiplier table `table`: the 16x16 output
-/// area (the largest scaled size), unwritten bytes left at 0xA5.
+/// A multiplier table laid out for the C functions of a build.
+#[cfg(target_arch = "x86_64")]
+enum CTable {
+    Short([i16; 64]),
+    Int([i32; 64]),
+}
+
+#[cfg(target_arch = "x86_64")]
+impl CTable {
+    fn new(table: &[i16; 64], layout: Multiplier) -> Self {
+        match layout {
+            Multiplier::Short => CTable::Short(*table),
+            // Sign-extended: the same values a `short` table holds.
+            Multiplier::Int => CTable::Int(table.map(i32::from)),
+        }
+    }
+
+    fn as_ptr(&self) -> *const u8 {
+        match self {
+            CTable::Short(t) => t.as_ptr().cast(),
+            CTable::Int(t) => t.as_ptr().cast(),
+        }
+    }
+}
+
+/// Blocks that differ in every position, so a table read with the wrong
+/// element size or a wrong constant shows; with their table.
+#[cfg(target_arch = "x86_64")]
+fn probe_blocks() -> ([i16; 64], Vec<[i16; 64]>) {
+    let table: [i16; 64] = std::array::from_fn(|i| (i as i16 * 37) % 97 + 1);
+    let mut seed = 0x2545_f491_u32;
+    let blocks = (0..8)
+        .map(|b| {
+            std::array::from_fn(|i| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let v = ((seed >> 16) % 121) as i16 - 60;
+                if b == 0 {
+                    0
+                } else if i % (b + 1) == 0 {
+                    v
+                } else {
+                    v / 8
+                }
+            })
+        })
+        .collect();
+    (table, blocks)
+}
+
+/// The layout in which this library's C functions agree with our kernels
+/// on the probe blocks; `None` when they agree in neither (a kernel that
+/// does not reproduce this library, which must then not be used).
 ///
 /// # Safety
 /// `cinfo` is a decompressor whose range-limit table is set up.
 #[cfg(target_arch = "x86_64")]
+unsafe fn library_multiplier(cinfo: *mut Cinfo) -> Option<Multiplier> {
+    let (table, blocks) = probe_blocks();
+    [Multiplier::Short, Multiplier::Int]
+        .into_iter()
+        .find(|&layout| {
+            let c_table = CTable::new(&table, layout);
+            replacements().iter().all(|&(c, ours)| {
+                blocks.iter().all(|block| {
+                    // SAFETY: cinfo as promised; the tables and blocks
+                    // outlive the calls.
+                    unsafe {
+                        run(c, cinfo, c_table.as_ptr(), block)
+                            == run(ours, cinfo, table.as_ptr().cast(), block)
+                    }
+                })
+            })
+        })
+}
+
+/// Whether our kernels can stand in for this library's C functions: they
+/// write what the C functions write, reading the table the way the
+/// library stores it. Run once per process, on the first decompressor that
+/// could use them (the C functions need its range-limit table).
+#[cfg(target_arch = "x86_64")]
+fn self_test(cinfo: *mut Cinfo) -> bool {
+    static PASSED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    // SAFETY: `select` is called on a started decompressor.
+    *PASSED.get_or_init(|| unsafe { library_multiplier(cinfo) } == Some(Multiplier::Short))
+}
+
+/// Runs one IDCT on `block` with the multiplier table at `table` (laid out
+/// as `f` reads it): the 16x16 output area (the largest scaled size),
+/// unwritten bytes left at 0xA5.
+///
+/// # Safety
+/// `cinfo` is a decompressor whose range-limit table is set up; `table`
+/// points at 64 multipliers of the width `f` reads.
+#[cfg(target_arch = "x86_64")]
 unsafe fn run(
     f: InverseDct,
     cinfo: *mut Cinfo,
-    table: &[i16; 64],
+    table: *const u8,
     block: &[i16; 64],
 ) -> [[u8; 16]; 16] {
     // SAFETY: all-zero is a valid jpeg_component_info; the IDCTs read only
@@ -259,8 +315,8 @@ unsafe fn run(
         (&raw mut comp)
             .cast::<u8>()
             .add(DCT_TABLE_OFFSET)
-            .cast::<*const i16>()
-            .write(table.as_ptr())
+            .cast::<*const u8>()
+            .write(table)
     };
     let mut out = [[0xA5u8; 16]; 16];
     let mut rows: [*mut u8; 16] = std::array::from_fn(|_| std::ptr::null_mut());
