@@ -148,7 +148,7 @@ struct Scan {
 
 /// One line parallel to a side: its median colour, how uniform it is, and
 /// how flat (mean deviation from the median, largest channel).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Line {
     colour: [u8; 3],
     uniform: bool,
@@ -159,6 +159,9 @@ struct Line {
     /// within the window.
     ripple: f64,
 }
+
+/// Lines before the one tested that the fine step test compares it with.
+const FINE_LOOKBACK: u32 = 6;
 
 /// Pixels averaged along a line into one sample: an ordered dither (palette
 /// PNGs) repeats within four pixels, so its lines come out as even as the
@@ -323,6 +326,17 @@ impl<'a> Scanner<'a> {
             .extend((0..u64::from(n)).map(|k| span.0 + (k * room / last) as u32));
     }
 
+    /// Room for the lines a scan up to line `limit` may read (the step
+    /// tests look a few lines past it), so the buffers do not grow line by
+    /// line on a side that is uniform all the way.
+    fn reserve(&mut self, limit: u32) {
+        let lines = (limit.saturating_add(WINDOW + 2)).min(self.depth()) as usize;
+        let cur = &mut self.cur;
+        cur.lines.reserve(lines.saturating_sub(cur.lines.len()));
+        let bytes = lines * 3 * cur.starts.len();
+        cur.samples.reserve(bytes.saturating_sub(cur.samples.len()));
+    }
+
     fn depth(&self) -> u32 {
         match self.side {
             Side::Top | Side::Bottom => self.img.height(),
@@ -397,7 +411,10 @@ impl<'a> Scanner<'a> {
     fn stats(&self, k: u32, ripple: f64) -> Line {
         let n = self.cur.starts.len();
         let px = self.planes(k);
-        let colour = median(px);
+        let outer = k
+            .checked_sub(1)
+            .and_then(|j| self.cur.lines.get(j as usize));
+        let colour = outer.map_or_else(|| median(px), |o| median_near(px, o.colour));
         let (near, dev) = near_and_deviation(px, colour, self.s.uniform_tolerance);
         Line {
             colour,
@@ -475,6 +492,7 @@ impl<'a> Scanner<'a> {
         // content behind it is needed to see the step, hence `< depth`.
         let limit = ((f64::from(depth) * self.s.max_fraction).floor() as u32 + 2)
             .min(depth.saturating_sub(1));
+        self.reserve(limit);
         let coarse = self.s.step_tolerance;
         let mut best = 0;
         // First and last line (exclusive) of the rule, and its colour.
@@ -605,14 +623,22 @@ impl<'a> Scanner<'a> {
         // band has no step before it, and a thin frame at reduced scale
         // may be a single line.
         let (from, needed) = if band_start == 0 {
-            (i.saturating_sub(6), 1)
+            (i.saturating_sub(FINE_LOOKBACK), 1)
         } else {
-            (i.saturating_sub(6).max(band_start + 2), 2)
+            (i.saturating_sub(FINE_LOOKBACK).max(band_start + 2), 2)
         };
-        let refs: Vec<Line> = (from..i)
+        // On the stack: this runs for every line of an outermost band,
+        // hundreds on a side.
+        let mut kept = [Line::default(); FINE_LOOKBACK as usize];
+        let mut count = 0;
+        let flat = (from..i)
             .map(|k| self.cur.lines[k as usize])
-            .filter(|r| r.deviation <= self.s.flat_deviation)
-            .collect();
+            .filter(|r| r.deviation <= self.s.flat_deviation);
+        for (slot, line) in kept.iter_mut().zip(flat) {
+            *slot = line;
+            count += 1;
+        }
+        let refs = &kept[..count];
         if refs.len() < needed {
             return false;
         }
@@ -639,7 +665,7 @@ impl<'a> Scanner<'a> {
                         .all(|r| !close(l.colour, r.colour, self.s.fine_median_shift))
                 })
             });
-        per_sample || shifted || self.textured(from, i, last, &refs)
+        per_sample || shifted || self.textured(from, i, last, refs)
     }
 
     /// Whether lines `i..=last` are the picture's texture ending a drawn
@@ -709,8 +735,33 @@ fn close(a: [u8; 3], b: [u8; 3], tol: u8) -> bool {
 /// at most, found by halving the range of values (exact, and the same work
 /// for any line).
 fn median(px: Planes) -> [u8; 3] {
+    median_within(px, [0; 3], [255; 3])
+}
+
+/// `median`, for a line whose median is likely `guess` (its outer
+/// neighbour's): two counts settle it when it is, instead of eight.
+fn median_near(px: Planes, guess: [u8; 3]) -> [u8; 3] {
     let half = px[0].len().div_ceil(2) as u32;
+    let at = counts_at_most(px, guess);
+    let below = counts_at_most(px, guess.map(|g| g.saturating_sub(1)));
     let (mut lo, mut hi) = ([0u8; 3], [255u8; 3]);
+    for c in 0..3 {
+        let g = guess[c];
+        if at[c] < half {
+            // All samples are at most 255, so `g` is below it here.
+            lo[c] = g.saturating_add(1);
+        } else if g > 0 && below[c] >= half {
+            hi[c] = g - 1;
+        } else {
+            (lo[c], hi[c]) = (g, g);
+        }
+    }
+    median_within(px, lo, hi)
+}
+
+/// `median`, known to lie in `lo..=hi` per channel.
+fn median_within(px: Planes, mut lo: [u8; 3], mut hi: [u8; 3]) -> [u8; 3] {
+    let half = px[0].len().div_ceil(2) as u32;
     while lo != hi {
         let mid: [u8; 3] = std::array::from_fn(|c| lo[c] + (hi[c] - lo[c]) / 2);
         let counts = counts_at_most(px, mid);
@@ -921,6 +972,18 @@ mod simd {
     /// apart), four bytes to a pixel; zero if the column ends first.
     #[inline(always)]
     fn column_window(bytes: &[u8], base: usize, step: usize) -> __m128i {
+        // Nearly every window has a byte after its last pixel: one bound
+        // check for the window then, in place of two per pixel. The byte
+        // after each pixel comes along but `sample`'s shuffle drops it.
+        let whole = step.checked_mul(3).and_then(|s| s.checked_add(4));
+        if let Some(window) = whole.and_then(|len| bytes.get(base..)?.get(..len)) {
+            let ptr = window.as_ptr();
+            // SAFETY: `j * step + 4 <= 3 * step + 4`, the window's length,
+            // for every `j` read; unaligned reads of four bytes.
+            let pixel = |j: usize| unsafe { ptr.add(j * step).cast::<i32>().read_unaligned() };
+            // SAFETY: SSE2 register operation.
+            return unsafe { _mm_set_epi32(pixel(3), pixel(2), pixel(1), pixel(0)) };
+        }
         let pixel = |j: usize| {
             let at = base + j * step;
             match bytes.get(at..at + 4) {
@@ -1679,6 +1742,43 @@ mod tests {
                         assert_eq!(fast, slow, "means, {at}");
                         assert_eq!(fast_ripple, slow_ripple, "ripple, {at}");
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn median_from_a_guess_is_the_median() {
+        let mut rng = crate::testimg::Rng::new(23);
+        for n in [0, 1, 2, 3, 16, 17, 256, 300] {
+            for spread in [0u8, 1, 3, 255] {
+                let base = rng.next_u64() as u8;
+                let planes: Vec<Vec<u8>> = (0..3)
+                    .map(|_| {
+                        (0..n)
+                            .map(|_| {
+                                let d = (rng.next_u64() % (u64::from(spread) + 1)) as u8;
+                                base.saturating_add(d)
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let px: Planes = [&planes[0], &planes[1], &planes[2]];
+                let want = median(px);
+                let mut guesses = vec![want, [0; 3], [255; 3]];
+                guesses.extend((0..20).map(|_| {
+                    std::array::from_fn(|c| {
+                        let step = (rng.next_u64() % 5) as u8;
+                        if rng.next_u64() % 2 == 0 {
+                            want[c].saturating_add(step)
+                        } else {
+                            want[c].saturating_sub(step)
+                        }
+                    })
+                }));
+                guesses.extend((0..5).map(|_| std::array::from_fn(|_| rng.next_u64() as u8)));
+                for g in guesses {
+                    assert_eq!(median_near(px, g), want, "n {n} guess {g:?}");
                 }
             }
         }
