@@ -294,8 +294,7 @@ fn self_test(cinfo: *mut Cinfo) -> bool {
 }
 
 /// Runs one IDCT on `block` with the multiplier table at `table` (laid out
-/// as `f` reads it): the 16x16 output area (the largest scaled size),
-/// unwritten bytes left at 0xA5.
+/// as `f` reads it), into an [`output_area`].
 ///
 /// # Safety
 /// `cinfo` is a decompressor whose range-limit table is set up; `table`
@@ -318,14 +317,23 @@ unsafe fn run(
             .cast::<*const u8>()
             .write(table)
     };
+    let mut coefs = *block;
+    output_area(|rows| {
+        // SAFETY: rows point at 16 rows of 16 bytes, enough for any size.
+        unsafe { f(cinfo, &mut comp, coefs.as_mut_ptr(), rows, 0) };
+    })
+}
+
+/// The 16x16 output area (the largest scaled size) after `write` has been
+/// given its 16 row pointers; bytes it left alone stay 0xA5.
+#[cfg(target_arch = "x86_64")]
+fn output_area(write: impl FnOnce(*mut *mut u8)) -> [[u8; 16]; 16] {
     let mut out = [[0xA5u8; 16]; 16];
     let mut rows: [*mut u8; 16] = std::array::from_fn(|_| std::ptr::null_mut());
     for (row, ptr) in out.iter_mut().zip(rows.iter_mut()) {
         *ptr = row.as_mut_ptr();
     }
-    let mut coefs = *block;
-    // SAFETY: rows point at 16 rows of 16 bytes, enough for any size.
-    unsafe { f(cinfo, &mut comp, coefs.as_mut_ptr(), rows.as_mut_ptr(), 0) };
+    write(rows.as_mut_ptr());
     out
 }
 

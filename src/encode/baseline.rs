@@ -419,7 +419,14 @@ fn fdct(rows: &[[f32; 8]; 8], basis: &[[f32; 8]; 8]) -> [f32; 64] {
     let vertical = dct_columns(rows, basis);
     let turned: [[f32; 8]; 8] = std::array::from_fn(|x| std::array::from_fn(|v| vertical[v][x]));
     let both = dct_columns(&turned, basis);
-    let transposed = both.as_flattened();
+    zigzag(both.as_flattened())
+}
+
+/// The transposed DCT output in zig-zag order. Scalar moves in both builds:
+/// an AVX2 gather of a block just stored waits for the stores and, on Zen
+/// 3, took a third of the transform.
+#[inline(always)]
+fn zigzag(transposed: &[f32]) -> [f32; 64] {
     std::array::from_fn(|k| transposed[TRANSPOSED_ZIGZAG[k]])
 }
 
@@ -464,13 +471,11 @@ fn lanes_scale(a: &[f32; 8], c: f32) -> [f32; 8] {
 
 /// [`fdct`] in AVX2 intrinsics. The compiler turns the portable version's
 /// transpose between the passes into scalar moves and inserts; here it is
-/// eight-lane shuffles. The arithmetic is
-/// [`dct_columns`]'s, operation for operation.
+/// eight-lane shuffles. The arithmetic is [`dct_columns`]'s, operation for
+/// operation.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
-
-    use super::TRANSPOSED_ZIGZAG;
 
     /// [`super::fdct`] of the 8x8 block at (`x0`, `y0`) of a plane of
     /// `width` samples a row. The CPU must have AVX2.
@@ -504,9 +509,7 @@ mod avx2 {
             // SAFETY: `chunk` has room for the eight floats written.
             unsafe { _mm256_storeu_ps(chunk.as_mut_ptr(), v) };
         }
-        // Scalar moves, not gathers: a gather of what was just stored waits
-        // for the stores and, on Zen 3, took a third of the transform.
-        std::array::from_fn(|k| transposed[TRANSPOSED_ZIGZAG[k]])
+        super::zigzag(&transposed)
     }
 
     /// [`super::quantise`] and [`super::nonzero_mask`] of one block. The

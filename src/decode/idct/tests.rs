@@ -140,13 +140,12 @@ fn matches_c(c: InverseDct, ours: InverseDct, kernel: Kernel, seed: u64) {
         let c_table = CTable::new(&table, layout);
         // SAFETY: cinfo is started; the tables hold 64 multipliers each.
         let want = unsafe { run(c, cinfo, c_table.as_ptr(), &block) };
-        let mut scratch = [[0xA5u8; 16]; 16];
-        let mut rows: [*mut u8; 16] = std::array::from_fn(|_| std::ptr::null_mut());
-        for (row, ptr) in scratch.iter_mut().zip(rows.iter_mut()) {
-            *ptr = row.as_mut_ptr();
-        }
-        // SAFETY: AVX2 is present; 16 rows of 16 bytes.
-        let got = if unsafe { kernel(block.as_ptr(), table.as_ptr(), rows.as_mut_ptr(), 0) } {
+        let mut took_fast_path = false;
+        let scratch = output_area(|rows| {
+            // SAFETY: AVX2 is present; 16 rows of 16 bytes.
+            took_fast_path = unsafe { kernel(block.as_ptr(), table.as_ptr(), rows, 0) };
+        });
+        let got = if took_fast_path {
             fast += 1;
             scratch
         } else {
