@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 
 use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::{Filter, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
 use crate::image::{Rect, RgbImage};
 
@@ -51,8 +51,9 @@ pub fn resize_crop(
     let src = ImageRef::new(img.width(), img.height(), img.as_bytes(), PixelType::U8x3)
         .map_err(|e| failed(&e))?;
     let mut dst = Image::new(out_width, out_height, PixelType::U8x3);
+    let lanczos3 = Filter::new("Lanczos3", lanczos3, 3.0).map_err(|e| failed(&e))?;
     let options = ResizeOptions::new()
-        .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+        .resize_alg(ResizeAlg::Convolution(FilterType::Custom(lanczos3)))
         .crop(
             f64::from(crop.x),
             f64::from(crop.y),
@@ -65,9 +66,74 @@ pub fn resize_crop(
     RgbImage::new(out_width, out_height, dst.into_vec()).map_err(|e| failed(&e))
 }
 
+/// The Lanczos-3 kernel, as fast_image_resize's own `Lanczos3` computes
+/// it but with [`sin_pi`] instead of libm's `sin`: the resizer evaluates
+/// it twice per tap for every photo, and libm's `sin` (with its rounding
+/// mode save and restore) was 0.8% of the whole run's CPU.
+fn lanczos3(x: f64) -> f64 {
+    if !(-3.0..3.0).contains(&x) {
+        0.0
+    } else if x == 0.0 {
+        1.0
+    } else {
+        let pi_x = std::f64::consts::PI * x;
+        3.0 * sin_pi(x) * sin_pi(x / 3.0) / (pi_x * pi_x)
+    }
+}
+
+/// sin(pi * y) for |y| < 64, more than any filter spans: reduced to
+/// |r| <= 1/2 around the nearest integer, then a Taylor polynomial to the
+/// 15th power, whose error there is under 1e-11, far below the 2^-15 step
+/// the resizer rounds its weights to.
+fn sin_pi(y: f64) -> f64 {
+    // The nearest integer by truncation of a shifted positive value:
+    // `round` and `rem_euclid` would be libm calls on baseline x86-64.
+    let n = (y + 64.5) as i64 - 64;
+    let t = std::f64::consts::PI * (y - n as f64);
+    let t2 = t * t;
+    // Horner over t^2 of sin's series: 1/1!, -1/3!, 1/5!, ..., -1/15!.
+    let series = [
+        -1.0 / 1_307_674_368_000.0,
+        1.0 / 6_227_020_800.0,
+        -1.0 / 39_916_800.0,
+        1.0 / 362_880.0,
+        -1.0 / 5_040.0,
+        1.0 / 120.0,
+        -1.0 / 6.0,
+        1.0,
+    ];
+    let s = t * series.iter().fold(0.0, |acc, &c| acc * t2 + c);
+    // sin(pi (n + r)) = (-1)^n sin(pi r)
+    if n & 1 == 1 { -s } else { s }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kernel_matches_the_libm_lanczos3() {
+        for i in -3200..=3200 {
+            let x = f64::from(i) / 1000.0 + 1e-4;
+            let libm = if x.abs() < 3.0 {
+                let pi_x = std::f64::consts::PI * x;
+                let sinc = |v: f64| v.sin() / v;
+                sinc(pi_x) * sinc(pi_x / 3.0)
+            } else {
+                0.0
+            };
+            assert!((lanczos3(x) - libm).abs() < 1e-10, "x={x}");
+        }
+        assert_eq!(lanczos3(0.0), 1.0);
+        assert_eq!(lanczos3(3.0), 0.0);
+        assert_eq!(lanczos3(-3.0), 0.0);
+        for n in -6i32..=6 {
+            assert!(sin_pi(f64::from(n)).abs() < 1e-12);
+            let half = f64::from(n) + 0.5;
+            let want = if n.rem_euclid(2) == 0 { 1.0 } else { -1.0 };
+            assert!((sin_pi(half) - want).abs() < 1e-11, "{half}");
+        }
+    }
 
     #[test]
     fn output_has_the_requested_size_and_keeps_flat_colour() {
