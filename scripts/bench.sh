@@ -44,11 +44,13 @@ echo "cohort: $cohort, $n photos, $(du -shL "$cohort" | cut -f1)"
 # gradphoto, timed first, 13% at 2 jobs).
 cat "${photos[@]}" >/dev/null
 
-# Runs a command under /usr/bin/time -v; sets $secs and $rss_mb.
+# Runs a command under /usr/bin/time -v; sets $secs, $cpu_secs (user +
+# system) and $rss_mb.
 timed() {
   local log=$work/time.log
   /usr/bin/time -v -o "$log" "$@" >"$work/cmd.log" 2>&1 || true
   secs=$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,t,":"); s=0; for(i=1;i<=n;i++) s=s*60+t[i]; print s}' "$log")
+  cpu_secs=$(awk -F': ' '/(User|System) time \(seconds\)/{s+=$2} END{print s}' "$log")
   rss_mb=$(awk -F': ' '/Maximum resident set size/{printf "%.0f", $2/1024}' "$log")
 }
 
@@ -92,18 +94,24 @@ for jobs in "${jobs_list[@]}"; do
   done
 done
 pairs=${FLOOR_PAIRS:-3}
+# Prints "v1 v2 ... (median m)" for the values given.
+sorted_with_median() {
+  printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1; printf "%s ", $1} END{printf "(median %s)", (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'
+}
 for jobs in "${jobs_list[@]}"; do
-  ratios=()
+  ratios=() cpu_ratios=()
   for _ in $(seq "$pairs"); do
     timed "$bin/examples/speed" decode "$cohort" --jobs "$jobs"
-    floor=$secs
+    floor=$secs floor_cpu=$cpu_secs
     out=$work/gradphoto-pair-$jobs
     rm -rf "$out" && mkdir -p "$out"
     timed "$bin/gradphoto" normalize "$cohort" --out "$out" --jobs "$jobs"
     ratios+=("$(awk -v g="$secs" -v f="$floor" 'BEGIN{printf "%.3f", g/f}')")
+    cpu_ratios+=("$(awk -v g="$cpu_secs" -v f="$floor_cpu" 'BEGIN{printf "%.3f", g/f}')")
   done
-  sorted=$(printf '%s\n' "${ratios[@]}" | sort -n | xargs)
-  median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR]=$1} END{print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}')
-  echo "time gradphoto / time decode-floor (target <= 1.5) at $jobs jobs, $pairs alternating pairs: $sorted (median $median)"
+  echo "time gradphoto / time decode-floor (target <= 1.5) at $jobs jobs, $pairs alternating pairs: $(sorted_with_median "${ratios[@]}")"
+  # CPU time is less moved by the scheduler than wall time; both sides
+  # keep every core busy, so the two ratios should agree.
+  echo "the same in CPU seconds (user + system): $(sorted_with_median "${cpu_ratios[@]}")"
 done
 echo "peak RSS: gradphoto is one process; vips and magick are the largest single process (they run one per job)."
