@@ -109,11 +109,20 @@ pub fn apply_orientation(img: RgbImage, orientation: Orientation) -> RgbImage {
     let src = img.as_bytes();
     let stride = w * 3;
     let mut out = vec![0u8; out_w * out_h * 3];
-    // In tiles: a rotation reads the stored image down its columns, and a
-    // tile's few dozen source rows stay in cache while its output rows are
-    // written, where a whole output row would touch thousands.
+    // In tiles, each first copied out of the stored image row by row into
+    // a small buffer. Reading the stored image down its columns directly
+    // (a tile's rows straight from the image) stalled on a cache miss per
+    // pixel: a 1500x2000 rotation took 37 ms, ten times a copy of it.
     const TILE: usize = 32;
+    let mut tile = [[0u8; TILE * 3]; TILE];
     for ty in (0..out_h).step_by(TILE) {
+        let y_end = (ty + TILE).min(out_h);
+        // The stored columns that output rows ty..y_end show.
+        let (c0, c1) = if columns_reversed {
+            (w - y_end, w - ty)
+        } else {
+            (ty, y_end)
+        };
         for tx in (0..out_w).step_by(TILE) {
             let x_end = (tx + TILE).min(out_w);
             let (r0, r1) = if rows_reversed {
@@ -121,29 +130,21 @@ pub fn apply_orientation(img: RgbImage, orientation: Orientation) -> RgbImage {
             } else {
                 (tx, x_end)
             };
-            let rows = src[r0 * stride..r1 * stride].chunks_exact(stride);
-            for y in ty..(ty + TILE).min(out_h) {
-                let column = if columns_reversed { w - 1 - y } else { y } * 3;
+            for (buffered, r) in tile.iter_mut().zip(r0..r1) {
+                let stored = &src[r * stride + c0 * 3..r * stride + c1 * 3];
+                buffered[..stored.len()].copy_from_slice(stored);
+            }
+            for y in ty..y_end {
+                let j = (if columns_reversed { w - 1 - y } else { y } - c0) * 3;
                 let dst = &mut out[(y * out_w + tx) * 3..(y * out_w + x_end) * 3];
-                if rows_reversed {
-                    copy_column(dst, rows.clone().rev(), column);
-                } else {
-                    copy_column(dst, rows.clone(), column);
+                for (px, x) in dst.chunks_exact_mut(3).zip(tx..) {
+                    let i = if rows_reversed { h - 1 - x } else { x } - r0;
+                    px.copy_from_slice(&tile[i][j..j + 3]);
                 }
             }
         }
     }
     oriented(out_w, out_h, out, img)
-}
-
-/// Fills the pixels of `dst` with the pixel at byte `column` of each of
-/// `rows` in turn. By whole stored rows, so the column's bounds are checked
-/// against a row's length, the same for all, instead of each pixel's index
-/// against the image.
-fn copy_column<'a>(dst: &mut [u8], rows: impl Iterator<Item = &'a [u8]>, column: usize) {
-    for (px, row) in dst.chunks_exact_mut(3).zip(rows) {
-        px.copy_from_slice(&row[column..column + 3]);
-    }
 }
 
 /// `out` as an image, or `img` unchanged if `out` were not `out_w` x `out_h`.
