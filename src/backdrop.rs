@@ -105,8 +105,11 @@ pub fn estimate_backdrop(
     let band = (h * 18 / 100).max(1);
     let strip = (w * 15 / 100).max(1);
     let upper = h * 60 / 100;
-    let mut samples: Vec<([f64; 3], [f32; 3], u8)> = Vec::new();
-    let mut ring: Vec<bool> = Vec::new();
+    // Room for every pixel of the sampled rows, so that pushing them one by
+    // one never reallocates and copies what is already there.
+    let room = upper.max(band).saturating_sub(m) * (w - 2 * m);
+    let mut samples: Vec<([f64; 3], [f32; 3], u8)> = Vec::with_capacity(room);
+    let mut ring: Vec<bool> = Vec::with_capacity(room);
     for y in m..upper.max(band) {
         for x in m..w - m {
             let zone = if y < band {
