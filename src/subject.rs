@@ -158,7 +158,8 @@ pub fn locate_subject(
     // times the backdrop's own noise. Skin on a grey backdrop of the same
     // lightness (a grayscale file) differs by only a few ΔE.
     let mut strong: Vec<bool> = dist.iter().map(|d| *d > threshold).collect();
-    let mut quiet: Vec<f64> = dist.iter().copied().filter(|d| *d <= threshold).collect();
+    let mut quiet = Vec::with_capacity(dist.len());
+    quiet.extend(dist.iter().copied().filter(|d| *d <= threshold));
     let noise = if quiet.is_empty() {
         settings.threshold
     } else {
@@ -419,13 +420,20 @@ fn column_positions(w: usize) -> Vec<f64> {
 
 /// ΔE76 of each pixel from the plane's model of the backdrop there,
 /// squared (see [`delta_e76_squared`]).
+/// The model is `(p0 + p1 x) + p2 y` per channel, added in that order: its
+/// column part is worked out once per column and its row part once per row,
+/// the very same sums with two thirds fewer multiplications per pixel.
 fn plane_distances(labs: &[[f64; 3]], plane: &[[f64; 3]; 3], w: usize, h: usize) -> Vec<f64> {
-    let xs = column_positions(w);
+    let columns: Vec<[f64; 3]> = column_positions(w)
+        .iter()
+        .map(|&x| [0, 1, 2].map(|k| plane[k][0] + plane[k][1] * x))
+        .collect();
     let mut out = Vec::with_capacity(labs.len());
     for (row, labs) in labs.chunks(w.max(1)).enumerate() {
         let y = row as f64 / h as f64;
-        out.extend(labs.iter().zip(&xs).map(|(l, &x)| {
-            let model = [0, 1, 2].map(|k| plane[k][0] + plane[k][1] * x + plane[k][2] * y);
+        let across = [0, 1, 2].map(|k| plane[k][2] * y);
+        out.extend(labs.iter().zip(&columns).map(|(l, column)| {
+            let model = [0, 1, 2].map(|k| column[k] + across[k]);
             delta_e76_squared(*l, model)
         }));
     }
@@ -448,12 +456,15 @@ fn robust_plane(
     let mut plane = fit_plane(labs, &excluded, w, h)?;
     for _ in 0..2 {
         let dist = plane_distances(labs, &plane, w, h);
-        let mut kept: Vec<f64> = dist
-            .iter()
-            .zip(&excluded)
-            .filter(|(_, e)| !**e)
-            .map(|(d, _)| *d)
-            .collect();
+        // Collected into room for all: grown step by step from empty, the
+        // copies of the growing vector cost more than the filtering.
+        let mut kept = Vec::with_capacity(dist.len());
+        kept.extend(
+            dist.iter()
+                .zip(&excluded)
+                .filter(|(_, e)| !**e)
+                .map(|(d, _)| *d),
+        );
         let mid = kept.len() / 2;
         let Some((_, median, _)) =
             (!kept.is_empty()).then(|| kept.select_nth_unstable_by(mid, f64::total_cmp))
