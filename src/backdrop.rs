@@ -107,11 +107,12 @@ pub fn estimate_backdrop(
     let upper = h * 60 / 100;
     // Room for every pixel of the sampled rows, so that pushing them one by
     // one never reallocates and copies what is already there.
-    let room = upper.max(band).saturating_sub(m) * (w - 2 * m);
+    let (rows, columns) = (m..upper.max(band), m..w - m);
+    let room = rows.len() * columns.len();
     let mut samples: Vec<([f64; 3], [f32; 3], u8)> = Vec::with_capacity(room);
     let mut ring: Vec<bool> = Vec::with_capacity(room);
-    for y in m..upper.max(band) {
-        for x in m..w - m {
+    for y in rows {
+        for x in columns.clone() {
             let zone = if y < band {
                 0
             } else if x < strip {

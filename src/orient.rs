@@ -101,11 +101,16 @@ pub fn apply_orientation(img: RgbImage, orientation: Orientation) -> RgbImage {
         }
         return oriented(w, h, out, img);
     }
-    // The four left swap the axes: output row y shows stored column y (or
-    // w - 1 - y), output column x stored row x (or h - 1 - x).
+    // The four left swap the axes (see `StoredAxis`).
     let (out_w, out_h) = (h, w);
-    let rows_reversed = matches!(orientation, Rotate90 | Transverse);
-    let columns_reversed = matches!(orientation, Transverse | Rotate270);
+    let stored_rows = StoredAxis {
+        len: h,
+        reversed: matches!(orientation, Rotate90 | Transverse),
+    };
+    let stored_columns = StoredAxis {
+        len: w,
+        reversed: matches!(orientation, Transverse | Rotate270),
+    };
     let src = img.as_bytes();
     let stride = w * 3;
     let mut out = vec![0u8; out_w * out_h * 3];
@@ -117,34 +122,48 @@ pub fn apply_orientation(img: RgbImage, orientation: Orientation) -> RgbImage {
     let mut tile = [[0u8; TILE * 3]; TILE];
     for ty in (0..out_h).step_by(TILE) {
         let y_end = (ty + TILE).min(out_h);
-        // The stored columns that output rows ty..y_end show.
-        let (c0, c1) = if columns_reversed {
-            (w - y_end, w - ty)
-        } else {
-            (ty, y_end)
-        };
+        let (c0, c1) = stored_columns.span(ty, y_end);
         for tx in (0..out_w).step_by(TILE) {
             let x_end = (tx + TILE).min(out_w);
-            let (r0, r1) = if rows_reversed {
-                (h - x_end, h - tx)
-            } else {
-                (tx, x_end)
-            };
+            let (r0, r1) = stored_rows.span(tx, x_end);
             for (buffered, r) in tile.iter_mut().zip(r0..r1) {
                 let stored = &src[r * stride + c0 * 3..r * stride + c1 * 3];
                 buffered[..stored.len()].copy_from_slice(stored);
             }
             for y in ty..y_end {
-                let j = (if columns_reversed { w - 1 - y } else { y } - c0) * 3;
+                let j = (stored_columns.index(y) - c0) * 3;
                 let dst = &mut out[(y * out_w + tx) * 3..(y * out_w + x_end) * 3];
                 for (px, x) in dst.chunks_exact_mut(3).zip(tx..) {
-                    let i = if rows_reversed { h - 1 - x } else { x } - r0;
-                    px.copy_from_slice(&tile[i][j..j + 3]);
+                    px.copy_from_slice(&tile[stored_rows.index(x) - r0][j..j + 3]);
                 }
             }
         }
     }
     oriented(out_w, out_h, out, img)
+}
+
+/// A stored axis that an output axis of a rotation runs along, forwards
+/// or backwards: output row y shows stored column y (or w - 1 - y), output
+/// column x stored row x (or h - 1 - x).
+struct StoredAxis {
+    len: usize,
+    reversed: bool,
+}
+
+impl StoredAxis {
+    /// The stored line that output line `v` shows.
+    fn index(&self, v: usize) -> usize {
+        if self.reversed { self.len - 1 - v } else { v }
+    }
+
+    /// The stored lines, low to high, that output lines `start..end` show.
+    fn span(&self, start: usize, end: usize) -> (usize, usize) {
+        if self.reversed {
+            (self.len - end, self.len - start)
+        } else {
+            (start, end)
+        }
+    }
 }
 
 /// `out` as an image, or `img` unchanged if `out` were not `out_w` x `out_h`.
