@@ -27,14 +27,15 @@ use gradphoto::photo::Options;
 use gradphoto::portrait::judge_portrait;
 use gradphoto::resize::resize_crop;
 use gradphoto::subject::locate_subject;
+use gradphoto::verify::verify_jpeg;
 use gradphoto::work::WorkingCopy;
 
 #[derive(Parser)]
 struct Args {
     /// `border`, `subject` (working copy, backdrop, subject), `resize` (the
     /// planned crop scaled to the output), `portrait` (its checks on that
-    /// output) or `encode` (a centre crop resized to the output, then the
-    /// size-window search).
+    /// output), `encode` (a centre crop resized to the output, then the
+    /// size-window search) or `verify` (the checks on what that encode wrote).
     stage: String,
     inputs: Vec<PathBuf>,
     #[arg(long, default_value_t = 3)]
@@ -56,7 +57,7 @@ fn main() -> Result<()> {
         }
     }
     let rule = &options.composition;
-    if args.stage == "encode" {
+    if matches!(args.stage.as_str(), "encode" | "verify") {
         images = images
             .iter()
             .filter_map(|img| {
@@ -97,6 +98,17 @@ fn main() -> Result<()> {
     } else {
         Vec::new()
     };
+    // Verify runs on what the encode stage writes for each centre crop.
+    let encoded: Vec<Vec<u8>> = if args.stage == "verify" {
+        images
+            .iter()
+            .filter_map(|img| encode_to_window(img, &options.encode).ok())
+            .map(|e| e.bytes)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let rules = options.output_rules();
     let mut checksum = 0u64;
     let start = Instant::now();
     let hash = |v: &dyn std::fmt::Debug| {
@@ -113,6 +125,12 @@ fn main() -> Result<()> {
                     o.as_bytes().hash(&mut hasher);
                     hasher.finish() >> 16
                 });
+            }
+            continue;
+        }
+        if args.stage == "verify" {
+            for bytes in &encoded {
+                checksum += hash(&verify_jpeg(bytes, &rules).checks);
             }
             continue;
         }
@@ -152,10 +170,12 @@ fn main() -> Result<()> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    let per_rep = if planned.is_empty() {
-        images.len()
-    } else {
+    let per_rep = if !planned.is_empty() {
         planned.len()
+    } else if args.stage == "verify" {
+        encoded.len()
+    } else {
+        images.len()
     };
     let runs = f64::from(args.reps) * per_rep as f64;
     println!(
