@@ -27,7 +27,7 @@ use gradphoto::photo::Options;
 use gradphoto::portrait::judge_portrait;
 use gradphoto::resize::resize_crop;
 use gradphoto::subject::locate_subject;
-use gradphoto::verify::verify_jpeg;
+use gradphoto::verify::verify_written;
 use gradphoto::work::WorkingCopy;
 
 #[derive(Parser)]
@@ -35,7 +35,7 @@ struct Args {
     /// `border`, `subject` (working copy, backdrop, subject), `resize` (the
     /// planned crop scaled to the output), `portrait` (its checks on that
     /// output), `encode` (a centre crop resized to the output, then the
-    /// size-window search) or `verify` (the checks on what that encode wrote).
+    /// size-window search) or `verify` (the pipeline's checks on what that encode wrote).
     stage: String,
     inputs: Vec<PathBuf>,
     #[arg(long, default_value_t = 3)]
@@ -130,7 +130,7 @@ fn main() -> Result<()> {
         }
         if args.stage == "verify" {
             for bytes in &encoded {
-                checksum += hash(&verify_jpeg(bytes, &rules).checks);
+                checksum += hash(&verify_written(bytes, &rules).checks);
             }
             continue;
         }

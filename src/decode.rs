@@ -178,6 +178,13 @@ pub struct DecodeScale {
     eighths: u32,
 }
 
+/// As a fraction of the stored size: "3/8", "8/8".
+impl std::fmt::Display for DecodeScale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/8", self.eighths)
+    }
+}
+
 impl DecodeScale {
     pub const FULL: DecodeScale = DecodeScale { eighths: 8 };
 
@@ -331,11 +338,55 @@ fn libjpeg_rgb_with(
     fast_idct: bool,
     fast_huffman: bool,
 ) -> Result<(&'static str, Vec<u8>, u32, u32), DecodeError> {
+    let decoded = libjpeg_decode(bytes, scale, Warnings::Ignored, |d, channels| {
+        d.decompress(channels, fast_idct, fast_huffman)
+    });
+    match decoded {
+        Err(Unwound::Fallback) => libjpeg_rgb_with(bytes, scale, fast_idct, false),
+        Err(Unwound::Failed(e)) => Err(e),
+        Ok(v) => Ok(v),
+    }
+}
+
+/// Decodes a JPEG with libjpeg-turbo's own code alone (its Huffman decoder
+/// and inverse DCTs, none of ours) and refuses what it would only conceal:
+/// any warning, such as corrupt entropy data, a premature end of a scan or
+/// stray bytes before a marker, fails the decode with libjpeg's message.
+/// This is how a file we wrote is checked: by the reference decoder, by
+/// code independent of our encoder and of our decode stage.
+pub fn decode_jpeg_strictly(bytes: &[u8], scale: DecodeScale) -> Result<RgbImage, DecodeError> {
+    let decoded = libjpeg_decode(bytes, scale, Warnings::Fatal, |d, channels| {
+        d.decompress(channels, false, false)
+    });
+    let (_, rgb, w, h) = decoded.map_err(|e| match e {
+        Unwound::Failed(e) => e,
+        // Our Huffman decoder is not installed, so it cannot ask for this.
+        Unwound::Fallback => DecodeError::Jpeg("the decoder asked to start over".into()),
+    })?;
+    RgbImage::new(w, h, rgb).map_err(|e| DecodeError::Jpeg(e.to_string()))
+}
+
+/// How a libjpeg decode ended early.
+enum Unwound {
+    /// Our Huffman decoder met something only libjpeg's handles.
+    Fallback,
+    Failed(DecodeError),
+}
+
+/// Sets up a decompressor at `scale` with RGB (or, for ink-based files,
+/// CMYK) output, runs `decompress` on it, and turns CMYK into RGB: (stored
+/// colour, pixels, width, height).
+fn libjpeg_decode(
+    bytes: &[u8],
+    scale: DecodeScale,
+    warnings: Warnings,
+    decompress: impl FnOnce(&mut Libjpeg, usize) -> Result<(u32, u32, Vec<u8>), DecodeError>,
+) -> Result<(&'static str, Vec<u8>, u32, u32), Unwound> {
     use mozjpeg_sys::J_COLOR_SPACE as Cs;
     // libjpeg reports fatal errors by unwinding out of the C code with the
     // message as payload (see `Libjpeg::error_exit`).
     let run = || -> Result<_, DecodeError> {
-        let mut d = Libjpeg::new(bytes)?;
+        let mut d = Libjpeg::new(bytes, warnings)?;
         let cinfo = d.cinfo_mut();
         // libjpeg takes any M/8 with M up to 16; ours is 1..=8.
         cinfo.scale_num = scale.numerator();
@@ -350,7 +401,7 @@ fn libjpeg_rgb_with(
         let ink = matches!(colour, "cmyk" | "ycck");
         let channels = if ink { 4 } else { 3 };
         cinfo.out_color_space = if ink { Cs::JCS_CMYK } else { Cs::JCS_RGB };
-        let (w, h, samples) = d.decompress(channels, fast_idct, fast_huffman)?;
+        let (w, h, samples) = decompress(&mut d, channels)?;
         let rgb = if ink {
             // Adobe writes CMYK inverted (255 = no ink), as libjpeg hands it
             // over; each channel is then the share of light let through.
@@ -366,18 +417,26 @@ fn libjpeg_rgb_with(
         };
         Ok((colour, rgb, w, h))
     };
-    match std::panic::catch_unwind(run) {
-        Ok(result) => result,
-        Err(payload) if payload.is::<crate::entropy::Fallback>() => {
-            libjpeg_rgb_with(bytes, scale, fast_idct, false)
-        }
-        Err(payload) => Err(DecodeError::Jpeg(
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(result) => result.map_err(Unwound::Failed),
+        Err(payload) if payload.is::<crate::entropy::Fallback>() => Err(Unwound::Fallback),
+        Err(payload) => Err(Unwound::Failed(DecodeError::Jpeg(
             payload
                 .downcast_ref::<String>()
                 .map(|m| m.trim_start_matches("libjpeg fatal error: ").to_owned())
                 .unwrap_or_else(|| "the decoder failed on this file".to_owned()),
-        )),
+        ))),
     }
+}
+
+/// What libjpeg's warnings (recoverable damage it conceals) do to a decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Warnings {
+    /// A photo someone brings with a slightly damaged scan is still worth
+    /// processing: the concealed part is usually a few blocks.
+    Ignored,
+    /// A file being checked must decode cleanly.
+    Fatal,
 }
 
 /// One libjpeg decompressor reading a JPEG held in memory, driven through
@@ -402,7 +461,7 @@ static FAKE_EOI: [u8; 4] = [0xFF, 0xD9, 0xFF, 0xD9];
 
 impl<'a> Libjpeg<'a> {
     /// Creates the decompressor and reads the header.
-    fn new(bytes: &'a [u8]) -> Result<Libjpeg<'a>, DecodeError> {
+    fn new(bytes: &'a [u8], warnings: Warnings) -> Result<Libjpeg<'a>, DecodeError> {
         use mozjpeg_sys as ffi;
         // SAFETY: all-zero is the state libjpeg expects these structs in
         // before jpeg_std_error / jpeg_create_decompress fill them.
@@ -410,7 +469,10 @@ impl<'a> Libjpeg<'a> {
         // SAFETY: err is a valid, exclusively borrowed error manager.
         unsafe { ffi::jpeg_std_error(&mut err) };
         err.error_exit = Some(Self::error_exit);
-        err.emit_message = Some(Self::silence);
+        err.emit_message = Some(match warnings {
+            Warnings::Ignored => Self::silence,
+            Warnings::Fatal => Self::fail_on_warning,
+        });
         let mut src = Box::new(ffi::jpeg_source_mgr {
             next_input_byte: bytes.as_ptr(),
             bytes_in_buffer: bytes.len(),
@@ -546,6 +608,15 @@ impl<'a> Libjpeg<'a> {
     }
 
     extern "C-unwind" fn silence(_cinfo: &mut mozjpeg_sys::jpeg_common_struct, _level: i32) {}
+
+    /// Level -1 is a warning; higher levels are trace messages.
+    extern "C-unwind" fn fail_on_warning(cinfo: &mut mozjpeg_sys::jpeg_common_struct, level: i32) {
+        if level < 0 {
+            // msg_code still holds the warning's code, so the message is
+            // the warning's own.
+            Self::error_exit(cinfo);
+        }
+    }
 
     extern "C-unwind" fn init_source(_cinfo: &mut mozjpeg_sys::jpeg_decompress_struct) {}
 

@@ -19,7 +19,7 @@ use crate::orient::apply_orientation;
 use crate::portrait::{PortraitSettings, judge_portrait};
 use crate::resize::resize_crop;
 use crate::subject::{SubjectSettings, locate_subject};
-use crate::verify::{OutputRules, verify_jpeg};
+use crate::verify::{OutputRules, verify_written};
 use crate::work::WorkingCopy;
 
 /// Every setting that decides what a photo becomes. Serialised into the
@@ -237,7 +237,7 @@ fn run_stages(
     record.padding_bytes = Some(encoded.padding_bytes);
 
     let report = timings.time("verify", || {
-        verify_jpeg(&encoded.bytes, &options.output_rules())
+        verify_written(&encoded.bytes, &options.output_rules())
     });
     record.checks.extend(report.checks);
     Ok(encoded.bytes)

@@ -18,14 +18,11 @@
 //! metadata of ours.
 
 use std::fmt;
-use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
-use zune_core::colorspace::ColorSpace;
-use zune_core::options::DecoderOptions;
-use zune_jpeg::JpegDecoder;
 
 use crate::check::{Check, Verdict};
+use crate::decode::{DecodeScale, decode_jpeg_strictly};
 use crate::encode::{Chroma, STD_LUMA_QT, ZIGZAG, scaled_table};
 use crate::image::RgbImage;
 
@@ -93,8 +90,26 @@ impl VerifyReport {
     }
 }
 
-/// Judges `bytes` against `rules`; never panics, whatever the bytes.
+/// Judges `bytes` against `rules` and keeps the decoded pixels for checks
+/// on the picture; never panics, whatever the bytes.
 pub fn verify_jpeg(bytes: &[u8], rules: &OutputRules) -> VerifyReport {
+    verify_at(bytes, rules, DecodeScale::FULL)
+}
+
+/// [`verify_jpeg`] for a file just encoded from pixels the caller holds,
+/// which nobody needs back: the `decodes` check reads every bit of the
+/// entropy-coded data (each Huffman code, every block, the scan's end) but
+/// reconstructs the picture at 1/8 scale, from the DC coefficients alone.
+/// What can fail in a decode is in that reading; the inverse DCT and the
+/// colour conversion it skips turn any coefficients into pixels. `image`
+/// is `None`.
+pub fn verify_written(bytes: &[u8], rules: &OutputRules) -> VerifyReport {
+    let mut report = verify_at(bytes, rules, DecodeScale::eighths(1));
+    report.image = None;
+    report
+}
+
+fn verify_at(bytes: &[u8], rules: &OutputRules, scale: DecodeScale) -> VerifyReport {
     let walk = walk(bytes);
     let mut checks = Vec::with_capacity(11);
     let mut report = VerifyReport::default();
@@ -210,11 +225,7 @@ pub fn verify_jpeg(bytes: &[u8], rules: &OutputRules) -> VerifyReport {
         report.chroma = chroma_of(f);
     }
 
-    let (decoded, decode_reason) = if let Some(why) = untrusted_layout(&walk) {
-        (None, why)
-    } else {
-        decode(bytes, frame)
-    };
+    let (decoded, decode_reason) = decode(bytes, frame, scale);
     checks.push(verdict("decodes", decoded.is_some(), None, decode_reason));
     report.image = decoded;
     report.checks = checks;
@@ -712,72 +723,47 @@ fn chroma_of(f: &Frame) -> Option<Chroma> {
     }
 }
 
-/// zune-jpeg 0.5.15 decodes non-interleaved scans of a frame with
-/// subsampled chroma to wrong pixels without an error (zune-image issues
-/// #419/#422). Such files are valid JPEG, but pixels we cannot trust must
-/// not reach the picture checks, so `decodes` fails with the reason. Our
-/// encoder never writes this layout.
-fn untrusted_layout(w: &Walk) -> Option<String> {
-    let f = w.frame.as_ref()?;
-    let subsampled = f.components.iter().any(|c| c.h > 1 || c.v > 1);
-    let non_interleaved = w.min_scan_components? < f.components.len();
-    (f.marker == 0xC0 && subsampled && non_interleaved).then(|| {
-        "non-interleaved baseline scans with subsampled chroma: valid JPEG, but our decoder \
-         (zune-jpeg 0.5.15) decodes this layout wrongly, so its pixels are not trusted"
-            .to_owned()
-    })
-}
-
-fn decode(bytes: &[u8], frame: Option<&Frame>) -> (Option<RgbImage>, String) {
-    if let Some(f) = frame {
-        let pixels = u64::from(f.width) * u64::from(f.height);
-        if usize::from(f.width) > MAX_DECODE_SIDE
-            || usize::from(f.height) > MAX_DECODE_SIDE
-            || pixels > MAX_DECODE_PIXELS
-        {
-            return (
-                None,
-                format!("{f} is too large to decode safely (limit {MAX_DECODE_PIXELS} pixels)"),
-            );
-        }
-    }
-    let options = DecoderOptions::default()
-        .jpeg_set_out_colorspace(ColorSpace::RGB)
-        .set_max_width(MAX_DECODE_SIDE)
-        .set_max_height(MAX_DECODE_SIDE)
-        .set_strict_mode(true);
-    // zune-jpeg is written not to panic, but this runs on arbitrary files;
-    // a decoder bug must become a failed check, not a crashed batch.
-    let result = std::panic::catch_unwind(|| {
-        let mut dec = JpegDecoder::new_with_options(Cursor::new(bytes), options);
-        let pixels = dec.decode()?;
-        let info = dec.info();
-        Ok::<_, zune_jpeg::errors::DecodeErrors>((pixels, info))
-    });
-    let (pixels, info) = match result {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => return (None, format!("decoder error: {e:?}")),
-        Err(_) => return (None, "the decoder crashed on this file".to_owned()),
+/// Decodes with libjpeg-turbo's own code, warnings fatal
+/// ([`decode_jpeg_strictly`]): the reference decoder, sharing no code with
+/// our encoder or our decode stage, and correct on every baseline layout.
+fn decode(bytes: &[u8], frame: Option<&Frame>, scale: DecodeScale) -> (Option<RgbImage>, String) {
+    // The walk found no frame: libjpeg would only say so less clearly.
+    let Some(f) = frame else {
+        return (None, "no frame header to decode".to_owned());
     };
-    let Some(info) = info else {
-        return (None, "decoder returned no image information".to_owned());
-    };
-    let (w, h) = (u32::from(info.width), u32::from(info.height));
-    if let Some(f) = frame
-        && (u32::from(f.width), u32::from(f.height)) != (w, h)
+    let pixels = u64::from(f.width) * u64::from(f.height);
+    if usize::from(f.width) > MAX_DECODE_SIDE
+        || usize::from(f.height) > MAX_DECODE_SIDE
+        || pixels > MAX_DECODE_PIXELS
     {
         return (
             None,
+            format!("{f} is too large to decode safely (limit {MAX_DECODE_PIXELS} pixels)"),
+        );
+    }
+    let img = match decode_jpeg_strictly(bytes, scale) {
+        Ok(img) => img,
+        Err(e) => return (None, format!("decoder error: {e}")),
+    };
+    let (w, h) = (img.width(), img.height());
+    if (scale.of(u32::from(f.width)), scale.of(u32::from(f.height))) != (w, h) {
+        return (
+            None,
             format!(
-                "decoded {w}x{h} but the frame header says {}x{}",
+                "decoded {w}x{h} at {scale} scale but the frame header says {}x{}",
                 f.width, f.height
             ),
         );
     }
-    match RgbImage::new(w, h, pixels) {
-        Ok(img) => (Some(img), format!("decoded {w}x{h} RGB")),
-        Err(e) => (None, format!("decoder output does not match: {e}")),
-    }
+    let reason = if scale == DecodeScale::FULL {
+        format!("decoded {w}x{h} RGB")
+    } else {
+        format!(
+            "all {}x{} pixels' data decoded (reconstructed at {scale} scale, {w}x{h})",
+            f.width, f.height
+        )
+    };
+    (Some(img), reason)
 }
 
 #[cfg(test)]
@@ -874,20 +860,54 @@ mod tests {
     }
 
     #[test]
-    fn non_interleaved_subsampled_layout_is_not_trusted() {
-        let bytes = custom(480, 640, |e| {
-            e.set_sampling_factor(SamplingFactor::F_2_2);
-            e.set_optimized_huffman_tables(true);
-        });
+    fn non_interleaved_subsampled_scans_decode_like_interleaved_ones() {
+        // jpeg-encoder writes one scan per component when it optimises its
+        // Huffman tables, one interleaved scan otherwise; the coefficients
+        // are the same, so the pixels must be (zune-jpeg 0.5.15, the
+        // decoder verify used before, got this layout wrong).
+        let layout = |optimised: bool| {
+            custom(480, 640, |e| {
+                e.set_sampling_factor(SamplingFactor::F_2_2);
+                e.set_optimized_huffman_tables(optimised);
+            })
+        };
+        let (separate, interleaved) = (layout(true), layout(false));
+        let scans = |b: &[u8]| b.windows(2).filter(|w| w == &[0xFF, 0xDA]).count();
+        assert_eq!((scans(&separate), scans(&interleaved)), (3, 1));
+        let r = verify_jpeg(&separate, &rules());
+        assert!(r.passed(), "{:#?}", r.checks);
+        let reference = verify_jpeg(&interleaved, &rules()).image.unwrap();
+        assert!(r.image.unwrap() == reference);
+    }
+
+    #[test]
+    fn corrupt_entropy_data_fails_decodes() {
+        // A marker where scan data should be: libjpeg would fill the rest
+        // of the picture with grey and only warn.
+        let mut bytes = good();
+        let middle = bytes.len() / 2;
+        bytes[middle..middle + 2].copy_from_slice(&[0xFF, 0xD0]);
         let r = verify_jpeg(&bytes, &rules());
         assert_eq!(failed(&r), ["decodes"]);
-        assert!(
-            r.check("decodes")
-                .unwrap()
-                .reason
-                .contains("non-interleaved")
-        );
-        assert!(r.image.is_none());
+        assert!(r.check("decodes").unwrap().reason.contains("Corrupt"));
+    }
+
+    #[test]
+    fn a_written_file_is_judged_as_a_full_decode_judges_it() {
+        let good = good();
+        let mut truncated = good.clone();
+        truncated.truncate(good.len() * 2 / 3);
+        for bytes in [good, truncated] {
+            let full = verify_jpeg(&bytes, &rules());
+            let written = verify_written(&bytes, &rules());
+            assert!(written.image.is_none());
+            for (w, f) in written.checks.iter().zip(&full.checks) {
+                assert_eq!((&w.name, w.verdict), (&f.name, f.verdict));
+                if w.name != "decodes" {
+                    assert_eq!(w, f);
+                }
+            }
+        }
     }
 
     #[test]
@@ -1105,6 +1125,14 @@ mod tests {
             }
             let r = verify_jpeg(&b, &rules());
             assert_eq!(r.checks.len(), NAMES.len());
+            // Whatever breaks a full decode breaks the entropy-only one.
+            let verdicts =
+                |r: &VerifyReport| r.checks.iter().map(|c| c.verdict).collect::<Vec<_>>();
+            assert_eq!(
+                verdicts(&verify_written(&b, &rules())),
+                verdicts(&r),
+                "mutation {i}"
+            );
         }
     }
 }

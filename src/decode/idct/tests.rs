@@ -1,7 +1,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
-use crate::decode::{DecodeScale, Libjpeg, libjpeg_rgb_with};
+use crate::decode::{DecodeScale, Libjpeg, Warnings, libjpeg_rgb_with};
 
 const BASELINE_420: &[u8] = include_bytes!("../../../fixtures/01-baseline.jpg");
 const PROGRESSIVE_420: &[u8] = include_bytes!("../../../fixtures/06-progressive.jpg");
@@ -23,7 +23,7 @@ pub(super) fn count_install(cinfo: *mut Cinfo) {
 
 /// A started decompressor: the C IDCTs read its range-limit table.
 fn started() -> Libjpeg<'static> {
-    let mut d = Libjpeg::new(BASELINE_420).expect("fixture header");
+    let mut d = Libjpeg::new(BASELINE_420, Warnings::Ignored).expect("fixture header");
     d.cinfo_mut().scale_num = 3;
     d.cinfo_mut().scale_denom = 8;
     d.start(false).expect("start");
@@ -247,7 +247,7 @@ fn decodes_are_identical_with_and_without_our_idcts() {
     for (eighths, ours) in [(3, 3), (5, 3), (7, 1)] {
         let ours = if installed { ours } else { 0 };
         let installs = AtomicUsize::new(0);
-        let mut d = Libjpeg::new(BASELINE_420).expect("header");
+        let mut d = Libjpeg::new(BASELINE_420, Warnings::Ignored).expect("header");
         d.cinfo_mut().scale_num = eighths;
         d.cinfo_mut().scale_denom = 8;
         d.cinfo_mut().common.client_data = (&raw const installs).cast_mut().cast();
