@@ -208,17 +208,19 @@ pub fn estimate_backdrop(
     let mut d = ciede2000_each(&colours, lab);
     let rank = (d.len() - 1) * 9 / 10;
     let p90 = *d.select_nth_unstable_by(rank, f64::total_cmp).1;
-    let mut zone_means = Vec::new();
-    for z in 0..3u8 {
-        let zs: Vec<_> = members.iter().filter(|s| s.2 == z).collect();
-        if zs.len() >= 4 {
-            let mut acc = [0.0; 3];
-            for s in &zs {
-                add_into(&mut acc, s.0);
-            }
-            zone_means.push(acc.map(|v| v / zs.len() as f64));
-        }
+    // The three zones summed in one pass: each zone's sum still adds its
+    // members in order, so the same sums as a pass per zone.
+    let mut zone_sums = [([0.0; 3], 0usize); 3];
+    for s in &members {
+        let (acc, n) = &mut zone_sums[usize::from(s.2)];
+        add_into(acc, s.0);
+        *n += 1;
     }
+    let zone_means: Vec<[f64; 3]> = zone_sums
+        .iter()
+        .filter(|(_, n)| *n >= 4)
+        .map(|(acc, n)| acc.map(|v| v / *n as f64))
+        .collect();
     let mut zone_spread: f64 = 0.0;
     for i in 0..zone_means.len() {
         for j in i + 1..zone_means.len() {

@@ -159,12 +159,17 @@ pub fn locate_subject(
     // lightness (a grayscale file) differs by only a few ΔE.
     let mut strong: Vec<bool> = dist.iter().map(|d| *d > threshold).collect();
     let mut quiet = Vec::with_capacity(dist.len());
-    quiet.extend(dist.iter().copied().filter(|d| *d <= threshold));
+    quiet.extend(
+        dist.iter()
+            .copied()
+            .filter(|d| *d <= threshold)
+            .map(order_key),
+    );
     let noise = if quiet.is_empty() {
         settings.threshold
     } else {
         let mid = quiet.len() / 2;
-        quiet.select_nth_unstable_by(mid, f64::total_cmp).1.sqrt()
+        from_order_key(nth_smallest(&mut quiet, mid)).sqrt()
     };
     let low = (settings.weak_noise_factor * noise).clamp(settings.weak_min, settings.threshold);
     let low = squared_bound(low);
@@ -177,11 +182,15 @@ pub fn locate_subject(
         fg[i] = false;
         strong[i] = false;
     }
-    let (mut labels, mut areas) = components(&fg, w);
+    let Blobs {
+        mut labels,
+        mut areas,
+        mut boxes,
+    } = components(&fg, w);
     let mut seeded = vec![false; areas.len()];
-    for (l, st) in labels.iter().zip(&strong) {
-        if let (Some(l), true) = (l, st) {
-            seeded[*l] = true;
+    for (&l, &st) in labels.iter().zip(&strong) {
+        if l != NONE && st {
+            seeded[l as usize] = true;
         }
     }
     for (l, seeded) in seeded.iter().enumerate() {
@@ -194,8 +203,9 @@ pub fn locate_subject(
     // cut off below the shoulders), else the largest blob.
     let mut on_bottom = vec![false; areas.len()];
     for x in 0..w {
-        if let Some(l) = labels[(h - 1) * w + x] {
-            on_bottom[l] = true;
+        let l = labels[(h - 1) * w + x];
+        if l != NONE {
+            on_bottom[l as usize] = true;
         }
     }
     let pick = |bottom_only: bool| {
@@ -213,7 +223,7 @@ pub fn locate_subject(
     let main = pick(true)
         .or_else(|| pick(false))
         .ok_or(SubjectError::NoSubject)?;
-    merge_detached_head(&mut labels, &mut areas, main, min_area, w);
+    merge_detached_head(&mut labels, &mut areas, &mut boxes, main, min_area, w);
     let main_area = areas[main];
     let mut people = 1 + areas
         .iter()
@@ -223,7 +233,7 @@ pub fn locate_subject(
         })
         .count() as u32;
     fill_holes(&mut labels, main, w, h);
-    let is_main = |x: usize, y: usize| labels[y * w + x] == Some(main);
+    let is_main = |x: usize, y: usize| labels[y * w + x] as usize == main;
 
     // Top profile: first subject row per column.
     let top: Vec<Option<usize>> = (0..w).map(|x| (0..h).find(|&y| is_main(x, y))).collect();
@@ -337,7 +347,11 @@ pub fn locate_subject(
     // notch in one head's hair is close to its crown).
     let near_head_level = crown as f64 + 0.6 * head_len;
     let crown_x = (crown_cols[0] + crown_cols[crown_cols.len() - 1]) / 2;
-    let top = with_resting_blobs(&labels, &areas, main, min_area, top);
+    // The boxes are those of the blobs before the holes were filled: a blob
+    // inside a hole is all gone into `main` (it is connected, and nothing
+    // of it could reach the edge), so it has no pixels left to rest with,
+    // and the filled pixels lie inside `main`'s own box.
+    let top = with_resting_blobs(&labels, &areas, &boxes, main, min_area, top);
     let deep = settings.second_head_dip * maxw as f64;
     let shallow = settings.second_head_shallow_dip * maxw as f64;
     let apart = settings.second_head_apart * maxw as f64;
@@ -463,14 +477,13 @@ fn robust_plane(
             dist.iter()
                 .zip(&excluded)
                 .filter(|(_, e)| !**e)
-                .map(|(d, _)| *d),
+                .map(|(d, _)| order_key(*d)),
         );
-        let mid = kept.len() / 2;
-        let Some((_, median, _)) =
-            (!kept.is_empty()).then(|| kept.select_nth_unstable_by(mid, f64::total_cmp))
-        else {
+        if kept.is_empty() {
             break;
-        };
+        }
+        let mid = kept.len() / 2;
+        let median = from_order_key(nth_smallest(&mut kept, mid));
         // The median of the squares is the square of the median: squaring
         // keeps the order.
         let cut = squared_bound((3.0 * median.sqrt()).max(floor));
@@ -578,17 +591,17 @@ fn fit_plane(labs: &[[f64; 3]], fg: &[bool], w: usize, h: usize) -> Option<[[f64
 /// found: a face of the backdrop's shade at its edges can part from the
 /// hair around it as well as from the neck.
 fn merge_detached_head(
-    labels: &mut [Option<usize>],
+    labels: &mut [u32],
     areas: &mut [usize],
+    boxes: &mut [[usize; 4]],
     main: usize,
     min_area: usize,
     w: usize,
 ) {
-    let mut boxes = label_boxes(labels, areas.len(), w);
     loop {
         let top = boxes[main][2];
         let top_cols: Vec<usize> = (0..w)
-            .filter(|&x| labels.get(top * w + x) == Some(&Some(main)))
+            .filter(|&x| labels.get(top * w + x).is_some_and(|&l| l as usize == main))
             .collect();
         let (Some(first), Some(last)) = (top_cols.first(), top_cols.last()) else {
             return;
@@ -607,8 +620,8 @@ fn merge_detached_head(
         let Some(head) = head else {
             return;
         };
-        for l in labels.iter_mut().filter(|l| **l == Some(head)) {
-            *l = Some(main);
+        for l in labels.iter_mut().filter(|l| **l as usize == head) {
+            *l = main as u32;
         }
         areas[main] += areas[head];
         areas[head] = 0;
@@ -622,39 +635,20 @@ fn merge_detached_head(
     }
 }
 
-/// Per label: min x, max x, min y, max y of its pixels. Row by row and run
-/// by run of one label, so a box is widened once per run, not per pixel,
-/// and no pixel's column and row are divided out of its index.
-fn label_boxes(labels: &[Option<usize>], n: usize, w: usize) -> Vec<[usize; 4]> {
-    let mut boxes = vec![[usize::MAX, 0, usize::MAX, 0]; n];
-    for (y, row) in labels.chunks(w.max(1)).enumerate() {
-        let mut x = 0;
-        for run in row.chunk_by(|a, b| a == b) {
-            if let Some(l) = run[0] {
-                let b = &mut boxes[l];
-                let last = x + run.len() - 1;
-                *b = [b[0].min(x), b[1].max(last), b[2].min(y), b[3].max(y)];
-            }
-            x += run.len();
-        }
-    }
-    boxes
-}
-
 /// The top profile `top` of `main` with that of every other sizeable blob
 /// resting on it (ending above `main` at some column, no further above it
 /// than its own height): a second person's head can part from their
 /// shoulders just as the first one's can (see [`merge_detached_head`]),
 /// and is still a head rising beside the first.
 fn with_resting_blobs(
-    labels: &[Option<usize>],
+    labels: &[u32],
     areas: &[usize],
+    boxes: &[[usize; 4]],
     main: usize,
     min_area: usize,
     mut top: Vec<Option<usize>>,
 ) -> Vec<Option<usize>> {
     let w = top.len();
-    let boxes = label_boxes(labels, areas.len(), w);
     let resting: Vec<bool> = (0..areas.len())
         .map(|l| {
             let [x0, x1, y0, y1] = boxes[l];
@@ -663,9 +657,13 @@ fn with_resting_blobs(
                 && (x0..=x1.min(w - 1)).any(|x| top[x].is_some_and(|t| t > y1 && t - y1 <= y1 - y0))
         })
         .collect();
+    // Most photos have none, and then the pass over every pixel is spared.
+    if !resting.contains(&true) {
+        return top;
+    }
     for (y, row) in labels.chunks(w.max(1)).enumerate() {
-        for (x, l) in row.iter().enumerate() {
-            if l.is_some_and(|l| resting[l]) && top[x].is_none_or(|t| y < t) {
+        for (x, &l) in row.iter().enumerate() {
+            if l != NONE && resting[l as usize] && top[x].is_none_or(|t| y < t) {
                 top[x] = Some(y);
             }
         }
@@ -675,84 +673,165 @@ fn with_resting_blobs(
 
 /// Gives `main` every pixel that backdrop reaching the image's edge cannot
 /// get to: a face whose shading matches the backdrop somewhere inside the
-/// hair and jaw line is still all subject.
-fn fill_holes(labels: &mut [Option<usize>], main: usize, w: usize, h: usize) {
-    let mut outside = vec![false; labels.len()];
-    let mut stack: Vec<(usize, usize)> = (0..w)
-        .flat_map(|x| [(x, x), ((h - 1) * w + x, x)])
-        .chain((0..h).flat_map(|y| [(y * w, 0), (y * w + w - 1, w - 1)]))
-        .filter(|&(i, _)| labels[i] != Some(main))
+/// hair and jaw line is still all subject. What is not `main` falls into
+/// blobs of its own; those whose boxes stay clear of the edges are holes.
+fn fill_holes(labels: &mut [u32], main: usize, w: usize, h: usize) {
+    let main = main as u32;
+    let others: Vec<bool> = labels.iter().map(|&l| l != main).collect();
+    let rest = components(&others, w);
+    let hole: Vec<bool> = rest
+        .boxes
+        .iter()
+        .map(|&[x0, x1, y0, y1]| x0 > 0 && x1 + 1 < w && y0 > 0 && y1 + 1 < h)
         .collect();
-    for &(i, _) in &stack {
-        outside[i] = true;
+    if !hole.contains(&true) {
+        return;
     }
-    while let Some((i, x)) = stack.pop() {
-        for_each_neighbour(i, x, w, labels.len(), |j, x| {
-            if !outside[j] && labels[j] != Some(main) {
-                outside[j] = true;
-                stack.push((j, x));
+    for (l, &r) in labels.iter_mut().zip(&rest.labels) {
+        if r != NONE && hole[r as usize] {
+            *l = main;
+        }
+    }
+}
+
+/// The label of a pixel in no blob.
+const NONE: u32 = u32::MAX;
+
+/// The 4-connected blobs of a mask.
+struct Blobs {
+    /// Per pixel, its blob ([`NONE`] outside the mask).
+    labels: Vec<u32>,
+    /// Per blob: its pixel count...
+    areas: Vec<usize>,
+    /// ...and min x, max x, min y, max y of its pixels.
+    boxes: Vec<[usize; 4]>,
+}
+
+/// 4-connected components of `mask`, numbered in the order of their first
+/// pixels row by row (as a flood fill started from each unlabelled pixel
+/// in turn numbers them). Found run by run rather than pixel by pixel: the
+/// runs of set pixels of each row are joined to those of the row above
+/// they overlap, each blob's earliest run standing for it, and then each
+/// run is labelled at once. Flooding pixel by pixel, with four neighbours
+/// to look at for each, was the largest cost of the subject stage's own.
+fn components(mask: &[bool], w: usize) -> Blobs {
+    let w = w.max(1);
+    // Row, first column and end column of each run, row by row.
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    let mut parent: Vec<usize> = Vec::new();
+    let mut above = 0..0;
+    for (y, row) in mask.chunks(w).enumerate() {
+        let first = runs.len();
+        let mut x = 0;
+        while let Some(gap) = row[x..].iter().position(|&m| m) {
+            let x0 = x + gap;
+            let x1 = row[x0..].iter().position(|&m| !m).map_or(w, |n| x0 + n);
+            parent.push(runs.len());
+            runs.push((y, x0, x1));
+            x = x1;
+        }
+        // Runs of both rows go left to right: the first run above that can
+        // still meet this one never moves back.
+        let mut a = above.start;
+        for r in first..runs.len() {
+            let (_, x0, x1) = runs[r];
+            while a < above.end && runs[a].2 <= x0 {
+                a += 1;
             }
-        });
-    }
-    for (l, out) in labels.iter_mut().zip(outside) {
-        if !out {
-            *l = Some(main);
+            for b in (a..above.end).take_while(|&b| runs[b].1 < x1) {
+                join(&mut parent, b, r);
+            }
         }
+        above = first..runs.len();
     }
-}
-
-/// Calls `visit` with the index and column of each 4-neighbour of pixel `i`
-/// (in column `x`) of an image `w` wide and `len` pixels large: left, right,
-/// up, down. The flood fills keep each pixel's column on their stacks with
-/// its index: dividing every index back into a column and a row was a good
-/// part of their cost.
-#[inline(always)]
-fn for_each_neighbour(
-    i: usize,
-    x: usize,
-    w: usize,
-    len: usize,
-    mut visit: impl FnMut(usize, usize),
-) {
-    if x > 0 {
-        visit(i - 1, x - 1);
-    }
-    if x + 1 < w {
-        visit(i + 1, x + 1);
-    }
-    if i >= w {
-        visit(i - w, x);
-    }
-    if i + w < len {
-        visit(i + w, x);
-    }
-}
-
-/// 4-connected components of `mask`: a label per pixel and each label's area.
-fn components(mask: &[bool], w: usize) -> (Vec<Option<usize>>, Vec<usize>) {
-    let mut labels = vec![None; mask.len()];
+    let mut labels = vec![NONE; mask.len()];
     let mut areas = Vec::new();
-    let mut stack = Vec::new();
-    for (start, &set) in mask.iter().enumerate() {
-        if !set || labels[start].is_some() {
-            continue;
-        }
-        let id = areas.len();
-        let mut area = 0;
-        labels[start] = Some(id);
-        stack.push((start, start % w));
-        while let Some((i, x)) = stack.pop() {
-            area += 1;
-            for_each_neighbour(i, x, w, mask.len(), |j, x| {
-                if mask[j] && labels[j].is_none() {
-                    labels[j] = Some(id);
-                    stack.push((j, x));
-                }
-            });
-        }
-        areas.push(area);
+    let mut boxes: Vec<[usize; 4]> = Vec::new();
+    let mut blob_of = vec![0u32; runs.len()];
+    for (r, &(y, x0, x1)) in runs.iter().enumerate() {
+        let root = root(&mut parent, r);
+        let id = if root == r {
+            areas.push(0);
+            boxes.push([x0, x1 - 1, y, y]);
+            (areas.len() - 1) as u32
+        } else {
+            blob_of[root]
+        };
+        blob_of[r] = id;
+        areas[id as usize] += x1 - x0;
+        let b = &mut boxes[id as usize];
+        *b = [b[0].min(x0), b[1].max(x1 - 1), b[2].min(y), b[3].max(y)];
+        labels[y * w + x0..y * w + x1].fill(id);
     }
-    (labels, areas)
+    Blobs {
+        labels,
+        areas,
+        boxes,
+    }
+}
+
+/// The run standing for the blob of run `r`: the blob's earliest.
+fn root(parent: &mut [usize], mut r: usize) -> usize {
+    while parent[r] != r {
+        parent[r] = parent[parent[r]];
+        r = parent[r];
+    }
+    r
+}
+
+/// Joins the blobs of runs `a` and `b`, the earlier of their roots
+/// standing for both: so a blob's root is always its earliest run.
+fn join(parent: &mut [usize], a: usize, b: usize) {
+    let (ra, rb) = (root(parent, a), root(parent, b));
+    parent[ra.max(rb)] = ra.min(rb);
+}
+
+/// `v`'s place in the order of [`f64::total_cmp`], as an unsigned integer:
+/// the medians are selected among integers, where a comparison is one
+/// instruction and the leading bits can be counted.
+fn order_key(v: f64) -> u64 {
+    let bits = v.to_bits();
+    // Negative values (sign set) run backwards: all their bits flipped.
+    // Others go above them all: their sign bit set.
+    bits ^ (((bits as i64 >> 63) as u64) | 1 << 63)
+}
+
+/// The value whose [`order_key`] is `k`.
+fn from_order_key(k: u64) -> f64 {
+    f64::from_bits(k ^ ((((!k) as i64 >> 63) as u64) | 1 << 63))
+}
+
+/// The key `keys.select_nth_unstable(rank)` puts at `rank` (`rank` below
+/// the count), leaving `keys` in some other order. The three medians of
+/// each photo, over tens of thousands of values, were a large share of the
+/// subject stage by quickselect: counting keys by their leading bits (from
+/// the least key on) picks out the few in the median's bucket in two
+/// passes, and each round narrows the range by `BITS` bits.
+fn nth_smallest(keys: &mut Vec<u64>, mut rank: usize) -> u64 {
+    const BITS: u32 = 11;
+    loop {
+        if keys.len() <= 1 << BITS {
+            return *keys.select_nth_unstable(rank).1;
+        }
+        let (lo, hi) = keys
+            .iter()
+            .fold((u64::MAX, 0), |(lo, hi), &k| (lo.min(k), hi.max(k)));
+        if lo == hi {
+            return lo;
+        }
+        let shift = (u64::BITS - (hi - lo).leading_zeros()).saturating_sub(BITS);
+        let bucket = |k: u64| ((k - lo) >> shift) as usize;
+        let mut counts = [0u32; 1 << BITS];
+        for &k in keys.iter() {
+            counts[bucket(k)] += 1;
+        }
+        let mut wanted = 0;
+        while rank >= counts[wanted] as usize {
+            rank -= counts[wanted] as usize;
+            wanted += 1;
+        }
+        keys.retain(|&k| bucket(k) == wanted);
+    }
 }
 
 #[cfg(test)]
@@ -874,6 +953,115 @@ pub(crate) mod tests {
             plane_sums(&labs, &fg, w, h),
             plane_sums_portable(&labs, &fg, w, h)
         );
+    }
+
+    #[test]
+    fn radix_selection_picks_what_quickselect_picks() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        // Spread over many octaves, bunched with ties, and the odd negative
+        // value, zero of either sign, infinity and NaN.
+        let mut values: Vec<f64> = (0..20_000)
+            .map(|i| match next() % 8 {
+                0 => (next() % 50) as f64,
+                1 => f64::from_bits(next() >> 2),
+                _ => (next() % 1_000_000) as f64 / 997.0 + f64::from(i % 3),
+            })
+            .collect();
+        values.extend([-1.5, -0.0, 0.0, f64::INFINITY, f64::NAN, -f64::NAN, 1e-300]);
+        for n in [1, 2, 3, 100, 2_049, 5_000, values.len()] {
+            let part = &values[..n];
+            for rank in [0, n / 10, n / 2, n * 9 / 10, n - 1] {
+                let mut want = part.to_vec();
+                let want = *want.select_nth_unstable_by(rank, f64::total_cmp).1;
+                let mut keys: Vec<u64> = part.iter().map(|&v| order_key(v)).collect();
+                let got = from_order_key(nth_smallest(&mut keys, rank));
+                assert_eq!(got.to_bits(), want.to_bits(), "{n} values, rank {rank}");
+            }
+        }
+        // All alike: the range is empty at once.
+        let mut keys = vec![order_key(2.5); 5_000];
+        assert_eq!(from_order_key(nth_smallest(&mut keys, 4_321)), 2.5);
+    }
+
+    #[test]
+    fn blobs_are_numbered_and_measured_as_a_flood_fill_does() {
+        // Blobs of every shape the run joining must get right: a U whose
+        // arms meet only at the bottom, a spiral, diagonal neighbours (not
+        // joined), and runs touching the image's edges.
+        let (w, h) = (41, 29);
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for density in [2, 5, 8] {
+            let mask: Vec<bool> = (0..w * h)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    (state >> 60) < density
+                })
+                .collect();
+            let got = components(&mask, w);
+            let (labels, areas) = flood_fill(&mask, w);
+            assert_eq!(got.labels, labels, "density {density}");
+            assert_eq!(got.areas, areas, "density {density}");
+            for (l, b) in got.boxes.iter().enumerate() {
+                let pixels = (0..w * h).filter(|&i| labels[i] == l as u32);
+                let (xs, ys): (Vec<usize>, Vec<usize>) = pixels.map(|i| (i % w, i / w)).unzip();
+                let want = [
+                    xs.iter().min(),
+                    xs.iter().max(),
+                    ys.iter().min(),
+                    ys.iter().max(),
+                ];
+                assert_eq!(want.map(|v| v.copied()), b.map(Some), "blob {l}");
+            }
+        }
+        let u = "#...#\n#.#.#\n#...#\n#####";
+        let mask: Vec<bool> = u
+            .lines()
+            .flat_map(|r| r.chars().map(|c| c == '#'))
+            .collect();
+        let blobs = components(&mask, 5);
+        assert_eq!(blobs.areas, [11, 1]);
+        assert_eq!(blobs.boxes, [[0, 4, 0, 3], [2, 2, 1, 1]]);
+    }
+
+    /// Labels and areas by a pixel-by-pixel flood fill from each unlabelled
+    /// pixel in turn.
+    fn flood_fill(mask: &[bool], w: usize) -> (Vec<u32>, Vec<usize>) {
+        let mut labels = vec![NONE; mask.len()];
+        let mut areas = Vec::new();
+        for start in 0..mask.len() {
+            if !mask[start] || labels[start] != NONE {
+                continue;
+            }
+            let id = areas.len() as u32;
+            labels[start] = id;
+            let (mut stack, mut area) = (vec![start], 0);
+            while let Some(i) = stack.pop() {
+                area += 1;
+                let (x, y) = (i % w, i / w);
+                let near = [
+                    (x > 0).then(|| i - 1),
+                    (x + 1 < w).then(|| i + 1),
+                    (y > 0).then(|| i - w),
+                    (i + w < mask.len()).then(|| i + w),
+                ];
+                for j in near.into_iter().flatten() {
+                    if mask[j] && labels[j] == NONE {
+                        labels[j] = id;
+                        stack.push(j);
+                    }
+                }
+            }
+            areas.push(area);
+        }
+        (labels, areas)
     }
 
     #[test]
