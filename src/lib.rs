@@ -20,6 +20,7 @@ pub mod output;
 pub mod photo;
 pub mod pipeline;
 pub mod portrait;
+pub(crate) mod rank;
 pub mod report;
 pub mod resize;
 pub mod roster;
