@@ -216,9 +216,15 @@ impl Along<'_> {
         let (r, gb) = out.split_at_mut(n);
         let (g, b) = gb.split_at_mut(n);
         #[cfg(target_arch = "x86_64")]
-        if self.win == WINDOW_USIZE && simd::has_ssse3() {
-            // SAFETY: the CPU has SSSE3, checked just above.
-            return unsafe { simd::sample(self, starts, [r, g, b]) };
+        if self.win == WINDOW_USIZE {
+            if simd::has_avx2() {
+                // SAFETY: the CPU has AVX2, checked just above.
+                return unsafe { simd::sample_avx2(self, starts, [r, g, b]) };
+            }
+            if simd::has_ssse3() {
+                // SAFETY: the CPU has SSSE3, checked just above.
+                return unsafe { simd::sample(self, starts, [r, g, b]) };
+            }
         }
         self.sample_scalar(starts, [r, g, b])
     }
@@ -819,6 +825,191 @@ mod simd {
 
     pub(super) fn has_ssse3() -> bool {
         is_x86_feature_detected!("ssse3")
+    }
+
+    pub(super) fn has_avx2() -> bool {
+        is_x86_feature_detected!("avx2")
+    }
+
+    /// `sample` with eight windows at a time: its steps on two windows per
+    /// register, as AVX2's shuffles, multiply-adds and byte shifts work on
+    /// each 16-byte half alone. Halves hold windows `j` and `j + 4`, so the
+    /// packed means come out as windows 0..4, then 4..8, per channel.
+    ///
+    /// Loads are unchecked, so only a line whose every window can be read
+    /// whole (all but the image's last row and column) is taken here; the
+    /// others, and the last few windows of a line, go to `sample`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[allow(unused_unsafe)]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn sample_avx2(along: &Along, starts: &[u32], out: [&mut [u8]; 3]) -> u32 {
+        debug_assert_eq!(along.win, WINDOW_USIZE);
+        let Along {
+            bytes,
+            origin,
+            step,
+            ..
+        } = *along;
+        let rows = step == 3;
+        // Bytes the loads of a window read past its first: a row's 16, or
+        // four at each of a column's four pixels.
+        let reach = if rows {
+            Some(16)
+        } else {
+            step.checked_mul(3).and_then(|s| s.checked_add(4))
+        };
+        // The furthest window decides: windows start further on with their
+        // start. (A fold, unlike `max`, is vectorised.)
+        let last = starts.iter().fold(0, |m, &s| m.max(s));
+        let whole = !starts.is_empty() && {
+            (last as usize)
+                .checked_mul(step)
+                .and_then(|at| at.checked_add(origin)?.checked_add(reach?))
+                .is_some_and(|end| end <= bytes.len())
+        };
+        let done = if whole { starts.len() / 8 * 8 } else { 0 };
+        let [r, g, b] = out;
+        let (r, r_rest) = r.split_at_mut(done);
+        let (g, g_rest) = g.split_at_mut(done);
+        let (b, b_rest) = b.split_at_mut(done);
+        let (starts, rest) = starts.split_at(done);
+        // SAFETY: AVX2 is enabled for this function; every window at
+        // `starts` is whole, checked just above.
+        let ripple = unsafe {
+            if rows {
+                whole_eights::<true>(along, starts, [r, g, b])
+            } else {
+                whole_eights::<false>(along, starts, [r, g, b])
+            }
+        };
+        // SAFETY: AVX2 implies SSSE3.
+        ripple + unsafe { sample(along, rest, [r_rest, g_rest, b_rest]) }
+    }
+
+    /// `sample_avx2` over eights of windows that are all whole; `ROWS`:
+    /// the line is a row (`step` is 3).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, `starts.len()` must be a multiple of eight,
+    /// and each window must be whole: `origin + start * step` plus 16 bytes
+    /// (a row) or `3 * step + 4` (a column) within `along.bytes`.
+    #[allow(unused_unsafe)]
+    #[target_feature(enable = "avx2")]
+    unsafe fn whole_eights<const ROWS: bool>(
+        along: &Along,
+        starts: &[u32],
+        out: [&mut [u8]; 3],
+    ) -> u32 {
+        let Along {
+            bytes,
+            origin,
+            step,
+            next,
+            ..
+        } = *along;
+        let step = if ROWS { 3 } else { step };
+        let [r, g, b] = out;
+        let twice = |v: [i8; 16]| -> [i8; 32] { std::array::from_fn(|k| v[k % 16]) };
+        let planar = twice(if ROWS {
+            [0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11, -1, -1, -1, -1]
+        } else {
+            [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, -1, -1, -1, -1]
+        });
+        let inner = twice([1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 0]);
+        let by_channel = twice([0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15]);
+        // SAFETY: AVX2 is enabled for this function; the loads read local
+        // arrays of 32 bytes.
+        let (planar, inner, by_channel, ones, two, first_word, halves_apart) = unsafe {
+            (
+                _mm256_loadu_si256(planar.as_ptr().cast()),
+                _mm256_loadu_si256(inner.as_ptr().cast()),
+                _mm256_loadu_si256(by_channel.as_ptr().cast()),
+                _mm256_set1_epi8(1),
+                _mm256_set1_epi16(2),
+                _mm256_set1_epi64x(0xffff),
+                // Each channel's four means of the low half, then those of
+                // the high half.
+                _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
+            )
+        };
+        let ptr = bytes.as_ptr();
+        let ahead = ptr.wrapping_offset(next);
+        // SAFETY: the window at `at` is whole (this function's contract):
+        // a row's 16 bytes from it, or four bytes at each of its pixels.
+        let half = |at: usize| unsafe {
+            if ROWS {
+                _mm_loadu_si128(ptr.add(at).cast())
+            } else {
+                let pixel = |j: usize| ptr.add(at + j * step).cast::<i32>().read_unaligned();
+                _mm_set_epi32(pixel(3), pixel(2), pixel(1), pixel(0))
+            }
+        };
+        // SAFETY: AVX2 is enabled for this function.
+        let mut ripple = unsafe { _mm256_setzero_si256() };
+        let windows = starts.chunks_exact(8).zip(
+            r.chunks_exact_mut(8)
+                .zip(g.chunks_exact_mut(8))
+                .zip(b.chunks_exact_mut(8)),
+        );
+        for (starts, ((r, g), b)) in windows {
+            let base: [usize; 8] = std::array::from_fn(|j| origin + starts[j] as usize * step);
+            // A column's next line is three bytes over, in the cache lines
+            // being read now.
+            if ROWS {
+                for &at in &base {
+                    // SAFETY: a prefetch is only a hint: it reads nothing
+                    // and never faults, whatever the address.
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(at).cast()) };
+                }
+            }
+            // SAFETY: AVX2 is enabled for this function; `half` reads only
+            // whole windows.
+            let (means, rips) = unsafe {
+                let x: [__m256i; 4] =
+                    std::array::from_fn(|j| _mm256_set_m128i(half(base[j + 4]), half(base[j])));
+                let p = x.map(|x| _mm256_shuffle_epi8(x, planar));
+                let sums = p.map(|p| _mm256_maddubs_epi16(p, ones));
+                let rips = p.map(|p| {
+                    let q = _mm256_srli_si256(p, 1);
+                    let d = _mm256_or_si256(_mm256_subs_epu8(p, q), _mm256_subs_epu8(q, p));
+                    _mm256_maddubs_epi16(d, inner)
+                });
+                // [r g b 0] sums of windows 0, 1 | 4, 5, then 2, 3 | 6, 7;
+                // the same for the ripple.
+                let sums = [
+                    _mm256_hadd_epi16(sums[0], sums[1]),
+                    _mm256_hadd_epi16(sums[2], sums[3]),
+                ];
+                let rips = [
+                    _mm256_hadd_epi16(rips[0], rips[1]),
+                    _mm256_hadd_epi16(rips[2], rips[3]),
+                ];
+                let mean = sums.map(|s| _mm256_srli_epi16(_mm256_add_epi16(s, two), 2));
+                let means = _mm256_shuffle_epi8(_mm256_packus_epi16(mean[0], mean[1]), by_channel);
+                let means = _mm256_permutevar8x32_epi32(means, halves_apart);
+                // Largest channel of each window's ripple, in the first
+                // word of its quarter.
+                let rips = rips.map(|d| {
+                    let m = _mm256_max_epi16(d, _mm256_srli_epi64(d, 16));
+                    _mm256_and_si256(_mm256_max_epi16(m, _mm256_srli_epi64(d, 32)), first_word)
+                });
+                (means, _mm256_add_epi32(rips[0], rips[1]))
+            };
+            let mut lanes = [0u8; 32];
+            // SAFETY: AVX store of 32 bytes to a local array of 32.
+            unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), means) };
+            r.copy_from_slice(&lanes[0..8]);
+            g.copy_from_slice(&lanes[8..16]);
+            b.copy_from_slice(&lanes[16..24]);
+            // SAFETY: AVX2 register addition.
+            ripple = unsafe { _mm256_add_epi32(ripple, rips) };
+        }
+        let mut sums = [0u32; 8];
+        // SAFETY: AVX store of 32 bytes to a local array of 32.
+        unsafe { _mm256_storeu_si256(sums.as_mut_ptr().cast(), ripple) };
+        sums.iter().sum()
     }
 
     /// `Along::sample` for windows of four pixels, four windows at a time.
@@ -1689,6 +1880,33 @@ mod tests {
         out
     }
 
+    /// `n` samples of each channel, as `Along::sample_scalar` writes them.
+    fn planes_mut(out: &mut [u8], n: usize) -> [&mut [u8]; 3] {
+        let (r, gb) = out.split_at_mut(n);
+        let (g, b) = gb.split_at_mut(n);
+        [r, g, b]
+    }
+
+    type SampleKernel = fn(&Along, &[u32], [&mut [u8]; 3]) -> u32;
+
+    /// Each SIMD kernel for windows of four pixels this CPU can run, not
+    /// only the one `Along::sample` picks.
+    fn sample_kernels() -> Vec<(&'static str, SampleKernel)> {
+        let mut kernels: Vec<(&'static str, SampleKernel)> = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if simd::has_ssse3() {
+                // SAFETY: the CPU has SSSE3, checked just above.
+                kernels.push(("ssse3", |a, s, o| unsafe { simd::sample(a, s, o) }));
+            }
+            if simd::has_avx2() {
+                // SAFETY: the CPU has AVX2, checked just above.
+                kernels.push(("avx2", |a, s, o| unsafe { simd::sample_avx2(a, s, o) }));
+            }
+        }
+        kernels
+    }
+
     #[test]
     fn sampling_is_the_same_with_and_without_simd() {
         let mut rng = crate::testimg::Rng::new(21);
@@ -1730,17 +1948,30 @@ mod tests {
                     let mut starts: Vec<u32> = (0..=last).collect();
                     starts.extend((0..37).map(|_| (rng.next_u64() % u64::from(last + 1)) as u32));
                     starts.extend([last, last + 1, last + 5, last]);
-                    for n in [starts.len(), 1, 2, 3, 4, 5, 7] {
-                        let starts = &starts[starts.len() - n..];
-                        let mut fast = vec![0u8; 3 * n];
-                        let fast_ripple = along.sample(starts, &mut fast);
+                    // The last few (past the line's end among them) and
+                    // the first few; lengths about the kernels' four and
+                    // eight windows at a time.
+                    let lengths = [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33];
+                    let tails = lengths.map(|n| starts.len() - n);
+                    let slices = std::iter::once(&starts[..])
+                        .chain(tails.iter().map(|&t| &starts[t..]))
+                        .chain(lengths.iter().map(|&n| &starts[..n]));
+                    for starts in slices {
+                        let n = starts.len();
                         let mut slow = vec![0u8; 3 * n];
-                        let (r, gb) = slow.split_at_mut(n);
-                        let (g, b) = gb.split_at_mut(n);
-                        let slow_ripple = along.sample_scalar(starts, [r, g, b]);
+                        let slow_ripple = along.sample_scalar(starts, planes_mut(&mut slow, n));
+                        let mut fast = vec![0u8; 3 * n];
+                        let ripple = along.sample(starts, &mut fast);
                         let at = format!("{w}x{h} origin {origin} step {step} win {win} n {n}");
-                        assert_eq!(fast, slow, "means, {at}");
-                        assert_eq!(fast_ripple, slow_ripple, "ripple, {at}");
+                        assert_eq!((&fast, ripple), (&slow, slow_ripple), "{at}");
+                        if win != WINDOW_USIZE {
+                            continue;
+                        }
+                        for (name, kernel) in sample_kernels() {
+                            let mut fast = vec![0u8; 3 * n];
+                            let ripple = kernel(&along, starts, planes_mut(&mut fast, n));
+                            assert_eq!((&fast, ripple), (&slow, slow_ripple), "{name} {at}");
+                        }
                     }
                 }
             }
