@@ -785,6 +785,11 @@ fn median_within(px: Planes, mut lo: [u8; 3], mut hi: [u8; 3]) -> [u8; 3] {
 /// Per channel, the samples at most `t`.
 fn counts_at_most(px: Planes, t: [u8; 3]) -> [u32; 3] {
     #[cfg(target_arch = "x86_64")]
+    if simd::has_avx2() {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { simd::counts_at_most_avx2(px, t) };
+    }
+    #[cfg(target_arch = "x86_64")]
     return simd::counts_at_most(px, t);
     #[cfg(not(target_arch = "x86_64"))]
     counts_at_most_scalar(px, t)
@@ -797,6 +802,11 @@ fn counts_at_most_scalar(px: Planes, t: [u8; 3]) -> [u32; 3] {
 /// The samples within `tol` of `colour` (every channel), and the sum over
 /// samples of the largest channel difference.
 fn near_and_deviation(px: Planes, colour: [u8; 3], tol: u8) -> (u32, u32) {
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx2() {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { simd::near_and_deviation_avx2(px, colour, tol) };
+    }
     #[cfg(target_arch = "x86_64")]
     return simd::near_and_deviation(px, colour, tol);
     #[cfg(not(target_arch = "x86_64"))]
@@ -1284,6 +1294,115 @@ mod simd {
             near + byte_sum(counter) + tail_near,
             (halves[0] + halves[1]) as u32 + tail_dev,
         )
+    }
+
+    /// Whole 32s of samples in runs short enough for byte counters (at
+    /// most `COUNTER_FILLS` additions each), every channel in a register;
+    /// and the samples left over (fewer than 32), for the SSE2 code.
+    fn runs_of_32(px: Planes<'_>) -> (impl Iterator<Item = [&[u8]; 3]> + '_, Planes<'_>) {
+        let n = px.iter().map(|p| p.len()).min().unwrap_or(0);
+        let whole = n / 32 * 32;
+        let [r, g, b] = px.map(|p| p[..whole].chunks(32 * COUNTER_FILLS));
+        let runs = r.zip(g).zip(b).map(|((r, g), b)| [r, g, b]);
+        (runs, px.map(|p| &p[whole..n]))
+    }
+
+    /// The 32s of samples of a run, every channel.
+    fn thirty_twos(run: [&[u8]; 3]) -> impl Iterator<Item = [&[u8]; 3]> {
+        let [r, g, b] = run.map(|p| p.chunks_exact(32));
+        r.zip(g).zip(b).map(|((r, g), b)| [r, g, b])
+    }
+
+    /// Sum of the four 64-bit lanes of `v`.
+    #[target_feature(enable = "avx2")]
+    fn lane_sum(v: __m256i) -> u64 {
+        let halves = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        (_mm_cvtsi128_si64(halves) + _mm_extract_epi64(halves, 1)) as u64
+    }
+
+    /// Sum of the bytes of `v`.
+    #[target_feature(enable = "avx2")]
+    fn byte_sum_avx2(v: __m256i) -> u32 {
+        lane_sum(_mm256_sad_epu8(v, _mm256_setzero_si256())) as u32
+    }
+
+    /// `counts_at_most`, 32 samples of each channel at a time.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[allow(unused_unsafe)]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn counts_at_most_avx2(px: Planes, t: [u8; 3]) -> [u32; 3] {
+        let limit = t.map(|t| _mm256_set1_epi8(t as i8));
+        let (runs, rest) = runs_of_32(px);
+        let mut counts = [0; 3];
+        for [r, g, b] in runs {
+            let mut counters = [_mm256_setzero_si256(); 3];
+            for [r, g, b] in thirty_twos([r, g, b]) {
+                let count = |counter: __m256i, x: &[u8], limit: __m256i| {
+                    // SAFETY: AVX load of 32 bytes from a chunk of 32.
+                    let x = unsafe { _mm256_loadu_si256(x.as_ptr().cast()) };
+                    _mm256_sub_epi8(counter, _mm256_cmpeq_epi8(_mm256_min_epu8(x, limit), x))
+                };
+                counters = [
+                    count(counters[0], r, limit[0]),
+                    count(counters[1], g, limit[1]),
+                    count(counters[2], b, limit[2]),
+                ];
+            }
+            for c in 0..3 {
+                counts[c] += byte_sum_avx2(counters[c]);
+            }
+        }
+        // Most lines have a multiple of 32 samples: no call for nothing.
+        if !rest[0].is_empty() {
+            let tail = counts_at_most(rest, t);
+            for c in 0..3 {
+                counts[c] += tail[c];
+            }
+        }
+        counts
+    }
+
+    /// `near_and_deviation`, 32 samples at a time.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[allow(unused_unsafe)]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn near_and_deviation_avx2(
+        px: Planes,
+        colour: [u8; 3],
+        tol: u8,
+    ) -> (u32, u32) {
+        let (runs, rest) = runs_of_32(px);
+        let (mut near, mut dev) = if rest[0].is_empty() {
+            (0, 0)
+        } else {
+            near_and_deviation(rest, colour, tol)
+        };
+        let colour = colour.map(|c| _mm256_set1_epi8(c as i8));
+        let tol = _mm256_set1_epi8(tol as i8);
+        for [r, g, b] in runs {
+            let (mut counter, mut sums) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+            for [r, g, b] in thirty_twos([r, g, b]) {
+                let diff = |x: &[u8], y: __m256i| {
+                    // SAFETY: AVX load of 32 bytes from a chunk of 32.
+                    let x = unsafe { _mm256_loadu_si256(x.as_ptr().cast()) };
+                    _mm256_or_si256(_mm256_subs_epu8(x, y), _mm256_subs_epu8(y, x))
+                };
+                let d = _mm256_max_epu8(
+                    _mm256_max_epu8(diff(r, colour[0]), diff(g, colour[1])),
+                    diff(b, colour[2]),
+                );
+                let near = _mm256_cmpeq_epi8(_mm256_min_epu8(d, tol), d);
+                counter = _mm256_sub_epi8(counter, near);
+                sums = _mm256_add_epi64(sums, _mm256_sad_epu8(d, _mm256_setzero_si256()));
+            }
+            near += byte_sum_avx2(counter);
+            dev += lane_sum(sums) as u32;
+        }
+        (near, dev)
     }
 }
 /// What the frame search sees on the lines of one side, outermost first,
@@ -2018,8 +2137,11 @@ mod tests {
     #[test]
     fn line_tests_are_the_same_with_and_without_simd() {
         let mut rng = crate::testimg::Rng::new(22);
-        // Past 16 * 255 samples the byte counters are emptied on the way.
-        for n in [0, 1, 15, 16, 17, 31, 100, 256, 257, 4079, 4080, 4081, 9000] {
+        // Past 16 * 255 samples (32 * 255 in AVX2) the byte counters are
+        // emptied on the way.
+        let lengths = [0, 1, 15, 16, 17, 31, 32, 33, 48, 63, 64, 100, 256, 257];
+        let long = [4079, 4080, 4081, 8159, 8160, 8161, 8191, 9000, 17000];
+        for n in lengths.into_iter().chain(long) {
             for flat in [false, true] {
                 let planes: Vec<Vec<u8>> = (0..3)
                     .map(|_| {
@@ -2037,13 +2159,30 @@ mod tests {
                     let colour: [u8; 3] = std::array::from_fn(|_| rng.next_u64() as u8);
                     let tol = [0, 1, 8, 32, 40, 254, 255][(rng.next_u64() % 7) as usize];
                     for t in [t, [0; 3], [255; 3], colour] {
-                        assert_eq!(counts_at_most(px, t), counts_at_most_scalar(px, t), "n {n}");
+                        let want = counts_at_most_scalar(px, t);
+                        assert_eq!(counts_at_most(px, t), want, "n {n}");
+                        #[cfg(target_arch = "x86_64")]
+                        {
+                            assert_eq!(simd::counts_at_most(px, t), want, "sse2, n {n}");
+                            if simd::has_avx2() {
+                                // SAFETY: the CPU has AVX2, checked just above.
+                                let got = unsafe { simd::counts_at_most_avx2(px, t) };
+                                assert_eq!(got, want, "avx2, n {n}");
+                            }
+                        }
                     }
-                    assert_eq!(
-                        near_and_deviation(px, colour, tol),
-                        near_and_deviation_scalar(px, colour, tol),
-                        "n {n} tol {tol}"
-                    );
+                    let want = near_and_deviation_scalar(px, colour, tol);
+                    assert_eq!(near_and_deviation(px, colour, tol), want, "n {n} tol {tol}");
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        let got = simd::near_and_deviation(px, colour, tol);
+                        assert_eq!(got, want, "sse2, n {n} tol {tol}");
+                        if simd::has_avx2() {
+                            // SAFETY: the CPU has AVX2, checked just above.
+                            let got = unsafe { simd::near_and_deviation_avx2(px, colour, tol) };
+                            assert_eq!(got, want, "avx2, n {n} tol {tol}");
+                        }
+                    }
                 }
                 // The lower median, as the counts used to find it.
                 let want: [u8; 3] = std::array::from_fn(|c| {
