@@ -57,13 +57,8 @@ mod tests {
 
     #[test]
     fn radix_selection_picks_what_quickselect_picks() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::synth::Rng::new(7);
+        let mut next = || rng.next_u64();
         // Spread over many octaves, bunched with ties, and the odd negative
         // value, zero of either sign, infinity and NaN.
         let mut values: Vec<f64> = (0..20_000)
