@@ -439,7 +439,11 @@ pub struct ManifestWriter {
 }
 
 impl ManifestWriter {
-    pub const REWRITE_INTERVAL: Duration = Duration::from_secs(1);
+    /// The journal is always current; the documents are for reading after
+    /// (or during) a batch, and each rewrite re-reads and re-writes every
+    /// record so far: once a second it was a few percent of a fast batch's
+    /// CPU, on the core the workers need.
+    pub const REWRITE_INTERVAL: Duration = Duration::from_secs(5);
 
     /// Starts a manifest in `dir`. The journal is started afresh (records
     /// carried over from an earlier run are passed in again by the caller,
@@ -487,8 +491,9 @@ impl ManifestWriter {
         self.entries
             .push(Entry::of(&record, self.journal_len, line.len() - 1));
         self.journal_len += line.len() as u64;
-        // At most once a second, and at most 5% of the writer's time.
-        let interval = Self::REWRITE_INTERVAL.max(self.last_rewrite_cost * 20);
+        // At most every REWRITE_INTERVAL, and at most 2% of the writer's
+        // time.
+        let interval = Self::REWRITE_INTERVAL.max(self.last_rewrite_cost * 50);
         let due = self.last_rewrite.is_none_or(|t| t.elapsed() >= interval);
         if due {
             self.rewrite(None)?;
