@@ -338,10 +338,7 @@ fn libjpeg_rgb_with(
     fast_idct: bool,
     fast_huffman: bool,
 ) -> Result<(&'static str, Vec<u8>, u32, u32), DecodeError> {
-    let decoded = libjpeg_decode(bytes, scale, Warnings::Ignored, |d, channels| {
-        d.decompress(channels, fast_idct, fast_huffman)
-    });
-    match decoded {
+    match libjpeg_decode(bytes, scale, Warnings::Ignored, fast_idct, fast_huffman) {
         Err(Unwound::Fallback) => libjpeg_rgb_with(bytes, scale, fast_idct, false),
         Err(Unwound::Failed(e)) => Err(e),
         Ok(v) => Ok(v),
@@ -355,9 +352,7 @@ fn libjpeg_rgb_with(
 /// This is how a file we wrote is checked: by the reference decoder, by
 /// code independent of our encoder and of our decode stage.
 pub fn decode_jpeg_strictly(bytes: &[u8], scale: DecodeScale) -> Result<RgbImage, DecodeError> {
-    let decoded = libjpeg_decode(bytes, scale, Warnings::Fatal, |d, channels| {
-        d.decompress(channels, false, false)
-    });
+    let decoded = libjpeg_decode(bytes, scale, Warnings::Fatal, false, false);
     let (_, rgb, w, h) = decoded.map_err(|e| match e {
         Unwound::Failed(e) => e,
         // Our Huffman decoder is not installed, so it cannot ask for this.
@@ -373,14 +368,15 @@ enum Unwound {
     Failed(DecodeError),
 }
 
-/// Sets up a decompressor at `scale` with RGB (or, for ink-based files,
-/// CMYK) output, runs `decompress` on it, and turns CMYK into RGB: (stored
-/// colour, pixels, width, height).
+/// Decodes at `scale` to RGB (ink-based files through CMYK), with our
+/// inverse DCTs and Huffman decoder where asked: (stored colour, pixels,
+/// width, height).
 fn libjpeg_decode(
     bytes: &[u8],
     scale: DecodeScale,
     warnings: Warnings,
-    decompress: impl FnOnce(&mut Libjpeg, usize) -> Result<(u32, u32, Vec<u8>), DecodeError>,
+    fast_idct: bool,
+    fast_huffman: bool,
 ) -> Result<(&'static str, Vec<u8>, u32, u32), Unwound> {
     use mozjpeg_sys::J_COLOR_SPACE as Cs;
     // libjpeg reports fatal errors by unwinding out of the C code with the
@@ -401,7 +397,7 @@ fn libjpeg_decode(
         let ink = matches!(colour, "cmyk" | "ycck");
         let channels = if ink { 4 } else { 3 };
         cinfo.out_color_space = if ink { Cs::JCS_CMYK } else { Cs::JCS_RGB };
-        let (w, h, samples) = decompress(&mut d, channels)?;
+        let (w, h, samples) = d.decompress(channels, fast_idct, fast_huffman)?;
         let rgb = if ink {
             // Adobe writes CMYK inverted (255 = no ink), as libjpeg hands it
             // over; each channel is then the share of light let through.
@@ -417,7 +413,7 @@ fn libjpeg_decode(
         };
         Ok((colour, rgb, w, h))
     };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+    match std::panic::catch_unwind(run) {
         Ok(result) => result.map_err(Unwound::Failed),
         Err(payload) if payload.is::<crate::entropy::Fallback>() => Err(Unwound::Fallback),
         Err(payload) => Err(Unwound::Failed(DecodeError::Jpeg(
