@@ -626,13 +626,7 @@ fn merge_detached_head(
         }
         areas[main] += areas[head];
         areas[head] = 0;
-        let (m, h) = (boxes[main], boxes[head]);
-        boxes[main] = [
-            m[0].min(h[0]),
-            m[1].max(h[1]),
-            m[2].min(h[2]),
-            m[3].max(h[3]),
-        ];
+        boxes[main] = box_union(boxes[main], boxes[head]);
     }
 }
 
@@ -761,7 +755,7 @@ fn components(mask: &[bool], w: usize) -> Blobs {
         blob_of[r] = id;
         areas[id as usize] += x1 - x0;
         let b = &mut boxes[id as usize];
-        *b = [b[0].min(x0), b[1].max(x1 - 1), b[2].min(y), b[3].max(y)];
+        *b = box_union(*b, [x0, x1 - 1, y, y]);
         labels[y * w + x0..y * w + x1].fill(id);
     }
     Blobs {
@@ -769,6 +763,16 @@ fn components(mask: &[bool], w: usize) -> Blobs {
         areas,
         boxes,
     }
+}
+
+/// The smallest box (min x, max x, min y, max y) holding both.
+fn box_union(a: [usize; 4], b: [usize; 4]) -> [usize; 4] {
+    [
+        a[0].min(b[0]),
+        a[1].max(b[1]),
+        a[2].min(b[2]),
+        a[3].max(b[3]),
+    ]
 }
 
 /// The run standing for the blob of run `r`: the blob's earliest.
