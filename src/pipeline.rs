@@ -1,6 +1,6 @@
-//! Wires the stages together for a batch: a reader thread, a pool of
-//! workers running the per-photo stages, and a writer that writes outputs
-//! and the manifest as photos finish.
+//! Wires the stages together for a batch: readers that read and hash the
+//! photos a little ahead, a pool of workers running the per-photo stages,
+//! and a writer that writes outputs and the manifest as photos finish.
 //!
 //! Photos stream through bounded channels, so memory is bounded by the
 //! number of workers, never by the size of the batch.
@@ -166,12 +166,51 @@ fn check_output_folder(config: &BatchConfig) -> Result<PathBuf, BatchError> {
     Ok(canonical_out)
 }
 
-/// One photo on its way through the workers.
-struct Job {
+/// One photo as discovered: where it is and what it will be called.
+struct Listed {
     input: PathBuf,
     /// The output file name, or why this input gets none.
     name: Result<String, String>,
     roster: Option<RosterFields>,
+}
+
+/// One photo on its way to the workers, read and hashed.
+struct Job {
+    listed: Listed,
+    /// The file's bytes and their SHA-256, or why it could not be read.
+    input: Result<Input, String>,
+}
+
+struct Input {
+    bytes: Vec<u8>,
+    sha256: String,
+}
+
+/// Readers for `jobs` workers. One reader reads and hashes a photo in a
+/// few milliseconds, several times faster than a worker runs its stages,
+/// so one keeps up with four workers with room to spare.
+fn readers_for(jobs: usize) -> usize {
+    jobs.div_ceil(4)
+}
+
+/// Reads and hashes the listed photos ahead of the workers, so that on a
+/// worker's thread only the stages run. The job queue holds one photo per
+/// reader (and each reader one more in hand), which bounds the bytes read
+/// ahead to a few photos whatever the number of workers.
+fn read_ahead(
+    listed: &crossbeam_channel::Receiver<Listed>,
+    jobs: &crossbeam_channel::Sender<Job>,
+    max_bytes: u64,
+) {
+    for listed in listed {
+        let input = read_input(&listed.input, max_bytes).map(|bytes| Input {
+            sha256: sha256_hex(&bytes),
+            bytes,
+        });
+        if jobs.send(Job { listed, input }).is_err() {
+            break; // the writer stopped on a fatal error
+        }
+    }
 }
 
 struct Done {
@@ -351,16 +390,15 @@ struct WorkContext<'a> {
     budget: &'a MemoryBudget,
 }
 
-/// Runs one photo: read, hash, resume check, stages. Never panics outward.
-fn work(job: &Job, cx: &WorkContext<'_>) -> Done {
+/// Runs one photo: resume check, stages. Never panics outward.
+fn work(listed: &Listed, input: Result<Input, String>, cx: &WorkContext<'_>) -> Done {
     let WorkContext {
         process,
         previous,
         out,
         ..
     } = *cx;
-    let max_bytes = max_input_bytes(cx.options);
-    let input_display = job.input.display().to_string();
+    let input_display = listed.input.display().to_string();
     let fail = |record: PhotoRecord, error: String| Done {
         record: PhotoRecord {
             status: Some(Status::Fail),
@@ -370,8 +408,11 @@ fn work(job: &Job, cx: &WorkContext<'_>) -> Done {
         jpeg: None,
         timings: StageTimings::default(),
     };
-    let bytes = match read_input(&job.input, max_bytes) {
-        Ok(b) => b,
+    let Input {
+        bytes,
+        sha256: input_sha256,
+    } = match input {
+        Ok(input) => input,
         Err(e) => {
             let record = PhotoRecord {
                 input: input_display,
@@ -380,14 +421,13 @@ fn work(job: &Job, cx: &WorkContext<'_>) -> Done {
             return fail(record, e);
         }
     };
-    let input_sha256 = sha256_hex(&bytes);
     let base = PhotoRecord {
         input: input_display.clone(),
         input_bytes: bytes.len() as u64,
         input_sha256: input_sha256.clone(),
         ..PhotoRecord::default()
     };
-    let name = match &job.name {
+    let name = match &listed.name {
         Ok(n) => n.clone(),
         Err(e) => return fail(base, e.clone()),
     };
@@ -402,7 +442,8 @@ fn work(job: &Job, cx: &WorkContext<'_>) -> Done {
         };
     }
     let reservation = cx.budget.reserve(working_bytes(&bytes, cx.options));
-    let processed = run_guarded(process, &job.input, &bytes);
+    let processed = run_guarded(process, &listed.input, &bytes);
+    drop(bytes);
     drop(reservation);
     let mut processed = match processed {
         Ok(p) => p,
@@ -529,7 +570,20 @@ fn run_batch(
         .map_err(|e| BatchError::Threads(e.to_string()))?;
     // Small queues: a photo's bytes are megabytes, and a worker only ever
     // needs the next one.
-    let (job_tx, job_rx) = bounded::<Job>(jobs);
+    let readers = readers_for(jobs);
+    let (listed_tx, listed_rx) = crossbeam_channel::unbounded::<Listed>();
+    let rows = assigned.names.into_iter().zip(assigned.fields);
+    for (input, (name, roster)) in photos.into_iter().zip(rows) {
+        // Cannot fail: the receiver is still here.
+        let _ = listed_tx.send(Listed {
+            input,
+            name,
+            roster,
+        });
+    }
+    drop(listed_tx);
+    let (job_tx, job_rx) = bounded::<Job>(readers);
+    let max_bytes = max_input_bytes(&config.options);
     let (done_tx, done_rx) = bounded::<Done>(jobs * 2);
     let mut stage_totals = StageTimings::default();
     let mut fatal: Option<String> = None;
@@ -543,30 +597,22 @@ fn run_batch(
     };
 
     std::thread::scope(|threads| -> Result<(), BatchError> {
-        threads.spawn(move || {
-            let rows = assigned.names.into_iter().zip(assigned.fields);
-            for (input, (name, roster)) in photos.into_iter().zip(rows) {
-                if job_tx
-                    .send(Job {
-                        input,
-                        name,
-                        roster,
-                    })
-                    .is_err()
-                {
-                    break; // the writer stopped on a fatal error
-                }
-            }
-        });
+        for _ in 0..readers {
+            let (listed_rx, job_tx) = (listed_rx.clone(), job_tx.clone());
+            threads.spawn(move || read_ahead(&listed_rx, &job_tx, max_bytes));
+        }
+        drop(job_tx);
         // The closure runs here, on this thread, as the writer; the
         // workers run on the pool.
         pool.in_place_scope(|workers| -> Result<(), BatchError> {
             for _ in 0..jobs {
                 let (job_rx, done_tx, context) = (job_rx.clone(), done_tx.clone(), &context);
                 workers.spawn(move |_| {
-                    for job in job_rx {
-                        let mut done = work(&job, context);
-                        done.record.roster = job.roster;
+                    for Job { listed, input } in job_rx {
+                        // The input's bytes are freed inside, before the
+                        // send below can wait on a busy writer.
+                        let mut done = work(&listed, input, context);
+                        done.record.roster = listed.roster;
                         if done_tx.send(done).is_err() {
                             break;
                         }
