@@ -72,10 +72,12 @@ impl Work {
         // vector lanes of 32-bit ones; only working copies of images more
         // than 61,000 pixels long need the wider sums.
         let mut px = Vec::with_capacity(ww * wh);
-        if factor <= u32::from(u16::MAX) / 255 {
-            block_means_dispatch::<u16>(img, factor, &mut px);
-        } else {
-            block_means_dispatch::<u32>(img, factor, &mut px);
+        if !block_means_kernel(img, factor, &mut px) {
+            if factor <= u32::from(u16::MAX) / 255 {
+                block_means_dispatch::<u16>(img, factor, &mut px);
+            } else {
+                block_means_dispatch::<u32>(img, factor, &mut px);
+            }
         }
         Work {
             width: ww,
@@ -162,24 +164,249 @@ fn block_means<Sum: ColumnSum>(img: &RgbImage, factor: u32, px: &mut Vec<[f32; 3
             }
             s
         }));
-        // Every block of the row but the last (which the right edge may
-        // clip) has the same pixel count: the divisions run in one plain
-        // loop the compiler vectorises, four at a time where one by one
-        // they were a good part of the copy's cost.
-        let rows = (y1 - y0) as usize;
-        let start = px.len();
-        px.resize(start + block_cols, [0.0; 3]);
-        let full = block_cols.saturating_sub(1);
-        let (means, last) = px[start..].as_flattened_mut().split_at_mut(3 * full);
-        let (sums, last_sums) = block_sums.as_flattened().split_at(3 * full);
-        let last_width = w as usize - full * factor as usize;
-        for (sums, means, width) in [
-            (sums, means, factor as usize),
-            (last_sums, last, last_width),
-        ] {
-            let n = (width * rows) as f64;
-            for (mean, &sum) in means.iter_mut().zip(sums) {
-                *mean = (Sum::value(sum) / n) as f32;
+        push_means(
+            px,
+            block_sums.as_flattened(),
+            Sum::value,
+            factor,
+            w,
+            y1 - y0,
+        );
+    }
+}
+
+/// Appends to `px` the means of one row of blocks from their sums (`3` a
+/// block, flat), the blocks `rows` high in an image `w` wide.
+///
+/// Every block of the row but the last (which the right edge may clip) has
+/// the same pixel count: the divisions run in one plain loop the compiler
+/// vectorises, four at a time where one by one they were a good part of the
+/// copy's cost.
+#[inline(always)]
+fn push_means<B: Copy>(
+    px: &mut Vec<[f32; 3]>,
+    block_sums: &[B],
+    value: impl Fn(B) -> f64,
+    factor: u32,
+    w: u32,
+    rows: u32,
+) {
+    let block_cols = w.div_ceil(factor) as usize;
+    let rows = rows as usize;
+    let start = px.len();
+    px.resize(start + block_cols, [0.0; 3]);
+    let full = block_cols.saturating_sub(1);
+    let (means, last) = px[start..].as_flattened_mut().split_at_mut(3 * full);
+    let (sums, last_sums) = block_sums[..3 * block_cols].split_at(3 * full);
+    let last_width = w as usize - full * factor as usize;
+    for (sums, means, width) in [
+        (sums, means, factor as usize),
+        (last_sums, last, last_width),
+    ] {
+        let n = (width * rows) as f64;
+        for (mean, &sum) in means.iter_mut().zip(sums) {
+            *mean = (value(sum) / n) as f32;
+        }
+    }
+}
+
+/// [`block_means`] for blocks of at most [`avx2::MAX_FACTOR`] pixels a side
+/// by a hand-written AVX2 kernel where the CPU has AVX2 (runtime check);
+/// false, with nothing done, otherwise. Sums of integers are exact in any
+/// order, so its sums, and the means from them, are the very same.
+fn block_means_kernel(img: &RgbImage, factor: u32, px: &mut Vec<[f32; 3]>) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if (1..=avx2::MAX_FACTOR).contains(&factor)
+        && img.width() > 0
+        && std::arch::is_x86_feature_detected!("avx2")
+    {
+        // SAFETY: the CPU has just been found to support AVX2, and the
+        // factor and width are in the kernel's range.
+        unsafe { avx2::block_means(img, factor, px) };
+        return true;
+    }
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::push_means;
+    use crate::image::RgbImage;
+
+    /// The widest block whose columns the kernel sums (three channels of
+    /// up to 21 pixels are at most four vectors of sixteen) and whose column
+    /// sums, at most 21 x 255, fit the signed 16-bit lanes `madd` takes. A
+    /// working copy of 240 px takes it for photos up to 5,040 px long.
+    pub(super) const MAX_FACTOR: u32 = 21;
+
+    /// Vectors of sixteen column sums a block spans, at most.
+    const MAX_VECTORS: usize = 4;
+
+    /// [`super::block_means`] for `u16` column sums, by vectors: each
+    /// stretch of 128 bytes of a row of blocks is summed down its rows in
+    /// registers and stored once (where the sums were loaded and stored
+    /// again for every image row), and each block's columns are summed by
+    /// multiplying its vectors with masks of each channel's lanes and
+    /// adding (where each column was added one by one).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `factor` must be in `1..=MAX_FACTOR` and
+    /// the image at least one pixel wide.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn block_means(img: &RgbImage, factor: u32, px: &mut Vec<[f32; 3]>) {
+        assert!((1..=MAX_FACTOR).contains(&factor) && img.width() > 0);
+        let (w, h) = (img.width(), img.height());
+        let f = factor as usize;
+        let stride = 3 * w as usize;
+        let block_cols = w.div_ceil(factor) as usize;
+        let vectors = (3 * f).div_ceil(16);
+        // Room for every vector of the last block read from its start: the
+        // columns past the row's end stay zero, and add nothing.
+        let mut columns = vec![0u16; 3 * f * (block_cols - 1) + 16 * vectors];
+        // One more than the sums: each block's are stored as four lanes,
+        // the fourth overwritten by the next block's first.
+        let mut sums = vec![0u32; 3 * block_cols + 1];
+        let masks = channel_masks(f);
+        let bytes = img.as_bytes();
+        for y0 in (0..h).step_by(f) {
+            let y1 = (y0 + factor).min(h);
+            let rows = &bytes[y0 as usize * stride..y1 as usize * stride];
+            // SAFETY (all four): AVX2 as promised; `rows` is whole rows of
+            // `stride` bytes, `columns` is at least a row long (the last
+            // block starts within the row and has room for its vectors),
+            // and the lengths are as each function asks.
+            unsafe {
+                column_sums(rows, stride, &mut columns);
+                match vectors {
+                    1 => block_sums::<1>(&columns, f, &masks, &mut sums),
+                    2 => block_sums::<2>(&columns, f, &masks, &mut sums),
+                    3 => block_sums::<3>(&columns, f, &masks, &mut sums),
+                    _ => block_sums::<4>(&columns, f, &masks, &mut sums),
+                }
+            }
+            push_means(px, &sums, f64::from, factor, w, y1 - y0);
+        }
+    }
+
+    /// Per vector of a block's sixteen-lane stretches and per channel, a
+    /// one in each lane of that channel within the block (`3 * factor`
+    /// lanes from the first), zero elsewhere.
+    fn channel_masks(factor: usize) -> [[__m256i; 3]; MAX_VECTORS] {
+        let lanes: [[[i16; 16]; 3]; MAX_VECTORS] = std::array::from_fn(|v| {
+            std::array::from_fn(|c| {
+                std::array::from_fn(|i| {
+                    let lane = 16 * v + i;
+                    i16::from(lane < 3 * factor && lane % 3 == c)
+                })
+            })
+        });
+        // SAFETY: an __m256i is sixteen i16 lanes, any bits valid.
+        lanes.map(|v| v.map(|m| unsafe { std::mem::transmute::<[i16; 16], __m256i>(m) }))
+    }
+
+    /// Sixteen bytes from `p`, widened to sixteen-bit lanes.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, and `p` be valid for 16 bytes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn widened(p: *const u8) -> __m256i {
+        // SAFETY: as promised.
+        _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(p.cast()) })
+    }
+
+    /// `columns[x]` = the sum of byte `x` of each of the rows of `rows`
+    /// (whole rows of `stride` bytes, at most 257 of them, so that the sums
+    /// fit).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn column_sums(rows: &[u8], stride: usize, columns: &mut [u16]) {
+        assert!(stride > 0 && rows.len() % stride == 0 && columns.len() >= stride);
+        let n = rows.len() / stride;
+        assert!((1..=257).contains(&n));
+        let (src, dst) = (rows.as_ptr(), columns.as_mut_ptr());
+        // SAFETY: every load is of 16 bytes at `r * stride + x` with
+        // `r < n` and `x + 16 <= stride`, within `rows`; every store of 16
+        // sums at `x` with `x + 16 <= stride <= columns.len()`.
+        unsafe {
+            let mut x = 0;
+            while x + 128 <= stride {
+                let at = src.add(x);
+                let mut acc: [__m256i; 8] = std::array::from_fn(|k| widened(at.add(16 * k)));
+                for r in 1..n {
+                    let at = at.add(r * stride);
+                    for (k, acc) in acc.iter_mut().enumerate() {
+                        *acc = _mm256_add_epi16(*acc, widened(at.add(16 * k)));
+                    }
+                }
+                for (k, acc) in acc.iter().enumerate() {
+                    _mm256_storeu_si256(dst.add(x + 16 * k).cast(), *acc);
+                }
+                x += 128;
+            }
+            // The rest sixteen at a time, the last sixteen ending at the
+            // row's end (overlapping the ones before: the same sums again).
+            while x < stride && stride >= 16 {
+                let at = src.add(x.min(stride - 16));
+                let mut acc = widened(at);
+                for r in 1..n {
+                    acc = _mm256_add_epi16(acc, widened(at.add(r * stride)));
+                }
+                _mm256_storeu_si256(dst.add(x.min(stride - 16)).cast(), acc);
+                x = x.min(stride - 16) + 16;
+            }
+        }
+        // A row narrower than one vector: one by one.
+        if stride < 16 {
+            for (x, sum) in columns[..stride].iter_mut().enumerate() {
+                *sum = (0..n).map(|r| u16::from(rows[r * stride + x])).sum();
+            }
+        }
+    }
+
+    /// The three channel sums of each block of `factor` pixels of a row's
+    /// column sums, into `sums` flat (the block at `k` at `3 * k`), the
+    /// block's `V` vectors multiplied by `masks` and added up lane by lane.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn block_sums<const V: usize>(
+        columns: &[u16],
+        factor: usize,
+        masks: &[[__m256i; 3]; MAX_VECTORS],
+        sums: &mut [u32],
+    ) {
+        let blocks = (sums.len() - 1) / 3;
+        assert!(V <= MAX_VECTORS && 3 * factor <= 16 * V && blocks > 0);
+        assert!(columns.len() >= 3 * factor * (blocks - 1) + 16 * V);
+        for k in 0..blocks {
+            // SAFETY: the block's vectors end at 3 * factor * k + 16 * V
+            // <= columns.len(), and its four sums at 3 * k + 4 <=
+            // sums.len().
+            unsafe {
+                let block = columns.as_ptr().add(3 * factor * k);
+                let mut acc = [_mm256_setzero_si256(); 3];
+                for (v, masks) in masks[..V].iter().enumerate() {
+                    let lanes = _mm256_loadu_si256(block.add(16 * v).cast());
+                    for (acc, mask) in acc.iter_mut().zip(masks) {
+                        *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(lanes, *mask));
+                    }
+                }
+                // Lanes [r0+r1, r2+r3, g0+g1, g2+g3] and [b0+b1, b2+b3, ..]
+                // in each half, then [r, g, b, b] in each half, then added.
+                let rg = _mm256_hadd_epi32(acc[0], acc[1]);
+                let bb = _mm256_hadd_epi32(acc[2], acc[2]);
+                let rgbb = _mm256_hadd_epi32(rg, bb);
+                let total = _mm_add_epi32(
+                    _mm256_castsi256_si128(rgbb),
+                    _mm256_extracti128_si256::<1>(rgbb),
+                );
+                _mm_storeu_si128(sums.as_mut_ptr().add(3 * k).cast(), total);
             }
         }
     }
@@ -260,6 +487,36 @@ mod tests {
         let mut dispatched = Vec::new();
         block_means_dispatch::<u16>(&img, 7, &mut dispatched);
         assert_eq!(narrow, dispatched);
+    }
+
+    #[test]
+    fn vector_kernel_sums_as_the_portable_code_does() {
+        let mut rng = crate::synth::Rng::new(11);
+        // Rows narrower than one vector of bytes, around the 128-byte
+        // stretches, of no factor's multiple; partial last rows of blocks;
+        // noise, and saturated white, where the sums are largest.
+        let sizes = [(1, 1), (3, 7), (5, 30), (42, 43), (43, 50), (100, 23)];
+        let sizes = sizes.into_iter().chain([(171, 64), (301, 45), (64, 65)]);
+        for (w, h) in sizes {
+            let noise = (0..w * h * 3).map(|_| rng.next_u64() as u8).collect();
+            let noise = RgbImage::new(w, h, noise).expect("size");
+            for img in [noise, RgbImage::filled(w, h, [255, 255, 255])] {
+                for factor in 1..=24 {
+                    let mut want = Vec::new();
+                    block_means::<u16>(&img, factor, &mut want);
+                    let mut got = Vec::new();
+                    if block_means_kernel(&img, factor, &mut got) {
+                        assert_eq!(got, want, "{w}x{h}, factor {factor}");
+                    } else {
+                        #[cfg(target_arch = "x86_64")]
+                        assert!(
+                            factor > avx2::MAX_FACTOR
+                                || !std::arch::is_x86_feature_detected!("avx2")
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
