@@ -137,53 +137,6 @@ impl LabTable {
         self.lin[i] * (1.0 - t) + self.lin[j] * t
     }
 
-    /// [`LabTable::linear`] of each of `values` into `lin`, four at a time
-    /// by vector instructions, the table read by gathers: the compiler's
-    /// own vector build took each of the eight entries out of the table
-    /// one by one. The same operations on each value, so the same results:
-    /// the clamp is the vector max and min, which pass a NaN on as
-    /// `f32::clamp` does (they return their second operand when either is
-    /// one) and keep -0.0; the index is the floor converted to a 32-bit
-    /// integer, equal to it for every value in 0..=255, and an unsigned
-    /// `min` sends a NaN's conversion (`i32::MIN`) to 255, as the `min`
-    /// of the scalar code sends its index.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    unsafe fn linear_gathered(&self, values: &[f32], lin: &mut [f64]) {
-        use std::arch::x86_64::*;
-        let quads = values.chunks_exact(4);
-        let rest = quads.remainder();
-        let done = values.len() - rest.len();
-        let top = _mm_set1_epi32(255);
-        for (v, l) in quads.zip(lin.chunks_exact_mut(4)) {
-            // SAFETY: `v` holds 4 values and `l` room for 4; the indices
-            // are at most 255, within the table.
-            unsafe {
-                let v = _mm_loadu_ps(v.as_ptr());
-                let v = _mm_min_ps(_mm_set1_ps(255.0), _mm_max_ps(_mm_setzero_ps(), v));
-                let v = _mm256_cvtps_pd(v);
-                let whole = _mm256_floor_pd(v);
-                let i = _mm_min_epu32(_mm256_cvttpd_epi32(whole), top);
-                let j = _mm_min_epu32(_mm_add_epi32(i, _mm_set1_epi32(1)), top);
-                let below = _mm256_i32gather_pd::<8>(self.lin.as_ptr(), i);
-                let above = _mm256_i32gather_pd::<8>(self.lin.as_ptr(), j);
-                let t = _mm256_sub_pd(v, whole);
-                let mixed = _mm256_add_pd(
-                    _mm256_mul_pd(below, _mm256_sub_pd(_mm256_set1_pd(1.0), t)),
-                    _mm256_mul_pd(above, t),
-                );
-                _mm256_storeu_pd(l.as_mut_ptr(), mixed);
-            }
-        }
-        for (l, &v) in lin[done..].iter_mut().zip(rest) {
-            *l = self.linear(v);
-        }
-    }
-
     /// Same as [`srgb_to_lab`] for fractional (box-averaged) sRGB values.
     pub(crate) fn lab_f(&self, rgb: [f32; 3]) -> [f64; 3] {
         linear_to_lab(rgb.map(|v| self.linear(v)))
@@ -212,34 +165,19 @@ impl LabTable {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn lab_extend_avx2(&self, px: &[[f32; 3]], out: &mut Vec<[f64; 3]>) {
-        self.lab_extend_with::<true>(px, out)
-    }
-
-    #[inline(always)]
-    fn lab_extend_portable(&self, px: &[[f32; 3]], out: &mut Vec<[f64; 3]>) {
-        self.lab_extend_with::<false>(px, out)
+        self.lab_extend_portable(px, out)
     }
 
     /// Step by step over a batch of colours, channel by channel, each step
-    /// a plain loop over values; with `GATHER` (only in the AVX2 build) the
-    /// table lookups by [`LabTable::linear_gathered`].
+    /// a plain loop over values.
     #[inline(always)]
-    fn lab_extend_with<const GATHER: bool>(&self, px: &[[f32; 3]], out: &mut Vec<[f64; 3]>) {
+    fn lab_extend_portable(&self, px: &[[f32; 3]], out: &mut Vec<[f64; 3]>) {
         out.reserve(px.len());
         for batch in px.chunks(Self::BATCH) {
             let n = batch.len();
             let mut lin = [0.0f64; 3 * Self::BATCH];
-            let values = batch.as_flattened();
-            #[cfg(target_arch = "x86_64")]
-            if GATHER {
-                // SAFETY: only the AVX2 build asks for gathers, and it runs
-                // where the CPU has AVX2.
-                unsafe { self.linear_gathered(values, &mut lin) };
-            }
-            if !GATHER || cfg!(not(target_arch = "x86_64")) {
-                for (l, &v) in lin.iter_mut().zip(values) {
-                    *l = self.linear(v);
-                }
+            for (l, &v) in lin.iter_mut().zip(batch.as_flattened()) {
+                *l = self.linear(v);
             }
             let mut t = [[0.0f64; Self::BATCH]; 3];
             for (k, l) in lin[..3 * n].chunks_exact(3).enumerate() {
@@ -612,32 +550,6 @@ mod tests {
         }
         assert_eq!(pieces[0], [1.0, 2.0, 3.0]);
         assert_eq!(pieces[1..], one);
-    }
-
-    #[test]
-    fn gathered_lookups_match_the_scalar_ones_to_the_bit() {
-        let t = LabTable::new();
-        let mut values = vec![
-            f32::NAN,
-            -f32::NAN,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            -0.0,
-            0.0,
-        ];
-        values.extend([
-            255.0, 254.0, 254.999_98, 255.000_02, 256.0, -1.0, 1e-40, 0.5, 1.0,
-        ]);
-        values.extend((0..2_600).map(|i| i as f32 / 10.0 - 1.5));
-        let px: Vec<[f32; 3]> = values
-            .chunks(3)
-            .map(|c| [c[0], c[c.len() / 2], c[c.len() - 1]])
-            .collect();
-        // To the bit, a NaN's sign and payload aside.
-        let bit = |v: f64| if v.is_nan() { u64::MAX } else { v.to_bits() };
-        let bits = |labs: &[[f64; 3]]| labs.iter().map(|l| l.map(bit)).collect::<Vec<_>>();
-        let one: Vec<[f64; 3]> = px.iter().map(|p| t.lab_f(*p)).collect();
-        assert_eq!(bits(&t.lab_all(&px)), bits(&one));
     }
 
     #[test]
