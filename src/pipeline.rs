@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use sha2::{Digest, Sha256};
 
 use crate::decode::{ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff};
@@ -197,11 +197,7 @@ fn readers_for(jobs: usize) -> usize {
 /// worker's thread only the stages run. The job queue holds one photo per
 /// reader (and each reader one more in hand), which bounds the bytes read
 /// ahead to a few photos whatever the number of workers.
-fn read_ahead(
-    listed: &crossbeam_channel::Receiver<Listed>,
-    jobs: &crossbeam_channel::Sender<Job>,
-    max_bytes: u64,
-) {
+fn read_ahead(listed: &Receiver<Listed>, jobs: &Sender<Job>, max_bytes: u64) {
     for listed in listed {
         let input = read_input(&listed.input, max_bytes).map(|bytes| Input {
             sha256: sha256_hex(&bytes),
@@ -568,10 +564,8 @@ fn run_batch(
         .thread_name(|i| format!("gradphoto-worker-{i}"))
         .build()
         .map_err(|e| BatchError::Threads(e.to_string()))?;
-    // Small queues: a photo's bytes are megabytes, and a worker only ever
-    // needs the next one.
-    let readers = readers_for(jobs);
-    let (listed_tx, listed_rx) = crossbeam_channel::unbounded::<Listed>();
+    // Paths and names only: the whole batch can wait here.
+    let (listed_tx, listed_rx) = unbounded::<Listed>();
     let rows = assigned.names.into_iter().zip(assigned.fields);
     for (input, (name, roster)) in photos.into_iter().zip(rows) {
         // Cannot fail: the receiver is still here.
@@ -582,6 +576,9 @@ fn run_batch(
         });
     }
     drop(listed_tx);
+    // Small queues: a photo's bytes are megabytes, and a worker only ever
+    // needs the next one.
+    let readers = readers_for(jobs);
     let (job_tx, job_rx) = bounded::<Job>(readers);
     let max_bytes = max_input_bytes(&config.options);
     let (done_tx, done_rx) = bounded::<Done>(jobs * 2);

@@ -72,12 +72,10 @@ impl Work {
         // vector lanes of 32-bit ones; only working copies of images more
         // than 61,000 pixels long need the wider sums.
         let mut px = Vec::with_capacity(ww * wh);
-        if !block_means_kernel(img, factor, &mut px) {
-            if factor <= u32::from(u16::MAX) / 255 {
-                block_means_dispatch::<u16>(img, factor, &mut px);
-            } else {
-                block_means_dispatch::<u32>(img, factor, &mut px);
-            }
+        if factor <= u32::from(u16::MAX) / 255 {
+            block_means_dispatch::<u16>(img, factor, &mut px);
+        } else {
+            block_means_dispatch::<u32>(img, factor, &mut px);
         }
         Work {
             width: ww,
@@ -116,13 +114,20 @@ impl ColumnSum for u32 {
     }
 }
 
-/// [`block_means`], as an AVX2 build of the same code where the CPU has
-/// AVX2 (runtime check): the row sums are integer adds, so twice the vector
-/// lanes give the very same sums.
+/// [`block_means`] where the CPU has AVX2 (runtime check): for blocks of
+/// at most [`avx2::MAX_FACTOR`] pixels a side by a hand-written kernel,
+/// for larger ones by an AVX2 build of the same code. Sums of integers are
+/// exact in any order, so the sums, and the means from them, are the very
+/// same.
 fn block_means_dispatch<Sum: ColumnSum>(img: &RgbImage, factor: u32, px: &mut Vec<[f32; 3]>) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has just been found to support AVX2.
+        if (1..=avx2::MAX_FACTOR).contains(&factor) && img.width() > 0 {
+            // SAFETY: the CPU has just been found to support AVX2, and the
+            // factor and width are in the kernel's range.
+            return unsafe { avx2::block_means(img, factor, px) };
+        }
+        // SAFETY: as above.
         return unsafe { block_means_avx2::<Sum>(img, factor, px) };
     }
     block_means::<Sum>(img, factor, px)
@@ -208,24 +213,6 @@ fn push_means<B: Copy>(
             *mean = (value(sum) / n) as f32;
         }
     }
-}
-
-/// [`block_means`] for blocks of at most [`avx2::MAX_FACTOR`] pixels a side
-/// by a hand-written AVX2 kernel where the CPU has AVX2 (runtime check);
-/// false, with nothing done, otherwise. Sums of integers are exact in any
-/// order, so its sums, and the means from them, are the very same.
-fn block_means_kernel(img: &RgbImage, factor: u32, px: &mut Vec<[f32; 3]>) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if (1..=avx2::MAX_FACTOR).contains(&factor)
-        && img.width() > 0
-        && std::arch::is_x86_feature_detected!("avx2")
-    {
-        // SAFETY: the CPU has just been found to support AVX2, and the
-        // factor and width are in the kernel's range.
-        unsafe { avx2::block_means(img, factor, px) };
-        return true;
-    }
-    false
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -505,15 +492,8 @@ mod tests {
                     let mut want = Vec::new();
                     block_means::<u16>(&img, factor, &mut want);
                     let mut got = Vec::new();
-                    if block_means_kernel(&img, factor, &mut got) {
-                        assert_eq!(got, want, "{w}x{h}, factor {factor}");
-                    } else {
-                        #[cfg(target_arch = "x86_64")]
-                        assert!(
-                            factor > avx2::MAX_FACTOR
-                                || !std::arch::is_x86_feature_detected!("avx2")
-                        );
-                    }
+                    block_means_dispatch::<u16>(&img, factor, &mut got);
+                    assert_eq!(got, want, "{w}x{h}, factor {factor}");
                 }
             }
         }
