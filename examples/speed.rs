@@ -46,6 +46,8 @@ enum What {
 }
 
 fn main() -> Result<()> {
+    // The floor runs under the same allocator settings as the CLI.
+    gradphoto::pipeline::tune_malloc();
     match Args::parse().what {
         What::Decode {
             inputs,

@@ -5,12 +5,13 @@
 # photos/s, peak resident memory and the ratios gradphoto/peer.
 #
 # Usage: scripts/bench.sh COHORT_DIR [JOBS...]     (default JOBS: 1 and nproc)
-# The floor ratio (total time / decoding alone) is then measured again in
-# FLOOR_PAIRS (default 3) alternating pairs per job count, and the median
-# printed: on a shared VM one run of either varies by 5-10%, as much as the
+# The floor ratio (total time / decoding alone) is then measured again with
+# the two interleaved chunk by chunk (FLOOR_PASSES, FLOOR_CHUNK: see below):
+# on a shared VM one whole run of either varies by 10-30%, more than the
 # distance to the 1.5 target.
-# Set SKIP_SETUP=1 to skip installing the peers (and nasm, which builds the
-# JPEG decoder with SIMD; a gradphoto built before nasm was installed needs
+# Set FLOOR_ONLY=1 to measure only the floor ratio. Set SKIP_SETUP=1 to
+# skip installing the peers (and nasm, which builds the JPEG decoder with
+# SIMD; a gradphoto built before nasm was installed needs
 # `cargo clean -p mozjpeg-sys` to pick it up). Work files go to
 # ${BENCH_TMP:-/tmp/gradphoto-bench}.
 set -euo pipefail
@@ -64,6 +65,7 @@ magick_one() {
 export -f magick_one
 export magick
 
+if [ "${FLOOR_ONLY:-0}" != 1 ]; then
 printf '%-20s %5s %8s %9s %7s %8s %12s %7s\n' tool jobs seconds photos/s peakMB spec_ok composition valid
 declare -A rate
 for jobs in "${jobs_list[@]}"; do
@@ -93,25 +95,61 @@ for jobs in "${jobs_list[@]}"; do
       'BEGIN{printf "ratio gradphoto/%s at %s jobs: %.2f\n", p, j, a/b}'
   done
 done
-pairs=${FLOOR_PAIRS:-3}
+echo "peak RSS: gradphoto is one process; vips and magick are the largest single process (they run one per job)."
+fi
+
+# The floor ratio (gradphoto / decoding alone) again, interleaved finely: the
+# cohort is cut into chunks of FLOOR_CHUNK photos (default 50), and each
+# chunk is run by both, one right after the other, the order alternating
+# from chunk to chunk; FLOOR_PASSES (default 3) passes over the cohort. On
+# a shared VM the speed drifts by 10-30% over minutes, so two whole-cohort
+# runs a minute apart can differ more than the distance to the target;
+# chunk pairs a second apart see the same machine. Each pass's ratio is the
+# sum of its chunks' times. Every chunk run is a separate process with its
+# own start-up and final manifest, which only the gradphoto side pays.
+passes=${FLOOR_PASSES:-3}
+chunk=${FLOOR_CHUNK:-50}
 # Prints "v1 v2 ... (median m)" for the values given.
 sorted_with_median() {
   printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1; printf "%s ", $1} END{printf "(median %s)", (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'
 }
+chunks=$work/chunks
+rm -rf "$chunks"
+for ((i = 0; i < n; i++)); do
+  dir=$chunks/$(printf '%04d' $((i / chunk)))
+  mkdir -p "$dir"
+  ln -s "${photos[$i]}" "$dir/"
+done
+mapfile -t chunk_dirs < <(find "$chunks" -mindepth 1 -maxdepth 1 -type d | sort)
 for jobs in "${jobs_list[@]}"; do
-  ratios=() cpu_ratios=()
-  for _ in $(seq "$pairs"); do
-    timed "$bin/examples/speed" decode "$cohort" --jobs "$jobs"
-    floor=$secs floor_cpu=$cpu_secs
-    out=$work/gradphoto-pair-$jobs
-    rm -rf "$out" && mkdir -p "$out"
-    timed "$bin/gradphoto" normalize "$cohort" --out "$out" --jobs "$jobs"
-    ratios+=("$(awk -v g="$secs" -v f="$floor" 'BEGIN{printf "%.3f", g/f}')")
-    cpu_ratios+=("$(awk -v g="$cpu_secs" -v f="$floor_cpu" 'BEGIN{printf "%.3f", g/f}')")
+  wall_ratios=() cpu_ratios=() chunk_ratios=()
+  for ((pass = 0; pass < passes; pass++)); do
+    g_wall=0 g_cpu=0 f_wall=0 f_cpu=0
+    for ((c = 0; c < ${#chunk_dirs[@]}; c++)); do
+      dir=${chunk_dirs[$c]}
+      out=$work/gradphoto-chunk
+      order=(floor gradphoto)
+      (((c + pass) % 2)) && order=(gradphoto floor)
+      for side in "${order[@]}"; do
+        if [ "$side" = floor ]; then
+          timed "$bin/examples/speed" decode "$dir" --jobs "$jobs"
+          fw=$secs fc=$cpu_secs
+        else
+          rm -rf "$out" && mkdir -p "$out"
+          timed "$bin/gradphoto" normalize "$dir" --out "$out" --jobs "$jobs"
+          gw=$secs gc=$cpu_secs
+        fi
+      done
+      chunk_ratios+=("$(awk -v g="$gw" -v f="$fw" 'BEGIN{printf "%.3f", g/f}')")
+      read -r g_wall g_cpu f_wall f_cpu < <(awk -v a="$g_wall" -v b="$g_cpu" -v c="$f_wall" -v d="$f_cpu" \
+        -v gw="$gw" -v gc="$gc" -v fw="$fw" -v fc="$fc" 'BEGIN{print a+gw, b+gc, c+fw, d+fc}')
+    done
+    wall_ratios+=("$(awk -v g="$g_wall" -v f="$f_wall" 'BEGIN{printf "%.3f", g/f}')")
+    cpu_ratios+=("$(awk -v g="$g_cpu" -v f="$f_cpu" 'BEGIN{printf "%.3f", g/f}')")
   done
-  echo "time gradphoto / time decode-floor (target <= 1.5) at $jobs jobs, $pairs alternating pairs: $(sorted_with_median "${ratios[@]}")"
+  echo "time gradphoto / time decode-floor (target <= 1.5) at $jobs jobs, $passes passes of ${#chunk_dirs[@]} interleaved chunks of $chunk photos: $(sorted_with_median "${wall_ratios[@]}")"
   # CPU time is less moved by the scheduler than wall time; both sides
   # keep every core busy, so the two ratios should agree.
   echo "the same in CPU seconds (user + system): $(sorted_with_median "${cpu_ratios[@]}")"
+  echo "single chunk pairs, wall time: $(printf '%s\n' "${chunk_ratios[@]}" | sort -n | awk '{v[NR]=$1} END{printf "min %s, quartiles %s %s %s, max %s", v[1], v[int(NR/4)+1], v[int(NR/2)+1], v[int(3*NR/4)+1], v[NR]}')"
 done
-echo "peak RSS: gradphoto is one process; vips and magick are the largest single process (they run one per job)."
