@@ -18,13 +18,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_channel::bounded;
-use sha2::{Digest, Sha256};
 
 use crate::backdrop::{estimate_backdrop, judge_backdrop};
 use crate::border::{Borders, find_borders};
 use crate::check::{Check, Verdict, worst};
 use crate::compose::{CropPlan, judge_composition};
 use crate::decode::decode;
+use crate::digest::sha256_hex;
 use crate::discover::{Discovery, discover};
 use crate::image::{Rect, RgbImage};
 use crate::manifest::{
@@ -88,7 +88,7 @@ pub fn audit_photo(name: &Path, bytes: &[u8], options: &Options, want_thumbnail:
     let mut record = PhotoRecord {
         input: name.display().to_string(),
         input_bytes: bytes.len() as u64,
-        input_sha256: hex::encode(Sha256::digest(bytes)),
+        input_sha256: sha256_hex(bytes),
         ..PhotoRecord::default()
     };
     let file = verify_jpeg(bytes, &options.output_rules());

@@ -10,6 +10,7 @@ pub mod check;
 pub mod color;
 pub mod compose;
 pub mod decode;
+pub mod digest;
 pub mod discover;
 pub mod encode;
 pub mod entropy;

@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use sha2::{Digest, Sha256};
 
 use crate::decode::{ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff};
+use crate::digest::{sha256_hex, sha256_hex_pair};
 use crate::discover::{Discovery, discover};
 use crate::manifest::RosterFields;
 use crate::manifest::{self, ManifestWriter, PhotoRecord, Previous, Records, RunHeader, Status};
@@ -194,17 +195,36 @@ fn readers_for(jobs: usize) -> usize {
 }
 
 /// Reads and hashes the listed photos ahead of the workers, so that on a
-/// worker's thread only the stages run. The job queue holds one photo per
-/// reader (and each reader one more in hand), which bounds the bytes read
-/// ahead to a few photos whatever the number of workers.
+/// worker's thread only the stages run. Photos are read two at a time and
+/// hashed side by side, which costs less CPU than one after the other
+/// ([`sha256_hex_pair`]). The job queue holds one photo per reader and each
+/// reader two more in hand, which bounds the bytes read ahead to a few
+/// photos whatever the number of workers.
 fn read_ahead(listed: &Receiver<Listed>, jobs: &Sender<Job>, max_bytes: u64) {
-    for listed in listed {
-        let input = read_input(&listed.input, max_bytes).map(|bytes| Input {
-            sha256: sha256_hex(&bytes),
-            bytes,
+    while let Ok(first) = listed.recv() {
+        // Every path is listed before the readers start, so a second one is
+        // there unless the list has run out.
+        let read = [Some(first), listed.try_recv().ok()].map(|listed| {
+            listed.map(|listed| {
+                let bytes = read_input(&listed.input, max_bytes);
+                (listed, bytes)
+            })
         });
-        if jobs.send(Job { listed, input }).is_err() {
-            break; // the writer stopped on a fatal error
+        let hashes = match &read {
+            [Some((_, Ok(a))), Some((_, Ok(b)))] => sha256_hex_pair(a, b).map(Some),
+            _ => [None, None],
+        };
+        for (entry, hash) in read.into_iter().zip(hashes) {
+            let Some((listed, bytes)) = entry else {
+                continue;
+            };
+            let input = bytes.map(|bytes| Input {
+                sha256: hash.unwrap_or_else(|| sha256_hex(&bytes)),
+                bytes,
+            });
+            if jobs.send(Job { listed, input }).is_err() {
+                return; // the writer stopped on a fatal error
+            }
         }
     }
 }
@@ -213,10 +233,6 @@ struct Done {
     record: PhotoRecord,
     jpeg: Option<Vec<u8>>,
     timings: StageTimings,
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 fn failed_record(input: &Path, error: String) -> PhotoRecord {
