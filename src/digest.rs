@@ -8,10 +8,9 @@
 //! a Zen 3 core one hash runs at about 1.5 GB/s (the sha2 crate, the same
 //! as `openssl speed`) and two side by side at about 2.1 GB/s together.
 //!
-//! Only the compression of whole blocks the two inputs both have is done by
-//! our kernel; the rest of the longer input, the padding and any CPU
-//! without SHA extensions go to the sha2 crate, and the tests hold every
-//! result to it.
+//! Our kernel only compresses whole blocks while both lanes hold a photo;
+//! the padding, a photo left alone at the end and any CPU without SHA
+//! extensions go to the sha2 crate, and the tests hold every result to it.
 
 use sha2::block_api::compress256;
 use sha2::{Digest, Sha256};
@@ -21,22 +20,109 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The hashes of `a` and `b`, in lowercase hex: the same as
-/// [`sha256_hex`] of each, in less time.
-pub fn sha256_hex_pair(a: &[u8], b: &[u8]) -> [String; 2] {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("sha")
-        && std::arch::is_x86_feature_detected!("sse4.1")
-        && std::arch::is_x86_feature_detected!("ssse3")
-    {
-        let mut states = [INITIAL; 2];
-        let both = (a.len() / 64).min(b.len() / 64) * 64;
-        // SAFETY: the CPU has just been found to have SHA, SSE4.1 and SSSE3.
-        unsafe { shani::compress_pair(&mut states, &a[..both], &b[..both]) };
-        let [sa, sb] = states;
-        return [finish(sa, a, both), finish(sb, b, both)];
+/// Hashes photos two at a time. [`Lanes::feed`] puts a photo in a free lane
+/// and, once both are taken, runs the two side by side until one of them is
+/// through and hands that one back with its hash, while the other keeps its
+/// place for the next photo. So both lanes stay busy together whatever the
+/// photos' sizes, and a photo waits for at most one more to be read.
+///
+/// `T` is whatever the caller wants back with the photo (its path).
+pub struct Lanes<T> {
+    lanes: [Option<Lane<T>>; 2],
+}
+
+/// A photo with its hash in lowercase hex, and what came with it.
+pub type Hashed<T> = (T, Vec<u8>, String);
+
+struct Lane<T> {
+    tag: T,
+    bytes: Vec<u8>,
+    state: [u32; 8],
+    /// Bytes compressed into `state` so far, a multiple of 64.
+    done: usize,
+}
+
+impl<T> Lane<T> {
+    fn whole_blocks_left(&self) -> usize {
+        (self.bytes.len() - self.done) / 64
     }
-    [sha256_hex(a), sha256_hex(b)]
+
+    /// The remaining blocks and the padding, one lane alone.
+    fn finish(self) -> Hashed<T> {
+        let hash = finish(self.state, &self.bytes, self.done);
+        (self.tag, self.bytes, hash)
+    }
+}
+
+impl<T> Default for Lanes<T> {
+    fn default() -> Self {
+        Lanes {
+            lanes: [None, None],
+        }
+    }
+}
+
+impl<T> Lanes<T> {
+    /// Takes a photo; once both lanes hold one, gives back the first of
+    /// them to be hashed.
+    pub fn feed(&mut self, tag: T, bytes: Vec<u8>) -> Option<Hashed<T>> {
+        let lane = Lane {
+            tag,
+            bytes,
+            state: INITIAL,
+            done: 0,
+        };
+        match &mut self.lanes {
+            [free @ None, _] | [_, free @ None] => *free = Some(lane),
+            // `feed` never leaves both lanes taken.
+            [Some(_), Some(_)] => return Some(lane.finish()),
+        }
+        match &self.lanes {
+            [Some(_), Some(_)] => self.hash_one_through(),
+            _ => None,
+        }
+    }
+
+    /// A photo still in a lane, hashed; `None` once both are empty.
+    pub fn drain(&mut self) -> Option<Hashed<T>> {
+        self.hash_one_through()
+    }
+
+    /// Runs the lanes side by side until one is through, and finishes it.
+    fn hash_one_through(&mut self) -> Option<Hashed<T>> {
+        #[cfg(target_arch = "x86_64")]
+        if let [Some(a), Some(b)] = &mut self.lanes
+            && std::arch::is_x86_feature_detected!("sha")
+            && std::arch::is_x86_feature_detected!("sse4.1")
+            && std::arch::is_x86_feature_detected!("ssse3")
+        {
+            let blocks = a.whole_blocks_left().min(b.whole_blocks_left());
+            let (from_a, from_b) = (a.done, b.done);
+            let mut states = [a.state, b.state];
+            // SAFETY: the CPU has just been found to have SHA, SSE4.1 and
+            // SSSE3.
+            unsafe {
+                shani::compress_pair(
+                    &mut states,
+                    &a.bytes[from_a..from_a + 64 * blocks],
+                    &b.bytes[from_b..from_b + 64 * blocks],
+                );
+            }
+            [a.state, b.state] = states;
+            a.done += 64 * blocks;
+            b.done += 64 * blocks;
+        }
+        // The lane with fewer whole blocks left is through (or, without the
+        // SHA extensions, is finished alone).
+        let through = self
+            .lanes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.as_ref().map(|l| (l.whole_blocks_left(), i)))
+            .min()?
+            .1;
+        self.lanes[through].take().map(Lane::finish)
+    }
 }
 
 /// SHA-256's initial state (FIPS 180-4, 5.3.3).
@@ -255,36 +341,70 @@ mod tests {
             .collect()
     }
 
+    /// Every photo through the lanes as the pipeline's readers put them:
+    /// (tag, hash) in the order they came out.
+    fn through_lanes(photos: &[Vec<u8>]) -> Vec<(usize, String)> {
+        let mut lanes = Lanes::default();
+        let mut out = Vec::new();
+        let mut keep = |(tag, bytes, hash): Hashed<usize>| {
+            assert_eq!(bytes, photos[tag]);
+            out.push((tag, hash));
+        };
+        for (tag, bytes) in photos.iter().cloned().enumerate() {
+            if let Some(hashed) = lanes.feed(tag, bytes) {
+                keep(hashed);
+            }
+        }
+        while let Some(hashed) = lanes.drain() {
+            keep(hashed);
+        }
+        out
+    }
+
     #[test]
     fn a_known_answer() {
-        // FIPS 180-4's two-block example.
-        let abc = b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
-        let want = "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1";
-        assert_eq!(sha256_hex(abc), want);
-        assert_eq!(sha256_hex_pair(abc, b"abc")[0], want);
+        // FIPS 180-4's examples, one and two blocks long.
+        let two = b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".to_vec();
+        let mut hashed = through_lanes(&[two, b"abc".to_vec()]);
+        hashed.sort();
+        let hashes: Vec<&str> = hashed.iter().map(|(_, h)| h.as_str()).collect();
         assert_eq!(
-            sha256_hex_pair(abc, b"abc")[1],
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+            hashes,
+            [
+                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            ]
         );
     }
 
     #[test]
-    fn pairs_hash_as_each_alone_at_every_length_boundary() {
+    fn every_photo_hashes_as_alone_whatever_shares_the_lanes_with_it() {
         // Lengths around the padding's one- and two-block cases and around
-        // whole blocks, paired so that either input is the longer one and
-        // the two share no, some or all of their blocks.
+        // whole blocks, in an order where long and short ones meet in the
+        // lanes at every offset.
         let lengths = [
             0, 1, 55, 56, 63, 64, 65, 119, 120, 127, 128, 129, 1000, 4096, 65_537,
         ];
-        for (i, &la) in lengths.iter().enumerate() {
-            for (j, &lb) in lengths.iter().enumerate() {
-                let a = bytes(la, i as u64 + 1);
-                let b = bytes(lb, 100 + j as u64);
-                let [ha, hb] = sha256_hex_pair(&a, &b);
-                assert_eq!(ha, sha256_hex(&a), "a: {la} bytes with b: {lb}");
-                assert_eq!(hb, sha256_hex(&b), "b: {lb} bytes with a: {la}");
-            }
+        let photos: Vec<Vec<u8>> = lengths
+            .iter()
+            .chain(lengths.iter().rev())
+            .chain(&[70_000, 3, 70_000, 64 * 1000, 64 * 1000])
+            .enumerate()
+            .map(|(i, &len)| bytes(len, i as u64 + 1))
+            .collect();
+        let hashed = through_lanes(&photos);
+        assert_eq!(hashed.len(), photos.len());
+        let mut seen = vec![false; photos.len()];
+        for (tag, hash) in hashed {
+            assert_eq!(
+                hash,
+                sha256_hex(&photos[tag]),
+                "{} bytes",
+                photos[tag].len()
+            );
+            seen[tag] = true;
         }
+        assert!(seen.iter().all(|&s| s));
     }
 
     #[test]
@@ -294,9 +414,10 @@ mod tests {
         let a = bytes(64 * 40, 7);
         let mut b = a.clone();
         b[64 * 39 + 5] ^= 1;
-        let [ha, hb] = sha256_hex_pair(&a, &b);
-        assert_ne!(ha, hb);
-        assert_eq!(ha, sha256_hex(&a));
-        assert_eq!(hb, sha256_hex(&b));
+        let hashed = through_lanes(&[a.clone(), b.clone()]);
+        assert_ne!(hashed[0].1, hashed[1].1);
+        for (tag, hash) in hashed {
+            assert_eq!(hash, sha256_hex(&[&a, &b][tag][..]));
+        }
     }
 }

@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use sha2::{Digest, Sha256};
 
 use crate::decode::{ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff};
-use crate::digest::{sha256_hex, sha256_hex_pair};
+use crate::digest::{Lanes, sha256_hex};
 use crate::discover::{Discovery, discover};
 use crate::manifest::RosterFields;
 use crate::manifest::{self, ManifestWriter, PhotoRecord, Previous, Records, RunHeader, Status};
@@ -195,36 +195,35 @@ fn readers_for(jobs: usize) -> usize {
 }
 
 /// Reads and hashes the listed photos ahead of the workers, so that on a
-/// worker's thread only the stages run. Photos are read two at a time and
-/// hashed side by side, which costs less CPU than one after the other
-/// ([`sha256_hex_pair`]). The job queue holds one photo per reader and each
-/// reader two more in hand, which bounds the bytes read ahead to a few
-/// photos whatever the number of workers.
+/// worker's thread only the stages run. Two photos are hashed side by side,
+/// which costs less CPU than one after the other ([`Lanes`]). The job queue
+/// holds one photo per reader and each reader two more in hand, which
+/// bounds the bytes read ahead to a few photos whatever the number of
+/// workers.
 fn read_ahead(listed: &Receiver<Listed>, jobs: &Sender<Job>, max_bytes: u64) {
-    while let Ok(first) = listed.recv() {
-        // Every path is listed before the readers start, so a second one is
-        // there unless the list has run out.
-        let read = [Some(first), listed.try_recv().ok()].map(|listed| {
-            listed.map(|listed| {
-                let bytes = read_input(&listed.input, max_bytes);
-                (listed, bytes)
-            })
-        });
-        let hashes = match &read {
-            [Some((_, Ok(a))), Some((_, Ok(b)))] => sha256_hex_pair(a, b).map(Some),
-            _ => [None, None],
+    let hashed = |(listed, bytes, sha256)| Job {
+        listed,
+        input: Ok(Input { bytes, sha256 }),
+    };
+    let mut lanes = Lanes::default();
+    for listed in listed {
+        let job = match read_input(&listed.input, max_bytes) {
+            Ok(bytes) => match lanes.feed(listed, bytes) {
+                Some(done) => hashed(done),
+                None => continue,
+            },
+            Err(e) => Job {
+                listed,
+                input: Err(e),
+            },
         };
-        for (entry, hash) in read.into_iter().zip(hashes) {
-            let Some((listed, bytes)) = entry else {
-                continue;
-            };
-            let input = bytes.map(|bytes| Input {
-                sha256: hash.unwrap_or_else(|| sha256_hex(&bytes)),
-                bytes,
-            });
-            if jobs.send(Job { listed, input }).is_err() {
-                return; // the writer stopped on a fatal error
-            }
+        if jobs.send(job).is_err() {
+            return; // the writer stopped on a fatal error
+        }
+    }
+    while let Some(done) = lanes.drain() {
+        if jobs.send(hashed(done)).is_err() {
+            return;
         }
     }
 }
