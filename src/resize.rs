@@ -12,8 +12,11 @@
 //! cheapest form of the multiply-adds, and it takes the larger share of
 //! them (every column of the box, but only the output's rows). The
 //! horizontal pass then takes each row of that down to the output width.
-//! The two passes alternate two output rows at a time, so the intermediate
-//! rows never leave the L1 cache.
+//! The passes alternate in bands of [`BAND`] output rows, so the
+//! intermediate rows stay in the cache; with AVX2 the horizontal pass
+//! transposes its band and runs the vertical kernel down it, since on
+//! interleaved RGB a multiply-add would waste a quarter of its lanes and
+//! need a shuffle of its own.
 //!
 //! Edges: a tap may read pixels outside the box (a box inside the image is
 //! filtered from its real surroundings, not from a mirrored or smeared
