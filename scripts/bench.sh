@@ -5,11 +5,12 @@
 # photos/s, peak resident memory and the ratios gradphoto/peer.
 #
 # Usage: scripts/bench.sh COHORT_DIR [JOBS...]     (default JOBS: 1 and nproc)
-# The floor ratio (total time / decoding alone) is then measured again with
-# the two interleaved chunk by chunk (FLOOR_PASSES, FLOOR_CHUNK: see below):
-# on a shared VM one whole run of either varies by 10-30%, more than the
-# distance to the 1.5 target.
-# Set FLOOR_ONLY=1 to measure only the floor ratio. Set SKIP_SETUP=1 to
+# The ratios are then measured again with the tools interleaved chunk by
+# chunk (FLOOR_PASSES, FLOOR_CHUNK, INTERLEAVE: see below): on a shared VM
+# one whole run of a tool varies by 10-30%, more than the distance to a
+# target.
+# Set FLOOR_ONLY=1 to skip the table and measure only the interleaved
+# ratios. Set SKIP_SETUP=1 to
 # skip installing the peers (and nasm, which builds the JPEG decoder with
 # SIMD; a gradphoto built before nasm was installed needs
 # `cargo clean -p mozjpeg-sys` to pick it up). Work files go to
@@ -65,6 +66,20 @@ magick_one() {
 export -f magick_one
 export magick
 
+# Runs TOOL on the photos in DIR at JOBS jobs, writing to OUT, under
+# `timed`.
+run_tool() {
+  local tool=$1 jobs=$2 dir=$3 out=$4 list
+  mapfile -t list < <(find -L "$dir" -maxdepth 1 -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) | sort)
+  case $tool in
+    gradphoto) timed "$bin/gradphoto" normalize "$dir" --out "$out" --jobs "$jobs" ;;
+    decode-floor) timed "$bin/examples/speed" decode "$dir" --jobs "$jobs" ;;
+    gradphoto-fullsize) timed "$bin/examples/speed" normalize "$dir" --out "$out" --jobs "$jobs" --max-factor 1 ;;
+    vips) timed python3 scripts/bench_vips.py "$out" "$jobs" "${list[@]}" ;;
+    magick) timed bash -c 'printf "%s\0" "$@" | xargs -0 -P '"$jobs"' -I{} bash -c "magick_one \"\$1\" '"$out"' 2>/dev/null || true" _ {}' _ "${list[@]}" ;;
+  esac
+}
+
 if [ "${FLOOR_ONLY:-0}" != 1 ]; then
 printf '%-20s %5s %8s %9s %7s %8s %12s %7s\n' tool jobs seconds photos/s peakMB spec_ok composition valid
 declare -A rate
@@ -72,13 +87,7 @@ for jobs in "${jobs_list[@]}"; do
   for tool in gradphoto decode-floor gradphoto-fullsize vips magick; do
     out=$work/$tool-$jobs
     rm -rf "$out" && mkdir -p "$out"
-    case $tool in
-      gradphoto) timed "$bin/gradphoto" normalize "$cohort" --out "$out" --jobs "$jobs" ;;
-      decode-floor) timed "$bin/examples/speed" decode "$cohort" --jobs "$jobs" ;;
-      gradphoto-fullsize) timed "$bin/examples/speed" normalize "$cohort" --out "$out" --jobs "$jobs" --max-factor 1 ;;
-      vips) timed python3 scripts/bench_vips.py "$out" "$jobs" "${photos[@]}" ;;
-      magick) timed bash -c 'printf "%s\0" "$@" | xargs -0 -P '"$jobs"' -I{} bash -c "magick_one \"\$1\" '"$out"' 2>/dev/null || true" _ {}' _ "${photos[@]}" ;;
-    esac
+    run_tool "$tool" "$jobs" "$cohort" "$out"
     rate[$tool-$jobs]=$(awk -v n="$n" -v s="$secs" 'BEGIN{printf "%.2f", n/s}')
     if [ "$tool" = decode-floor ]; then
       ok=- comp=- valid=-
@@ -98,17 +107,20 @@ done
 echo "peak RSS: gradphoto is one process; vips and magick are the largest single process (they run one per job)."
 fi
 
-# The floor ratio (gradphoto / decoding alone) again, interleaved finely: the
-# cohort is cut into chunks of FLOOR_CHUNK photos (default 50), and each
-# chunk is run by both, one right after the other, the order alternating
-# from chunk to chunk; FLOOR_PASSES (default 3) passes over the cohort. On
-# a shared VM the speed drifts by 10-30% over minutes, so two whole-cohort
-# runs a minute apart can differ more than the distance to the target;
-# chunk pairs a second apart see the same machine. Each pass's ratio is the
+# The ratios again, interleaved finely: the cohort is cut into chunks of
+# FLOOR_CHUNK photos (default 50), and each chunk is run by gradphoto and by
+# each tool in INTERLEAVE (default: decode-floor magick; vips can be added,
+# but its per-process Python start-up then counts once per chunk) one right
+# after the other, the order rotating from
+# chunk to chunk; FLOOR_PASSES (default 3) passes over the cohort. On a
+# shared VM the speed drifts by 10-30% over minutes, so two whole-cohort
+# runs a minute apart can differ more than the distance to a target; runs
+# of one chunk seconds apart see the same machine. Each pass's ratio is the
 # sum of its chunks' times. Every chunk run is a separate process with its
-# own start-up and final manifest, which only the gradphoto side pays.
+# own start-up (and for gradphoto its own final manifest).
 passes=${FLOOR_PASSES:-3}
 chunk=${FLOOR_CHUNK:-50}
+read -r -a others <<<"${INTERLEAVE:-decode-floor magick}"
 # Prints "v1 v2 ... (median m)" for the values given.
 sorted_with_median() {
   printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1; printf "%s ", $1} END{printf "(median %s)", (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'
@@ -121,35 +133,53 @@ for ((i = 0; i < n; i++)); do
   ln -s "${photos[$i]}" "$dir/"
 done
 mapfile -t chunk_dirs < <(find "$chunks" -mindepth 1 -maxdepth 1 -type d | sort)
+sides=(gradphoto "${others[@]}")
+# SIDE GRADPHOTO_SECONDS SIDE_SECONDS: the floor's ratio is gradphoto's
+# time over its own (target <= 1.5); a peer's is its time over gradphoto's,
+# i.e. gradphoto's throughput over the peer's.
+side_ratio() {
+  awk -v s="$1" -v g="$2" -v o="$3" 'BEGIN{printf "%.3f", s == "decode-floor" ? g/o : o/g}'
+}
 for jobs in "${jobs_list[@]}"; do
-  wall_ratios=() cpu_ratios=() chunk_ratios=()
+  declare -A wall_ratios=() cpu_ratios=()
+  floor_chunks=()
   for ((pass = 0; pass < passes; pass++)); do
-    g_wall=0 g_cpu=0 f_wall=0 f_cpu=0
+    declare -A wall=() cpu=() chunk_wall=()
+    for side in "${sides[@]}"; do wall[$side]=0 cpu[$side]=0; done
     for ((c = 0; c < ${#chunk_dirs[@]}; c++)); do
-      dir=${chunk_dirs[$c]}
-      out=$work/gradphoto-chunk
-      order=(floor gradphoto)
-      (((c + pass) % 2)) && order=(gradphoto floor)
-      for side in "${order[@]}"; do
-        if [ "$side" = floor ]; then
-          timed "$bin/examples/speed" decode "$dir" --jobs "$jobs"
-          fw=$secs fc=$cpu_secs
-        else
-          rm -rf "$out" && mkdir -p "$out"
-          timed "$bin/gradphoto" normalize "$dir" --out "$out" --jobs "$jobs"
-          gw=$secs gc=$cpu_secs
-        fi
+      for ((k = 0; k < ${#sides[@]}; k++)); do
+        side=${sides[$(((c + pass + k) % ${#sides[@]}))]}
+        out=$work/chunk-$side
+        rm -rf "$out" && mkdir -p "$out"
+        run_tool "$side" "$jobs" "${chunk_dirs[$c]}" "$out"
+        chunk_wall[$side]=$secs
+        wall[$side]=$(awk -v a="${wall[$side]}" -v b="$secs" 'BEGIN{print a+b}')
+        cpu[$side]=$(awk -v a="${cpu[$side]}" -v b="$cpu_secs" 'BEGIN{print a+b}')
       done
-      chunk_ratios+=("$(awk -v g="$gw" -v f="$fw" 'BEGIN{printf "%.3f", g/f}')")
-      read -r g_wall g_cpu f_wall f_cpu < <(awk -v a="$g_wall" -v b="$g_cpu" -v c="$f_wall" -v d="$f_cpu" \
-        -v gw="$gw" -v gc="$gc" -v fw="$fw" -v fc="$fc" 'BEGIN{print a+gw, b+gc, c+fw, d+fc}')
+      if [ -n "${chunk_wall[decode-floor]:-}" ]; then
+        floor_chunks+=("$(awk -v g="${chunk_wall[gradphoto]}" -v f="${chunk_wall[decode-floor]}" 'BEGIN{printf "%.3f", g/f}')")
+      fi
     done
-    wall_ratios+=("$(awk -v g="$g_wall" -v f="$f_wall" 'BEGIN{printf "%.3f", g/f}')")
-    cpu_ratios+=("$(awk -v g="$g_cpu" -v f="$f_cpu" 'BEGIN{printf "%.3f", g/f}')")
+    for side in "${others[@]}"; do
+      wall_ratios[$side]+="$(side_ratio "$side" "${wall[gradphoto]}" "${wall[$side]}") "
+      cpu_ratios[$side]+="$(side_ratio "$side" "${cpu[gradphoto]}" "${cpu[$side]}") "
+    done
   done
-  echo "time gradphoto / time decode-floor (target <= 1.5) at $jobs jobs, $passes passes of ${#chunk_dirs[@]} interleaved chunks of $chunk photos: $(sorted_with_median "${wall_ratios[@]}")"
-  # CPU time is less moved by the scheduler than wall time; both sides
-  # keep every core busy, so the two ratios should agree.
-  echo "the same in CPU seconds (user + system): $(sorted_with_median "${cpu_ratios[@]}")"
-  echo "single chunk pairs, wall time: $(printf '%s\n' "${chunk_ratios[@]}" | sort -n | awk '{v[NR]=$1} END{printf "min %s, quartiles %s %s %s, max %s", v[1], v[int(NR/4)+1], v[int(NR/2)+1], v[int(3*NR/4)+1], v[NR]}')"
+  for side in "${others[@]}"; do
+    read -r -a w <<<"${wall_ratios[$side]}"
+    read -r -a u <<<"${cpu_ratios[$side]}"
+    case $side in
+      decode-floor) what="time gradphoto / time decode-floor (target <= 1.5)" ;;
+      vips) what="photos/s gradphoto / vips (target >= 2)" ;;
+      magick) what="photos/s gradphoto / magick (target >= 5)" ;;
+      *) what="gradphoto against $side" ;;
+    esac
+    echo "$what at $jobs jobs, $passes passes of ${#chunk_dirs[@]} interleaved chunks of $chunk photos: $(sorted_with_median "${w[@]}")"
+    # CPU time is less moved by the scheduler than wall time; every tool
+    # keeps the cores busy, so the two ratios should agree.
+    echo "  the same in CPU seconds (user + system): $(sorted_with_median "${u[@]}")"
+  done
+  if [ ${#floor_chunks[@]} -gt 0 ]; then
+    echo "  single chunks, gradphoto / decode-floor, wall time: $(printf '%s\n' "${floor_chunks[@]}" | sort -n | awk '{v[NR]=$1} END{printf "min %s, quartiles %s %s %s, max %s", v[1], v[int(NR/4)+1], v[int(NR/2)+1], v[int(3*NR/4)+1], v[NR]}')"
+  fi
 done

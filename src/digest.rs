@@ -330,15 +330,8 @@ mod tests {
 
     /// Deterministic bytes that differ between seeds and positions.
     fn bytes(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
+        let mut rng = crate::testimg::Rng::new(seed);
+        (0..len).map(|_| rng.below(256) as u8).collect()
     }
 
     /// Every photo through the lanes as the pipeline's readers put them:

@@ -565,6 +565,7 @@ fn sin_pi(y: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testimg::Rng;
 
     #[test]
     fn the_kernel_matches_the_libm_lanczos3() {
@@ -629,22 +630,6 @@ mod tests {
         assert!(resize_crop(&img, Rect::new(0, 0, 6, 8), 0, 4).is_err());
     }
 
-    /// A tiny deterministic generator (xorshift64*) for test images.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        fn below(&mut self, n: u32) -> u32 {
-            (self.next() >> 33) as u32 % n
-        }
-    }
-
     /// Noise over smooth gradients and hard edges: the noise rings the
     /// filter past 0 and 255 (so both clamps are exercised), the gradients
     /// and edges catch taps at the wrong place.
@@ -689,7 +674,7 @@ mod tests {
         if !std::arch::is_x86_feature_detected!("avx2") {
             return;
         }
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
         let mut cases: Vec<_> = (0..150).map(|_| random_case(&mut rng)).collect();
         // Full-size outputs, as the pipeline makes: several bands, a
         // partial last band, rows wider than many 32-byte blocks.
@@ -769,7 +754,7 @@ mod tests {
     /// kernel table adds well under 0.01.
     #[test]
     fn output_is_within_its_rounding_of_a_real_convolution() {
-        let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+        let mut rng = Rng::new(0x1234_5678_9ABC_DEF1);
         let (mut total, mut count, mut worst, mut beyond_one) = (0.0, 0usize, 0.0f64, 0usize);
         for case in 0..60 {
             let (img, rect, out_w, out_h) = random_case(&mut rng);
@@ -839,7 +824,7 @@ mod tests {
 
     #[test]
     fn weights_sum_to_one_and_stay_in_the_axis() {
-        let mut rng = Rng(77);
+        let mut rng = Rng::new(77);
         for _ in 0..300 {
             let in_size = 1 + rng.below(3000);
             let len = 1 + rng.below(in_size);
@@ -870,7 +855,7 @@ mod tests {
 
     #[test]
     fn flat_colour_stays_exactly_flat() {
-        let mut rng = Rng(5);
+        let mut rng = Rng::new(5);
         for _ in 0..40 {
             let (img, rect, w, h) = random_case(&mut rng);
             let colour = [
@@ -889,7 +874,7 @@ mod tests {
 
     #[test]
     fn scale_one_on_whole_pixels_copies_the_box() {
-        let mut rng = Rng(11);
+        let mut rng = Rng::new(11);
         for (w, h, rect) in [
             (90, 70, Rect::new(5, 3, 41, 61)),
             (90, 70, Rect::new(0, 0, 90, 70)),
@@ -922,7 +907,7 @@ mod tests {
     fn stale_buffers_never_show() {
         // Odd sizes leave a partial last band, whose rows past the output
         // are filtered from whatever the buffers held.
-        let mut rng = Rng(3);
+        let mut rng = Rng::new(3);
         let img = random_image(&mut rng, 300, 400);
         let rect = Rect::new(7, 11, 211, 283);
         let first = resize_crop(&img, rect, 101, 135).unwrap();

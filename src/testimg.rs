@@ -21,6 +21,10 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
+    /// Uniform in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u32) -> u32 {
+        ((self.next_u64() >> 32) % u64::from(n)) as u32
+    }
     /// Roughly normal, mean 0, deviation 1 (sum of uniforms).
     pub fn gauss(&mut self) -> f64 {
         let mut s = 0.0;
