@@ -145,9 +145,10 @@ fn finish(mut state: [u32; 8], message: &[u8], done: usize) -> String {
     let rest = &message[done..];
     let mut blocks = rest.chunks_exact(64);
     for block in &mut blocks {
-        let mut whole = [0u8; 64];
-        whole.copy_from_slice(block);
-        compress256(&mut state, &[whole]);
+        // `chunks_exact(64)` only yields 64-byte slices.
+        if let Ok(block) = <&[u8; 64]>::try_from(block) {
+            compress256(&mut state, std::slice::from_ref(block));
+        }
     }
     let tail = blocks.remainder();
     let mut last = [[0u8; 64]; 2];

@@ -430,7 +430,6 @@ fn vertical(
         bytes: img.as_bytes(),
         row_bytes: img.width() as usize * 3,
         start: rows.starts[y] as usize,
-        step: 1,
         len: rows.lens[y] as usize,
         weights: rows.of(y),
         shift: rows.shift,
@@ -449,10 +448,9 @@ struct VerticalSource<'a> {
     /// The whole image, `row_bytes` a row.
     bytes: &'a [u8],
     row_bytes: usize,
-    /// Its taps: rows `start`, `start + step`, ... (`len` of them),
-    /// weighted by `weights` (padded with zeros to an even count at least).
+    /// Its taps: rows `start`, `start + 1`, ... (`len` of them), weighted
+    /// by `weights` (padded with zeros to an even count at least).
     start: usize,
-    step: usize,
     len: usize,
     weights: &'a [i16],
     shift: u32,
@@ -467,7 +465,7 @@ fn vertical_portable(src: &VerticalSource, made: Range<usize>, out: &mut [u8], a
     acc.clear();
     acc.resize(width, 1 << (src.shift - 1));
     for (k, &w) in src.weights[..src.len].iter().enumerate() {
-        let row = &src.bytes[(src.start + k * src.step) * src.row_bytes..][made.clone()];
+        let row = &src.bytes[(src.start + k) * src.row_bytes..][made.clone()];
         for (a, &v) in acc.iter_mut().zip(row) {
             *a += i32::from(w) * i32::from(v);
         }

@@ -75,7 +75,7 @@ pub(super) unsafe fn vertical(
     acc: &mut Vec<i32>,
 ) {
     let width = made.len();
-    let last_row = src.start + src.len.saturating_sub(1) * src.step;
+    let last_row = src.start + src.len.saturating_sub(1);
     let fits = width >= 32
         && made.end <= src.row_bytes
         && (src.len == 0 || (last_row + 1) * src.row_bytes <= src.bytes.len())
@@ -102,7 +102,7 @@ pub(super) unsafe fn vertical(
             }
             let bytes = taps32(
                 src.bytes.as_ptr().add(first + o),
-                src.step * src.row_bytes,
+                src.row_bytes,
                 src.len,
                 src.weights.as_ptr(),
                 src.shift,
@@ -238,10 +238,28 @@ pub(super) unsafe fn transpose(
             }
         }
     }
-    for r in 0..rows {
-        let cs = if r < rows16 { cols32 } else { 0 };
-        for c in cs..cols {
-            dst[c * dst_stride + r] = src[r * src_stride + c];
-        }
+    // The edges: the columns past the whole blocks in their rows, then
+    // every column of the rows past them.
+    if cols32 < cols {
+        let dst = &mut dst[cols32 * dst_stride..];
+        transpose_portable(
+            &src[cols32..],
+            src_stride,
+            rows16,
+            cols - cols32,
+            dst,
+            dst_stride,
+        );
+    }
+    if rows16 < rows {
+        let src = &src[rows16 * src_stride..];
+        transpose_portable(
+            src,
+            src_stride,
+            rows - rows16,
+            cols,
+            &mut dst[rows16..],
+            dst_stride,
+        );
     }
 }
