@@ -1,5 +1,6 @@
 use criterion::{Criterion, criterion_group, criterion_main};
-use gradphoto::border::{BorderSettings, find_borders};
+use gradphoto::BorderSettings;
+use gradphoto::stages::find_borders;
 
 #[path = "support/portrait12mp.rs"]
 mod portrait12mp;

@@ -1,9 +1,13 @@
 use criterion::{Criterion, criterion_group, criterion_main};
-use gradphoto::backdrop::{BackdropSettings, estimate_backdrop};
-use gradphoto::border::{BorderSettings, find_borders};
-use gradphoto::compose::{CompositionRule, plan_crop};
-use gradphoto::subject::{SubjectSettings, locate_subject};
-use gradphoto::work::WorkingCopy;
+use gradphoto::BackdropSettings;
+use gradphoto::BorderSettings;
+use gradphoto::CompositionRule;
+use gradphoto::SubjectSettings;
+use gradphoto::stages::WorkingCopy;
+use gradphoto::stages::estimate_backdrop;
+use gradphoto::stages::find_borders;
+use gradphoto::stages::locate_subject;
+use gradphoto::stages::plan_crop;
 
 #[path = "support/portrait12mp.rs"]
 mod portrait12mp;

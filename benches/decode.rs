@@ -7,8 +7,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gradphoto::decode::{DecodeLimits, DecodeScale, Reduce, decode_reduced};
-use gradphoto::synth::{FileSpec, PortraitSpec, make_photo};
+use gradphoto::DecodeLimits;
+use gradphoto::stages::{DecodeScale, Reduce, decode_reduced};
+use gradphoto::testkit::synth::{FileSpec, PortraitSpec, make_photo};
 use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace;
 use zune_core::options::DecoderOptions;

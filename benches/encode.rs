@@ -5,8 +5,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gradphoto::encode::{Chroma, EncodeSettings, encode_once, encode_to_window};
-use gradphoto::synth;
+use gradphoto::EncodeSettings;
+use gradphoto::stages::{Chroma, encode_once, encode_to_window};
+use gradphoto::testkit::synth;
 
 fn bench(c: &mut Criterion) {
     let img = synth::portrait(480, 640, 0.5, 42);

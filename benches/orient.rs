@@ -4,8 +4,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gradphoto::orient::{Orientation, apply_orientation};
-use gradphoto::synth;
+use gradphoto::stages::{Orientation, apply_orientation};
+use gradphoto::testkit::synth;
 
 fn bench(c: &mut Criterion) {
     let img = synth::portrait(1500, 2000, 0.5, 7);

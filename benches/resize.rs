@@ -4,9 +4,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gradphoto::image::Rect;
-use gradphoto::resize::resize_crop;
-use gradphoto::synth;
+use gradphoto::manifest::Rect;
+use gradphoto::stages::resize_crop;
+use gradphoto::testkit::synth;
 
 fn bench(c: &mut Criterion) {
     let img = synth::portrait(1500, 2000, 0.5, 7);

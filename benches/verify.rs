@@ -4,9 +4,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gradphoto::encode::{EncodeSettings, encode_to_window};
-use gradphoto::synth;
-use gradphoto::verify::{OutputRules, verify_jpeg};
+use gradphoto::EncodeSettings;
+use gradphoto::stages::encode_to_window;
+use gradphoto::stages::{OutputRules, verify_jpeg};
+use gradphoto::testkit::synth;
 
 fn bench(c: &mut Criterion) {
     let img = synth::portrait(480, 640, 0.5, 42);

@@ -4,11 +4,12 @@
 //! shows any change to the border stage's results or its sampling.
 //! Usage: border_dump DIR... [LINES]
 
-use gradphoto::border::{BorderSettings, find_borders, trace_side};
-use gradphoto::decode::decode_reduced;
-use gradphoto::discover::discover;
-use gradphoto::orient::apply_orientation;
-use gradphoto::photo::Options;
+use gradphoto::BorderSettings;
+use gradphoto::Options;
+use gradphoto::stages::apply_orientation;
+use gradphoto::stages::decode_reduced;
+use gradphoto::stages::discover;
+use gradphoto::stages::{find_borders, trace_side};
 
 fn main() {
     let args: Vec<std::path::PathBuf> = std::env::args_os().skip(1).map(Into::into).collect();

@@ -5,10 +5,12 @@
 //! border stage calls a line's deviation) and of single pixels from it.
 //! Usage: border_probe FILE SIDE(top|bottom|left|right) [LINES] [FIRST]
 
-use gradphoto::border::{BorderSettings, find_borders, trace_side};
-use gradphoto::decode::{DecodeLimits, Reduce, decode_reduced};
-use gradphoto::orient::apply_orientation;
-use gradphoto::photo::ReduceSettings;
+use gradphoto::BorderSettings;
+use gradphoto::DecodeLimits;
+use gradphoto::ReduceSettings;
+use gradphoto::stages::apply_orientation;
+use gradphoto::stages::{Reduce, decode_reduced};
+use gradphoto::stages::{find_borders, trace_side};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

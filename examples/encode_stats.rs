@@ -9,9 +9,10 @@
 
 use std::time::Instant;
 
-use gradphoto::encode::{Chroma, EncodeSettings, encode_once, encode_to_window};
-use gradphoto::image::RgbImage;
-use gradphoto::synth;
+use gradphoto::EncodeSettings;
+use gradphoto::stages::RgbImage;
+use gradphoto::stages::{Chroma, encode_once, encode_to_window};
+use gradphoto::testkit::synth;
 
 fn main() {
     let brute = std::env::args().any(|a| a == "--brute");

@@ -17,10 +17,10 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use gradphoto::decode::{ImageFormat, Sniffed, decode_reduced, sniff};
-use gradphoto::discover::discover;
-use gradphoto::entropy::{DriverError, decode_samples};
-use gradphoto::photo::Options;
+use gradphoto::Options;
+use gradphoto::stages::discover;
+use gradphoto::stages::{DriverError, decode_samples};
+use gradphoto::stages::{ImageFormat, Sniffed, decode_reduced, sniff};
 use rayon::prelude::*;
 
 #[derive(Parser)]

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
-use gradphoto::synth::{
+use gradphoto::testkit::synth::{
     BorderSpec, ExifSpec, FileSpec, Format, PortraitSpec, RandomOptions, SplitMix64, Truth,
     make_photo, random_spec,
 };

@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 use gradphoto::manifest::{JSON_NAME, Manifest};
-use gradphoto::score::{Tolerances, score_photo, summarise};
-use gradphoto::synth::Truth;
+use gradphoto::testkit::score::{Tolerances, score_photo, summarise};
+use gradphoto::testkit::synth::Truth;
 use serde::Deserialize;
 
 #[derive(Parser, Debug)]

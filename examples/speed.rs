@@ -13,10 +13,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use gradphoto::decode::decode_reduced;
-use gradphoto::discover::discover;
-use gradphoto::photo::Options;
-use gradphoto::pipeline::{BatchConfig, Silent, run_normalize};
+use gradphoto::Options;
+use gradphoto::stages::decode_reduced;
+use gradphoto::stages::discover;
+use gradphoto::{BatchConfig, Silent, run_normalize};
 use rayon::prelude::*;
 
 #[derive(Parser)]
@@ -47,7 +47,7 @@ enum What {
 
 fn main() -> Result<()> {
     // The floor runs under the same allocator settings as the CLI.
-    gradphoto::pipeline::tune_malloc();
+    gradphoto::tune_malloc();
     match Args::parse().what {
         What::Decode {
             inputs,

@@ -14,21 +14,22 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use gradphoto::backdrop::Backdrop;
-use gradphoto::backdrop::estimate_backdrop;
-use gradphoto::border::find_borders;
-use gradphoto::compose::{CompositionRule, CropPlan, centred_crop, plan_crop};
-use gradphoto::decode::decode_reduced;
-use gradphoto::discover::discover;
-use gradphoto::encode::encode_to_window;
-use gradphoto::image::RgbImage;
-use gradphoto::orient::apply_orientation;
-use gradphoto::photo::Options;
-use gradphoto::portrait::judge_portrait;
-use gradphoto::resize::resize_crop;
-use gradphoto::subject::locate_subject;
-use gradphoto::verify::verify_written;
-use gradphoto::work::WorkingCopy;
+use gradphoto::CompositionRule;
+use gradphoto::Options;
+use gradphoto::stages::Backdrop;
+use gradphoto::stages::RgbImage;
+use gradphoto::stages::WorkingCopy;
+use gradphoto::stages::apply_orientation;
+use gradphoto::stages::decode_reduced;
+use gradphoto::stages::discover;
+use gradphoto::stages::encode_to_window;
+use gradphoto::stages::estimate_backdrop;
+use gradphoto::stages::find_borders;
+use gradphoto::stages::judge_portrait;
+use gradphoto::stages::locate_subject;
+use gradphoto::stages::resize_crop;
+use gradphoto::stages::verify_written;
+use gradphoto::stages::{CropPlan, centred_crop, plan_crop};
 
 #[derive(Parser)]
 struct Args {

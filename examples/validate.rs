@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use gradphoto::backdrop::estimate_backdrop;
-use gradphoto::border::find_borders;
-use gradphoto::check::Verdict;
-use gradphoto::decode::decode;
-use gradphoto::photo::Options;
-use gradphoto::subject::locate_subject;
-use gradphoto::work::WorkingCopy;
+use gradphoto::Options;
+use gradphoto::manifest::Verdict;
+use gradphoto::stages::WorkingCopy;
+use gradphoto::stages::decode;
+use gradphoto::stages::estimate_backdrop;
+use gradphoto::stages::find_borders;
+use gradphoto::stages::locate_subject;
 use rayon::prelude::*;
 
 #[derive(Parser)]
@@ -34,7 +34,7 @@ fn judge(path: &Path, options: &Options) -> (bool, Option<String>) {
     let Ok(bytes) = std::fs::read(path) else {
         return (false, Some("unreadable".into()));
     };
-    let report = gradphoto::verify::verify_jpeg(&bytes, &options.output_rules());
+    let report = gradphoto::stages::verify_jpeg(&bytes, &options.output_rules());
     let spec_failure = report
         .checks
         .iter()

@@ -1,8 +1,9 @@
 //! Writes one encoded synthetic portrait to the path given, so other
 //! decoders (ImageMagick, libjpeg's djpeg, browsers) can be tried on it.
 
-use gradphoto::encode::{EncodeSettings, encode_to_window};
-use gradphoto::synth;
+use gradphoto::EncodeSettings;
+use gradphoto::stages::encode_to_window;
+use gradphoto::testkit::synth;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()

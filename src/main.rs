@@ -7,12 +7,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use gradphoto::audit::{CheckConfig, run_check};
+use gradphoto::Options;
 use gradphoto::manifest::{PhotoRecord, RecordSource, RosterRef, RosterSummary, RunHeader, Status};
-use gradphoto::photo::Options;
-use gradphoto::pipeline::{BatchConfig, Progress, run_normalize};
-use gradphoto::report::{ThumbnailFn, thumbnail_from_files, write_report};
-use gradphoto::roster::{ColumnNames, NameTemplate, Roster};
+use gradphoto::{BatchConfig, Progress, run_normalize};
+use gradphoto::{CheckConfig, run_check};
+use gradphoto::{ColumnNames, NameTemplate, Roster};
+use gradphoto::{ThumbnailFn, thumbnail_from_files, write_report};
 use indicatif::{ProgressBar, ProgressStyle};
 
 const EXIT_CODES: &str = "\
@@ -200,7 +200,7 @@ fn parse_rgb(text: &str) -> Result<[u8; 3], String> {
 }
 
 fn main() -> ExitCode {
-    gradphoto::pipeline::tune_malloc();
+    gradphoto::tune_malloc();
     let cli = Cli::parse();
     match cli.command {
         Command::Normalize(args) => normalize(args),

@@ -7,20 +7,20 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backdrop::{Backdrop, BackdropSettings, estimate_backdrop, judge_backdrop};
-use crate::border::{BorderSettings, Borders, find_borders};
-use crate::check::{Check, Verdict, worst};
-use crate::compose::{CompositionRule, CropPlan, judge_composition, plan_crop};
-use crate::decode::{DecodeLimits, DecodeScale, Decoded, Reduce, decode_reduced};
-use crate::encode::{EncodeSettings, encode_to_window};
+use crate::analysis::backdrop::{Backdrop, BackdropSettings, estimate_backdrop, judge_backdrop};
+use crate::analysis::border::{BorderSettings, Borders, find_borders};
+use crate::analysis::compose::{CompositionRule, CropPlan, judge_composition, plan_crop};
+use crate::analysis::portrait::{PortraitSettings, judge_portrait};
+use crate::analysis::subject::{SubjectSettings, locate_subject};
+use crate::analysis::working_copy::WorkingCopy;
+use crate::batch::manifest::{BorderRemoved, OutputGeometry, PhotoRecord, Status};
+use crate::codec::decode::{DecodeLimits, DecodeScale, Decoded, Reduce, decode_reduced};
+use crate::codec::encode::{EncodeSettings, encode_to_window};
+use crate::codec::verify::{OutputRules, verify_written};
 use crate::image::{Rect, RgbImage};
-use crate::manifest::{BorderRemoved, OutputGeometry, PhotoRecord, Status};
-use crate::orient::apply_orientation;
-use crate::portrait::{PortraitSettings, judge_portrait};
-use crate::resize::resize_crop;
-use crate::subject::{SubjectSettings, locate_subject};
-use crate::verify::{OutputRules, verify_written};
-use crate::work::WorkingCopy;
+use crate::transform::orient::apply_orientation;
+use crate::transform::resize::resize_crop;
+use crate::verdict::{Check, Verdict, worst};
 
 /// Every setting that decides what a photo becomes. Serialised into the
 /// manifest, and its digest decides whether a rerun may reuse an output.
@@ -311,7 +311,7 @@ impl Axis {
 
 /// The upright x and y axes of `decoded` (before orientation is applied).
 fn upright_axes(decoded: &Decoded) -> (Axis, Axis) {
-    use crate::orient::Orientation::*;
+    use crate::transform::orient::Orientation::*;
     let o = decoded.orientation;
     let stored = |full: u32, decoded_len: u32, reversed: bool| Axis {
         full,
@@ -454,7 +454,7 @@ fn clear_of_frame_edge(inner: Rect, borders: &Borders) -> Rect {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::{FileSpec, PortraitSpec, make_photo};
+    use crate::testkit::synth::{FileSpec, PortraitSpec, make_photo};
 
     #[test]
     fn the_picture_keeps_clear_of_a_frame_edge_only_where_there_is_a_frame() {

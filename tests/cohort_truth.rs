@@ -6,11 +6,11 @@
 
 use std::path::Path;
 
-use gradphoto::photo::{Options, normalize_photo};
-use gradphoto::score::{PhotoScore, Tolerances, score_photo, summarise};
-use gradphoto::synth::{
+use gradphoto::testkit::score::{PhotoScore, Tolerances, score_photo, summarise};
+use gradphoto::testkit::synth::{
     BorderSpec, FileSpec, Format, PortraitSpec, RandomOptions, SplitMix64, make_photo, random_spec,
 };
+use gradphoto::{Options, normalize_photo};
 use rayon::prelude::*;
 
 struct Case {

@@ -15,8 +15,8 @@ use std::process::{Command, Output};
 
 use common::*;
 use gradphoto::manifest::{PhotoRecord, Status};
-use gradphoto::photo::{Options, normalize_photo};
-use gradphoto::synth::{FileSpec, Format, PortraitSpec, SplitMix64, make_photo};
+use gradphoto::testkit::synth::{FileSpec, Format, PortraitSpec, SplitMix64, make_photo};
+use gradphoto::{Options, normalize_photo};
 use serde_json::Value;
 
 fn fixture(name: &str) -> Vec<u8> {

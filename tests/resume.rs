@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use gradphoto::synth::{FileSpec, RandomOptions, SplitMix64, make_photo, random_spec};
+use gradphoto::testkit::synth::{FileSpec, RandomOptions, SplitMix64, make_photo, random_spec};
 use serde_json::Value;
 
 const PHOTOS: usize = 30;

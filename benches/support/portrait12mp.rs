@@ -1,6 +1,6 @@
 // Shared by the benches: a 12 MP portrait (3000x4000) with a white frame,
 // drawn directly (no supersampling) so setup stays fast.
-use gradphoto::image::RgbImage;
+use gradphoto::stages::RgbImage;
 
 pub fn portrait_12mp() -> RgbImage {
     let (w, h) = (3000u32, 4000u32);

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use gradphoto::photo::{Options, normalize_photo};
+use gradphoto::{Options, normalize_photo};
 use libfuzzer_sys::fuzz_target;
 
 fn options() -> &'static Options {

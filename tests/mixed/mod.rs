@@ -6,9 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use gradphoto::decode::{DecodeLimits, decode};
-use gradphoto::encode::{EncodeSettings, encode_to_window};
-use gradphoto::image::RgbImage;
+use gradphoto::DecodeLimits;
+use gradphoto::EncodeSettings;
+use gradphoto::stages::RgbImage;
+use gradphoto::stages::decode;
+use gradphoto::stages::encode_to_window;
 
 use crate::common::{BACKDROP, fixtures, run};
 

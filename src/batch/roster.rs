@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::manifest::{
+use crate::batch::manifest::{
     InvalidId, MultiplePhotos, RosterFields, RosterRef, RosterSummary, UnmatchedPhoto,
 };
-use crate::output::validate_file_name;
+use crate::batch::output::validate_file_name;
 
 /// A column the roster can have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

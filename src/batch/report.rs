@@ -17,15 +17,15 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::check::Verdict;
-use crate::decode::decode;
-use crate::encode::{Chroma, encode_once};
+use crate::batch::manifest::{PhotoRecord, RecordSource, RosterSummary, RunHeader, Status};
+use crate::batch::output::write_atomically_with;
+use crate::codec::decode::decode;
+use crate::codec::encode::{Chroma, encode_once};
 use crate::image::{Rect, RgbImage};
-use crate::manifest::{PhotoRecord, RecordSource, RosterSummary, RunHeader, Status};
-use crate::orient::apply_orientation;
-use crate::output::write_atomically_with;
 use crate::photo::Options;
-use crate::resize::resize_crop;
+use crate::transform::orient::apply_orientation;
+use crate::transform::resize::resize_crop;
+use crate::verdict::Verdict;
 
 pub const FILE_NAME: &str = "report.html";
 
@@ -247,7 +247,8 @@ impl Summary {
 /// Cards made (thumbnails in parallel) and written per group of this many.
 const CARDS_AT_ONCE: usize = 64;
 
-/// The whole page, in memory: for tests and small batches.
+/// The whole page, in memory, for tests.
+#[cfg(test)]
 pub fn render(source: &dyn RecordSource, thumbnails: &ThumbnailFn<'_>) -> std::io::Result<String> {
     let mut page = Vec::new();
     render_to(&mut page, source, thumbnails, 1)?;
@@ -583,8 +584,9 @@ fn roster_section(h: &mut String, s: &RosterSummary) {
         }
         h.push_str("</ul></details>");
     };
-    let who =
-        |r: &crate::manifest::RosterRef| format!("{} {} (line {})", r.student_no, r.name, r.line);
+    let who = |r: &crate::batch::manifest::RosterRef| {
+        format!("{} {} (line {})", r.student_no, r.name, r.line)
+    };
     list(h, "No photo", s.no_photo.iter().map(who).collect());
     list(
         h,
@@ -621,8 +623,8 @@ fn roster_section(h: &mut String, s: &RosterSummary) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Check;
-    use crate::manifest::Manifest;
+    use crate::batch::manifest::Manifest;
+    use crate::verdict::Check;
     use std::collections::HashMap;
 
     #[test]
@@ -665,7 +667,7 @@ mod tests {
             ),
             record("a/w.jpg", Status::Warn, Some(("leaning", Verdict::Warn))),
         ];
-        m.run.counts = crate::manifest::count(&m.photos, 0);
+        m.run.counts = crate::batch::manifest::count(&m.photos, 0);
         let img = RgbImage::filled(480, 640, [100, 197, 255]);
         let thumb = thumbnail(&img).unwrap();
         let thumbs = HashMap::from([("a/ok.jpg".to_owned(), thumb)]);

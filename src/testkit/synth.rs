@@ -801,7 +801,7 @@ fn make_truth(spec: &PortraitSpec, scene: &Scene, backdrop_rgb: [u8; 3]) -> Trut
     let room = crop_fits(
         p,
         &inner,
-        crate::compose::CompositionRule::default().centre_tolerance,
+        crate::analysis::compose::CompositionRule::default().centre_tolerance,
     );
     if cut_off {
         flag = Some("subject_cut_off");

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::decode::{Sniffed, sniff};
+use crate::codec::decode::{Sniffed, sniff};
 
 /// Extensions that claim to be photos.
 const PHOTO_EXTENSIONS: &[&str] = &[

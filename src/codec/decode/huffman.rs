@@ -975,16 +975,16 @@ fn looks_single_scan(cinfo: &mut jpeg_decompress_struct) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::{Chroma, encode_once};
+    use crate::codec::encode::{Chroma, encode_once};
     use crate::image::RgbImage;
-    use crate::testimg::Rng;
+    use crate::testkit::testimg::Rng;
     use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
     /// A portrait with noise growing from left to right, so that the right
     /// side has large coefficients, long codes and magnitudes beyond the
     /// one-lookup entries.
     fn textured(w: u32, h: u32, seed: u64) -> RgbImage {
-        let mut img = crate::synth::portrait(w, h, 0.5, seed);
+        let mut img = crate::testkit::synth::portrait(w, h, 0.5, seed);
         let mut rng = Rng::new(seed);
         let wf = f64::from(w);
         for (i, px) in img.as_bytes_mut().chunks_exact_mut(3).enumerate() {

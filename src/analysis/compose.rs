@@ -9,9 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{Check, Verdict};
+use crate::analysis::subject::Subject;
 use crate::image::Rect;
-use crate::subject::Subject;
+use crate::verdict::{Check, Verdict};
 
 /// The composition rule, in output pixels of the final photo.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -323,8 +323,8 @@ pub fn judge_composition(plan: &CropPlan, rule: &CompositionRule) -> Vec<Check> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::subject::tests::{BLUE, find};
-    use crate::testimg::{Person, Scene};
+    use crate::analysis::subject::tests::{BLUE, find};
+    use crate::testkit::testimg::{Person, Scene};
 
     fn plan(w: u32, h: u32, p: &Person) -> (Result<CropPlan, ComposeError>, Subject) {
         let img = Scene::new(w, h, BLUE).with(p.clone()).paint();

@@ -1,12 +1,24 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
-use crate::decode::{DecodeScale, Libjpeg, Warnings, libjpeg_rgb_with};
+use crate::codec::decode::{DecodeScale, Libjpeg, Warnings, libjpeg_rgb_with};
 
-const BASELINE_420: &[u8] = include_bytes!("../../../fixtures/01-baseline.jpg");
-const PROGRESSIVE_420: &[u8] = include_bytes!("../../../fixtures/06-progressive.jpg");
-const GRAYSCALE: &[u8] = include_bytes!("../../../fixtures/07-grayscale.jpg");
-const CMYK: &[u8] = include_bytes!("../../../fixtures/08-cmyk-adobe.jpg");
+const BASELINE_420: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/01-baseline.jpg"
+));
+const PROGRESSIVE_420: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/06-progressive.jpg"
+));
+const GRAYSCALE: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/07-grayscale.jpg"
+));
+const CMYK: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/08-cmyk-adobe.jpg"
+));
 
 /// Called by `select` when it installs one of ours: counts into the
 /// `AtomicUsize` a test put in `client_data`.

@@ -5,12 +5,12 @@ use std::cell::RefCell;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backdrop::Backdrop;
-use crate::check::{Check, Verdict};
-use crate::color::{LabTable, ciede2000, delta_e76_squared, squared_bound};
-use crate::compose::CropPlan;
+use crate::analysis::backdrop::Backdrop;
+use crate::analysis::colour::{LabTable, ciede2000, delta_e76_squared, squared_bound};
+use crate::analysis::compose::CropPlan;
+use crate::analysis::rank::{from_order_key, order_key};
 use crate::image::RgbImage;
-use crate::rank::{from_order_key, order_key};
+use crate::verdict::{Check, Verdict};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -57,7 +57,7 @@ impl Default for PortraitSettings {
 
 /// The working copy the checks look at: pixel (x, y) is the mean of the
 /// `factor` x `factor` block of the picture at (x * factor, y * factor),
-/// clipped at the edges, exactly as [`crate::work::Work`] has it. Worked out
+/// clipped at the edges, exactly as [`crate::analysis::working_copy::Work`] has it. Worked out
 /// where a check looks rather than for the whole picture: the checks read
 /// the torso, the face, the head and a few lines, a fraction of it, and
 /// building the whole copy was the largest part of this stage.
@@ -349,7 +349,7 @@ fn ranked(v: &[f64], rank: usize) -> f64 {
 /// [`ranked`] of the values whose [`order_key`]s are `keys` (reordered).
 /// The checks that rank many values (the torso's colour, the head's edges)
 /// keep the keys as they go, rather than the values and a copy of keys.
-/// Quickselect, not [`crate::rank::nth_smallest`]: these few thousand
+/// Quickselect, not [`crate::analysis::rank::nth_smallest`]: these few thousand
 /// values bunch into few of its buckets (251 M against 291 M instructions
 /// for the stage on 20 photos).
 fn ranked_key(keys: &mut [u64], rank: usize) -> f64 {
@@ -630,11 +630,11 @@ pub fn judge_portrait(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backdrop::{BackdropSettings, estimate_backdrop};
-    use crate::compose::{CompositionRule, plan_crop};
-    use crate::subject::tests::{BLUE, find};
-    use crate::testimg::{Person, Scene, blur};
-    use crate::work::WorkingCopy;
+    use crate::analysis::backdrop::{BackdropSettings, estimate_backdrop};
+    use crate::analysis::compose::{CompositionRule, plan_crop};
+    use crate::analysis::subject::tests::{BLUE, find};
+    use crate::analysis::working_copy::WorkingCopy;
+    use crate::testkit::testimg::{Person, Scene, blur};
 
     /// Paints a 480x640 output-like portrait and judges it.
     fn judge(p: Person, post: impl Fn(RgbImage) -> RgbImage) -> Vec<Check> {
@@ -658,7 +658,7 @@ mod tests {
         ] {
             let data = (0..w * h * 3).map(|i| (i * 97 % 251) as u8).collect();
             let img = RgbImage::new(w, h, data).unwrap();
-            let work = crate::work::Work::new(&img, max_side);
+            let work = crate::analysis::working_copy::Work::new(&img, max_side);
             let blocks = Blocks::new(&img, max_side);
             assert_eq!((blocks.width, blocks.height), (work.width, work.height));
             assert_eq!(blocks.factor, work.factor);

@@ -912,8 +912,8 @@ pub(crate) fn quantisation_probe(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth;
-    use crate::verify::{OutputRules, verify_jpeg};
+    use crate::codec::verify::{OutputRules, verify_jpeg};
+    use crate::testkit::synth;
 
     fn window(min_bytes: usize, max_bytes: usize) -> EncodeSettings {
         EncodeSettings {
@@ -1139,7 +1139,7 @@ mod tests {
         let report = verify_jpeg(&jpeg, &OutputRules::default());
         assert_eq!(
             report.check("three_components").unwrap().verdict,
-            crate::check::Verdict::Pass
+            crate::verdict::Verdict::Pass
         );
     }
 

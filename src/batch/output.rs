@@ -208,6 +208,7 @@ pub fn validate_file_name(name: &str) -> Result<(), NameError> {
 }
 
 /// The output file name for an input: its stem with `.jpg`.
+#[cfg(test)]
 pub fn output_name_for(input: &Path) -> Result<String, NameError> {
     let stem = input
         .file_stem()

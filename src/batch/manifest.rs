@@ -25,9 +25,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{Check, Verdict};
+use crate::batch::output::write_atomically_with;
 use crate::image::Rect;
-use crate::output::write_atomically_with;
+use crate::verdict::{Check, Verdict};
 
 pub const JSON_NAME: &str = "manifest.json";
 pub const CSV_NAME: &str = "manifest.csv";
@@ -620,6 +620,7 @@ impl RecordSource for Manifest {
 }
 
 /// Tallies records by status.
+#[cfg(test)]
 pub fn count(records: &[PhotoRecord], skipped_not_images: usize) -> Counts {
     tally(
         records
@@ -714,10 +715,12 @@ impl Previous {
         })
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.by_input.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.by_input.is_empty()
     }
@@ -972,6 +975,7 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 
 /// Writes the records as CSV, UTF-8 with a BOM so that spreadsheets on
 /// Chinese Windows open names correctly.
+#[cfg(test)]
 pub fn write_csv(out: impl Write, records: &[PhotoRecord]) -> Result<(), ManifestError> {
     write_csv_rows(out, records.iter().map(Ok))
 }

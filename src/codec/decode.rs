@@ -9,8 +9,9 @@ use std::io::Cursor;
 use serde::{Deserialize, Serialize};
 
 use crate::image::RgbImage;
-use crate::orient::Orientation;
+use crate::transform::orient::Orientation;
 
+pub(crate) mod huffman;
 mod idct;
 
 /// What the first bytes of a file say it is.
@@ -329,7 +330,7 @@ fn libjpeg_rgb(
 }
 
 /// [`libjpeg_rgb`], with our AVX2 inverse DCTs or not, and with our Huffman
-/// decoder (`crate::entropy`) or not (to compare). A file our Huffman
+/// decoder (`crate::codec::decode::huffman`) or not (to compare). A file our Huffman
 /// decoder gives up on is decoded again without it, so what libjpeg conceals
 /// or refuses comes out as libjpeg's own.
 fn libjpeg_rgb_with(
@@ -415,7 +416,9 @@ fn libjpeg_decode(
     };
     match std::panic::catch_unwind(run) {
         Ok(result) => result.map_err(Unwound::Failed),
-        Err(payload) if payload.is::<crate::entropy::Fallback>() => Err(Unwound::Fallback),
+        Err(payload) if payload.is::<crate::codec::decode::huffman::Fallback>() => {
+            Err(Unwound::Fallback)
+        }
         Err(payload) => Err(Unwound::Failed(DecodeError::Jpeg(
             payload
                 .downcast_ref::<String>()
@@ -539,7 +542,7 @@ impl<'a> Libjpeg<'a> {
         let _huffman = if fast_huffman {
             // SAFETY: started, no scanline read; the source holds the whole
             // file (`new`); cinfo and the bytes outlive this handle.
-            unsafe { crate::entropy::install(self.cinfo_mut()) }
+            unsafe { crate::codec::decode::huffman::install(self.cinfo_mut()) }
         } else {
             None
         };
@@ -1147,8 +1150,8 @@ mod tests {
         // through its scan, which ours hands back to libjpeg (it conceals
         // the missing part as grey).
         let (w, h) = (200u32, 168u32);
-        let img = crate::synth::portrait(w, h, 0.5, 9);
-        let jpeg = crate::testimg::reference_jpeg(&img, 92, |e| e.set_restart_interval(2));
+        let img = crate::testkit::synth::portrait(w, h, 0.5, 9);
+        let jpeg = crate::testkit::testimg::reference_jpeg(&img, 92, |e| e.set_restart_interval(2));
         let sos = jpeg.windows(2).position(|p| p == [0xFF, 0xDA]).unwrap();
         let mut cut = jpeg[..sos + (jpeg.len() - sos) / 2].to_vec();
         while cut.last() == Some(&0xFF) {
@@ -1156,12 +1159,12 @@ mod tests {
         }
         cut.extend_from_slice(&[0xFF, 0xD9]);
         assert_eq!(
-            crate::entropy::decode_samples(&jpeg, 8, true).map(|_| ()),
+            crate::codec::decode::huffman::decode_samples(&jpeg, 8, true).map(|_| ()),
             Ok(())
         );
         assert!(matches!(
-            crate::entropy::decode_samples(&cut, 8, true),
-            Err(crate::entropy::DriverError::Fallback(_))
+            crate::codec::decode::huffman::decode_samples(&cut, 8, true),
+            Err(crate::codec::decode::huffman::DriverError::Fallback(_))
         ));
         for bytes in [&jpeg, &cut] {
             for m in 1..=8 {
@@ -1176,8 +1179,8 @@ mod tests {
     #[test]
     fn reduced_decode_averages_the_full_decode() {
         let (w, h) = (256u32, 320u32);
-        let img = crate::synth::portrait(w, h, 0.5, 3);
-        let jpeg = crate::testimg::reference_jpeg(&img, 95, |_| {});
+        let img = crate::testkit::synth::portrait(w, h, 0.5, 3);
+        let jpeg = crate::testkit::testimg::reference_jpeg(&img, 95, |_| {});
         let limits = DecodeLimits::default();
         let full = decode(&jpeg, &limits, [0; 3]).unwrap();
         let reduce = Reduce {

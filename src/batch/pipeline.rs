@@ -13,16 +13,18 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use sha2::{Digest, Sha256};
 
-use crate::decode::{ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff};
-use crate::digest::{Lanes, sha256_hex};
-use crate::discover::{Discovery, discover};
-use crate::manifest::RosterFields;
-use crate::manifest::{self, ManifestWriter, PhotoRecord, Previous, Records, RunHeader, Status};
-use crate::output::{
+use crate::batch::digest::{Lanes, sha256_hex};
+use crate::batch::discover::{Discovery, discover};
+use crate::batch::manifest::RosterFields;
+use crate::batch::manifest::{
+    self, ManifestWriter, PhotoRecord, Previous, Records, RunHeader, Status,
+};
+use crate::batch::output::{
     PROBE_PREFIX, WriteError, remove_stale_temporaries, validate_file_name, write_file_atomically,
 };
+use crate::batch::roster::{NameTemplate, Roster, assign_names};
+use crate::codec::decode::{ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff};
 use crate::photo::{Options, Processed, StageTimings, normalize_photo};
-use crate::roster::{NameTemplate, Roster, assign_names};
 
 /// Everything a `normalize` run needs besides the per-photo options.
 #[derive(Clone, Debug)]
@@ -712,7 +714,7 @@ pub fn tune_malloc() {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::Status;
+    use crate::batch::manifest::Status;
     use std::collections::HashMap;
 
     /// A stand-in for the stages: fails loudly on one photo, "encodes" the

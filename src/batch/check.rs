@@ -19,26 +19,26 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_channel::bounded;
 
-use crate::backdrop::{estimate_backdrop, judge_backdrop};
-use crate::border::{Borders, find_borders};
-use crate::check::{Check, Verdict, worst};
-use crate::compose::{CropPlan, judge_composition};
-use crate::decode::decode;
-use crate::digest::sha256_hex;
-use crate::discover::{Discovery, discover};
-use crate::image::{Rect, RgbImage};
-use crate::manifest::{
+use crate::analysis::backdrop::{estimate_backdrop, judge_backdrop};
+use crate::analysis::border::{Borders, find_borders};
+use crate::analysis::compose::{CropPlan, judge_composition};
+use crate::analysis::portrait::judge_portrait;
+use crate::analysis::subject::locate_subject;
+use crate::analysis::working_copy::WorkingCopy;
+use crate::batch::digest::sha256_hex;
+use crate::batch::discover::{Discovery, discover};
+use crate::batch::manifest::{
     self, BorderRemoved, ManifestWriter, OutputGeometry, PhotoRecord, Records, RunHeader, Status,
 };
-use crate::orient::apply_orientation;
+use crate::batch::pipeline::{Progress, settings_fingerprint};
+use crate::batch::report::thumbnail;
+use crate::codec::decode::decode;
+use crate::codec::verify::verify_jpeg;
+use crate::image::{Rect, RgbImage};
 use crate::photo::{Options, normalize_photo, record_decoded};
-use crate::pipeline::{Progress, settings_fingerprint};
-use crate::portrait::judge_portrait;
-use crate::report::thumbnail;
-use crate::resize::resize_crop;
-use crate::subject::locate_subject;
-use crate::verify::verify_jpeg;
-use crate::work::WorkingCopy;
+use crate::transform::orient::apply_orientation;
+use crate::transform::resize::resize_crop;
+use crate::verdict::{Check, Verdict, worst};
 
 /// Everything a `check` run needs.
 #[derive(Clone, Debug)]

@@ -1,5 +1,5 @@
 //! Scores what gradphoto did to a photo against the synthetic generator's
-//! ground truth ([`crate::synth::Truth`]): border removed per side, backdrop
+//! ground truth ([`crate::testkit::synth::Truth`]): border removed per side, backdrop
 //! colour, where the true crown, eyes and face landed in the output, and
 //! whether the photo was flagged for the right reason (and only then).
 //!
@@ -10,11 +10,11 @@
 
 use std::fmt::Write as _;
 
-use crate::check::Verdict;
-use crate::color::{ciede2000, srgb_to_lab};
-use crate::compose::CompositionRule;
-use crate::manifest::{PhotoRecord, Status};
-use crate::synth::Truth;
+use crate::analysis::colour::{ciede2000, srgb_to_lab};
+use crate::analysis::compose::CompositionRule;
+use crate::batch::manifest::{PhotoRecord, Status};
+use crate::testkit::synth::Truth;
+use crate::verdict::Verdict;
 
 /// What counts as right.
 #[derive(Clone, Debug)]
@@ -470,10 +470,10 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Check;
+    use crate::batch::manifest::BorderRemoved;
     use crate::image::Rect;
-    use crate::manifest::BorderRemoved;
-    use crate::synth::{BoxI, Sides};
+    use crate::testkit::synth::{BoxI, Sides};
+    use crate::verdict::Check;
 
     fn truth() -> Truth {
         Truth {

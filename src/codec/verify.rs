@@ -21,10 +21,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{Check, Verdict};
-use crate::decode::{DecodeScale, decode_jpeg_strictly};
-use crate::encode::{Chroma, STD_LUMA_QT, ZIGZAG, scaled_table};
+use crate::codec::decode::{DecodeScale, decode_jpeg_strictly};
+use crate::codec::encode::{Chroma, STD_LUMA_QT, ZIGZAG, scaled_table};
 use crate::image::RgbImage;
+use crate::verdict::{Check, Verdict};
 
 /// What the written file must be (SPEC §1); defaults are the registry's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -769,8 +769,8 @@ fn decode(bytes: &[u8], frame: Option<&Frame>, scale: DecodeScale) -> (Option<Rg
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::encode_once;
-    use crate::synth;
+    use crate::codec::encode::encode_once;
+    use crate::testkit::synth;
     use jpeg_encoder::{ColorType, Encoder, PixelDensity, SamplingFactor};
 
     const NAMES: [&str; 11] = [

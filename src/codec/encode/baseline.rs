@@ -1156,7 +1156,7 @@ mod tests {
 
     #[test]
     fn the_size_bound_misses_only_the_stuffed_bytes() {
-        let img = crate::synth::portrait(480, 640, 0.6, 11);
+        let img = crate::testkit::synth::portrait(480, 640, 0.6, 11);
         for chroma in [Chroma::Full444, Chroma::Sub420] {
             let t = Transformed::new(&img, chroma);
             for quality in [50u8, 85, 97] {
@@ -1189,7 +1189,7 @@ mod tests {
             return;
         }
         for (w, h, seed) in [(480, 640, 3), (37, 29, 5)] {
-            let img = crate::synth::portrait(w, h, 0.4, seed);
+            let img = crate::testkit::synth::portrait(w, h, 0.4, seed);
             for chroma in [Chroma::Full444, Chroma::Sub420] {
                 let portable = Transformed::compute::<false>(&img, chroma);
                 // SAFETY: AVX2 support was checked above.
@@ -1246,14 +1246,14 @@ mod tests {
     fn as_faithful_as_a_reference_encoder_at_the_same_quality() {
         // Odd sizes exercise the edge padding of partial blocks and MCUs.
         for (w, h, seed) in [(480, 640, 3), (37, 29, 5), (121, 77, 6)] {
-            let img = crate::synth::portrait(w, h, 0.4, seed);
+            let img = crate::testkit::synth::portrait(w, h, 0.4, seed);
             for (chroma, sampling) in [
                 (Chroma::Full444, jpeg_encoder::SamplingFactor::F_1_1),
                 (Chroma::Sub420, jpeg_encoder::SamplingFactor::F_2_2),
             ] {
                 for quality in [60u8, 90, 100] {
                     let ours = Transformed::new(&img, chroma).encode(quality, 300);
-                    let reference = crate::testimg::reference_jpeg(&img, quality, |e| {
+                    let reference = crate::testkit::testimg::reference_jpeg(&img, quality, |e| {
                         e.set_sampling_factor(sampling);
                         e.set_optimized_huffman_tables(true);
                     });

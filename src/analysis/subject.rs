@@ -8,11 +8,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backdrop::Backdrop;
-use crate::color::{delta_e76_squared, squared_bound};
+use crate::analysis::backdrop::Backdrop;
+use crate::analysis::colour::{delta_e76_squared, squared_bound};
+use crate::analysis::rank::{from_order_key, nth_smallest, order_key};
+use crate::analysis::working_copy::WorkingCopy;
 use crate::image::Rect;
-use crate::rank::{from_order_key, nth_smallest, order_key};
-use crate::work::WorkingCopy;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -836,9 +836,9 @@ fn join(parent: &mut [usize], a: usize, b: usize) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::backdrop::{BackdropSettings, estimate_backdrop};
+    use crate::analysis::backdrop::{BackdropSettings, estimate_backdrop};
     use crate::image::RgbImage;
-    use crate::testimg::{Person, Scene};
+    use crate::testkit::testimg::{Person, Scene};
 
     pub const BLUE: [u8; 3] = [100, 197, 255];
 

@@ -3,7 +3,7 @@
 //! result is the same on every machine, and it suppresses sensor noise and
 //! JPEG ringing, which is what the silhouette analysis wants.
 
-use crate::color::LabTable;
+use crate::analysis::colour::LabTable;
 use crate::image::RgbImage;
 
 /// The working copy the backdrop and subject stages share, every pixel also
@@ -478,7 +478,7 @@ mod tests {
 
     #[test]
     fn vector_kernel_sums_as_the_portable_code_does() {
-        let mut rng = crate::synth::Rng::new(11);
+        let mut rng = crate::testkit::synth::Rng::new(11);
         // Rows narrower than one vector of bytes, around the 128-byte
         // stretches, of no factor's multiple; partial last rows of blocks;
         // noise, and saturated white, where the sums are largest.

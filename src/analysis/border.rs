@@ -1540,7 +1540,7 @@ pub fn find_borders(img: &RgbImage, settings: &BorderSettings) -> Borders {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testimg::{Frame, Person, Scene, add_frame, add_ringing, draw_rule};
+    use crate::testkit::testimg::{Frame, Person, Scene, add_frame, add_ringing, draw_rule};
 
     const BLUE: [u8; 3] = [100, 197, 255];
 
@@ -1826,7 +1826,7 @@ mod tests {
         // colour. Its straight top edge against the backdrop would end a
         // frame; a band with no flat line is none.
         let mut img = flat_portrait();
-        let mut rng = crate::testimg::Rng::new(14);
+        let mut rng = crate::testkit::testimg::Rng::new(14);
         for y in 250..400 {
             for x in 0..300 {
                 let d = [-39.0, -13.0, 13.0, 39.0][(rng.next_u64() % 4) as usize];
@@ -1985,7 +1985,7 @@ mod tests {
 
     /// Random bytes, some runs of one value (a flat frame), some of a few
     /// values close together (noise), so both kinds of line are covered.
-    fn random_bytes(rng: &mut crate::testimg::Rng, len: usize) -> Vec<u8> {
+    fn random_bytes(rng: &mut crate::testkit::testimg::Rng, len: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(len);
         while out.len() < len {
             let run = 1 + (rng.next_u64() % 40) as usize;
@@ -2028,7 +2028,7 @@ mod tests {
 
     #[test]
     fn sampling_is_the_same_with_and_without_simd() {
-        let mut rng = crate::testimg::Rng::new(21);
+        let mut rng = crate::testkit::testimg::Rng::new(21);
         let sizes = [
             (1, 1),
             (1, 9),
@@ -2099,7 +2099,7 @@ mod tests {
 
     #[test]
     fn median_from_a_guess_is_the_median() {
-        let mut rng = crate::testimg::Rng::new(23);
+        let mut rng = crate::testkit::testimg::Rng::new(23);
         for n in [0, 1, 2, 3, 16, 17, 256, 300] {
             for spread in [0u8, 1, 3, 255] {
                 let base = rng.next_u64() as u8;
@@ -2136,7 +2136,7 @@ mod tests {
 
     #[test]
     fn line_tests_are_the_same_with_and_without_simd() {
-        let mut rng = crate::testimg::Rng::new(22);
+        let mut rng = crate::testkit::testimg::Rng::new(22);
         // Past 16 * 255 samples (32 * 255 in AVX2) the byte counters are
         // emptied on the way.
         let lengths = [0, 1, 15, 16, 17, 31, 32, 33, 48, 63, 64, 100, 256, 257];

@@ -5,11 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{Check, Verdict};
-use crate::color::{
+use crate::analysis::colour::{
     LabTable, ciede2000, colour_name, delta_e76_squared, hue_deg, squared_bound, srgb_to_lab,
 };
-use crate::work::WorkingCopy;
+use crate::analysis::working_copy::WorkingCopy;
+use crate::verdict::{Check, Verdict};
 
 /// Most backdrop pixels whose distance from the estimate the spread is
 /// measured on (see `estimate_backdrop`).
@@ -334,9 +334,9 @@ pub fn judge_backdrop(b: &Backdrop, settings: &BackdropSettings) -> Vec<Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Verdict;
     use crate::image::RgbImage;
-    use crate::testimg::{Person, Scene};
+    use crate::testkit::testimg::{Person, Scene};
+    use crate::verdict::Verdict;
 
     const BLUE: [u8; 3] = [100, 197, 255];
 

@@ -1,0 +1,14 @@
+//! The batch around the stages: finding the photos (discover), reading and
+//! hashing them (digest), running `normalize_photo` on worker threads
+//! (pipeline), writing outputs atomically (output) and the manifest
+//! (manifest), matching a roster (roster), the `check` command (check) and
+//! the HTML report (report).
+
+pub(crate) mod check;
+pub(crate) mod digest;
+pub(crate) mod discover;
+pub(crate) mod manifest;
+pub(crate) mod output;
+pub(crate) mod pipeline;
+pub(crate) mod report;
+pub(crate) mod roster;
