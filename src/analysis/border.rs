@@ -216,15 +216,9 @@ impl Along<'_> {
         let (r, gb) = out.split_at_mut(n);
         let (g, b) = gb.split_at_mut(n);
         #[cfg(target_arch = "x86_64")]
-        if self.win == WINDOW_USIZE {
-            if simd::has_avx2() {
-                // SAFETY: the CPU has AVX2, checked just above.
-                return unsafe { simd::sample_avx2(self, starts, [r, g, b]) };
-            }
-            if simd::has_ssse3() {
-                // SAFETY: the CPU has SSSE3, checked just above.
-                return unsafe { simd::sample(self, starts, [r, g, b]) };
-            }
+        if self.win == WINDOW_USIZE && simd::has_avx2() {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { simd::sample_avx2(self, starts, [r, g, b]) };
         }
         self.sample_scalar(starts, [r, g, b])
     }
@@ -789,9 +783,6 @@ fn counts_at_most(px: Planes, t: [u8; 3]) -> [u32; 3] {
         // SAFETY: the CPU has AVX2, checked just above.
         return unsafe { simd::counts_at_most_avx2(px, t) };
     }
-    #[cfg(target_arch = "x86_64")]
-    return simd::counts_at_most(px, t);
-    #[cfg(not(target_arch = "x86_64"))]
     counts_at_most_scalar(px, t)
 }
 
@@ -807,9 +798,6 @@ fn near_and_deviation(px: Planes, colour: [u8; 3], tol: u8) -> (u32, u32) {
         // SAFETY: the CPU has AVX2, checked just above.
         return unsafe { simd::near_and_deviation_avx2(px, colour, tol) };
     }
-    #[cfg(target_arch = "x86_64")]
-    return simd::near_and_deviation(px, colour, tol);
-    #[cfg(not(target_arch = "x86_64"))]
     near_and_deviation_scalar(px, colour, tol)
 }
 
@@ -824,18 +812,14 @@ fn near_and_deviation_scalar(px: Planes, colour: [u8; 3], tol: u8) -> (u32, u32)
         })
 }
 
-/// The sampling and the tests over a line's samples in SSE2 (part of
-/// x86_64) and SSSE3 (checked at run time), with the same results as the
-/// scalar code they stand in for, which handles what they leave over.
+/// The sampling and the tests over a line's samples in AVX2 (checked at
+/// run time), with the same results as the scalar code they stand in for,
+/// which handles what they leave over.
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use std::arch::x86_64::*;
 
     use super::{Along, Planes, WINDOW_USIZE};
-
-    pub(super) fn has_ssse3() -> bool {
-        is_x86_feature_detected!("ssse3")
-    }
 
     pub(super) fn has_avx2() -> bool {
         is_x86_feature_detected!("avx2")
@@ -848,10 +832,13 @@ mod simd {
     ///
     /// Loads are unchecked, so only a line whose every window can be read
     /// whole (all but the image's last row and column) is taken here; the
-    /// others, and the last few windows of a line, go to `sample`.
+    /// others, and the last few windows of a line, go to
+    /// `Along::sample_scalar`.
     ///
     /// # Safety
     /// The CPU must have AVX2.
+    // Rust before 1.87 (the MSRV is 1.85) needs the `unsafe` blocks around
+    // intrinsics even inside a function with their target feature.
     #[allow(unused_unsafe)]
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn sample_avx2(along: &Along, starts: &[u32], out: [&mut [u8]; 3]) -> u32 {
@@ -894,8 +881,7 @@ mod simd {
                 whole_eights::<false>(along, starts, [r, g, b])
             }
         };
-        // SAFETY: AVX2 implies SSSE3.
-        ripple + unsafe { sample(along, rest, [r_rest, g_rest, b_rest]) }
+        ripple + along.sample_scalar(rest, [r_rest, g_rest, b_rest])
     }
 
     /// `sample_avx2` over eights of windows that are all whole; `ROWS`:
@@ -1022,283 +1008,13 @@ mod simd {
         sums.iter().sum()
     }
 
-    /// `Along::sample` for windows of four pixels, four windows at a time.
-    ///
-    /// A window's bytes go into one register and are shuffled channel by
-    /// channel (r0..r3 g0..g3 b0..b3); the same shifted by a byte puts each
-    /// pixel next to its neighbour, for the ripple. Multiply-adds by ones
-    /// then sum each channel's four bytes (the sums) and three differences
-    /// (the ripple).
-    ///
-    /// # Safety
-    /// The CPU must have SSSE3.
-    // Rust before 1.87 (the MSRV is 1.85) needs the `unsafe` blocks around
-    // intrinsics even inside a function with their target feature.
-    #[allow(unused_unsafe)]
-    #[target_feature(enable = "ssse3")]
-    pub(super) unsafe fn sample(along: &Along, starts: &[u32], out: [&mut [u8]; 3]) -> u32 {
-        debug_assert_eq!(along.win, WINDOW_USIZE);
-        let Along {
-            bytes,
-            origin,
-            step,
-            next,
-            ..
-        } = *along;
-        let rows = step == 3;
-        let quads = starts.len() / 4;
-        let [r, g, b] = out;
-        let (r, r_rest) = r.split_at_mut(quads * 4);
-        let (g, g_rest) = g.split_at_mut(quads * 4);
-        let (b, b_rest) = b.split_at_mut(quads * 4);
-        // A row's window is 12 bytes in a row; a column's, four pixels
-        // gathered four bytes apart.
-        let planar: [i8; 16] = if rows {
-            [0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11, -1, -1, -1, -1]
-        } else {
-            [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, -1, -1, -1, -1]
-        };
-        // Of the neighbour differences, those within a channel.
-        let inner: [i8; 16] = [1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 0];
-        // Four windows' means, [r g b 0] each, to channel by channel.
-        let by_channel: [i8; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
-        // SAFETY: SSSE3 is enabled for this function; the loads read local
-        // arrays of 16 bytes.
-        let (planar, inner, by_channel, ones, two, first_word) = unsafe {
-            (
-                _mm_loadu_si128(planar.as_ptr().cast()),
-                _mm_loadu_si128(inner.as_ptr().cast()),
-                _mm_loadu_si128(by_channel.as_ptr().cast()),
-                _mm_set1_epi8(1),
-                _mm_set1_epi16(2),
-                _mm_set_epi32(0, 0xffff, 0, 0xffff),
-            )
-        };
-        // SAFETY: SSSE3 is enabled for this function.
-        let mut ripple = unsafe { _mm_setzero_si128() };
-        let windows = starts.chunks_exact(4).zip(
-            r.chunks_exact_mut(4)
-                .zip(g.chunks_exact_mut(4))
-                .zip(b.chunks_exact_mut(4)),
-        );
-        for (starts, ((r, g), b)) in windows {
-            let base = |j: usize| origin + starts[j] as usize * step;
-            for j in 0..4 {
-                let ahead = bytes.as_ptr().wrapping_add(base(j)).wrapping_offset(next);
-                // SAFETY: a prefetch is only a hint: it reads nothing and
-                // never faults, whatever the address.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.cast()) };
-            }
-            let x = [
-                window(bytes, base(0), step),
-                window(bytes, base(1), step),
-                window(bytes, base(2), step),
-                window(bytes, base(3), step),
-            ];
-            // SAFETY: SSSE3 is enabled for this function; register
-            // operations only.
-            let (means, rips) = unsafe {
-                let p = x.map(|x| _mm_shuffle_epi8(x, planar));
-                let sums = p.map(|p| _mm_maddubs_epi16(p, ones));
-                let rips = p.map(|p| {
-                    let q = _mm_srli_si128(p, 1);
-                    let d = _mm_or_si128(_mm_subs_epu8(p, q), _mm_subs_epu8(q, p));
-                    _mm_maddubs_epi16(d, inner)
-                });
-                // [r g b 0] sums of windows 0 and 1, then 2 and 3; the
-                // same for the ripple.
-                let sums = [
-                    _mm_hadd_epi16(sums[0], sums[1]),
-                    _mm_hadd_epi16(sums[2], sums[3]),
-                ];
-                let rips = [
-                    _mm_hadd_epi16(rips[0], rips[1]),
-                    _mm_hadd_epi16(rips[2], rips[3]),
-                ];
-                let mean = sums.map(|s| _mm_srli_epi16(_mm_add_epi16(s, two), 2));
-                let means = _mm_shuffle_epi8(_mm_packus_epi16(mean[0], mean[1]), by_channel);
-                // Largest channel of each window's ripple, in the first
-                // word of its half.
-                let rips = rips.map(|d| {
-                    let m = _mm_max_epi16(d, _mm_srli_epi64(d, 16));
-                    _mm_and_si128(_mm_max_epi16(m, _mm_srli_epi64(d, 32)), first_word)
-                });
-                (means, _mm_add_epi32(rips[0], rips[1]))
-            };
-            let mut lanes = [0u8; 16];
-            // SAFETY: SSE2 store of 16 bytes to a local array of 16.
-            unsafe { _mm_storeu_si128(lanes.as_mut_ptr().cast(), means) };
-            r.copy_from_slice(&lanes[0..4]);
-            g.copy_from_slice(&lanes[4..8]);
-            b.copy_from_slice(&lanes[8..12]);
-            // SAFETY: SSE2 register addition.
-            ripple = unsafe { _mm_add_epi32(ripple, rips) };
-        }
-        let mut sums = [0u32; 4];
-        // SAFETY: SSE2 store of 16 bytes to a local array of 16.
-        unsafe { _mm_storeu_si128(sums.as_mut_ptr().cast(), ripple) };
-        let rest = &starts[quads * 4..];
-        sums.iter().sum::<u32>() + along.sample_scalar(rest, [r_rest, g_rest, b_rest])
-    }
-
-    /// The window at `base`, as `sample` shuffles it.
-    #[inline(always)]
-    fn window(bytes: &[u8], base: usize, step: usize) -> __m128i {
-        if step == 3 {
-            row_window(bytes, base)
-        } else {
-            column_window(bytes, base, step)
-        }
-    }
-
-    /// The 12 bytes of the window at `base` along a row, in the low bytes
-    /// of a register; zero if the row ends first (as the scalar code
-    /// counts a window that is not whole black).
-    #[inline(always)]
-    fn row_window(bytes: &[u8], base: usize) -> __m128i {
-        if let Some(wide) = bytes.get(base..base + 16) {
-            // SAFETY: SSE2 load of 16 bytes from a slice of 16.
-            return unsafe { _mm_loadu_si128(wide.as_ptr().cast()) };
-        }
-        // The last window of the image: its 12 bytes only.
-        let mut buf = [0u8; 16];
-        if let Some(window) = bytes.get(base..base + 12) {
-            buf[..12].copy_from_slice(window);
-        }
-        // SAFETY: SSE2 load of 16 bytes from a local array of 16.
-        unsafe { _mm_loadu_si128(buf.as_ptr().cast()) }
-    }
-
-    /// The four pixels of the window at `base` down a column (`step` bytes
-    /// apart), four bytes to a pixel; zero if the column ends first.
-    #[inline(always)]
-    fn column_window(bytes: &[u8], base: usize, step: usize) -> __m128i {
-        // Nearly every window has a byte after its last pixel: one bound
-        // check for the window then, in place of two per pixel. The byte
-        // after each pixel comes along but `sample`'s shuffle drops it.
-        let whole = step.checked_mul(3).and_then(|s| s.checked_add(4));
-        if let Some(window) = whole.and_then(|len| bytes.get(base..)?.get(..len)) {
-            let ptr = window.as_ptr();
-            // SAFETY: `j * step + 4 <= 3 * step + 4`, the window's length,
-            // for every `j` read; unaligned reads of four bytes.
-            let pixel = |j: usize| unsafe { ptr.add(j * step).cast::<i32>().read_unaligned() };
-            // SAFETY: SSE2 register operation.
-            return unsafe { _mm_set_epi32(pixel(3), pixel(2), pixel(1), pixel(0)) };
-        }
-        let pixel = |j: usize| {
-            let at = base + j * step;
-            match bytes.get(at..at + 4) {
-                Some(&[r, g, b, _]) => i32::from_le_bytes([r, g, b, 0]),
-                // The image's last pixel has no byte after it.
-                _ => match bytes.get(at..at + 3) {
-                    Some(&[r, g, b]) => i32::from_le_bytes([r, g, b, 0]),
-                    _ => 0,
-                },
-            }
-        };
-        if base + 3 * step + 3 > bytes.len() {
-            // SAFETY: SSE2 register operation.
-            return unsafe { _mm_setzero_si128() };
-        }
-        // SAFETY: SSE2 register operation.
-        unsafe { _mm_set_epi32(pixel(3), pixel(2), pixel(1), pixel(0)) }
-    }
-
-    /// The whole sixteens of samples, each channel in a register.
-    fn chunks(px: Planes<'_>) -> impl Iterator<Item = [__m128i; 3]> + '_ {
-        let [r, g, b] = px.map(|p| p.chunks_exact(16));
-        r.zip(g).zip(b).map(|((r, g), b)| {
-            // SAFETY: SSE2 loads of 16 bytes from chunks of 16.
-            [r, g, b].map(|c| unsafe { _mm_loadu_si128(c.as_ptr().cast()) })
-        })
-    }
-
     /// Byte counters are emptied after this many additions, before they
     /// can wrap.
     const COUNTER_FILLS: usize = 255;
 
-    /// Sum of the bytes of `v`.
-    fn byte_sum(v: __m128i) -> u32 {
-        let mut halves = [0u64; 2];
-        // SAFETY: SSE2 register operations, and a store of 16 bytes to a
-        // local array of 16.
-        unsafe {
-            let sums = _mm_sad_epu8(v, _mm_setzero_si128());
-            _mm_storeu_si128(halves.as_mut_ptr().cast(), sums);
-        }
-        (halves[0] + halves[1]) as u32
-    }
-
-    /// 0xff in the bytes where `x <= t`.
-    #[inline(always)]
-    fn at_most(x: __m128i, t: __m128i) -> __m128i {
-        // SAFETY: SSE2 register operations.
-        unsafe { _mm_cmpeq_epi8(_mm_min_epu8(x, t), x) }
-    }
-
-    /// `counts_at_most`, sixteen samples of each channel at a time.
-    pub(super) fn counts_at_most(px: Planes, t: [u8; 3]) -> [u32; 3] {
-        // SAFETY: SSE2 register operations.
-        let (limit, zero) = unsafe { (t.map(|t| _mm_set1_epi8(t as i8)), _mm_setzero_si128()) };
-        let mut counts = [0u32; 3];
-        let mut counters = [zero; 3];
-        for (k, lanes) in chunks(px).enumerate() {
-            for c in 0..3 {
-                // SAFETY: SSE2 register operation.
-                counters[c] = unsafe { _mm_sub_epi8(counters[c], at_most(lanes[c], limit[c])) };
-            }
-            if k % COUNTER_FILLS == COUNTER_FILLS - 1 {
-                for c in 0..3 {
-                    counts[c] += byte_sum(std::mem::replace(&mut counters[c], zero));
-                }
-            }
-        }
-        let whole = px[0].len() / 16 * 16;
-        let tail = super::counts_at_most_scalar(px.map(|p| &p[whole..]), t);
-        std::array::from_fn(|c| counts[c] + byte_sum(counters[c]) + tail[c])
-    }
-
-    /// `near_and_deviation`, sixteen samples at a time.
-    pub(super) fn near_and_deviation(px: Planes, colour: [u8; 3], tol: u8) -> (u32, u32) {
-        // SAFETY: SSE2 register operations.
-        let (colour_lanes, tol_lanes, zero) = unsafe {
-            (
-                colour.map(|c| _mm_set1_epi8(c as i8)),
-                _mm_set1_epi8(tol as i8),
-                _mm_setzero_si128(),
-            )
-        };
-        let (mut near, mut counter, mut sums) = (0, zero, zero);
-        for (k, lanes) in chunks(px).enumerate() {
-            // SAFETY: SSE2 register operations.
-            unsafe {
-                let diff = |c: usize| {
-                    let (x, y) = (lanes[c], colour_lanes[c]);
-                    _mm_or_si128(_mm_subs_epu8(x, y), _mm_subs_epu8(y, x))
-                };
-                let d = _mm_max_epu8(_mm_max_epu8(diff(0), diff(1)), diff(2));
-                counter = _mm_sub_epi8(counter, at_most(d, tol_lanes));
-                sums = _mm_add_epi64(sums, _mm_sad_epu8(d, zero));
-            }
-            if k % COUNTER_FILLS == COUNTER_FILLS - 1 {
-                near += byte_sum(std::mem::replace(&mut counter, zero));
-            }
-        }
-        let mut halves = [0u64; 2];
-        // SAFETY: SSE2 store of 16 bytes to a local array of 16.
-        unsafe { _mm_storeu_si128(halves.as_mut_ptr().cast(), sums) };
-        let whole = px[0].len() / 16 * 16;
-        let (tail_near, tail_dev) =
-            super::near_and_deviation_scalar(px.map(|p| &p[whole..]), colour, tol);
-        (
-            near + byte_sum(counter) + tail_near,
-            (halves[0] + halves[1]) as u32 + tail_dev,
-        )
-    }
-
     /// Whole 32s of samples in runs short enough for byte counters (at
     /// most `COUNTER_FILLS` additions each), every channel in a register;
-    /// and the samples left over (fewer than 32), for the SSE2 code.
+    /// and the samples left over (fewer than 32), for the scalar code.
     fn runs_of_32(px: Planes<'_>) -> (impl Iterator<Item = [&[u8]; 3]> + '_, Planes<'_>) {
         let n = px.iter().map(|p| p.len()).min().unwrap_or(0);
         let whole = n / 32 * 32;
@@ -1356,7 +1072,7 @@ mod simd {
         }
         // Most lines have a multiple of 32 samples: no call for nothing.
         if !rest[0].is_empty() {
-            let tail = counts_at_most(rest, t);
+            let tail = super::counts_at_most_scalar(rest, t);
             for c in 0..3 {
                 counts[c] += tail[c];
             }
@@ -1379,7 +1095,7 @@ mod simd {
         let (mut near, mut dev) = if rest[0].is_empty() {
             (0, 0)
         } else {
-            near_and_deviation(rest, colour, tol)
+            super::near_and_deviation_scalar(rest, colour, tol)
         };
         let colour = colour.map(|c| _mm256_set1_epi8(c as i8));
         let tol = _mm256_set1_epi8(tol as i8);
@@ -2014,10 +1730,6 @@ mod tests {
         let mut kernels: Vec<(&'static str, SampleKernel)> = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {
-            if simd::has_ssse3() {
-                // SAFETY: the CPU has SSSE3, checked just above.
-                kernels.push(("ssse3", |a, s, o| unsafe { simd::sample(a, s, o) }));
-            }
             if simd::has_avx2() {
                 // SAFETY: the CPU has AVX2, checked just above.
                 kernels.push(("avx2", |a, s, o| unsafe { simd::sample_avx2(a, s, o) }));
@@ -2137,8 +1849,8 @@ mod tests {
     #[test]
     fn line_tests_are_the_same_with_and_without_simd() {
         let mut rng = crate::testkit::testimg::Rng::new(22);
-        // Past 16 * 255 samples (32 * 255 in AVX2) the byte counters are
-        // emptied on the way.
+        // Past 32 * 255 samples the AVX2 byte counters are emptied on the
+        // way.
         let lengths = [0, 1, 15, 16, 17, 31, 32, 33, 48, 63, 64, 100, 256, 257];
         let long = [4079, 4080, 4081, 8159, 8160, 8161, 8191, 9000, 17000];
         for n in lengths.into_iter().chain(long) {
@@ -2162,26 +1874,19 @@ mod tests {
                         let want = counts_at_most_scalar(px, t);
                         assert_eq!(counts_at_most(px, t), want, "n {n}");
                         #[cfg(target_arch = "x86_64")]
-                        {
-                            assert_eq!(simd::counts_at_most(px, t), want, "sse2, n {n}");
-                            if simd::has_avx2() {
-                                // SAFETY: the CPU has AVX2, checked just above.
-                                let got = unsafe { simd::counts_at_most_avx2(px, t) };
-                                assert_eq!(got, want, "avx2, n {n}");
-                            }
+                        if simd::has_avx2() {
+                            // SAFETY: the CPU has AVX2, checked just above.
+                            let got = unsafe { simd::counts_at_most_avx2(px, t) };
+                            assert_eq!(got, want, "avx2, n {n}");
                         }
                     }
                     let want = near_and_deviation_scalar(px, colour, tol);
                     assert_eq!(near_and_deviation(px, colour, tol), want, "n {n} tol {tol}");
                     #[cfg(target_arch = "x86_64")]
-                    {
-                        let got = simd::near_and_deviation(px, colour, tol);
-                        assert_eq!(got, want, "sse2, n {n} tol {tol}");
-                        if simd::has_avx2() {
-                            // SAFETY: the CPU has AVX2, checked just above.
-                            let got = unsafe { simd::near_and_deviation_avx2(px, colour, tol) };
-                            assert_eq!(got, want, "avx2, n {n} tol {tol}");
-                        }
+                    if simd::has_avx2() {
+                        // SAFETY: the CPU has AVX2, checked just above.
+                        let got = unsafe { simd::near_and_deviation_avx2(px, colour, tol) };
+                        assert_eq!(got, want, "avx2, n {n} tol {tol}");
                     }
                 }
                 // The lower median, as the counts used to find it.

@@ -127,18 +127,6 @@ impl<'a> Blocks<'a> {
         }
         let bytes = self.img.as_bytes();
         out.reserve(x1 - x0);
-        // Four blocks at a time where the CPU can: the
-        // sharpness check and the CIELAB cache read tens of thousands of
-        // blocks per photo, and block by block their sums were a fifth of
-        // this stage.
-        #[cfg(target_arch = "x86_64")]
-        let x0 = if simd::has_ssse3() {
-            let from = |yy: usize| &bytes[(yy * w + x0 * 2) * 3..];
-            // SAFETY: the CPU has SSSE3, checked just above.
-            x0 + unsafe { simd::block_means(from(y0), from(y0 + 1), whole - x0, out) }
-        } else {
-            x0
-        };
         let row = |yy: usize| &bytes[(yy * w + x0 * 2) * 3..(yy * w + whole * 2) * 3];
         out.extend(
             row(y0)
@@ -157,86 +145,6 @@ impl<'a> Blocks<'a> {
                 }),
         );
         out.extend((whole..x1).map(|x| self.at(x, y)));
-    }
-}
-
-/// The 2x2 block sums of [`Blocks::span_into`] in SSSE3 (checked at run
-/// time), with the same means as the scalar code, which does the rest.
-#[cfg(target_arch = "x86_64")]
-mod simd {
-    use std::arch::x86_64::*;
-
-    pub(super) fn has_ssse3() -> bool {
-        is_x86_feature_detected!("ssse3")
-    }
-
-    /// Appends the means of the first of `blocks` 2x2 blocks whose top
-    /// pixels start `top` and bottom pixels `bottom` (rows of a 3-byte RGB
-    /// image), four blocks at a time while 28 bytes can be read from both
-    /// rows; returns how many blocks it did. A sum of four bytes (at most
-    /// 1020) divided by four is exact in `f32` as in `f64`, so
-    /// `sum as f32 * 0.25` is the very value [`super::block_mean`] gives.
-    ///
-    /// # Safety
-    /// The CPU must have SSSE3.
-    #[allow(unused_unsafe)]
-    #[target_feature(enable = "ssse3")]
-    pub(super) unsafe fn block_means(
-        top: &[u8],
-        bottom: &[u8],
-        blocks: usize,
-        out: &mut Vec<[f32; 3]>,
-    ) -> usize {
-        // Each channel of a block's two pixels side by side, for the
-        // multiply-add to sum: r0 r1 g0 g1 b0 b1 of one block, then of the
-        // next; the last four bytes (a third block's) are dropped.
-        let pairs: [i8; 16] = [0, 3, 1, 4, 2, 5, 6, 9, 7, 10, 8, 11, -1, -1, -1, -1];
-        // SAFETY: SSSE3 is enabled for this function; the load reads a
-        // local array of 16 bytes.
-        let (pairs, ones, zero, quarter) = unsafe {
-            (
-                _mm_loadu_si128(pairs.as_ptr().cast()),
-                _mm_set1_epi8(1),
-                _mm_setzero_si128(),
-                _mm_set1_ps(0.25),
-            )
-        };
-        let mut done = 0;
-        while done + 4 <= blocks {
-            let at = done * 6;
-            let (Some(a), Some(b)) = (top.get(at..at + 28), bottom.get(at..at + 28)) else {
-                break;
-            };
-            let mut means = [[0f32; 3]; 4];
-            // SAFETY: SSSE3 is enabled for this function; the loads read
-            // 16 bytes from 0 and from 12 in slices of 28, and the stores
-            // write 48 bytes to a local array of twelve floats.
-            unsafe {
-                let sum = |row: &[u8], from: usize| {
-                    let x = _mm_loadu_si128(row.as_ptr().add(from).cast());
-                    _mm_maddubs_epi16(_mm_shuffle_epi8(x, pairs), ones)
-                };
-                // Six sums (two blocks' r g b) and two zeros in each.
-                let first = _mm_add_epi16(sum(a, 0), sum(b, 0));
-                let second = _mm_add_epi16(sum(a, 12), sum(b, 12));
-                // The twelve sums in order: eight, then four.
-                let low = _mm_or_si128(first, _mm_slli_si128(second, 12));
-                let high = _mm_srli_si128(second, 4);
-                let floats = [
-                    _mm_unpacklo_epi16(low, zero),
-                    _mm_unpackhi_epi16(low, zero),
-                    _mm_unpacklo_epi16(high, zero),
-                ]
-                .map(|v| _mm_mul_ps(_mm_cvtepi32_ps(v), quarter));
-                let dst = means.as_mut_ptr().cast::<f32>();
-                for (k, v) in floats.into_iter().enumerate() {
-                    _mm_storeu_ps(dst.add(4 * k), v);
-                }
-            }
-            out.extend_from_slice(&means);
-            done += 4;
-        }
-        done
     }
 }
 
@@ -672,40 +580,6 @@ mod tests {
                     blocks.span_into(y, x0, x1, &mut span);
                     assert_eq!(span, want, "{w}x{h} row {y}, {x0}..{x1}");
                 }
-            }
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn simd_block_means_are_the_scalar_ones() {
-        if !simd::has_ssse3() {
-            return;
-        }
-        let bytes: Vec<u8> = (0..200u32).map(|i| (i * 89 % 256) as u8).collect();
-        let (top, bottom) = bytes.split_at(100);
-        for blocks in 0..=20 {
-            for from in [0, 1, 5, 21] {
-                let (a, b) = (&top[from..], &bottom[from..]);
-                let mut got = Vec::new();
-                // SAFETY: the CPU has SSSE3, checked above.
-                let done = unsafe { simd::block_means(a, b, blocks, &mut got) };
-                assert_eq!(done, got.len());
-                // Four at a time, while 28 bytes can be read.
-                assert_eq!(done, (blocks / 4 * 4).min((a.len() - 4) / 24 * 4));
-                let want: Vec<[f32; 3]> = (0..done)
-                    .map(|k| {
-                        let sum = |c: usize| {
-                            let at = k * 6 + c;
-                            [a[at], a[at + 3], b[at], b[at + 3]]
-                                .iter()
-                                .map(|&v| u64::from(v))
-                                .sum()
-                        };
-                        block_mean([sum(0), sum(1), sum(2)], 4)
-                    })
-                    .collect();
-                assert_eq!(got, want, "{blocks} blocks from {from}");
             }
         }
     }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use sha2::{Digest, Sha256};
 
-use crate::batch::digest::{Lanes, sha256_hex};
+use crate::batch::digest::sha256_hex;
 use crate::batch::discover::{Discovery, discover};
 use crate::batch::manifest::RosterFields;
 use crate::batch::manifest::{
@@ -197,35 +197,17 @@ fn readers_for(jobs: usize) -> usize {
 }
 
 /// Reads and hashes the listed photos ahead of the workers, so that on a
-/// worker's thread only the stages run. Two photos are hashed side by side,
-/// which costs less CPU than one after the other ([`Lanes`]). The job queue
-/// holds one photo per reader and each reader two more in hand, which
-/// bounds the bytes read ahead to a few photos whatever the number of
-/// workers.
+/// worker's thread only the stages run. The job queue holds one photo per
+/// reader (and each reader one more in hand), which bounds the bytes read
+/// ahead to a few photos whatever the number of workers.
 fn read_ahead(listed: &Receiver<Listed>, jobs: &Sender<Job>, max_bytes: u64) {
-    let hashed = |(listed, bytes, sha256)| Job {
-        listed,
-        input: Ok(Input { bytes, sha256 }),
-    };
-    let mut lanes = Lanes::default();
     for listed in listed {
-        let job = match read_input(&listed.input, max_bytes) {
-            Ok(bytes) => match lanes.feed(listed, bytes) {
-                Some(done) => hashed(done),
-                None => continue,
-            },
-            Err(e) => Job {
-                listed,
-                input: Err(e),
-            },
-        };
-        if jobs.send(job).is_err() {
-            return; // the writer stopped on a fatal error
-        }
-    }
-    while let Some(done) = lanes.drain() {
-        if jobs.send(hashed(done)).is_err() {
-            return;
+        let input = read_input(&listed.input, max_bytes).map(|bytes| Input {
+            sha256: sha256_hex(&bytes),
+            bytes,
+        });
+        if jobs.send(Job { listed, input }).is_err() {
+            break; // the writer stopped on a fatal error
         }
     }
 }
