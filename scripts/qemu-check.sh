@@ -28,7 +28,8 @@
 #
 # Environment: QEMU_CHECK_COUNT (cohort size, default 32), QEMU_CHECK_SEED
 # (default 5: progressive, YCCK, grayscale, PNG, restart markers, EXIF
-# rotations, borders and unfit photos among them), QEMU_CHECK_MODELS (default "Westmere qemu64").
+# rotations, borders and unfit photos among them), QEMU_CHECK_MODELS
+# (default "Westmere qemu64").
 # Exits 0 when everything matched, 1 on any difference or failed check, and
 # keeps its work folder (printed) for a look when something differs.
 set -euo pipefail
@@ -67,17 +68,21 @@ trap cleanup EXIT
 # One binary for every run: copied out so that later cargo commands cannot
 # replace it.
 say "building the release binary"
+t=$SECONDS
 cargo build --release --quiet --bin gradphoto --example cpu_features
 target=${CARGO_TARGET_DIR:-target}/release
 cp "$target/gradphoto" "$target/examples/cpu_features" "$work/"
 gradphoto=$work/gradphoto
 features=$work/cpu_features
+say "built in $((SECONDS - t)) s"
 
 say "generating a cohort of $count photos (seed $seed, 0.5-4 MP)"
+t=$SECONDS
 cargo run --release --quiet --features testkit --example make_cohort -- \
   --out "$work/cohort" --count "$count" --seed "$seed" --preset cohort \
   --min-mp 0.5 --max-mp 4 2>"$work/make_cohort.log" ||
   die "make_cohort failed: $(cat "$work/make_cohort.log")"
+say "generated in $((SECONDS - t)) s"
 
 # What the CPU detection sees natively and under each model.
 native_line=$("$features")
