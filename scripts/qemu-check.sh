@@ -22,9 +22,12 @@
 #
 # Needs an x86-64 host, qemu-x86_64 (Debian: qemu-user) and python3; ideally
 # nasm before the first build (libjpeg-turbo's SIMD). scripts/test.sh
-# installs them and then runs this. Takes about 2-3 minutes after the tests
-# (see the commit that added it for measured times); the emulated runs are
-# about 20 times slower than native ones, so the cohort is small photos.
+# installs them and then runs this. Measured on 2 cores right after
+# scripts/test.sh's cargo test: 147 s in all (169 s with the machine shared),
+# of which about 1 minute builds the binary (the tests built the library with
+# the test kit, this binary is built without it), 10-15 s generate the
+# cohort, and about 70-90 s are the four emulated runs: emulation is about
+# 20 times slower than native, hence a small cohort of small photos.
 #
 # Environment: QEMU_CHECK_COUNT (cohort size, default 32), QEMU_CHECK_SEED
 # (default 5: progressive, YCCK, grayscale, PNG, restart markers, EXIF
