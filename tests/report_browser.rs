@@ -4,7 +4,7 @@
 //! screenshot is kept for a person to look at.
 //!
 //! Chromium is found at /usr/bin/chromium (Debian package `chromium`, which
-//! .ci/run installs) or at $GRADPHOTO_CHROMIUM.
+//! scripts/test.sh installs) or at $GRADPHOTO_CHROMIUM.
 
 mod common;
 mod mixed;
