@@ -64,7 +64,7 @@ pub mod stages {
     pub use crate::analysis::subject::locate_subject;
     pub use crate::analysis::working_copy::WorkingCopy;
     pub use crate::batch::discover::discover;
-    pub use crate::codec::decode::huffman::{DriverError, decode_samples};
+    pub use crate::codec::decode::jpeg::huffman::{DriverError, decode_samples};
     pub use crate::codec::decode::{
         DecodeScale, ImageFormat, Reduce, Sniffed, decode, decode_reduced, sniff,
     };

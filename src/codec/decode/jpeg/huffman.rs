@@ -816,7 +816,7 @@ pub unsafe fn install(cinfo: *mut jpeg_decompress_struct) -> Option<Box<Installe
 
 // ---------------------------------------------------------------------------
 // A minimal libjpeg driver: decodes a JPEG held in memory at M/8 scale, to
-// RGB, or to CMYK for CMYK/YCCK files (as decode.rs does), with or without
+// RGB, or to CMYK for CMYK/YCCK files (as jpeg.rs does), with or without
 // our decoder.
 
 /// What [`decode_samples`] produced.

@@ -1,7 +1,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
-use crate::codec::decode::{DecodeScale, Libjpeg, Warnings, libjpeg_rgb_with};
+use crate::codec::decode::DecodeScale;
+use crate::codec::decode::jpeg::{Libjpeg, Warnings, libjpeg_rgb_with};
 
 const BASELINE_420: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
