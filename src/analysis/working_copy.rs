@@ -260,7 +260,7 @@ mod avx2 {
         for y0 in (0..h).step_by(f) {
             let y1 = (y0 + factor).min(h);
             let rows = &bytes[y0 as usize * stride..y1 as usize * stride];
-            // SAFETY (all four): AVX2 as promised; `rows` is whole rows of
+            // SAFETY: (all four calls) AVX2 as promised; `rows` is whole rows of
             // `stride` bytes, `columns` is at least a row long (the last
             // block starts within the row and has room for its vectors),
             // and the lengths are as each function asks.
@@ -312,7 +312,7 @@ mod avx2 {
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
     unsafe fn column_sums(rows: &[u8], stride: usize, columns: &mut [u16]) {
-        assert!(stride > 0 && rows.len() % stride == 0 && columns.len() >= stride);
+        assert!(stride > 0 && rows.len().is_multiple_of(stride) && columns.len() >= stride);
         let n = rows.len() / stride;
         assert!((1..=257).contains(&n));
         let (src, dst) = (rows.as_ptr(), columns.as_mut_ptr());

@@ -1170,9 +1170,9 @@ mod tests {
             input_bytes: i * 1_000_003,
             input_sha256: format!("{i:064x}"),
             detected_type: Some("jpeg".into()),
-            extension_mismatch: i % 4 == 0,
+            extension_mismatch: i.is_multiple_of(4),
             colour: Some("ycbcr".into()),
-            progressive: Some(i % 2 == 0),
+            progressive: Some(i.is_multiple_of(2)),
             original_width: Some(4000 + i as u32),
             original_height: Some(6000),
             orientation: Some(6),
@@ -1216,14 +1216,14 @@ mod tests {
             status: Some(status),
             error: (status == Status::Fail).then(|| "bad, \"really\"".into()),
             decode_scales: vec![0.375, float()],
-            resumed: i % 5 == 0,
+            resumed: i.is_multiple_of(5),
             roster: (i % 2 == 1).then(|| RosterFields {
                 line: i as usize,
                 student_no: format!("2026{i:04}"),
                 name: "李四".into(),
                 ..RosterFields::default()
             }),
-            fixable: (i % 7 == 0).then_some(true),
+            fixable: i.is_multiple_of(7).then_some(true),
             fix: None,
         }
     }

@@ -807,14 +807,14 @@ mod model_avx2 {
     /// multiplication, addition and truncation as [`super::quantise`]
     /// (`cvttps` truncates toward zero as `as i32` does for the
     /// non-negative values below 2^31 met here). The CPU must have AVX2.
-    // Rust before 1.87 (the MSRV is 1.85) needs the `unsafe` blocks around
-    // intrinsics even inside a function with their target feature.
-    #[allow(unused_unsafe)]
     #[target_feature(enable = "avx2")]
     #[inline]
     pub(super) unsafe fn quantise(b: &[f32; 64], recip: &[f32; 64]) -> (i32, [i32; 64], u64) {
         let mut magnitudes = [0i32; 64];
         let mut halves = [0u32; 2];
+        // SAFETY: the caller promises AVX2; every load reads eight floats
+        // of a 64-float array at `8 * i` for i < 8, and every store writes
+        // eight i32s into `magnitudes` at the same offsets.
         unsafe {
             let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
             let half = _mm256_set1_ps(0.5);

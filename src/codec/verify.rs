@@ -1063,7 +1063,7 @@ mod tests {
             let bytes: Vec<u8> = (0..len)
                 .map(|_| {
                     let r = rng.next_u64();
-                    if r % ff_every as u64 == 0 {
+                    if r.is_multiple_of(ff_every as u64) {
                         0xFF
                     } else {
                         [0x00, 0xD3, 0xD9, 0x12, 0xC4, 0x7F][(r >> 8) as usize % 6]

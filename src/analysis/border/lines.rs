@@ -332,7 +332,7 @@ mod tests {
                 guesses.extend((0..20).map(|_| {
                     std::array::from_fn(|c| {
                         let step = (rng.next_u64() % 5) as u8;
-                        if rng.next_u64() % 2 == 0 {
+                        if rng.next_u64().is_multiple_of(2) {
                             want[c].saturating_add(step)
                         } else {
                             want[c].saturating_sub(step)

@@ -478,20 +478,17 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     /// [`super::fdct`] of the 8x8 block at (`x0`, `y0`) of a plane of
-    /// `width` samples a row. The CPU must have AVX2.
-    // Rust before 1.87 (the MSRV is 1.85) needs the `unsafe` blocks around
-    // intrinsics even inside a function with their target feature.
-    #[allow(unused_unsafe)]
+    /// `width` samples a row.
     #[target_feature(enable = "avx2")]
     #[inline]
-    pub(super) unsafe fn fdct(
+    pub(super) fn fdct(
         samples: &[f32],
         width: usize,
         x0: usize,
         y0: usize,
         basis: &[[f32; 8]; 8],
     ) -> [f32; 64] {
-        let mut rows = [unsafe { _mm256_setzero_ps() }; 8];
+        let mut rows = [_mm256_setzero_ps(); 8];
         // The block's span of the plane, bounds-checked once rather than
         // row by row (the row checks were a quarter of the work).
         let start = y0 * width + x0;
@@ -501,9 +498,7 @@ mod avx2 {
             // dy * width + 8 <= 7 * width + 8 = span.len().
             *row = unsafe { _mm256_loadu_ps(span.as_ptr().add(dy * width)) };
         }
-        let vertical = unsafe { columns(&rows, basis) };
-        let turned = unsafe { transpose(&vertical) };
-        let both = unsafe { columns(&turned, basis) };
+        let both = columns(&transpose(&columns(&rows, basis)), basis);
         let mut transposed = [0f32; 64];
         for (chunk, v) in transposed.chunks_exact_mut(8).zip(both) {
             // SAFETY: `chunk` has room for the eight floats written.
@@ -519,13 +514,15 @@ mod avx2 {
     /// and that rounding is symmetric, so rounding the signed value equals
     /// signing the rounded magnitude (a product of either sign has the
     /// magnitude |c| * r exactly). The mask is two byte-packs and two
-    /// `movemask`s. The CPU must have AVX2.
-    #[allow(unused_unsafe)]
+    /// `movemask`s.
     #[target_feature(enable = "avx2")]
     #[inline]
-    pub(super) unsafe fn quantise(coefs: &[f32; 64], reciprocals: &[f32; 64]) -> ([i16; 64], u64) {
+    pub(super) fn quantise(coefs: &[f32; 64], reciprocals: &[f32; 64]) -> ([i16; 64], u64) {
         let mut q = [0i16; 64];
-        let mut zero_words = [unsafe { _mm256_setzero_si256() }; 2];
+        let mut zero_words = [_mm256_setzero_si256(); 2];
+        // SAFETY: every load reads eight floats of a 64-float array at
+        // `16 * i + 8 * h` (i < 4, h < 2), every store writes sixteen i16s
+        // into `q` at `16 * i`.
         unsafe {
             let (high, low) = (_mm256_set1_ps(1023.0), _mm256_set1_ps(-1023.0));
             let zero = _mm256_setzero_si256();
@@ -550,80 +547,72 @@ mod avx2 {
                 *zeros = _mm256_permute4x64_epi64::<0xD8>(_mm256_packs_epi16(low, high));
             }
         }
-        let (low, high) = unsafe {
-            (
-                _mm256_movemask_epi8(zero_words[0]) as u32,
-                _mm256_movemask_epi8(zero_words[1]) as u32,
-            )
-        };
+        let (low, high) = (
+            _mm256_movemask_epi8(zero_words[0]) as u32,
+            _mm256_movemask_epi8(zero_words[1]) as u32,
+        );
         (q, !(u64::from(low) | (u64::from(high) << 32)))
     }
 
     /// [`super::dct_columns`], lane for lane.
-    #[allow(unused_unsafe)]
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn columns(rows: &[__m256; 8], basis: &[[f32; 8]; 8]) -> [__m256; 8] {
-        unsafe {
-            let mut sums = [_mm256_setzero_ps(); 4];
-            let mut diffs = [_mm256_setzero_ps(); 4];
-            for j in 0..4 {
-                sums[j] = _mm256_add_ps(rows[j], rows[7 - j]);
-                diffs[j] = _mm256_sub_ps(rows[j], rows[7 - j]);
-            }
-            let mut out = [_mm256_setzero_ps(); 8];
-            for (k, out_row) in out.iter_mut().enumerate() {
-                let half = [&sums, &diffs][k % 2];
-                let c = &basis[k];
-                let term = |j: usize| _mm256_mul_ps(half[j], _mm256_set1_ps(c[j]));
-                let mut acc = term(0);
-                acc = _mm256_add_ps(acc, term(1));
-                acc = _mm256_add_ps(acc, term(2));
-                *out_row = _mm256_add_ps(acc, term(3));
-            }
-            out
+    fn columns(rows: &[__m256; 8], basis: &[[f32; 8]; 8]) -> [__m256; 8] {
+        let mut sums = [_mm256_setzero_ps(); 4];
+        let mut diffs = [_mm256_setzero_ps(); 4];
+        for j in 0..4 {
+            sums[j] = _mm256_add_ps(rows[j], rows[7 - j]);
+            diffs[j] = _mm256_sub_ps(rows[j], rows[7 - j]);
         }
+        let mut out = [_mm256_setzero_ps(); 8];
+        for (k, out_row) in out.iter_mut().enumerate() {
+            let half = [&sums, &diffs][k % 2];
+            let c = &basis[k];
+            let term = |j: usize| _mm256_mul_ps(half[j], _mm256_set1_ps(c[j]));
+            let mut acc = term(0);
+            acc = _mm256_add_ps(acc, term(1));
+            acc = _mm256_add_ps(acc, term(2));
+            *out_row = _mm256_add_ps(acc, term(3));
+        }
+        out
     }
 
     /// Rows become columns: lane x of row y goes to lane y of row x.
-    #[allow(unused_unsafe)]
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn transpose(r: &[__m256; 8]) -> [__m256; 8] {
-        unsafe {
-            // Pairs of rows interleaved, then pairs of pairs: each 128-bit
-            // half then holds four rows of one column.
-            let t: [__m256; 8] = [
-                _mm256_unpacklo_ps(r[0], r[1]),
-                _mm256_unpackhi_ps(r[0], r[1]),
-                _mm256_unpacklo_ps(r[2], r[3]),
-                _mm256_unpackhi_ps(r[2], r[3]),
-                _mm256_unpacklo_ps(r[4], r[5]),
-                _mm256_unpackhi_ps(r[4], r[5]),
-                _mm256_unpacklo_ps(r[6], r[7]),
-                _mm256_unpackhi_ps(r[6], r[7]),
-            ];
-            let u: [__m256; 8] = [
-                _mm256_shuffle_ps::<0x44>(t[0], t[2]),
-                _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
-                _mm256_shuffle_ps::<0x44>(t[1], t[3]),
-                _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
-                _mm256_shuffle_ps::<0x44>(t[4], t[6]),
-                _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
-                _mm256_shuffle_ps::<0x44>(t[5], t[7]),
-                _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
-            ];
-            [
-                _mm256_permute2f128_ps::<0x20>(u[0], u[4]),
-                _mm256_permute2f128_ps::<0x20>(u[1], u[5]),
-                _mm256_permute2f128_ps::<0x20>(u[2], u[6]),
-                _mm256_permute2f128_ps::<0x20>(u[3], u[7]),
-                _mm256_permute2f128_ps::<0x31>(u[0], u[4]),
-                _mm256_permute2f128_ps::<0x31>(u[1], u[5]),
-                _mm256_permute2f128_ps::<0x31>(u[2], u[6]),
-                _mm256_permute2f128_ps::<0x31>(u[3], u[7]),
-            ]
-        }
+    fn transpose(r: &[__m256; 8]) -> [__m256; 8] {
+        // Pairs of rows interleaved, then pairs of pairs: each 128-bit
+        // half then holds four rows of one column.
+        let t: [__m256; 8] = [
+            _mm256_unpacklo_ps(r[0], r[1]),
+            _mm256_unpackhi_ps(r[0], r[1]),
+            _mm256_unpacklo_ps(r[2], r[3]),
+            _mm256_unpackhi_ps(r[2], r[3]),
+            _mm256_unpacklo_ps(r[4], r[5]),
+            _mm256_unpackhi_ps(r[4], r[5]),
+            _mm256_unpacklo_ps(r[6], r[7]),
+            _mm256_unpackhi_ps(r[6], r[7]),
+        ];
+        let u: [__m256; 8] = [
+            _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+            _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+            _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+            _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+            _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+            _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+            _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+            _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+        ];
+        [
+            _mm256_permute2f128_ps::<0x20>(u[0], u[4]),
+            _mm256_permute2f128_ps::<0x20>(u[1], u[5]),
+            _mm256_permute2f128_ps::<0x20>(u[2], u[6]),
+            _mm256_permute2f128_ps::<0x20>(u[3], u[7]),
+            _mm256_permute2f128_ps::<0x31>(u[0], u[4]),
+            _mm256_permute2f128_ps::<0x31>(u[1], u[5]),
+            _mm256_permute2f128_ps::<0x31>(u[2], u[6]),
+            _mm256_permute2f128_ps::<0x31>(u[3], u[7]),
+        ]
     }
 }
 

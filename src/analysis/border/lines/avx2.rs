@@ -22,9 +22,6 @@ pub(super) fn has_avx2() -> bool {
 ///
 /// # Safety
 /// The CPU must have AVX2.
-// Rust before 1.87 (the MSRV is 1.85) needs the `unsafe` blocks around
-// intrinsics even inside a function with their target feature.
-#[allow(unused_unsafe)]
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn sample_avx2(along: &Along, starts: &[u32], out: [&mut [u8]; 3]) -> u32 {
     debug_assert_eq!(along.win, WINDOW_USIZE);
@@ -76,7 +73,6 @@ pub(super) unsafe fn sample_avx2(along: &Along, starts: &[u32], out: [&mut [u8];
 /// The CPU must have AVX2, `starts.len()` must be a multiple of eight,
 /// and each window must be whole: `origin + start * step` plus 16 bytes
 /// (a row) or `3 * step + 4` (a column) within `along.bytes`.
-#[allow(unused_unsafe)]
 #[target_feature(enable = "avx2")]
 unsafe fn whole_eights<const ROWS: bool>(
     along: &Along,
@@ -127,8 +123,7 @@ unsafe fn whole_eights<const ROWS: bool>(
             _mm_set_epi32(pixel(3), pixel(2), pixel(1), pixel(0))
         }
     };
-    // SAFETY: AVX2 is enabled for this function.
-    let mut ripple = unsafe { _mm256_setzero_si256() };
+    let mut ripple = _mm256_setzero_si256();
     let windows = starts.chunks_exact(8).zip(
         r.chunks_exact_mut(8)
             .zip(g.chunks_exact_mut(8))
@@ -140,14 +135,12 @@ unsafe fn whole_eights<const ROWS: bool>(
         // being read now.
         if ROWS {
             for &at in &base {
-                // SAFETY: a prefetch is only a hint: it reads nothing
-                // and never faults, whatever the address.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(at).cast()) };
+                // A prefetch is only a hint: it reads nothing and never
+                // faults, whatever the address.
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(at).cast());
             }
         }
-        // SAFETY: AVX2 is enabled for this function; `half` reads only
-        // whole windows.
-        let (means, rips) = unsafe {
+        let (means, rips) = {
             let x: [__m256i; 4] =
                 std::array::from_fn(|j| _mm256_set_m128i(half(base[j + 4]), half(base[j])));
             let p = x.map(|x| _mm256_shuffle_epi8(x, planar));
@@ -184,8 +177,7 @@ unsafe fn whole_eights<const ROWS: bool>(
         r.copy_from_slice(&lanes[0..8]);
         g.copy_from_slice(&lanes[8..16]);
         b.copy_from_slice(&lanes[16..24]);
-        // SAFETY: AVX2 register addition.
-        ripple = unsafe { _mm256_add_epi32(ripple, rips) };
+        ripple = _mm256_add_epi32(ripple, rips);
     }
     let mut sums = [0u32; 8];
     // SAFETY: AVX store of 32 bytes to a local array of 32.
@@ -231,7 +223,6 @@ fn byte_sum_avx2(v: __m256i) -> u32 {
 ///
 /// # Safety
 /// The CPU must have AVX2.
-#[allow(unused_unsafe)]
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn counts_at_most_avx2(px: Planes, t: [u8; 3]) -> [u32; 3] {
     let limit = t.map(|t| _mm256_set1_epi8(t as i8));
@@ -269,7 +260,6 @@ pub(super) unsafe fn counts_at_most_avx2(px: Planes, t: [u8; 3]) -> [u32; 3] {
 ///
 /// # Safety
 /// The CPU must have AVX2.
-#[allow(unused_unsafe)]
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn near_and_deviation_avx2(px: Planes, colour: [u8; 3], tol: u8) -> (u32, u32) {
     let (runs, rest) = runs_of_32(px);
