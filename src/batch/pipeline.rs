@@ -515,7 +515,7 @@ fn write_output(out: &Path, done: &mut Done, overwrite: bool) -> Result<(), Writ
 /// fail every photo the same way.
 fn is_fatal(e: &WriteError) -> bool {
     match e {
-        WriteError::Exists(_) => false,
+        WriteError::Exists(_) | WriteError::Link(_) | WriteError::NameTooLong { .. } => false,
         WriteError::Io { source, .. } => matches!(
             source.kind(),
             std::io::ErrorKind::StorageFull
