@@ -44,9 +44,9 @@ pub use photo::{Options, Processed, ReduceSettings, StageTimings, normalize_phot
 /// [`PhotoRecord`](crate::manifest::PhotoRecord) per input.
 pub mod manifest {
     pub use crate::batch::manifest::{
-        BorderRemoved, CSV_NAME, Counts, InvalidId, JOURNAL_NAME, JSON_NAME, Manifest,
-        ManifestError, MultiplePhotos, OutputGeometry, PhotoRecord, RecordSource, Records,
-        RosterFields, RosterRef, RosterSummary, RunHeader, Status, UnmatchedPhoto,
+        BorderRemoved, CSV_NAME, Counts, DuplicateIdCard, InvalidId, JOURNAL_NAME, JSON_NAME,
+        Manifest, ManifestError, MultiplePhotos, OutputGeometry, PhotoRecord, RecordSource,
+        Records, RosterFields, RosterRef, RosterSummary, RunHeader, Status, UnmatchedPhoto,
     };
     pub use crate::image::Rect;
     pub use crate::verdict::{Check, Verdict};

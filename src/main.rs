@@ -27,6 +27,42 @@ Exit status:
   1  some photos fail (see manifest.csv and stderr)
   2  usage error, or a fatal error such as an output folder that cannot be written";
 
+/// `println!` for lines that may carry names from file names, folders and
+/// rosters: control characters are escaped ([`terminal_safe`]), so that a
+/// terminal shows them instead of obeying them.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        println!("{}", terminal_safe(&format!($($arg)*)))
+    };
+}
+
+/// `eprintln!` with control characters escaped, as [`out!`].
+macro_rules! err {
+    ($($arg:tt)*) => {
+        eprintln!("{}", terminal_safe(&format!($($arg)*)))
+    };
+}
+
+/// `text` with every control character (C0 and C1: escape sequences, line
+/// breaks, backspaces), bidirectional-text control and line separator
+/// written out as a Rust-style escape (`\u{1b}`, `\n`), so that a name
+/// cannot recolour the terminal, move its cursor, forge a line of output
+/// or reorder what is shown.
+fn terminal_safe(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        let hidden_meaning = c.is_control()
+            || matches!(c, '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}')
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        if hidden_meaning {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
 /// Turns graduation portraits into photos the national degree registry
 /// (CHSI, 学信网) accepts: 480x640 baseline JPEG of 30-100 KB on a light-blue
 /// backdrop, no border, the subject well placed; plus a manifest that says
@@ -209,7 +245,7 @@ fn main() -> ExitCode {
 }
 
 fn usage_error(message: &str) -> ExitCode {
-    eprintln!("gradphoto: {message}");
+    err!("gradphoto: {message}");
     ExitCode::from(2)
 }
 
@@ -270,7 +306,7 @@ fn normalize(args: NormalizeArgs) -> ExitCode {
         }
         Err(e) => {
             reporter.finish();
-            eprintln!("gradphoto: {e}");
+            err!("gradphoto: {e}");
             ExitCode::from(2)
         }
     }
@@ -296,7 +332,7 @@ fn check(args: CheckArgs) -> ExitCode {
             reporter.finish();
             let c = &run.records.run().counts;
             let secs = started.elapsed().as_secs_f64();
-            println!(
+            out!(
                 "{} photos: {} pass ({} with warnings to review), {} fail ({} of them normalize can fix)",
                 c.inputs,
                 c.ok + c.warn,
@@ -304,8 +340,8 @@ fn check(args: CheckArgs) -> ExitCode {
                 c.fail,
                 c.fixable
             );
-            println!("time {secs:.1} s");
-            println!(
+            out!("time {secs:.1} s");
+            out!(
                 "results: {}  (manifest.json, manifest.csv)",
                 args.out.join("").display()
             );
@@ -319,7 +355,7 @@ fn check(args: CheckArgs) -> ExitCode {
         }
         Err(e) => {
             reporter.finish();
-            eprintln!("gradphoto: {e}");
+            err!("gradphoto: {e}");
             ExitCode::from(2)
         }
     }
@@ -341,11 +377,11 @@ fn write_and_announce(
 ) -> Result<(), ExitCode> {
     match write_report(out, records, thumbnail, jobs) {
         Ok(path) => {
-            println!("report: {}", path.display());
+            out!("report: {}", path.display());
             Ok(())
         }
         Err(e) => {
-            eprintln!("gradphoto: {e}");
+            err!("gradphoto: {e}");
             Err(ExitCode::from(2))
         }
     }
@@ -354,27 +390,28 @@ fn write_and_announce(
 /// The roster's mismatches, a few of each on the terminal; the manifest
 /// has them all.
 fn print_roster(s: &RosterSummary) {
-    println!(
-        "roster {}: {} graduates, {} with one photo, {} with no photo, {} with several, {} photos matching nobody, {} invalid ID-card numbers",
+    out!(
+        "roster {}: {} graduates, {} with one photo, {} with no photo, {} with several, {} photos matching nobody, {} invalid ID-card numbers, {} ID-card numbers on several rows",
         s.file,
         s.rows,
         s.matched,
         s.no_photo.len(),
         s.multiple_photos.len(),
         s.unmatched_photos.len(),
-        s.invalid_ids.len()
+        s.invalid_ids.len(),
+        s.duplicate_id_cards.len()
     );
     const SHOWN: usize = 10;
     let show = |title: &str, items: Vec<String>| {
         if items.is_empty() {
             return;
         }
-        println!("  {title}:");
+        out!("  {title}:");
         for item in items.iter().take(SHOWN) {
-            println!("    {item}");
+            out!("    {item}");
         }
         if items.len() > SHOWN {
-            println!(
+            out!(
                 "    ... and {} more (see manifest.json)",
                 items.len() - SHOWN
             );
@@ -404,6 +441,16 @@ fn print_roster(s: &RosterSummary) {
         "student numbers on several rows",
         s.duplicate_student_nos.clone(),
     );
+    show(
+        "ID-card numbers on several rows",
+        s.duplicate_id_cards
+            .iter()
+            .map(|d| {
+                let rows: Vec<String> = d.graduates.iter().map(who).collect();
+                format!("{}: {}", d.id_card, rows.join(", "))
+            })
+            .collect(),
+    );
 }
 
 fn print_summary(run: &RunHeader, out: &std::path::Path, elapsed: Duration) {
@@ -414,7 +461,7 @@ fn print_summary(run: &RunHeader, out: &std::path::Path, elapsed: Duration) {
     } else {
         0.0
     };
-    println!(
+    out!(
         "{} photos: {} written ({} ok, {} with warnings to review), {} failed{}{}",
         c.inputs,
         c.ok + c.warn,
@@ -432,8 +479,14 @@ fn print_summary(run: &RunHeader, out: &std::path::Path, elapsed: Duration) {
             String::new()
         },
     );
-    println!("time {secs:.1} s, {rate:.1} photos/s");
-    println!(
+    if c.skipped_hidden > 0 {
+        out!(
+            "{} hidden files or folders (names starting with a dot) passed over",
+            c.skipped_hidden
+        );
+    }
+    out!("time {secs:.1} s, {rate:.1} photos/s");
+    out!(
         "results: {}  (manifest.json, manifest.csv)",
         out.join("").display()
     );
@@ -477,8 +530,8 @@ impl Reporter {
 
     fn say(&self, line: &str) {
         match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            Some(bar) => bar.println(terminal_safe(line)),
+            None => err!("{line}"),
         }
     }
 
@@ -522,7 +575,7 @@ impl Progress for Reporter {
         let due = p.last_line.elapsed() >= Duration::from_secs(5) || p.done == p.total;
         if !self.quiet && due {
             p.last_line = Instant::now();
-            eprintln!("gradphoto: {}/{} photos done", p.done, p.total);
+            err!("gradphoto: {}/{} photos done", p.done, p.total);
         }
     }
 

@@ -316,6 +316,7 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
     let Discovery {
         photos,
         skipped,
+        hidden,
         problems,
     } = discover(&config.inputs, Some(out));
     for (path, why) in &problems {
@@ -331,6 +332,7 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
         RunHeader::starting("check", settings, settings_sha256, jobs),
     )?;
     writer.run_mut().counts.skipped_not_images = skipped.len();
+    writer.run_mut().counts.skipped_hidden = hidden.len();
     for (path, why) in &problems {
         writer.add(unreadable(path, why.clone()))?;
     }

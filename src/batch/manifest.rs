@@ -130,6 +130,29 @@ pub struct PhotoRecord {
     /// `check` only: what `normalize` would do, or why it cannot help.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// The input already met every rule as it stood (480x640, baseline
+    /// JFIF at 300 dpi, no EXIF, in the size window, no crop needed, no
+    /// check failing), so its bytes were written unchanged instead of
+    /// being encoded again.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub copied: bool,
+    /// Set on a record kept from an earlier run into the same folder whose
+    /// input this run was not given: the photo is still in the folder, and
+    /// this says which run made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_run: Option<EarlierRun>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The run an earlier record came from, as its manifest named it (empty
+/// when that run's manifest.json could not be read).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierRun {
+    pub started: String,
+    pub settings_sha256: String,
 }
 
 /// A roster row's fields, carried on the photo matched to it (SPEC §4:
@@ -193,6 +216,17 @@ pub struct RosterSummary {
     pub invalid_ids: Vec<InvalidId>,
     /// Student numbers that appear on more than one row.
     pub duplicate_student_nos: Vec<String>,
+    /// ID-card numbers that appear on more than one row (a typing or
+    /// copying mistake: an ID card belongs to one person), with the rows.
+    #[serde(default)]
+    pub duplicate_id_cards: Vec<DuplicateIdCard>,
+}
+
+/// One ID-card number on several roster rows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateIdCard {
+    pub id_card: String,
+    pub graduates: Vec<RosterRef>,
 }
 
 impl RosterSummary {
@@ -203,6 +237,7 @@ impl RosterSummary {
             && self.unmatched_photos.is_empty()
             && self.invalid_ids.is_empty()
             && self.duplicate_student_nos.is_empty()
+            && self.duplicate_id_cards.is_empty()
     }
 }
 
@@ -241,11 +276,22 @@ pub struct Counts {
     pub fail: usize,
     /// Files passed over because their bytes are not an image (not in `records`).
     pub skipped_not_images: usize,
+    /// Hidden files and folders (names starting with a dot) passed over in
+    /// the folders given (not in `records`; a hidden folder counts once).
+    #[serde(default)]
+    pub skipped_hidden: usize,
     /// Photos carried over unchanged from an earlier run.
     pub resumed: usize,
     /// `check`: failing photos that `normalize` would turn into passing ones.
     #[serde(default)]
     pub fixable: usize,
+    /// Photos already compliant whose bytes were written unchanged.
+    #[serde(default)]
+    pub copied: usize,
+    /// Records kept from earlier runs into the same folder for photos this
+    /// run was not given (not counted in `inputs`, `ok`, `warn`, `fail`).
+    #[serde(default)]
+    pub from_earlier_runs: usize,
 }
 
 /// The run as a whole.
@@ -336,6 +382,8 @@ struct Entry {
     status: Status,
     resumed: bool,
     fixable: bool,
+    copied: bool,
+    earlier: bool,
 }
 
 impl Entry {
@@ -347,6 +395,8 @@ impl Entry {
             status: record.status(),
             resumed: record.resumed,
             fixable: record.fixable == Some(true),
+            copied: record.copied,
+            earlier: record.from_run.is_some(),
         }
     }
 }
@@ -520,7 +570,7 @@ impl ManifestWriter {
         let run = &mut self.run;
         run.finished = finished;
         run.seconds = self.started.elapsed().as_secs_f64();
-        run.counts = count_entries(&self.entries, run.counts.skipped_not_images);
+        run.counts = tally(&self.entries, &run.counts);
         write_documents(&self.dir, &self.run, &self.reader, &self.entries)?;
         self.last_rewrite = Some(Instant::now());
         self.last_rewrite_cost = began.elapsed();
@@ -622,36 +672,36 @@ impl RecordSource for Manifest {
 /// Tallies records by status.
 #[cfg(test)]
 pub fn count(records: &[PhotoRecord], skipped_not_images: usize) -> Counts {
-    tally(
-        records
-            .iter()
-            .map(|r| (r.status(), r.resumed, r.fixable == Some(true))),
-        skipped_not_images,
-    )
-}
-
-fn count_entries(entries: &[Entry], skipped_not_images: usize) -> Counts {
-    tally(
-        entries.iter().map(|e| (e.status, e.resumed, e.fixable)),
-        skipped_not_images,
-    )
-}
-
-/// Counts from each record's (status, resumed, fixable).
-fn tally(records: impl Iterator<Item = (Status, bool, bool)>, skipped_not_images: usize) -> Counts {
-    let mut counts = Counts {
+    let entries: Vec<Entry> = records.iter().map(|r| Entry::of(r, 0, 0)).collect();
+    let passed_over = Counts {
         skipped_not_images,
         ..Counts::default()
     };
-    for (status, resumed, fixable) in records {
+    tally(&entries, &passed_over)
+}
+
+/// Counts of the records' entries; the files passed over are taken from
+/// `passed_over`, which the caller set.
+fn tally(entries: &[Entry], passed_over: &Counts) -> Counts {
+    let mut counts = Counts {
+        skipped_not_images: passed_over.skipped_not_images,
+        skipped_hidden: passed_over.skipped_hidden,
+        ..Counts::default()
+    };
+    for e in entries {
+        if e.earlier {
+            counts.from_earlier_runs += 1;
+            continue;
+        }
         counts.inputs += 1;
-        match status {
+        match e.status {
             Status::Ok => counts.ok += 1,
             Status::Warn => counts.warn += 1,
             Status::Fail => counts.fail += 1,
         }
-        counts.resumed += usize::from(resumed);
-        counts.fixable += usize::from(fixable);
+        counts.resumed += usize::from(e.resumed);
+        counts.fixable += usize::from(e.fixable);
+        counts.copied += usize::from(e.copied);
     }
     counts
 }
@@ -973,8 +1023,27 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(T::to_string).unwrap_or_default()
 }
 
+/// First characters that make a spreadsheet (Excel, WPS, LibreOffice) read
+/// a CSV cell as a formula, or that it strips before doing so (OWASP, "CSV
+/// Injection").
+const FORMULA_TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A CSV cell a spreadsheet shows as text, never runs: one that starts with
+/// a formula trigger gets a leading apostrophe, as OWASP recommends (a
+/// student named `=HYPERLINK(...)` in the roster, or a photo named
+/// `=1+2.jpg`, would otherwise be a live formula on the secretary's
+/// screen). Quoting and doubling of inner quotes is the CSV writer's.
+pub fn neutralise_formula(cell: String) -> String {
+    if cell.starts_with(FORMULA_TRIGGERS) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
 /// Writes the records as CSV, UTF-8 with a BOM so that spreadsheets on
-/// Chinese Windows open names correctly.
+/// Chinese Windows open names correctly; every cell passes through
+/// [`neutralise_formula`].
 #[cfg(test)]
 pub fn write_csv(out: impl Write, records: &[PhotoRecord]) -> Result<(), ManifestError> {
     write_csv_rows(out, records.iter().map(Ok))
@@ -1044,7 +1113,8 @@ fn write_csv_rows<R: Borrow<PhotoRecord>>(
                 opt(&r.fixable),
                 opt(&r.fix),
             ];
-            w.write_record(&row).map_err(fail)?;
+            w.write_record(row.into_iter().map(neutralise_formula))
+                .map_err(fail)?;
         }
         w.flush()
             .map_err(|e| ManifestError::Encode(e.to_string()))?;
@@ -1116,6 +1186,24 @@ mod tests {
             row.starts_with("\"张三, 1.jpg\",fail,corrupt JPEG: bad huffman,"),
             "{row}"
         );
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_start_with_an_apostrophe() {
+        let evil = [
+            "=HYPERLINK(\"http://x\",\"click\")",
+            "+cmd|' /C calc'!A0",
+            "@SUM(A1)",
+            "-2+3+cmd|' /C calc'!A0",
+            "\t=1+2",
+            "\r=1+2",
+        ];
+        for cell in evil {
+            assert_eq!(neutralise_formula(cell.to_owned()), format!("'{cell}"));
+        }
+        for cell in ["2025001", "张三", "a=b", "", "'quoted"] {
+            assert_eq!(neutralise_formula(cell.to_owned()), cell);
+        }
     }
 
     fn temp_dir(name: &str) -> PathBuf {
@@ -1225,6 +1313,11 @@ mod tests {
             }),
             fixable: (i % 7 == 0).then_some(true),
             fix: None,
+            copied: i % 6 == 1,
+            from_run: (i % 9 == 2).then(|| EarlierRun {
+                started: "2026-06-01T08:00:00Z".into(),
+                settings_sha256: format!("{i:064x}"),
+            }),
         }
     }
 

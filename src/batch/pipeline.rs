@@ -552,6 +552,7 @@ fn run_batch(
     let Discovery {
         photos,
         skipped,
+        hidden,
         problems,
     } = discover(&config.inputs, Some(&out));
     for (path, why) in &problems {
@@ -569,6 +570,7 @@ fn run_batch(
         RunHeader::starting("normalize", settings, settings_sha256, jobs),
     )?;
     writer.run_mut().counts.skipped_not_images = skipped.len();
+    writer.run_mut().counts.skipped_hidden = hidden.len();
     for (path, why) in &problems {
         writer.add(failed_record(path, why.clone()))?;
     }

@@ -565,6 +565,11 @@ fn roster_section(h: &mut String, s: &RosterSummary) {
             s.invalid_ids.len(),
             "invalid ID-card numbers",
         ),
+        (
+            "duplicate-ids",
+            s.duplicate_id_cards.len(),
+            "ID-card numbers on several rows",
+        ),
     ] {
         let _ = write!(h, "<div><b id=\"r-{id}\">{n}</b>{label}</div>");
     }
@@ -616,6 +621,17 @@ fn roster_section(h: &mut String, s: &RosterSummary) {
         h,
         "Student numbers on several rows",
         s.duplicate_student_nos.clone(),
+    );
+    list(
+        h,
+        "ID-card numbers on several rows",
+        s.duplicate_id_cards
+            .iter()
+            .map(|d| {
+                let rows: Vec<String> = d.graduates.iter().map(who).collect();
+                format!("{}: {}", d.id_card, rows.join(", "))
+            })
+            .collect(),
     );
     h.push_str("</section>");
 }

@@ -11,7 +11,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::batch::manifest::{
-    InvalidId, MultiplePhotos, RosterFields, RosterRef, RosterSummary, UnmatchedPhoto,
+    DuplicateIdCard, InvalidId, MultiplePhotos, RosterFields, RosterRef, RosterSummary,
+    UnmatchedPhoto,
 };
 use crate::batch::output::validate_file_name;
 
@@ -732,6 +733,7 @@ fn match_roster(
         .filter(|(no, n)| *n > 1 && !no.is_empty())
         .map(|(no, _)| no)
         .collect();
+    summary.duplicate_id_cards = duplicate_id_cards(entries);
 
     let mut names = Vec::with_capacity(photos.len());
     let mut fields = Vec::with_capacity(photos.len());
@@ -782,6 +784,22 @@ fn match_roster(
         );
     }
     (names, fields, Some(summary))
+}
+
+/// ID-card numbers on more than one row, each with its rows in file order.
+/// Numbers compare as written, but for the check digit's case (`x` is `X`);
+/// empty cells are not numbers.
+fn duplicate_id_cards(entries: &[RosterEntry]) -> Vec<DuplicateIdCard> {
+    let mut rows: BTreeMap<String, Vec<RosterRef>> = BTreeMap::new();
+    for e in entries.iter().filter(|e| !e.id_card.is_empty()) {
+        rows.entry(e.id_card.to_ascii_uppercase())
+            .or_default()
+            .push(e.reference());
+    }
+    rows.into_iter()
+        .filter(|(_, graduates)| graduates.len() > 1)
+        .map(|(id_card, graduates)| DuplicateIdCard { id_card, graduates })
+        .collect()
 }
 
 /// A name two photos would share is refused for all of them.
@@ -1003,6 +1021,22 @@ mod tests {
         assert!(a.fields[3].as_ref().unwrap().id_card_problem.is_some());
         assert!(a.fields[6].is_none());
         assert!(!s.is_clean());
+        // Rows 1 and 4 share an ID card, and so do 2 and 6.
+        let shared: Vec<(&str, Vec<&str>)> = s
+            .duplicate_id_cards
+            .iter()
+            .map(|d| {
+                let who = d.graduates.iter().map(|g| g.student_no.as_str());
+                (d.id_card.as_str(), who.collect())
+            })
+            .collect();
+        assert_eq!(
+            shared,
+            [
+                ("11010519491231002X", vec!["1", "4"]),
+                ("440524188001010014", vec!["2", "6"])
+            ]
+        );
     }
 
     #[test]
