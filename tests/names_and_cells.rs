@@ -175,7 +175,10 @@ fn control_characters_in_names_reach_the_terminal_escaped() {
         fails.iter().any(|l| l.contains("a\\ngradphoto: OK b.jpg")),
         "{stderr}"
     );
-    assert!(fails.iter().any(|l| l.contains("bell\\u{7}.jpg")), "{stderr}");
+    assert!(
+        fails.iter().any(|l| l.contains("bell\\u{7}.jpg")),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

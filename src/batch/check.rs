@@ -30,7 +30,7 @@ use crate::batch::discover::{Discovery, discover};
 use crate::batch::manifest::{
     self, BorderRemoved, ManifestWriter, OutputGeometry, PhotoRecord, Records, RunHeader, Status,
 };
-use crate::batch::pipeline::{Progress, settings_fingerprint};
+use crate::batch::pipeline::{BatchError, Progress, lock_output_folder, settings_fingerprint};
 use crate::batch::report::thumbnail;
 use crate::codec::decode::decode;
 use crate::codec::verify::verify_jpeg;
@@ -65,6 +65,12 @@ pub enum CheckError {
     Manifest(#[from] manifest::ManifestError),
     #[error("cannot start worker threads: {0}")]
     Threads(String),
+    #[error(
+        "{0} holds the photos and manifest of a normalize run, which check would replace; choose another --out for check"
+    )]
+    NormalizeFolder(PathBuf),
+    #[error(transparent)]
+    Folder(#[from] BatchError),
 }
 
 /// One photo judged.
@@ -313,6 +319,10 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
         path: out.clone(),
         source,
     })?;
+    let lock = lock_output_folder(out)?;
+    if manifest::manifest_command(out).as_deref() == Some("normalize") {
+        return Err(CheckError::NormalizeFolder(out.clone()));
+    }
     let Discovery {
         photos,
         skipped,
@@ -370,7 +380,7 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
         Ok(())
     })?;
     Ok(CheckRun {
-        records: writer.finish()?,
+        records: writer.finish()?.holding(lock),
         thumbnails,
     })
 }

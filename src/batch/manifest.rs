@@ -25,7 +25,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::batch::output::write_atomically_with;
+use crate::batch::lock::FolderLock;
+use crate::batch::output::{open_no_follow, write_atomically_with};
 use crate::image::Rect;
 use crate::verdict::{Check, Verdict};
 
@@ -502,12 +503,14 @@ impl ManifestWriter {
     /// this run's settings.
     pub fn create(dir: &Path, run: RunHeader) -> Result<Self, ManifestError> {
         let journal_path = dir.join(JOURNAL_NAME);
-        let journal = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&journal_path)
-            .map_err(io_error(&journal_path))?;
+        let journal = open_no_follow(
+            OpenOptions::new().create(true).write(true).truncate(true),
+            &journal_path,
+        )
+        .map_err(|e| ManifestError::Io {
+            path: journal_path.clone(),
+            source: e.into_io(),
+        })?;
         let mut writer = ManifestWriter {
             dir: dir.to_owned(),
             run,
@@ -562,6 +565,7 @@ impl ManifestWriter {
             run: self.run,
             reader: self.reader,
             entries: self.entries,
+            lock: None,
         })
     }
 
@@ -614,9 +618,18 @@ pub struct Records {
     run: RunHeader,
     reader: JournalReader,
     entries: Vec<Entry>,
+    /// The output folder's lock, held for as long as the records are
+    /// read (the report is written from them).
+    lock: Option<FolderLock>,
 }
 
 impl Records {
+    /// Keeps the output folder locked until the records are dropped.
+    pub(crate) fn holding(mut self, lock: FolderLock) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+
     pub fn run(&self) -> &RunHeader {
         &self.run
     }
@@ -809,12 +822,16 @@ fn gather_previous(
     previous: &Path,
     temp: &Path,
 ) -> Result<(HashMap<String, PreviousEntry>, Option<String>), ManifestError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(temp)
-        .map_err(io_error(temp))?;
+    // Whatever is at this name is a leftover (the folder is locked): gone,
+    // and a link there is removed, never followed.
+    let _ = std::fs::remove_file(temp);
+    let file =
+        open_no_follow(OpenOptions::new().write(true).create_new(true), temp).map_err(|e| {
+            ManifestError::Io {
+                path: temp.to_owned(),
+                source: e.into_io(),
+            }
+        })?;
     let mut out = BufWriter::new(file);
     let mut len = 0u64;
     let mut by_input: HashMap<String, PreviousEntry> = HashMap::new();
@@ -855,6 +872,15 @@ fn gather_previous(
         .map_err(io_error(temp))?;
     file.sync_all().map_err(io_error(temp))?;
     Ok((by_input, settings))
+}
+
+/// The command (`normalize`, `check`) that wrote the manifest.json in
+/// `dir`, when there is a readable one.
+pub fn manifest_command(dir: &Path) -> Option<String> {
+    read_document(&dir.join(JSON_NAME), &mut |_| Ok(()))
+        .ok()
+        .flatten()
+        .map(|run| run.command)
 }
 
 type LineFn<'a> = dyn FnMut(&PhotoRecord, &[u8]) -> std::io::Result<()> + 'a;

@@ -145,11 +145,12 @@ pub fn write_atomically_with(
     }
     let temp = dir.join(temporary_name());
     let result = (|| {
-        let file = open_no_follow(OpenOptions::new().write(true).create_new(true), &temp)
-            .map_err(|e| match e {
+        let file = open_no_follow(OpenOptions::new().write(true).create_new(true), &temp).map_err(
+            |e| match e {
                 WriteError::Io { source, .. } => io(source),
                 other => other,
-            })?;
+            },
+        )?;
         let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, file);
         fill(&mut buffered).map_err(io)?;
         let file = buffered.into_inner().map_err(|e| io(e.into_error()))?;

@@ -15,13 +15,16 @@ use sha2::{Digest, Sha256};
 
 use crate::batch::digest::{Lanes, sha256_hex};
 use crate::batch::discover::{Discovery, discover};
+use crate::batch::lock::{FolderLock, LOCK_NAME, LockError};
 use crate::batch::manifest::RosterFields;
 use crate::batch::manifest::{
     self, ManifestWriter, PhotoRecord, Previous, Records, RunHeader, Status,
 };
 use crate::batch::output::{
-    PROBE_PREFIX, WriteError, remove_stale_temporaries, validate_file_name, write_file_atomically,
+    PROBE_PREFIX, WriteError, refuse_link, remove_stale_temporaries, validate_file_name,
+    write_file_atomically,
 };
+use crate::batch::report;
 use crate::batch::roster::{NameTemplate, Roster, assign_names};
 use crate::codec::decode::{ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff};
 use crate::photo::{Options, Processed, StageTimings, normalize_photo};
@@ -82,6 +85,10 @@ pub enum BatchError {
     Threads(String),
     #[error("fatal write error, stopping: {0}")]
     FatalWrite(String),
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    #[error("refusing to write into {dir}: {source}")]
+    Unsafe { dir: PathBuf, source: WriteError },
 }
 
 /// The settings that decide the output bytes, and their digest.
@@ -135,7 +142,32 @@ fn holds_foreign_files(out: &Path) -> bool {
     })
 }
 
-fn check_output_folder(config: &BatchConfig) -> Result<PathBuf, BatchError> {
+/// The names of the files of ours in an output folder besides the photos.
+pub const BOOKKEEPING: [&str; 6] = [
+    manifest::JSON_NAME,
+    manifest::CSV_NAME,
+    manifest::JOURNAL_NAME,
+    manifest::PREVIOUS_NAME,
+    report::FILE_NAME,
+    LOCK_NAME,
+];
+
+/// Takes `out`'s lock, then refuses a folder where one of our own files
+/// is a symbolic link: whoever planted `manifest.jsonl -> elsewhere` wants
+/// us to overwrite elsewhere. Writes never follow links anyway; this says
+/// so before any work is done.
+pub fn lock_output_folder(out: &Path) -> Result<FolderLock, BatchError> {
+    let lock = FolderLock::acquire(out)?;
+    for name in BOOKKEEPING {
+        refuse_link(&out.join(name)).map_err(|source| BatchError::Unsafe {
+            dir: out.to_owned(),
+            source,
+        })?;
+    }
+    Ok(lock)
+}
+
+fn check_output_folder(config: &BatchConfig) -> Result<(PathBuf, FolderLock), BatchError> {
     let out = &config.out_dir;
     std::fs::create_dir_all(out).map_err(|source| BatchError::CreateOut {
         path: out.clone(),
@@ -159,14 +191,21 @@ fn check_output_folder(config: &BatchConfig) -> Result<PathBuf, BatchError> {
             }
         }
     }
-    // Find out now, not after the first photo, that we cannot write here.
-    let probe = out.join(format!(".{PROBE_PREFIX}{}", std::process::id()));
-    write_file_atomically(&probe, b"", true).map_err(|e| BatchError::NotWritable {
+    let not_writable = |e: WriteError| BatchError::NotWritable {
         path: out.clone(),
         source: e.into_io(),
-    })?;
+    };
+    let lock = match lock_output_folder(out) {
+        Err(BatchError::Locked(LockError::Write(e @ WriteError::Io { .. }))) => {
+            return Err(not_writable(e));
+        }
+        other => other?,
+    };
+    // Find out now, not after the first photo, that we cannot write here.
+    let probe = out.join(format!(".{PROBE_PREFIX}{}", std::process::id()));
+    write_file_atomically(&probe, b"", true).map_err(not_writable)?;
     let _ = std::fs::remove_file(&probe);
-    Ok(canonical_out)
+    Ok((canonical_out, lock))
 }
 
 /// One photo as discovered: where it is and what it will be called.
@@ -542,7 +581,7 @@ fn run_batch(
     process: &PhotoFn<'_>,
 ) -> Result<Records, BatchError> {
     let started = Instant::now();
-    let out = check_output_folder(config)?;
+    let (out, lock) = check_output_folder(config)?;
     let removed = remove_stale_temporaries(&out);
     if removed > 0 {
         progress.note(&format!(
@@ -663,7 +702,7 @@ fn run_batch(
     let run = writer.run_mut();
     run.stage_seconds = stage_totals.as_seconds();
     run.seconds = started.elapsed().as_secs_f64();
-    let records = writer.finish()?;
+    let records = writer.finish()?.holding(lock);
     if let Some(e) = fatal {
         // The photos not reached are still in `previous`, for the rerun.
         return Err(BatchError::FatalWrite(e));

@@ -1,0 +1,242 @@
+//! The output folder as people really share it (issue 23): two runs at
+//! once, runs one after another, links planted by a colleague, names as
+//! long as the file system allows, and Ctrl-C. Nothing already written is
+//! lost, nothing is written where it should not be.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn manifest(out: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
+}
+
+fn photos(m: &Value) -> &Vec<Value> {
+    m["photos"].as_array().unwrap()
+}
+
+/// `n` inputs in `dir`, copies of the baseline fixture under other names.
+fn inputs(dir: &Path, prefix: &str, n: usize) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let good = std::fs::read(fixtures().join("01-baseline.jpg")).unwrap();
+    for i in 0..n {
+        std::fs::write(dir.join(format!("{prefix}{i:02}.jpg")), &good).unwrap();
+    }
+    dir.to_owned()
+}
+
+fn normalize(input: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.args([OsStr::new("normalize"), input.as_os_str()])
+        .args([OsStr::new("--out"), out.as_os_str()])
+        .args(extra);
+    c
+}
+
+fn output(mut c: Command) -> (Option<i32>, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = c.output().unwrap();
+    (
+        status.code(),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+fn journal_lines(out: &Path) -> usize {
+    std::fs::read(out.join("manifest.jsonl"))
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .unwrap_or(0)
+}
+
+/// Starts a quiet, one-worker run and waits until it has journalled
+/// `records` photos.
+fn start_and_wait(input: &Path, out: &Path, records: usize) -> Child {
+    let mut child = normalize(input, out, &["--jobs", "1", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while journal_lines(out) < records {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before the test could act; make it longer"
+        );
+        assert!(Instant::now() < deadline, "the run made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_second_run_into_a_busy_folder_is_refused_naming_the_holder() {
+    let dir = scratch("busy");
+    let a = inputs(&dir.join("a"), "a", 24);
+    let b = inputs(&dir.join("b"), "b", 3);
+    let out = dir.join("out");
+    let first = start_and_wait(&a, &out, 1);
+    let (code, _, stderr) = output(normalize(&b, &out, &["--quiet"]));
+    assert!(
+        first.try_wait_is_running(),
+        "the first run ended before the second was refused; make it longer"
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("in use by another gradphoto run")
+            && stderr.contains(&format!("pid {}", first.id())),
+        "{stderr}"
+    );
+    let done = first.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    let m = manifest(&out);
+    assert_eq!(photos(&m).len(), 24, "every photo of the first run listed");
+    assert!(
+        photos(&m)
+            .iter()
+            .all(|r| r["input"].as_str().unwrap().contains("/a/a"))
+    );
+    assert!(
+        !out.join("b00.jpg").exists(),
+        "the refused run wrote nothing"
+    );
+    assert!(!out.join(".gradphoto.lock").exists(), "the lock is gone");
+
+    // A lock file left by a run that was killed blocks nothing.
+    std::fs::write(out.join(".gradphoto.lock"), "pid 4999999\n").unwrap();
+    let (code, _, stderr) = output(normalize(&b, &out, &["--quiet"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    // `check` takes the same lock on its folder.
+    let checked = dir.join("checked");
+    let holder = start_and_wait(&a, &dir.join("out2"), 1);
+    let mut c = Command::new(bin());
+    c.args([OsStr::new("check"), b.as_os_str(), OsStr::new("--out")])
+        .arg(dir.join("out2"));
+    let (code, _, stderr) = output(c);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("pid {}", holder.id())), "{stderr}");
+    assert!(stderr.contains("in use"), "{stderr}");
+    holder.wait_with_output().unwrap();
+    let mut c = Command::new(bin());
+    c.args([OsStr::new("check"), b.as_os_str(), OsStr::new("--out")])
+        .arg(&checked)
+        .arg("-q");
+    // The originals are not 480x640: they fail, but the run goes through.
+    assert_eq!(output(c).0, Some(1));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+trait Running {
+    fn try_wait_is_running(&self) -> bool;
+}
+
+impl Running for Child {
+    /// Whether the process is still running, without reaping it.
+    fn try_wait_is_running(&self) -> bool {
+        Path::new(&format!("/proc/{}", self.id())).exists()
+            && !std::fs::read_to_string(format!("/proc/{}/stat", self.id()))
+                .is_ok_and(|s| s.split(' ').nth(2) == Some("Z"))
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn links_planted_in_the_output_folder_are_never_followed() {
+    let dir = scratch("links");
+    let input = inputs(&dir.join("in"), "p", 1);
+    let victim = dir.join("victim.txt");
+    for name in [
+        "manifest.jsonl",
+        "manifest.json",
+        "manifest.csv",
+        "report.html",
+        ".gradphoto.lock",
+        ".manifest-previous.jsonl",
+    ] {
+        std::fs::write(&victim, "precious").unwrap();
+        let out = dir.join(format!("out-{name}"));
+        std::fs::create_dir_all(&out).unwrap();
+        std::os::unix::fs::symlink(&victim, out.join(name)).unwrap();
+        let (code, _, stderr) = output(normalize(&input, &out, &["--report", "-q"]));
+        assert_eq!(code, Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains("symbolic link") && stderr.contains(name),
+            "{name}: {stderr}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "precious",
+            "{name} was followed"
+        );
+        assert!(!out.join("p00.jpg").exists(), "{name}: nothing is done");
+    }
+    // A link where a photo goes fails that photo only.
+    std::fs::write(&victim, "precious").unwrap();
+    let more = inputs(&dir.join("more"), "p", 2);
+    let out = dir.join("out-photo");
+    std::fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::symlink(&victim, out.join("p00.jpg")).unwrap();
+    for extra in [&["-q"][..], &["-q", "--overwrite"]] {
+        let (code, _, stderr) = output(normalize(&more, &out, extra));
+        assert_eq!(code, Some(1), "{stderr}");
+        let m = manifest(&out);
+        let error = photos(&m)[0]["error"].as_str().unwrap();
+        assert!(error.contains("symbolic link"), "{error}");
+        assert_eq!(photos(&m)[1]["status"], "ok");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    }
+    // And `check` refuses a linked manifest of its own.
+    let checked = dir.join("checked");
+    std::fs::create_dir_all(&checked).unwrap();
+    std::os::unix::fs::symlink(&victim, checked.join("manifest.json")).unwrap();
+    let mut c = Command::new(bin());
+    c.args([OsStr::new("check"), input.as_os_str(), OsStr::new("--out")])
+        .arg(&checked);
+    let (code, _, stderr) = output(c);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn names_as_long_as_the_file_system_allows_are_written() {
+    let dir = scratch("long-names");
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let good = std::fs::read(fixtures().join("01-baseline.jpg")).unwrap();
+    // 243 to 255 bytes, the longest a name can be on ext4, XFS or APFS.
+    let names: Vec<String> = [239, 247, 251]
+        .iter()
+        .map(|&n| format!("{}.jpg", "x".repeat(n)))
+        .chain([format!("{}.jpg", "张".repeat(83))])
+        .collect();
+    for name in &names {
+        std::fs::write(input.join(name), &good).unwrap();
+    }
+    let out = dir.join("out");
+    let (code, _, stderr) = output(normalize(&input, &out, &["-q"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    for name in &names {
+        assert!(out.join(name).exists(), "{} bytes", name.len());
+    }
+    let m = manifest(&out);
+    assert!(photos(&m).iter().all(|r| r["status"] == "ok"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
