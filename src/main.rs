@@ -3,7 +3,8 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
@@ -19,13 +20,18 @@ const EXIT_CODES: &str = "\
 Exit status:
   0  every photo was written (some may carry warnings to review)
   1  the run finished, but some photos failed (see manifest.csv and stderr)
-  2  usage error, or a fatal error such as an output folder that cannot be written";
+  2  usage error, or a fatal error such as an output folder that cannot be written
+       or that another run is using
+130  stopped by Ctrl-C (SIGINT), 143 by SIGTERM: the photos in hand were finished
+       and the manifest lists every photo done; run again to resume. A second
+       Ctrl-C stops at once";
 
 const CHECK_EXIT_CODES: &str = "\
 Exit status:
   0  every photo passes (some may carry warnings to review)
   1  some photos fail (see manifest.csv and stderr)
-  2  usage error, or a fatal error such as an output folder that cannot be written";
+  2  usage error, or a fatal error such as an output folder that cannot be written
+130  stopped by Ctrl-C (SIGINT), 143 by SIGTERM, with the manifest of the photos done";
 
 /// `println!` for lines that may carry names from file names, folders and
 /// rosters: control characters are escaped ([`terminal_safe`]), so that a
@@ -238,9 +244,44 @@ fn parse_rgb(text: &str) -> Result<[u8; 3], String> {
 fn main() -> ExitCode {
     gradphoto::tune_malloc();
     let cli = Cli::parse();
+    let signals = match catch_signals() {
+        Ok(s) => s,
+        Err(e) => return usage_error(&format!("cannot set up signal handling: {e}")),
+    };
     match cli.command {
-        Command::Normalize(args) => normalize(args),
-        Command::Check(args) => check(args),
+        Command::Normalize(args) => normalize(args, signals),
+        Command::Check(args) => check(args, signals),
+    }
+}
+
+/// The first SIGINT (Ctrl-C) or SIGTERM is stored here (its number), and
+/// the batch, which asks between photos, stops: the photos in hand are
+/// finished, the manifests and the report written, and the exit status is
+/// 128 + the signal (130, 143). A second one ends the process at once with
+/// that status: what was written stays whole (every write is atomic, the
+/// journal is read back line by line) and the rerun resumes from it.
+fn catch_signals() -> std::io::Result<Arc<AtomicUsize>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag;
+    let received = Arc::new(AtomicUsize::new(0));
+    let again = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // In this order: the shutdown sees `again` still false the first
+        // time, and the next handler sets it.
+        flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&again))?;
+        flag::register(signal, Arc::clone(&again))?;
+        flag::register_usize(signal, Arc::clone(&received), signal as usize)?;
+    }
+    Ok(received)
+}
+
+/// The name of a signal [`catch_signals`] stored.
+fn signal_name(number: usize) -> Option<&'static str> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    match i32::try_from(number).ok()? {
+        SIGINT => Some("SIGINT"),
+        SIGTERM => Some("SIGTERM"),
+        _ => None,
     }
 }
 
@@ -249,7 +290,7 @@ fn usage_error(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn normalize(args: NormalizeArgs) -> ExitCode {
+fn normalize(args: NormalizeArgs, signals: Arc<AtomicUsize>) -> ExitCode {
     let common = &args.common;
     let (mut options, jobs) = match common.options() {
         Ok(v) => v,
@@ -286,7 +327,7 @@ fn normalize(args: NormalizeArgs) -> ExitCode {
         roster,
         name_template,
     };
-    let reporter = Reporter::new(common.quiet);
+    let reporter = Reporter::new(common.quiet, signals);
     let started = Instant::now();
     match run_normalize(&config, &reporter) {
         Ok(records) => {
@@ -302,7 +343,10 @@ fn normalize(args: NormalizeArgs) -> ExitCode {
                     return e;
                 }
             }
-            exit_for(records.run())
+            exit_for(
+                records.run(),
+                "run the same command again to resume: the photos done are kept",
+            )
         }
         Err(e) => {
             reporter.finish();
@@ -312,7 +356,7 @@ fn normalize(args: NormalizeArgs) -> ExitCode {
     }
 }
 
-fn check(args: CheckArgs) -> ExitCode {
+fn check(args: CheckArgs, signals: Arc<AtomicUsize>) -> ExitCode {
     let common = &args.common;
     let (options, jobs) = match common.options() {
         Ok(v) => v,
@@ -325,7 +369,7 @@ fn check(args: CheckArgs) -> ExitCode {
         options,
         thumbnails: common.report,
     };
-    let reporter = Reporter::new(common.quiet);
+    let reporter = Reporter::new(common.quiet, signals);
     let started = Instant::now();
     match run_check(&config, &reporter) {
         Ok(run) => {
@@ -351,7 +395,10 @@ fn check(args: CheckArgs) -> ExitCode {
             {
                 return e;
             }
-            exit_for(run.records.run())
+            exit_for(
+                run.records.run(),
+                "run the same command again to check every photo",
+            )
         }
         Err(e) => {
             reporter.finish();
@@ -361,7 +408,20 @@ fn check(args: CheckArgs) -> ExitCode {
     }
 }
 
-fn exit_for(run: &RunHeader) -> ExitCode {
+/// The exit status of a run that went through (0 or 1), or 128 + the
+/// signal that stopped it, after saying how to go on.
+fn exit_for(run: &RunHeader, go_on: &str) -> ExitCode {
+    if let Some(signal) = &run.interrupted {
+        err!(
+            "gradphoto: stopped by {signal} after {} photos; the manifest lists them. To finish, {go_on}.",
+            run.counts.inputs
+        );
+        let number = match signal.as_str() {
+            "SIGTERM" => signal_hook::consts::SIGTERM,
+            _ => signal_hook::consts::SIGINT,
+        };
+        return ExitCode::from(128 + number as u8);
+    }
     if run.counts.fail > 0 {
         ExitCode::from(1)
     } else {
@@ -498,6 +558,8 @@ struct Reporter {
     bar: Option<ProgressBar>,
     quiet: bool,
     plain: Mutex<PlainProgress>,
+    /// The signal received, 0 for none (see [`catch_signals`]).
+    signals: Arc<AtomicUsize>,
 }
 
 struct PlainProgress {
@@ -507,7 +569,7 @@ struct PlainProgress {
 }
 
 impl Reporter {
-    fn new(quiet: bool) -> Self {
+    fn new(quiet: bool, signals: Arc<AtomicUsize>) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(0);
             if let Ok(style) = ProgressStyle::with_template(
@@ -525,6 +587,7 @@ impl Reporter {
                 done: 0,
                 last_line: Instant::now(),
             }),
+            signals,
         }
     }
 
@@ -581,5 +644,9 @@ impl Progress for Reporter {
 
     fn note(&self, message: &str) {
         self.say(&format!("gradphoto: {message}"));
+    }
+
+    fn stop_requested(&self) -> Option<&'static str> {
+        signal_name(self.signals.load(Ordering::Relaxed))
     }
 }

@@ -240,3 +240,62 @@ fn names_as_long_as_the_file_system_allows_are_written() {
     assert!(photos(&m).iter().all(|r| r["status"] == "ok"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn csv_rows(out: &Path) -> usize {
+    let text = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+    reader.records().map(|r| r.unwrap()).count()
+}
+
+/// Ctrl-C (or a TERM from a scheduler) mid-run: the photo in hand is
+/// finished, the manifests list every photo done, the exit status says
+/// which signal, and a rerun finishes the batch keeping what was done.
+#[test]
+fn a_signal_mid_run_finishes_the_photo_in_hand_and_flushes_the_manifests() {
+    let dir = scratch("signal");
+    let input = inputs(&dir.join("in"), "s", 24);
+    for (name, status) in [("INT", 130), ("TERM", 143)] {
+        let out = dir.join(format!("out-{name}"));
+        let child = start_and_wait(&input, &out, 2);
+        signal(&child, name);
+        let done = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(status), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("stopped by SIG{name}"))
+                && stderr.contains("run the same command again to resume"),
+            "{stderr}"
+        );
+        let m = manifest(&out);
+        let listed = photos(&m).len();
+        assert!((2..24).contains(&listed), "{name}: {listed} photos listed");
+        assert_eq!(listed, journal_lines(&out), "{name}: every photo done");
+        assert_eq!(csv_rows(&out), listed, "{name}");
+        assert_eq!(m["run"]["interrupted"], format!("SIG{name}"));
+        assert!(m["run"]["finished"].is_string());
+        assert!(photos(&m).iter().all(|r| r["status"] == "ok"));
+        for r in photos(&m) {
+            let bytes = std::fs::read(out.join(r["output"].as_str().unwrap())).unwrap();
+            assert_eq!(bytes.len() as u64, r["output_bytes"].as_u64().unwrap());
+        }
+        assert!(!out.join(".gradphoto.lock").exists());
+
+        let (code, _, stderr) = output(normalize(&input, &out, &["-q"]));
+        assert_eq!(code, Some(0), "{stderr}");
+        let m = manifest(&out);
+        assert_eq!(photos(&m).len(), 24);
+        assert_eq!(m["run"]["counts"]["resumed"], listed);
+        assert!(m["run"]["interrupted"].is_null());
+    }
+    // A second Ctrl-C stops at once, with the same status.
+    let out = dir.join("out-twice");
+    let child = start_and_wait(&input, &out, 1);
+    signal(&child, "INT");
+    signal(&child, "INT");
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(130));
+    let (code, _, stderr) = output(normalize(&input, &out, &["-q"]));
+    assert_eq!(code, Some(0), "the rerun finishes: {stderr}");
+    assert_eq!(photos(&manifest(&out)).len(), 24);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -362,6 +362,9 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
             let (done_tx, next, photos) = (done_tx.clone(), &next, &photos);
             workers.spawn(move |_| {
                 while let Some(path) = photos.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if progress.stop_requested().is_some() {
+                        break;
+                    }
                     let audited = audit_file(path, &config.options, config.thumbnails);
                     if done_tx.send(audited).is_err() {
                         break; // the writer stopped on an error
@@ -379,6 +382,7 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
         }
         Ok(())
     })?;
+    writer.run_mut().interrupted = progress.stop_requested().map(str::to_owned);
     Ok(CheckRun {
         records: writer.finish()?.holding(lock),
         thumbnails,

@@ -315,6 +315,10 @@ pub struct RunHeader {
     pub roster: Option<RosterSummary>,
     /// Seconds spent in each stage, summed over all photos and threads.
     pub stage_seconds: BTreeMap<String, f64>,
+    /// Why the run stopped before every photo was done (`SIGINT`,
+    /// `SIGTERM`); absent when it went through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
 }
 
 impl RunHeader {

@@ -46,11 +46,20 @@ pub struct BatchConfig {
     pub name_template: NameTemplate,
 }
 
-/// What the caller hears as the batch goes on (the CLI draws progress).
+/// What the caller hears as the batch goes on (the CLI draws progress),
+/// and how it asks the batch to stop.
 pub trait Progress: Sync {
     fn started(&self, _total: usize) {}
     fn finished_photo(&self, _record: &PhotoRecord) {}
     fn note(&self, _message: &str) {}
+    /// Asked before each photo is read and before it enters the stages:
+    /// `Some(why)` (the CLI says `SIGINT` or `SIGTERM`) stops the batch.
+    /// The photos already in the stages are finished and written, the
+    /// manifest is completed with what was done (and `run.interrupted`
+    /// says why it stopped), and a rerun resumes the rest.
+    fn stop_requested(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A progress sink that says nothing.
@@ -241,13 +250,21 @@ fn readers_for(jobs: usize) -> usize {
 /// holds one photo per reader and each reader two more in hand, which
 /// bounds the bytes read ahead to a few photos whatever the number of
 /// workers.
-fn read_ahead(listed: &Receiver<Listed>, jobs: &Sender<Job>, max_bytes: u64) {
+fn read_ahead(
+    listed: &Receiver<Listed>,
+    jobs: &Sender<Job>,
+    max_bytes: u64,
+    progress: &dyn Progress,
+) {
     let hashed = |(listed, bytes, sha256)| Job {
         listed,
         input: Ok(Input { bytes, sha256 }),
     };
     let mut lanes = Lanes::default();
     for listed in listed {
+        if progress.stop_requested().is_some() {
+            break;
+        }
         let job = match read_input(&listed.input, max_bytes) {
             Ok(bytes) => match lanes.feed(listed, bytes) {
                 Some(done) => hashed(done),
@@ -654,7 +671,7 @@ fn run_batch(
     std::thread::scope(|threads| -> Result<(), BatchError> {
         for _ in 0..readers {
             let (listed_rx, job_tx) = (listed_rx.clone(), job_tx.clone());
-            threads.spawn(move || read_ahead(&listed_rx, &job_tx, max_bytes));
+            threads.spawn(move || read_ahead(&listed_rx, &job_tx, max_bytes, progress));
         }
         drop(job_tx);
         // The closure runs here, on this thread, as the writer; the
@@ -664,6 +681,9 @@ fn run_batch(
                 let (job_rx, done_tx, context) = (job_rx.clone(), done_tx.clone(), &context);
                 workers.spawn(move |_| {
                     for Job { listed, input } in job_rx {
+                        if progress.stop_requested().is_some() {
+                            break; // read, not started: the rerun does it
+                        }
                         // The input's bytes are freed inside, before the
                         // send below can wait on a busy writer.
                         let mut done = work(&listed, input, context);
@@ -699,7 +719,9 @@ fn run_batch(
         })
     })?;
 
+    let interrupted = progress.stop_requested();
     let run = writer.run_mut();
+    run.interrupted = interrupted.map(str::to_owned);
     run.stage_seconds = stage_totals.as_seconds();
     run.seconds = started.elapsed().as_secs_f64();
     let records = writer.finish()?.holding(lock);
@@ -707,7 +729,10 @@ fn run_batch(
         // The photos not reached are still in `previous`, for the rerun.
         return Err(BatchError::FatalWrite(e));
     }
-    previous.discard(&config.out_dir);
+    if interrupted.is_none() {
+        // Otherwise the photos not reached keep their earlier records.
+        previous.discard(&config.out_dir);
+    }
     Ok(records)
 }
 
