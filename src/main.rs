@@ -539,6 +539,18 @@ fn print_summary(run: &RunHeader, out: &std::path::Path, elapsed: Duration) {
             String::new()
         },
     );
+    if c.from_earlier_runs > 0 {
+        out!(
+            "the manifest also lists {} photos made in this folder by earlier runs (marked from_run)",
+            c.from_earlier_runs
+        );
+    }
+    if c.copied > 0 {
+        out!(
+            "{} photos already met every rule and were copied unchanged",
+            c.copied
+        );
+    }
     if c.skipped_hidden > 0 {
         out!(
             "{} hidden files or folders (names starting with a dot) passed over",

@@ -299,3 +299,69 @@ fn a_signal_mid_run_finishes_the_photo_in_hand_and_flushes_the_manifests() {
     assert_eq!(photos(&manifest(&out)).len(), 24);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Run B into the folder run A wrote: B's manifest still lists A's photos
+/// (they are in the folder), each marked with the run that made it; a
+/// photo of A's that B replaces, or that was deleted, is not listed as A's.
+#[test]
+fn runs_one_after_another_keep_every_photo_of_the_folder_in_its_manifest() {
+    let dir = scratch("after");
+    let a = inputs(&dir.join("a"), "a", 3);
+    let b = inputs(&dir.join("b"), "b", 2);
+    let out = dir.join("out");
+    assert_eq!(output(normalize(&a, &out, &["-q"])).0, Some(0));
+    let run_a = manifest(&out)["run"].clone();
+    std::fs::remove_file(out.join("a02.jpg")).unwrap();
+    // Other settings too: A's photos cannot be resumed, only listed.
+    let (code, stdout, stderr) = output(normalize(&b, &out, &["--max-bytes", "99000"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("the manifest also lists 2 photos made in this folder by earlier runs"),
+        "{stdout}"
+    );
+    let m = manifest(&out);
+    let listed: Vec<(String, Value)> = photos(&m)
+        .iter()
+        .map(|r| {
+            (
+                r["output"].as_str().unwrap().to_owned(),
+                r["from_run"].clone(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["a00.jpg", "a01.jpg", "b00.jpg", "b01.jpg"]);
+    for (name, from) in &listed {
+        if name.starts_with('a') {
+            assert_eq!(from["started"], run_a["started"], "{name}");
+            assert_eq!(from["settings_sha256"], run_a["settings_sha256"], "{name}");
+        } else {
+            assert!(from.is_null(), "{name}: {from}");
+        }
+    }
+    let counts = &m["run"]["counts"];
+    assert_eq!(
+        (
+            counts["inputs"].as_u64(),
+            counts["from_earlier_runs"].as_u64()
+        ),
+        (Some(2), Some(2))
+    );
+    assert_eq!(csv_rows(&out), 4);
+    // A third run into the folder keeps both earlier runs' photos, A's
+    // still marked as A's.
+    let c = inputs(&dir.join("c"), "c", 1);
+    assert_eq!(output(normalize(&c, &out, &["-q"])).0, Some(0));
+    let m = manifest(&out);
+    assert_eq!(photos(&m).len(), 5);
+    assert_eq!(photos(&m)[0]["from_run"]["started"], run_a["started"]);
+    // Run A again, as it was: its photos are resumed (its own run again),
+    // a02 is made anew, B's and C's stay listed as theirs.
+    assert_eq!(output(normalize(&a, &out, &["-q"])).0, Some(0));
+    let m = manifest(&out);
+    assert_eq!(photos(&m).len(), 6);
+    assert_eq!(m["run"]["counts"]["resumed"], 2);
+    assert!(photos(&m)[..3].iter().all(|r| r["from_run"].is_null()));
+    assert!(photos(&m)[3..].iter().all(|r| r["from_run"].is_object()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

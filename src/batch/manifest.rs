@@ -16,7 +16,7 @@
 //! the run ([`Records`]).
 
 use std::borrow::{Borrow, Cow};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -534,6 +534,16 @@ impl ManifestWriter {
         &mut self.run
     }
 
+    /// The inputs this run has a record of (not those kept from earlier
+    /// runs).
+    pub fn inputs(&self) -> HashSet<String> {
+        self.entries
+            .iter()
+            .filter(|e| !e.earlier)
+            .map(|e| e.input.clone())
+            .collect()
+    }
+
     /// Adds a finished record: journalled at once, the documents refreshed
     /// when the last rewrite is old enough.
     pub fn add(&mut self, record: PhotoRecord) -> Result<(), ManifestError> {
@@ -727,58 +737,52 @@ fn tally(entries: &[Entry], passed_over: &Counts) -> Counts {
 /// folder is what a school uploads).
 pub const PREVIOUS_NAME: &str = ".manifest-previous.jsonl";
 
-/// An earlier run's records, for resuming: gathered into one file (the
-/// journal and manifest.json of the last run, and what an interrupted
-/// resume before it had gathered), and found by input path. The file stays
-/// until a run finishes, so a resumed run that is killed loses nothing its
-/// predecessors had done.
+/// The records of the runs before this one into the same folder, for
+/// resuming and for keeping: gathered into one file (the journal and
+/// manifest.json of the last run, and what an interrupted run before it had
+/// gathered), each tagged with the run that made it ([`EarlierRun`]), and
+/// found by input path. A photo made again with the same bytes and
+/// settings is resumed from its record ([`Previous::matching`]); the
+/// records of photos this run was not given are kept in its manifest while
+/// their photos are still in the folder ([`Previous::earlier`]). The file
+/// stays until a run has written its manifest, so a run that is killed
+/// loses nothing its predecessors had done.
 pub struct Previous {
     reader: Option<JournalReader>,
     by_input: HashMap<String, PreviousEntry>,
+    /// This run's settings digest: only records made with it are resumed.
+    settings_sha256: String,
 }
 
 struct PreviousEntry {
     input_sha256: String,
+    /// The settings digest of the run that made the record.
+    settings_sha256: String,
     offset: u64,
     len: usize,
 }
 
 impl Previous {
-    /// No earlier records.
-    pub fn none() -> Self {
-        Previous {
-            reader: None,
-            by_input: HashMap::new(),
-        }
-    }
-
-    /// Gathers the records an earlier run in `dir` made with the settings
-    /// digested as `settings_sha256`. Records that cannot be read are left
-    /// out (then that photo is made again, which is always safe); an error
-    /// is returned only when the gathered file cannot be written.
+    /// Gathers the records earlier runs left in `dir`, for a run whose
+    /// settings are digested as `settings_sha256`. Records that cannot be
+    /// read are left out (then that photo is made again, which is always
+    /// safe); an error is returned only when the gathered file cannot be
+    /// written.
     pub fn load(dir: &Path, settings_sha256: &str) -> Result<Self, ManifestError> {
         let path = dir.join(PREVIOUS_NAME);
         let temp = dir.join(format!(".{PREVIOUS_NAME}.{}-0.tmp", std::process::id()));
-        let gathered = gather_previous(dir, &path, &temp);
-        let (by_input, settings) = match gathered {
+        let by_input = match gather_previous(dir, &path, &temp) {
             Ok(found) => found,
             Err(e) => {
                 let _ = std::fs::remove_file(&temp);
                 return Err(e);
             }
         };
-        if settings.as_deref() != Some(settings_sha256) {
-            // Made with other settings (or nothing says with which): none
-            // of it can be resumed, and keeping it would only mislead a
-            // later run.
-            let _ = std::fs::remove_file(&temp);
-            let _ = std::fs::remove_file(&path);
-            return Ok(Previous::none());
-        }
         std::fs::rename(&temp, &path).map_err(io_error(&path))?;
         Ok(Previous {
             reader: Some(JournalReader::open(&path)?),
             by_input,
+            settings_sha256: settings_sha256.to_owned(),
         })
     }
 
@@ -787,29 +791,41 @@ impl Previous {
         self.by_input.len()
     }
 
-    #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
-        self.by_input.is_empty()
-    }
-
-    /// The earlier record of `input` when it was made from the same bytes
-    /// and written under `output`. A record that cannot be read back counts
-    /// as none.
+    /// The earlier record of `input` when it was made from the same bytes,
+    /// with this run's settings, and written under `output`: this run's
+    /// record now. A record that cannot be read back counts as none.
     pub fn matching(&self, input: &str, input_sha256: &str, output: &str) -> Option<PhotoRecord> {
-        let entry = self
-            .by_input
-            .get(input)
-            .filter(|e| e.input_sha256 == input_sha256)?;
-        let record = self
+        let entry = self.by_input.get(input).filter(|e| {
+            e.input_sha256 == input_sha256 && e.settings_sha256 == self.settings_sha256
+        })?;
+        let mut record = self
             .reader
             .as_ref()?
             .read_at(entry.offset, entry.len)
             .ok()?;
+        record.from_run = None;
         (record.output.as_deref() == Some(output)).then_some(record)
     }
 
-    /// Removes the gathered file once a run has finished: its records are
-    /// all in that run's manifest now, or were for inputs no longer given.
+    /// The earlier records of the photos written (status ok or warn) whose
+    /// inputs `superseded` does not claim, each still tagged with the run
+    /// that made it. Whether each photo is still in the folder is the
+    /// caller's to check.
+    pub fn earlier<'a>(
+        &'a self,
+        superseded: &'a dyn Fn(&str) -> bool,
+    ) -> impl Iterator<Item = PhotoRecord> + 'a {
+        let reader = self.reader.as_ref();
+        self.by_input
+            .iter()
+            .filter(move |(input, _)| !superseded(input))
+            .filter_map(move |(_, e)| reader?.read_at(e.offset, e.len).ok())
+            .filter(|r| r.output.is_some() && matches!(r.status, Some(Status::Ok | Status::Warn)))
+    }
+
+    /// Removes the gathered file once a run's manifest holds what it
+    /// needs of it: the records it resumed or kept, the rest being
+    /// superseded or of photos no longer in the folder.
     pub fn discard(self, dir: &Path) {
         drop(self.reader);
         let _ = std::fs::remove_file(dir.join(PREVIOUS_NAME));
@@ -817,15 +833,26 @@ impl Previous {
 }
 
 /// Writes every earlier record of `dir` into `temp`, newest first and each
-/// input once: the journal (newer than manifest.json, which is rewritten
-/// from it), manifest.json, then what an interrupted run had gathered at
-/// `previous`. Returns where each input's record is, and the settings
-/// digest manifest.json names (`None` without a readable manifest.json).
+/// input once, each tagged with the run that made it: the journal (newer
+/// than manifest.json, which is rewritten from it) and manifest.json, whose
+/// own records the header of manifest.json names the run of, then what an
+/// interrupted run had gathered at `previous` (tagged when gathered).
+/// Returns where each input's record is.
 fn gather_previous(
     dir: &Path,
     previous: &Path,
     temp: &Path,
-) -> Result<(HashMap<String, PreviousEntry>, Option<String>), ManifestError> {
+) -> Result<HashMap<String, PreviousEntry>, ManifestError> {
+    // The last run, as its manifest.json names it (written when it
+    // started, so there even if it was killed); unknown when unreadable.
+    let last_run = read_document(&dir.join(JSON_NAME), &mut |_| Ok(()))
+        .ok()
+        .flatten()
+        .map(|run| EarlierRun {
+            started: run.started,
+            settings_sha256: run.settings_sha256,
+        })
+        .unwrap_or_default();
     // Whatever is at this name is a leftover (the folder is locked): gone,
     // and a link there is removed, never followed.
     let _ = std::fs::remove_file(temp);
@@ -839,16 +866,21 @@ fn gather_previous(
     let mut out = BufWriter::new(file);
     let mut len = 0u64;
     let mut by_input: HashMap<String, PreviousEntry> = HashMap::new();
-    let mut keep = |record: &PhotoRecord, line: &[u8], newest: bool| -> std::io::Result<()> {
+    let mut keep = |record: &PhotoRecord, newest: bool| -> std::io::Result<()> {
         if !newest && by_input.contains_key(&record.input) {
             return Ok(());
         }
-        out.write_all(line)?;
+        let mut record = record.clone();
+        let run = record.from_run.get_or_insert_with(|| last_run.clone());
+        let settings_sha256 = run.settings_sha256.clone();
+        let line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+        out.write_all(&line)?;
         out.write_all(b"\n")?;
         by_input.insert(
             record.input.clone(),
             PreviousEntry {
                 input_sha256: record.input_sha256.clone(),
+                settings_sha256,
                 offset: len,
                 len: line.len(),
             },
@@ -858,24 +890,17 @@ fn gather_previous(
     };
     // Within the journal a later line is newer; across files, the first
     // file to name an input wins.
-    for_each_line(&dir.join(JOURNAL_NAME), &mut |record, line| {
-        keep(record, line, true)
-    })
-    .map_err(io_error(temp))?;
-    let settings = read_document(&dir.join(JSON_NAME), &mut |record| {
-        let line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
-        keep(&record, &line, false)
-    })
-    .map_err(io_error(temp))?
-    .map(|run| run.settings_sha256);
-    for_each_line(previous, &mut |record, line| keep(record, line, false))
+    for_each_line(&dir.join(JOURNAL_NAME), &mut |record, _| keep(record, true))
         .map_err(io_error(temp))?;
+    read_document(&dir.join(JSON_NAME), &mut |record| keep(&record, false))
+        .map_err(io_error(temp))?;
+    for_each_line(previous, &mut |record, _| keep(record, false)).map_err(io_error(temp))?;
     let file = out
         .into_inner()
         .map_err(|e| e.into_error())
         .map_err(io_error(temp))?;
     file.sync_all().map_err(io_error(temp))?;
-    Ok((by_input, settings))
+    Ok(by_input)
 }
 
 /// The command (`normalize`, `check`) that wrote the manifest.json in
@@ -1452,11 +1477,23 @@ mod tests {
         assert!(previous.matching("e", "1", "e.out").is_none());
         previous.discard(&dir);
         assert!(!dir.join(PREVIOUS_NAME).exists());
-        // Other settings resume nothing, and drop what was gathered.
+        // Other settings resume nothing, but the records are kept for the
+        // photos still in the folder, tagged with the run that made them.
         assert_eq!(Previous::load(&dir, "s").unwrap().len(), 3, "run 2's own");
         assert!(dir.join(PREVIOUS_NAME).exists());
-        assert!(Previous::load(&dir, "t").unwrap().is_empty());
-        assert!(!dir.join(PREVIOUS_NAME).exists());
+        let other = Previous::load(&dir, "t").unwrap();
+        assert_eq!(other.len(), 3);
+        assert!(other.matching("d", "1", "d.out").is_none());
+        let none_superseded = |_: &str| false;
+        let mut kept: Vec<PhotoRecord> = other.earlier(&none_superseded).collect();
+        kept.sort_by(|a, b| a.input.cmp(&b.input));
+        let inputs: Vec<&str> = kept.iter().map(|r| r.input.as_str()).collect();
+        assert_eq!(inputs, ["a", "c", "d"]);
+        let run = kept[0].from_run.as_ref().unwrap();
+        assert_eq!(run.settings_sha256, "s");
+        let only_d = |input: &str| input != "d";
+        assert_eq!(other.earlier(&only_d).count(), 1);
+        other.discard(&dir);
         let leftovers: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .filter_map(Result::ok)

@@ -5,6 +5,7 @@
 //! Photos stream through bounded channels, so memory is bounded by the
 //! number of workers, never by the size of the batch.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -534,13 +535,42 @@ fn work(listed: &Listed, input: Result<Input, String>, cx: &WorkContext<'_>) -> 
     }
 }
 
-/// Whether an earlier run's output is still there, unchanged.
+/// Whether an earlier run's output is still there, unchanged, as a file
+/// of its own (a link planted under its name is not our photo).
 fn output_intact(out: &Path, record: &PhotoRecord) -> bool {
     let (Some(name), Some(sha)) = (&record.output, &record.output_sha256) else {
         return false;
     };
+    let path = out.join(name);
     matches!(record.status, Some(Status::Ok | Status::Warn))
-        && std::fs::read(out.join(name)).is_ok_and(|b| &sha256_hex(&b) == sha)
+        && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
+        && std::fs::read(&path).is_ok_and(|b| &sha256_hex(&b) == sha)
+}
+
+/// Adds to the manifest the records of photos earlier runs made in this
+/// folder and this run was not given (or did not reach), while the photo
+/// is still there, unchanged, under a name this run did not use: the
+/// folder's manifest lists every photo in it, each record of an earlier
+/// run tagged with that run (`from_run`). Records of photos since removed,
+/// changed or replaced are dropped, and so are earlier failures, which
+/// left nothing in the folder.
+fn keep_earlier_records(
+    writer: &mut ManifestWriter,
+    previous: &Previous,
+    out: &Path,
+    names_taken: &HashSet<String>,
+) -> Result<(), BatchError> {
+    let this_run = writer.inputs();
+    let superseded = |input: &str| this_run.contains(input);
+    let mut taken = names_taken.clone();
+    for record in previous.earlier(&superseded) {
+        let Some(name) = &record.output else { continue };
+        if !output_intact(out, &record) || !taken.insert(name.to_lowercase()) {
+            continue;
+        }
+        writer.add(record)?;
+    }
+    Ok(())
 }
 
 /// Writes one finished photo. An existing file with exactly these bytes is
@@ -659,6 +689,7 @@ fn run_batch(
     let (done_tx, done_rx) = bounded::<Done>(jobs * 2);
     let mut stage_totals = StageTimings::default();
     let mut fatal: Option<String> = None;
+    let mut names_taken: HashSet<String> = HashSet::new();
     let budget = MemoryBudget::new(MemoryBudget::LIMIT);
     let context = WorkContext {
         process,
@@ -697,7 +728,13 @@ fn run_batch(
             drop(done_tx);
             drop(job_rx);
             for mut done in done_rx {
-                if let Err(e) = write_output(&out, &mut done, config.overwrite) {
+                let written = write_output(&out, &mut done, config.overwrite);
+                if let Some(name) = &done.record.output {
+                    // Taken even when the write failed: the file there is
+                    // not an earlier run's to list, or it would be this one's.
+                    names_taken.insert(name.to_lowercase());
+                }
+                if let Err(e) = written {
                     if is_fatal(&e) {
                         fatal = Some(e.to_string());
                     }
@@ -719,19 +756,18 @@ fn run_batch(
         })
     })?;
 
+    keep_earlier_records(&mut writer, &previous, &out, &names_taken)?;
     let interrupted = progress.stop_requested();
     let run = writer.run_mut();
     run.interrupted = interrupted.map(str::to_owned);
     run.stage_seconds = stage_totals.as_seconds();
     run.seconds = started.elapsed().as_secs_f64();
     let records = writer.finish()?.holding(lock);
+    // Everything of it that still matters is in the manifest now (for a
+    // photo not reached, fatal error or signal, its earlier record).
+    previous.discard(&config.out_dir);
     if let Some(e) = fatal {
-        // The photos not reached are still in `previous`, for the rerun.
         return Err(BatchError::FatalWrite(e));
-    }
-    if interrupted.is_none() {
-        // Otherwise the photos not reached keep their earlier records.
-        previous.discard(&config.out_dir);
     }
     Ok(records)
 }
