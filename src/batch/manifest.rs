@@ -1072,6 +1072,8 @@ const CSV_COLUMNS: &[&str] = &[
     "collection_code",
     "fixable",
     "fix",
+    "copied",
+    "from_run",
 ];
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
@@ -1167,6 +1169,8 @@ fn write_csv_rows<R: Borrow<PhotoRecord>>(
                 opt(&roster.map(|f| f.collection_code.clone())),
                 opt(&r.fixable),
                 opt(&r.fix),
+                r.copied.to_string(),
+                opt(&r.from_run.as_ref().map(|run| run.started.clone())),
             ];
             w.write_record(row.into_iter().map(neutralise_formula))
                 .map_err(fail)?;
