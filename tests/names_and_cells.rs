@@ -211,3 +211,114 @@ fn hidden_files_are_counted_as_passed_over() {
     assert!(!out.join("x.jpg").exists() && !out.join(".x.jpg").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Undoes the manifest's escaping of paths (README, "Paths in the
+/// manifest"), written here from the rule, not from the library.
+#[cfg(unix)]
+fn unescape(text: &str) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    if !(text.contains("\\\\") || text.contains("\\x")) {
+        return text.into();
+    }
+    let mut bytes = Vec::new();
+    let mut rest = text.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'\\' && tail.first() == Some(&b'\\') {
+            bytes.push(b'\\');
+            rest = &tail[1..];
+        } else if b == b'\\' && tail.first() == Some(&b'x') {
+            let hex = std::str::from_utf8(&tail[1..3]).unwrap();
+            bytes.push(u8::from_str_radix(hex, 16).unwrap());
+            rest = &tail[3..];
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    Path::new(std::ffi::OsStr::from_bytes(&bytes)).to_owned()
+}
+
+#[cfg(unix)]
+#[test]
+fn names_that_are_not_utf8_are_kept_exactly_and_never_renamed() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = scratch("not-utf8");
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let good = std::fs::read(fixtures().join("01-baseline.jpg")).unwrap();
+    let latin1 = input.join(std::ffi::OsStr::from_bytes(b"latin1_\xe9.jpg"));
+    let gbk = input.join(std::ffi::OsStr::from_bytes(b"\xd5\xc5\xc8\xfd.jpg"));
+    for path in [&latin1, &gbk] {
+        std::fs::write(path, &good).unwrap();
+    }
+    std::fs::write(input.join("ok.jpg"), &good).unwrap();
+    // Valid UTF-8 that looks like an escape is escaped itself.
+    std::fs::write(input.join("lit\\xe9.jpg"), &good).unwrap();
+    let out = dir.join("out");
+    let args = [
+        OsStr::new("normalize"),
+        input.as_os_str(),
+        OsStr::new("--out"),
+        out.as_os_str(),
+        OsStr::new("-q"),
+    ];
+    for round in 0..2 {
+        let result = run(&args);
+        assert_eq!(result.status.code(), Some(1), "{result:?}");
+        let m = manifest(&out);
+        let inputs: Vec<&str> = m["photos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["input"].as_str().unwrap())
+            .collect();
+        let prefix = input.to_str().unwrap();
+        let expected = [
+            format!("{prefix}/\\xd5\\xc5\\xc8\\xfd.jpg"),
+            format!("{prefix}/latin1_\\xe9.jpg"),
+            format!("{prefix}/lit\\\\xe9.jpg"),
+            format!("{prefix}/ok.jpg"),
+        ];
+        assert_eq!(inputs, expected, "round {round}");
+        // The text names the real file, byte for byte.
+        assert_eq!(unescape(inputs[0]), gbk);
+        assert_eq!(unescape(inputs[1]), latin1);
+        assert_eq!(unescape(inputs[2]), input.join("lit\\xe9.jpg"));
+        for r in &m["photos"].as_array().unwrap()[..2] {
+            assert_eq!(r["status"], "fail");
+            assert!(r["output"].is_null());
+            let error = r["error"].as_str().unwrap();
+            assert!(error.contains("not valid UTF-8"), "{error}");
+            assert_eq!(r["input_bytes"], good.len(), "the real file was read");
+        }
+        // CSV keeps the same text.
+        let rows = csv_rows(&out);
+        let at = column(&rows, "input");
+        let csv_inputs: Vec<&str> = rows[1..].iter().map(|r| r[at].as_str()).collect();
+        assert_eq!(csv_inputs, inputs);
+        // Only the UTF-8 name was written, under its own name.
+        let mut written: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_str().unwrap().to_owned())
+            .filter(|n| n.ends_with(".jpg"))
+            .collect();
+        written.sort();
+        assert_eq!(written, ["ok.jpg"]);
+    }
+    // check reads the same files and names them the same way.
+    let checked = dir.join("checked");
+    let result = run(&[
+        OsStr::new("check"),
+        input.as_os_str(),
+        OsStr::new("--out"),
+        checked.as_os_str(),
+        OsStr::new("-q"),
+    ]);
+    assert_eq!(result.status.code(), Some(1));
+    let m = manifest(&checked);
+    let r = &m["photos"][1];
+    assert_eq!(r["input"], format!("{}/latin1_\\xe9.jpg", input.display()));
+    assert_eq!(r["input_bytes"], good.len());
+    assert!(r["error"].is_null(), "{r:#}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -23,6 +23,7 @@ use crossbeam_channel::bounded;
 use crate::batch::digest::sha256_hex;
 use crate::batch::discover::{Discovery, discover};
 use crate::batch::manifest::{self, ManifestWriter, PhotoRecord, Records, RunHeader, Status};
+use crate::batch::path_text::path_text;
 use crate::batch::pipeline::{BatchError, Progress, lock_output_folder, settings_fingerprint};
 use crate::batch::report::thumbnail;
 use crate::codec::decode::decode;
@@ -83,7 +84,7 @@ pub struct CheckRun {
 /// notice an extension that lies).
 pub fn audit_photo(name: &Path, bytes: &[u8], options: &Options, want_thumbnail: bool) -> Audited {
     let mut record = PhotoRecord {
-        input: name.display().to_string(),
+        input: path_text(name),
         input_bytes: bytes.len() as u64,
         input_sha256: sha256_hex(bytes),
         ..PhotoRecord::default()
@@ -168,7 +169,7 @@ fn audit_file(path: &Path, options: &Options, want_thumbnail: bool) -> Audited {
 
 fn unreadable(path: &Path, error: String) -> PhotoRecord {
     PhotoRecord {
-        input: path.display().to_string(),
+        input: path_text(path),
         status: Some(Status::Fail),
         error: Some(error),
         fixable: Some(false),
@@ -195,7 +196,7 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
         problems,
     } = discover(&config.inputs, Some(out));
     for (path, why) in &problems {
-        progress.note(&format!("{}: {why}", path.display()));
+        progress.note(&format!("{}: {why}", path_text(path)));
     }
     if photos.is_empty() && problems.is_empty() {
         return Err(CheckError::NoInputs);

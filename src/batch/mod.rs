@@ -10,6 +10,7 @@ pub(crate) mod discover;
 pub(crate) mod lock;
 pub(crate) mod manifest;
 pub(crate) mod output;
+pub(crate) mod path_text;
 pub(crate) mod pipeline;
 pub(crate) mod report;
 pub(crate) mod roster;

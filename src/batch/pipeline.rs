@@ -25,6 +25,7 @@ use crate::batch::output::{
     PROBE_PREFIX, WriteError, refuse_link, remove_stale_temporaries, validate_file_name,
     write_file_atomically,
 };
+use crate::batch::path_text::path_text;
 use crate::batch::report;
 use crate::batch::roster::{NameTemplate, Roster, assign_names};
 use crate::codec::decode::{ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff};
@@ -295,7 +296,7 @@ struct Done {
 
 fn failed_record(input: &Path, error: String) -> PhotoRecord {
     PhotoRecord {
-        input: input.display().to_string(),
+        input: path_text(input),
         status: Some(Status::Fail),
         error: Some(error),
         ..PhotoRecord::default()
@@ -468,7 +469,7 @@ fn work(listed: &Listed, input: Result<Input, String>, cx: &WorkContext<'_>) -> 
         out,
         ..
     } = *cx;
-    let input_display = listed.input.display().to_string();
+    let input_display = path_text(&listed.input);
     let fail = |record: PhotoRecord, error: String| Done {
         record: PhotoRecord {
             status: Some(Status::Fail),
@@ -642,7 +643,7 @@ fn run_batch(
         problems,
     } = discover(&config.inputs, Some(&out));
     for (path, why) in &problems {
-        progress.note(&format!("{}: {why}", path.display()));
+        progress.note(&format!("{}: {why}", path_text(path)));
     }
     if photos.is_empty() && problems.is_empty() {
         return Err(BatchError::NoInputs);

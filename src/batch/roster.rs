@@ -15,6 +15,7 @@ use crate::batch::manifest::{
     UnmatchedPhoto,
 };
 use crate::batch::output::validate_file_name;
+use crate::batch::path_text::path_text;
 
 /// A column the roster can have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -598,6 +599,20 @@ fn stem_of(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// A photo's file stem, for its output name and to match it to the
+/// roster; refused when it is not UTF-8: any name made from it would differ
+/// from the file's (a lossy `latin1_\u{FFFD}`), and could clash.
+fn photo_stem(path: &Path) -> Result<String, String> {
+    let stem = path.file_stem().unwrap_or_default();
+    match stem.to_str() {
+        Some(s) => Ok(s.trim().to_owned()),
+        None => Err(format!(
+            "the file name {} is not valid UTF-8 (its bytes are kept as \\xHH in the manifest), so no output name can be made from it without changing it: rename the file in UTF-8 (for instance with convmv -f GBK -t UTF-8, or the encoding it was written in)",
+            path_text(Path::new(path.file_name().unwrap_or_default()))
+        )),
+    }
+}
+
 /// File names compare without case: Windows and macOS do.
 fn fold(s: &str) -> String {
     s.to_lowercase()
@@ -613,10 +628,13 @@ pub fn assign_names(
     roster: Option<&Roster>,
     template: &NameTemplate,
 ) -> Assignment {
-    let stems: Vec<String> = photos.iter().map(|p| stem_of(p)).collect();
+    let stems: Vec<Result<String, String>> = photos.iter().map(|p| photo_stem(p)).collect();
     let (mut names, fields, summary) = match roster {
         None => (
-            stems.iter().map(|s| template.render(s, None)).collect(),
+            stems
+                .iter()
+                .map(|s| s.clone().and_then(|s| template.render(&s, None)))
+                .collect(),
             vec![None; photos.len()],
             None,
         ),
@@ -638,7 +656,7 @@ type Matched = (
 
 fn match_roster(
     photos: &[PathBuf],
-    stems: &[String],
+    stems: &[Result<String, String>],
     roster: &Roster,
     template: &NameTemplate,
 ) -> Matched {
@@ -664,16 +682,20 @@ fn match_roster(
     let mut row_of: Vec<Result<usize, String>> = Vec::with_capacity(photos.len());
     let mut photos_of: Vec<Vec<usize>> = vec![Vec::new(); entries.len()];
     for (p, stem) in stems.iter().enumerate() {
-        let rows = by_key.get(&fold(stem)).map(Vec::as_slice).unwrap_or(&[]);
-        let result = match rows {
-            [] => Err(format!(
+        let rows = match stem {
+            Ok(stem) => by_key.get(&fold(stem)).map(Vec::as_slice).unwrap_or(&[]),
+            Err(_) => &[],
+        };
+        let result = match (rows, stem) {
+            (_, Err(why)) => Err(why.clone()),
+            ([], Ok(stem)) => Err(format!(
                 "matches nobody in the roster: no row has the file name or student number {stem:?}"
             )),
-            [row] => {
+            ([row], _) => {
                 photos_of[*row].push(p);
                 Ok(*row)
             }
-            many => Err(format!(
+            (many, _) => Err(format!(
                 "matches several roster rows: {}",
                 many.iter()
                     .map(|&r| entries[r].describe())
@@ -683,7 +705,7 @@ fn match_roster(
         };
         if let Err(reason) = &result {
             summary.unmatched_photos.push(UnmatchedPhoto {
-                photo: photos[p].display().to_string(),
+                photo: path_text(&photos[p]),
                 reason: reason.clone(),
             });
         }
@@ -695,10 +717,7 @@ fn match_roster(
             1 => summary.matched += 1,
             _ => summary.multiple_photos.push(MultiplePhotos {
                 graduate: entries[row].reference(),
-                photos: ps
-                    .iter()
-                    .map(|&p| photos[p].display().to_string())
-                    .collect(),
+                photos: ps.iter().map(|&p| path_text(&photos[p])).collect(),
             }),
         }
     }
@@ -757,7 +776,7 @@ fn match_roster(
             let list: Vec<String> = others
                 .iter()
                 .filter(|&&o| o != p)
-                .map(|&o| photos[o].display().to_string())
+                .map(|&o| path_text(&photos[o]))
                 .collect();
             names.push(Err(format!(
                 "{} has {} photos (also {}); neither is used: keep one",
@@ -779,7 +798,7 @@ fn match_roster(
         }
         names.push(
             template
-                .render(&stems[p], Some(e))
+                .render(stems[p].as_deref().unwrap_or_default(), Some(e))
                 .map_err(|why| format!("{}: {why}", e.describe())),
         );
     }
@@ -817,7 +836,7 @@ fn refuse_shared_names(photos: &[PathBuf], names: &mut [Result<String, String>])
             let others: Vec<String> = sharing
                 .iter()
                 .filter(|&&j| j != i)
-                .map(|&j| photos[j].display().to_string())
+                .map(|&j| path_text(&photos[j]))
                 .collect();
             names[i] = Err(format!(
                 "output name {n} is shared with {}: rename one of them",
