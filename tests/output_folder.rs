@@ -364,5 +364,22 @@ fn runs_one_after_another_keep_every_photo_of_the_folder_in_its_manifest() {
     assert_eq!(m["run"]["counts"]["resumed"], 2);
     assert!(photos(&m)[..3].iter().all(|r| r["from_run"].is_null()));
     assert!(photos(&m)[3..].iter().all(|r| r["from_run"].is_object()));
+    let run_a2 = m["run"].clone();
+    // A with other settings, without --overwrite: its photos are in the
+    // way and fail, and the photos in the folder stay listed as the
+    // earlier run's.
+    let smaller = std::fs::metadata(out.join("a00.jpg")).unwrap().len() - 5_000;
+    let max = smaller.to_string();
+    let (code, _, _) = output(normalize(&a, &out, &["-q", "--max-bytes", &max]));
+    assert_eq!(code, Some(1));
+    let m = manifest(&out);
+    let a00: Vec<&Value> = photos(&m)
+        .iter()
+        .filter(|r| r["input"].as_str().unwrap().ends_with("a00.jpg"))
+        .collect();
+    assert_eq!(a00.len(), 2, "{a00:#?}");
+    assert!(a00[0]["error"].as_str().unwrap().contains("already exists"));
+    assert_eq!(a00[1]["output"], "a00.jpg");
+    assert_eq!(a00[1]["from_run"]["started"], run_a2["started"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -534,12 +534,12 @@ impl ManifestWriter {
         &mut self.run
     }
 
-    /// The inputs this run has a record of (not those kept from earlier
-    /// runs).
-    pub fn inputs(&self) -> HashSet<String> {
+    /// The inputs this run has written (or kept) a photo of, so that an
+    /// earlier run's record of them is superseded.
+    pub fn written_inputs(&self) -> HashSet<String> {
         self.entries
             .iter()
-            .filter(|e| !e.earlier)
+            .filter(|e| !e.earlier && e.status != Status::Fail)
             .map(|e| e.input.clone())
             .collect()
     }

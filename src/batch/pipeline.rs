@@ -549,8 +549,9 @@ fn output_intact(out: &Path, record: &PhotoRecord) -> bool {
 }
 
 /// Adds to the manifest the records of photos earlier runs made in this
-/// folder and this run was not given (or did not reach), while the photo
-/// is still there, unchanged, under a name this run did not use: the
+/// folder that this run did not make again (not given, not reached, or
+/// failed, say because the earlier photo is in the way), while the photo
+/// is still there, unchanged, under a name this run did not write: the
 /// folder's manifest lists every photo in it, each record of an earlier
 /// run tagged with that run (`from_run`). Records of photos since removed,
 /// changed or replaced are dropped, and so are earlier failures, which
@@ -561,7 +562,7 @@ fn keep_earlier_records(
     out: &Path,
     names_taken: &HashSet<String>,
 ) -> Result<(), BatchError> {
-    let this_run = writer.inputs();
+    let this_run = writer.written_inputs();
     let superseded = |input: &str| this_run.contains(input);
     let mut taken = names_taken.clone();
     for record in previous.earlier(&superseded) {
@@ -729,13 +730,7 @@ fn run_batch(
             drop(done_tx);
             drop(job_rx);
             for mut done in done_rx {
-                let written = write_output(&out, &mut done, config.overwrite);
-                if let Some(name) = &done.record.output {
-                    // Taken even when the write failed: the file there is
-                    // not an earlier run's to list, or it would be this one's.
-                    names_taken.insert(name.to_lowercase());
-                }
-                if let Err(e) = written {
+                if let Err(e) = write_output(&out, &mut done, config.overwrite) {
                     if is_fatal(&e) {
                         fatal = Some(e.to_string());
                     }
@@ -745,6 +740,9 @@ fn run_batch(
                     record.output = None;
                     record.output_bytes = None;
                     record.output_sha256 = None;
+                }
+                if let Some(name) = &done.record.output {
+                    names_taken.insert(name.to_lowercase());
                 }
                 stage_totals.add(&done.timings);
                 progress.finished_photo(&done.record);
