@@ -44,10 +44,14 @@ pub use photo::{Options, Processed, ReduceSettings, StageTimings, normalize_phot
 /// [`PhotoRecord`](crate::manifest::PhotoRecord) per input.
 pub mod manifest {
     pub use crate::batch::manifest::{
-        BorderRemoved, CSV_NAME, Counts, InvalidId, JOURNAL_NAME, JSON_NAME, Manifest,
-        ManifestError, MultiplePhotos, OutputGeometry, PhotoRecord, RecordSource, Records,
-        RosterFields, RosterRef, RosterSummary, RunHeader, Status, UnmatchedPhoto,
+        BorderRemoved, CSV_NAME, Counts, DuplicateIdCard, EarlierRun, InvalidId, JOURNAL_NAME,
+        JSON_NAME, Manifest, ManifestError, MultiplePhotos, OutputGeometry, PhotoRecord,
+        RecordSource, Records, RosterFields, RosterRef, RosterSummary, RunHeader, Status,
+        UnmatchedPhoto,
     };
+    /// A path as the manifest writes it (`input`), and back: see the
+    /// README, "Paths in the manifest".
+    pub use crate::batch::path_text::{path_text, text_path};
     pub use crate::image::Rect;
     pub use crate::verdict::{Check, Verdict};
 }

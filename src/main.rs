@@ -3,7 +3,8 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
@@ -19,13 +20,54 @@ const EXIT_CODES: &str = "\
 Exit status:
   0  every photo was written (some may carry warnings to review)
   1  the run finished, but some photos failed (see manifest.csv and stderr)
-  2  usage error, or a fatal error such as an output folder that cannot be written";
+  2  usage error, or a fatal error such as an output folder that cannot be written
+       or that another run is using
+130  stopped by Ctrl-C (SIGINT), 143 by SIGTERM: the photos in hand were finished
+       and the manifest lists every photo done; run again to resume. A second
+       Ctrl-C stops at once";
 
 const CHECK_EXIT_CODES: &str = "\
 Exit status:
   0  every photo passes (some may carry warnings to review)
   1  some photos fail (see manifest.csv and stderr)
-  2  usage error, or a fatal error such as an output folder that cannot be written";
+  2  usage error, or a fatal error such as an output folder that cannot be written
+130  stopped by Ctrl-C (SIGINT), 143 by SIGTERM, with the manifest of the photos done";
+
+/// `println!` for lines that may carry names from file names, folders and
+/// rosters: control characters are escaped ([`terminal_safe`]), so that a
+/// terminal shows them instead of obeying them.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        println!("{}", terminal_safe(&format!($($arg)*)))
+    };
+}
+
+/// `eprintln!` with control characters escaped, as [`out!`].
+macro_rules! err {
+    ($($arg:tt)*) => {
+        eprintln!("{}", terminal_safe(&format!($($arg)*)))
+    };
+}
+
+/// `text` with every control character (C0 and C1: escape sequences, line
+/// breaks, backspaces), bidirectional-text control and line separator
+/// written out as a Rust-style escape (`\u{1b}`, `\n`), so that a name
+/// cannot recolour the terminal, move its cursor, forge a line of output
+/// or reorder what is shown.
+fn terminal_safe(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        let hidden_meaning = c.is_control()
+            || matches!(c, '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}')
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        if hidden_meaning {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
 
 /// Turns graduation portraits into photos the national degree registry
 /// (CHSI, 学信网) accepts: 480x640 baseline JPEG of 30-100 KB on a light-blue
@@ -202,18 +244,53 @@ fn parse_rgb(text: &str) -> Result<[u8; 3], String> {
 fn main() -> ExitCode {
     gradphoto::tune_malloc();
     let cli = Cli::parse();
+    let signals = match catch_signals() {
+        Ok(s) => s,
+        Err(e) => return usage_error(&format!("cannot set up signal handling: {e}")),
+    };
     match cli.command {
-        Command::Normalize(args) => normalize(args),
-        Command::Check(args) => check(args),
+        Command::Normalize(args) => normalize(args, signals),
+        Command::Check(args) => check(args, signals),
+    }
+}
+
+/// The first SIGINT (Ctrl-C) or SIGTERM is stored here (its number), and
+/// the batch, which asks between photos, stops: the photos in hand are
+/// finished, the manifests and the report written, and the exit status is
+/// 128 + the signal (130, 143). A second one ends the process at once with
+/// that status: what was written stays whole (every write is atomic, the
+/// journal is read back line by line) and the rerun resumes from it.
+fn catch_signals() -> std::io::Result<Arc<AtomicUsize>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag;
+    let received = Arc::new(AtomicUsize::new(0));
+    let again = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // In this order: the shutdown sees `again` still false the first
+        // time, and the next handler sets it.
+        flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&again))?;
+        flag::register(signal, Arc::clone(&again))?;
+        flag::register_usize(signal, Arc::clone(&received), signal as usize)?;
+    }
+    Ok(received)
+}
+
+/// The name of a signal [`catch_signals`] stored.
+fn signal_name(number: usize) -> Option<&'static str> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    match i32::try_from(number).ok()? {
+        SIGINT => Some("SIGINT"),
+        SIGTERM => Some("SIGTERM"),
+        _ => None,
     }
 }
 
 fn usage_error(message: &str) -> ExitCode {
-    eprintln!("gradphoto: {message}");
+    err!("gradphoto: {message}");
     ExitCode::from(2)
 }
 
-fn normalize(args: NormalizeArgs) -> ExitCode {
+fn normalize(args: NormalizeArgs, signals: Arc<AtomicUsize>) -> ExitCode {
     let common = &args.common;
     let (mut options, jobs) = match common.options() {
         Ok(v) => v,
@@ -250,7 +327,7 @@ fn normalize(args: NormalizeArgs) -> ExitCode {
         roster,
         name_template,
     };
-    let reporter = Reporter::new(common.quiet);
+    let reporter = Reporter::new(common.quiet, signals);
     let started = Instant::now();
     match run_normalize(&config, &reporter) {
         Ok(records) => {
@@ -266,17 +343,20 @@ fn normalize(args: NormalizeArgs) -> ExitCode {
                     return e;
                 }
             }
-            exit_for(records.run())
+            exit_for(
+                records.run(),
+                "run the same command again to resume: the photos done are kept",
+            )
         }
         Err(e) => {
             reporter.finish();
-            eprintln!("gradphoto: {e}");
+            err!("gradphoto: {e}");
             ExitCode::from(2)
         }
     }
 }
 
-fn check(args: CheckArgs) -> ExitCode {
+fn check(args: CheckArgs, signals: Arc<AtomicUsize>) -> ExitCode {
     let common = &args.common;
     let (options, jobs) = match common.options() {
         Ok(v) => v,
@@ -289,14 +369,14 @@ fn check(args: CheckArgs) -> ExitCode {
         options,
         thumbnails: common.report,
     };
-    let reporter = Reporter::new(common.quiet);
+    let reporter = Reporter::new(common.quiet, signals);
     let started = Instant::now();
     match run_check(&config, &reporter) {
         Ok(run) => {
             reporter.finish();
             let c = &run.records.run().counts;
             let secs = started.elapsed().as_secs_f64();
-            println!(
+            out!(
                 "{} photos: {} pass ({} with warnings to review), {} fail ({} of them normalize can fix)",
                 c.inputs,
                 c.ok + c.warn,
@@ -304,8 +384,8 @@ fn check(args: CheckArgs) -> ExitCode {
                 c.fail,
                 c.fixable
             );
-            println!("time {secs:.1} s");
-            println!(
+            out!("time {secs:.1} s");
+            out!(
                 "results: {}  (manifest.json, manifest.csv)",
                 args.out.join("").display()
             );
@@ -315,17 +395,33 @@ fn check(args: CheckArgs) -> ExitCode {
             {
                 return e;
             }
-            exit_for(run.records.run())
+            exit_for(
+                run.records.run(),
+                "run the same command again to check every photo",
+            )
         }
         Err(e) => {
             reporter.finish();
-            eprintln!("gradphoto: {e}");
+            err!("gradphoto: {e}");
             ExitCode::from(2)
         }
     }
 }
 
-fn exit_for(run: &RunHeader) -> ExitCode {
+/// The exit status of a run that went through (0 or 1), or 128 + the
+/// signal that stopped it, after saying how to go on.
+fn exit_for(run: &RunHeader, go_on: &str) -> ExitCode {
+    if let Some(signal) = &run.interrupted {
+        err!(
+            "gradphoto: stopped by {signal} after {} photos; the manifest lists them. To finish, {go_on}.",
+            run.counts.inputs
+        );
+        let number = match signal.as_str() {
+            "SIGTERM" => signal_hook::consts::SIGTERM,
+            _ => signal_hook::consts::SIGINT,
+        };
+        return ExitCode::from(128 + number as u8);
+    }
     if run.counts.fail > 0 {
         ExitCode::from(1)
     } else {
@@ -341,11 +437,11 @@ fn write_and_announce(
 ) -> Result<(), ExitCode> {
     match write_report(out, records, thumbnail, jobs) {
         Ok(path) => {
-            println!("report: {}", path.display());
+            out!("report: {}", path.display());
             Ok(())
         }
         Err(e) => {
-            eprintln!("gradphoto: {e}");
+            err!("gradphoto: {e}");
             Err(ExitCode::from(2))
         }
     }
@@ -354,27 +450,28 @@ fn write_and_announce(
 /// The roster's mismatches, a few of each on the terminal; the manifest
 /// has them all.
 fn print_roster(s: &RosterSummary) {
-    println!(
-        "roster {}: {} graduates, {} with one photo, {} with no photo, {} with several, {} photos matching nobody, {} invalid ID-card numbers",
+    out!(
+        "roster {}: {} graduates, {} with one photo, {} with no photo, {} with several, {} photos matching nobody, {} invalid ID-card numbers, {} ID-card numbers on several rows",
         s.file,
         s.rows,
         s.matched,
         s.no_photo.len(),
         s.multiple_photos.len(),
         s.unmatched_photos.len(),
-        s.invalid_ids.len()
+        s.invalid_ids.len(),
+        s.duplicate_id_cards.len()
     );
     const SHOWN: usize = 10;
     let show = |title: &str, items: Vec<String>| {
         if items.is_empty() {
             return;
         }
-        println!("  {title}:");
+        out!("  {title}:");
         for item in items.iter().take(SHOWN) {
-            println!("    {item}");
+            out!("    {item}");
         }
         if items.len() > SHOWN {
-            println!(
+            out!(
                 "    ... and {} more (see manifest.json)",
                 items.len() - SHOWN
             );
@@ -404,6 +501,16 @@ fn print_roster(s: &RosterSummary) {
         "student numbers on several rows",
         s.duplicate_student_nos.clone(),
     );
+    show(
+        "ID-card numbers on several rows",
+        s.duplicate_id_cards
+            .iter()
+            .map(|d| {
+                let rows: Vec<String> = d.graduates.iter().map(who).collect();
+                format!("{}: {}", d.id_card, rows.join(", "))
+            })
+            .collect(),
+    );
 }
 
 fn print_summary(run: &RunHeader, out: &std::path::Path, elapsed: Duration) {
@@ -414,7 +521,7 @@ fn print_summary(run: &RunHeader, out: &std::path::Path, elapsed: Duration) {
     } else {
         0.0
     };
-    println!(
+    out!(
         "{} photos: {} written ({} ok, {} with warnings to review), {} failed{}{}",
         c.inputs,
         c.ok + c.warn,
@@ -432,8 +539,26 @@ fn print_summary(run: &RunHeader, out: &std::path::Path, elapsed: Duration) {
             String::new()
         },
     );
-    println!("time {secs:.1} s, {rate:.1} photos/s");
-    println!(
+    if c.from_earlier_runs > 0 {
+        out!(
+            "the manifest also lists {} photos made in this folder by earlier runs (marked from_run)",
+            c.from_earlier_runs
+        );
+    }
+    if c.copied > 0 {
+        out!(
+            "{} photos already met every rule and were copied unchanged",
+            c.copied
+        );
+    }
+    if c.skipped_hidden > 0 {
+        out!(
+            "{} hidden files or folders (names starting with a dot) passed over",
+            c.skipped_hidden
+        );
+    }
+    out!("time {secs:.1} s, {rate:.1} photos/s");
+    out!(
         "results: {}  (manifest.json, manifest.csv)",
         out.join("").display()
     );
@@ -445,6 +570,8 @@ struct Reporter {
     bar: Option<ProgressBar>,
     quiet: bool,
     plain: Mutex<PlainProgress>,
+    /// The signal received, 0 for none (see [`catch_signals`]).
+    signals: Arc<AtomicUsize>,
 }
 
 struct PlainProgress {
@@ -454,7 +581,7 @@ struct PlainProgress {
 }
 
 impl Reporter {
-    fn new(quiet: bool) -> Self {
+    fn new(quiet: bool, signals: Arc<AtomicUsize>) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(0);
             if let Ok(style) = ProgressStyle::with_template(
@@ -472,13 +599,14 @@ impl Reporter {
                 done: 0,
                 last_line: Instant::now(),
             }),
+            signals,
         }
     }
 
     fn say(&self, line: &str) {
         match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            Some(bar) => bar.println(terminal_safe(line)),
+            None => err!("{line}"),
         }
     }
 
@@ -522,11 +650,15 @@ impl Progress for Reporter {
         let due = p.last_line.elapsed() >= Duration::from_secs(5) || p.done == p.total;
         if !self.quiet && due {
             p.last_line = Instant::now();
-            eprintln!("gradphoto: {}/{} photos done", p.done, p.total);
+            err!("gradphoto: {}/{} photos done", p.done, p.total);
         }
     }
 
     fn note(&self, message: &str) {
         self.say(&format!("gradphoto: {message}"));
+    }
+
+    fn stop_requested(&self) -> Option<&'static str> {
+        signal_name(self.signals.load(Ordering::Relaxed))
     }
 }

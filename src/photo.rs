@@ -14,11 +14,14 @@ use crate::analysis::portrait::{PortraitSettings, judge_portrait};
 use crate::analysis::subject::{SubjectSettings, locate_subject};
 use crate::analysis::working_copy::WorkingCopy;
 use crate::batch::manifest::{BorderRemoved, OutputGeometry, PhotoRecord, Status};
-use crate::codec::decode::{DecodeLimits, DecodeScale, Decoded, Reduce, decode_reduced};
+use crate::codec::decode::{
+    DecodeLimits, DecodeScale, Decoded, ImageFormat, Reduce, Sniffed, decode, decode_reduced,
+    jpeg_frame_size, sniff,
+};
 use crate::codec::encode::{EncodeSettings, encode_to_window};
-use crate::codec::verify::{OutputRules, verify_written};
+use crate::codec::verify::{OutputRules, verify_jpeg, verify_written};
 use crate::image::{Rect, RgbImage};
-use crate::transform::orient::apply_orientation;
+use crate::transform::orient::{Orientation, apply_orientation};
 use crate::transform::resize::resize_crop;
 use crate::verdict::{Check, Verdict, worst};
 
@@ -108,6 +111,9 @@ pub struct Processed {
 /// extension that lies about the content. Input, output and hashes are
 /// left for the caller to fill in.
 pub fn normalize_photo(name: &Path, bytes: &[u8], options: &Options) -> Processed {
+    if let Some(copied) = copy_if_compliant(name, bytes, options) {
+        return copied;
+    }
     let mut record = PhotoRecord::default();
     let mut timings = StageTimings::default();
     let jpeg = run_stages(name, bytes, options, &mut record, &mut timings)
@@ -136,6 +142,78 @@ pub fn normalize_photo(name: &Path, bytes: &[u8], options: &Options) -> Processe
         jpeg: jpeg.filter(|_| status != Status::Fail),
         timings,
     }
+}
+
+/// A photo that already is what `normalize` makes, as it stands: its own
+/// bytes, unchanged, with a record that says so (`copied`). Encoding it
+/// again could only lose (each pass at quality 100 still costs a little
+/// and the file grows), so a 480x640 input is copied when
+/// - its bytes pass every hard rule of SPEC §1 that the file carries
+///   ([`verify_jpeg`]: a baseline, 3-component JPEG with a JFIF header at
+///   300 dpi directly after SOI, no EXIF or any other metadata segment, no
+///   ICC profile, quality at least 60, size in the window, nothing after
+///   EOI, and it decodes), so there is no orientation to apply and its
+///   colours are sRGB;
+/// - it has no border, and no picture check fails on it as it stands
+///   ([`judge_picture`], the `check` command's judgement): the head is
+///   already where the composition rule puts it, so no crop is needed.
+///
+/// Any other photo, or one that fails any of it, goes through the stages.
+fn copy_if_compliant(name: &Path, bytes: &[u8], options: &Options) -> Option<Processed> {
+    let rules = options.output_rules();
+    // From the header first: only a JPEG of the output's size in the size
+    // window can be one, and every other photo must not pay for a look.
+    let size = (
+        u16::try_from(rules.width).ok()?,
+        u16::try_from(rules.height).ok()?,
+    );
+    let fits = matches!(sniff(bytes), Sniffed::Supported(ImageFormat::Jpeg))
+        && jpeg_frame_size(bytes) == Some(size)
+        && (rules.min_bytes..=rules.max_bytes).contains(&bytes.len());
+    if !fits {
+        return None;
+    }
+    let mut timings = StageTimings::default();
+    let file = timings.time("verify", || verify_jpeg(bytes, &rules));
+    if !file.passed() {
+        return None;
+    }
+    let decoded = timings
+        .time("decode", || {
+            decode(bytes, &options.limits, options.backdrop.reference)
+        })
+        .ok()?;
+    if decoded.orientation != Orientation::Normal || decoded.format != ImageFormat::Jpeg {
+        return None;
+    }
+    let mut record = PhotoRecord {
+        jpeg_quality: file.quality,
+        chroma: file.chroma.map(|c| c.to_string()),
+        encode_attempts: Some(0),
+        padding_bytes: Some(0),
+        checks: file.checks,
+        decode_scales: vec![1.0],
+        ..PhotoRecord::default()
+    };
+    record_decoded(name, &decoded, &mut record);
+    let (width, height) = (decoded.image.width(), decoded.image.height());
+    timings.time("portrait", || {
+        judge_picture(decoded.image, options, &mut record)
+    });
+    let status = match worst(&record.checks) {
+        Verdict::Fail => return None,
+        Verdict::Warn => Status::Warn,
+        Verdict::Pass => Status::Ok,
+    };
+    record.crop = Some(Rect::full(width, height));
+    record.scale = Some(1.0);
+    record.status = Some(status);
+    record.copied = true;
+    Some(Processed {
+        record,
+        jpeg: Some(bytes.to_vec()),
+        timings,
+    })
 }
 
 /// How much a JPEG may be reduced while decoding (see [`Reduce`]).
@@ -241,6 +319,136 @@ fn run_stages(
     });
     record.checks.extend(report.checks);
     Ok(encoded.bytes)
+}
+
+/// The SPEC §1 border rule and the §2 picture checks, on the photo as it
+/// stands. Returns the image the checks measured (the photo scaled to the
+/// output width), for the thumbnail.
+pub(crate) fn judge_picture(
+    upright: RgbImage,
+    options: &Options,
+    record: &mut PhotoRecord,
+) -> RgbImage {
+    let borders = find_borders(&upright, &options.border);
+    record.border_removed = Some(BorderRemoved {
+        top: borders.top,
+        bottom: borders.bottom,
+        left: borders.left,
+        right: borders.right,
+    });
+    record.checks.push(border_check(&borders));
+    let trimmed = if borders.is_none() {
+        upright
+    } else {
+        upright.crop(borders.inner(upright.width(), upright.height()))
+    };
+    let view = match at_output_width(&trimmed, options.composition.out_width) {
+        Ok(v) => v,
+        Err(why) => {
+            record
+                .checks
+                .push(Check::new("subject", Verdict::Fail, None, why));
+            return trimmed;
+        }
+    };
+    drop(trimmed);
+
+    let copy = WorkingCopy::new(&view, options.work_size);
+    let backdrop = match estimate_backdrop(&copy, &options.backdrop) {
+        Ok(b) => b,
+        Err(e) => {
+            let reason = e.to_string();
+            record
+                .checks
+                .push(Check::new("backdrop_colour", Verdict::Fail, None, reason));
+            return view;
+        }
+    };
+    record.backdrop_rgb = Some(backdrop.rgb);
+    record.backdrop_delta_e = Some(backdrop.delta_e);
+    record
+        .checks
+        .extend(judge_backdrop(&backdrop, &options.backdrop));
+
+    let subject = match locate_subject(&copy, &backdrop, &options.subject) {
+        Ok(s) => s,
+        Err(e) => {
+            record
+                .checks
+                .push(Check::new("subject", Verdict::Fail, None, e.to_string()));
+            return view;
+        }
+    };
+    record.checks.push(Check::new(
+        "subject",
+        Verdict::Pass,
+        Some(f64::from(subject.people)),
+        "one person, head and shoulders",
+    ));
+    // The crop is the whole photo: judge the head where it already is.
+    let plan = CropPlan {
+        rect: Rect::full(view.width(), view.height()),
+        scale: 1.0,
+        crown_y: f64::from(subject.crown_y),
+        eye_line_y: f64::from(subject.eye_line_y),
+        face_width: f64::from(subject.face_width),
+        center_x: f64::from(subject.center_x),
+        head: subject.head,
+    };
+    record.geometry = Some(OutputGeometry {
+        crown_y: plan.crown_y,
+        eye_line_y: plan.eye_line_y,
+        face_width: plan.face_width,
+        head: plan.head,
+    });
+    record
+        .checks
+        .extend(judge_composition(&plan, &options.composition));
+    record
+        .checks
+        .extend(judge_portrait(&view, &plan, &backdrop, &options.portrait));
+    view
+}
+
+fn border_check(b: &Borders) -> Check {
+    if b.is_none() {
+        return Check::new(
+            "no_border",
+            Verdict::Pass,
+            Some(0.0),
+            "no frame along any edge",
+        );
+    }
+    let sides: Vec<String> = [
+        ("top", b.top),
+        ("bottom", b.bottom),
+        ("left", b.left),
+        ("right", b.right),
+    ]
+    .iter()
+    .filter(|(_, px)| *px > 0)
+    .map(|(side, px)| format!("{side} {px} px"))
+    .collect();
+    let widest = b.top.max(b.bottom).max(b.left).max(b.right);
+    Check::new(
+        "no_border",
+        Verdict::Fail,
+        Some(f64::from(widest)),
+        format!("a uniform frame along the edge: {}", sides.join(", ")),
+    )
+}
+
+/// The image scaled (same factor both ways) to `width` pixels wide, so the
+/// composition rule's pixel ranges apply to it whatever its size.
+fn at_output_width(img: &RgbImage, width: u32) -> Result<RgbImage, String> {
+    if img.width() == width {
+        return Ok(img.clone());
+    }
+    let height = (f64::from(img.height()) * f64::from(width) / f64::from(img.width()))
+        .round()
+        .max(1.0) as u32;
+    resize_crop(img, Rect::full(img.width(), img.height()), width, height)
+        .map_err(|e| format!("cannot scale the photo to measure it: {e}"))
 }
 
 /// Records what decoding learnt about the file. A name whose extension lies

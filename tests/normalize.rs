@@ -337,3 +337,71 @@ fn the_backdrop_reference_is_a_setting() {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
+/// A photo that already meets every rule (here: one of our own outputs) is
+/// written as it is, byte for byte, and the manifest says so; encoding it
+/// again each pass would only lose detail and grow the file. The same
+/// photo with EXIF or with bytes after its end is made anew (issue 23,
+/// item 11).
+#[test]
+fn an_already_compliant_photo_is_copied_unchanged() {
+    let dir = scratch("compliant");
+    let first_in = dir.join("in");
+    std::fs::create_dir_all(&first_in).unwrap();
+    std::fs::copy(fixtures().join("01-baseline.jpg"), first_in.join("a.jpg")).unwrap();
+    let first = dir.join("first");
+    assert_eq!(
+        normalize(&[&first_in], &first, &["-q"]).status.code(),
+        Some(0)
+    );
+    let compliant = std::fs::read(first.join("a.jpg")).unwrap();
+
+    let again_in = dir.join("again-in");
+    std::fs::create_dir_all(&again_in).unwrap();
+    std::fs::write(again_in.join("a.jpg"), &compliant).unwrap();
+    // With EXIF (an APP1 right after the JFIF header) it breaks a rule.
+    let app0_len = usize::from(u16::from_be_bytes([compliant[4], compliant[5]]));
+    let mut with_exif = compliant[..4 + app0_len].to_vec();
+    let exif = b"Exif\0\0MM\0*\0\0\0\x08\0\0";
+    with_exif.extend([0xFF, 0xE1]);
+    with_exif.extend(((exif.len() + 2) as u16).to_be_bytes());
+    with_exif.extend(exif);
+    with_exif.extend(&compliant[4 + app0_len..]);
+    std::fs::write(again_in.join("exif.jpg"), &with_exif).unwrap();
+    let mut padded = compliant.clone();
+    padded.extend([0u8; 64]);
+    std::fs::write(again_in.join("padded.jpg"), &padded).unwrap();
+
+    let again = dir.join("again");
+    let result = normalize(&[&again_in], &again, &["-q"]);
+    assert_eq!(result.status.code(), Some(0), "{result:?}");
+    assert_eq!(
+        std::fs::read(again.join("a.jpg")).unwrap(),
+        compliant,
+        "the compliant photo was encoded again"
+    );
+    let m = manifest(&again);
+    let a = record_for(&m, "a.jpg");
+    assert_eq!(a["copied"], true, "{a:#}");
+    assert_eq!(a["status"], "ok");
+    assert_eq!(a["encode_attempts"], 0);
+    assert_eq!(a["output_sha256"], a["input_sha256"]);
+    assert_eq!(m["run"]["counts"]["copied"], 1);
+    for name in ["exif.jpg", "padded.jpg"] {
+        let r = record_for(&m, name);
+        assert!(r["copied"].is_null(), "{name}: {r:#}");
+        let written = again.join(name);
+        assert_registry_ready(&written);
+        let facts = inspect_jpeg(&std::fs::read(&written).unwrap());
+        assert!(!facts.has_exif && facts.trailing_bytes == 0, "{name}");
+    }
+    let csv = std::fs::read_to_string(again.join("manifest.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let column = rows.headers().unwrap().iter().position(|h| h == "copied");
+    let copied: Vec<String> = rows
+        .records()
+        .map(|r| r.unwrap()[column.unwrap()].to_owned())
+        .collect();
+    assert_eq!(copied, ["true", "false", "false"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

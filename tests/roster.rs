@@ -183,3 +183,56 @@ fn roster_problems_are_usage_errors() {
     assert_eq!(bad_template.status.code(), Some(2));
     assert!(!out.join("manifest.json").exists(), "nothing ran");
 }
+
+/// One ID card on two students is a copying mistake in the roster: it is
+/// listed like a repeated student number, in the manifest, on stdout and
+/// in the report (issue 23, item 10).
+#[test]
+fn an_id_card_number_on_two_students_is_reported() {
+    let scratch = scratch("roster-dup-id");
+    let input = scratch.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for name in ["2025001.jpg", "2025002.jpg", "2025003.jpg"] {
+        std::fs::copy(fixtures().join("01-baseline.jpg"), input.join(name)).unwrap();
+    }
+    // 2025003's number is 2025001's with the check digit in lower case:
+    // still the same number.
+    let id_x = "11010519491231002X";
+    let text = format!(
+        "学号,姓名,身份证号\n2025001,张三,{id_x}\n2025002,李四,{ID_2}\n2025003,王五,{}\n",
+        id_x.to_lowercase()
+    );
+    let roster = scratch.join("roster.csv");
+    std::fs::write(&roster, text).unwrap();
+    let out = scratch.join("out");
+    let result = run(&[
+        OsStr::new("normalize"),
+        input.as_os_str(),
+        OsStr::new("--out"),
+        out.as_os_str(),
+        OsStr::new("--roster"),
+        roster.as_os_str(),
+        OsStr::new("--report"),
+        OsStr::new("--quiet"),
+    ]);
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert_eq!(result.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("ID-card numbers on several rows")
+            && stdout.contains(&format!(
+                "{id_x}: 2025001 张三 (line 2), 2025003 王五 (line 4)"
+            )),
+        "{stdout}"
+    );
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let dup = &m["run"]["roster"]["duplicate_id_cards"];
+    assert_eq!(dup.as_array().map(Vec::len), Some(1), "{dup:#}");
+    assert_eq!(dup[0]["id_card"], id_x);
+    assert_eq!(
+        names(&dup[0]["graduates"], "/student_no"),
+        ["2025001", "2025003"]
+    );
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("<b id=\"r-duplicate-ids\">1</b>"));
+}

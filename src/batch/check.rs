@@ -3,8 +3,9 @@
 //! without changing them, and says for each failure whether `normalize`
 //! would turn the photo into one that passes.
 //!
-//! The file rules come from [`verify_jpeg`]; "no border" is judged on the
-//! pixels by the border stage. The picture is judged as it stands: scaled
+//! The file rules come from [`verify_jpeg`]; "no border" and the picture
+//! are judged on the pixels by [`judge_picture`] (shared with `normalize`,
+//! which copies a photo that already passes). The picture is judged as it stands: scaled
 //! to the output width (uniformly, only for measuring), the backdrop,
 //! subject, composition and portrait stages measure it where it is, rather
 //! than planning a new crop. Whether `normalize` can help is not guessed
@@ -19,26 +20,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_channel::bounded;
 
-use crate::analysis::backdrop::{estimate_backdrop, judge_backdrop};
-use crate::analysis::border::{Borders, find_borders};
-use crate::analysis::compose::{CropPlan, judge_composition};
-use crate::analysis::portrait::judge_portrait;
-use crate::analysis::subject::locate_subject;
-use crate::analysis::working_copy::WorkingCopy;
 use crate::batch::digest::sha256_hex;
 use crate::batch::discover::{Discovery, discover};
-use crate::batch::manifest::{
-    self, BorderRemoved, ManifestWriter, OutputGeometry, PhotoRecord, Records, RunHeader, Status,
-};
-use crate::batch::pipeline::{Progress, settings_fingerprint};
+use crate::batch::manifest::{self, ManifestWriter, PhotoRecord, Records, RunHeader, Status};
+use crate::batch::path_text::path_text;
+use crate::batch::pipeline::{BatchError, Progress, lock_output_folder, settings_fingerprint};
 use crate::batch::report::thumbnail;
 use crate::codec::decode::decode;
 use crate::codec::verify::verify_jpeg;
-use crate::image::{Rect, RgbImage};
-use crate::photo::{Options, normalize_photo, record_decoded};
+use crate::photo::{Options, judge_picture, normalize_photo, record_decoded};
 use crate::transform::orient::apply_orientation;
-use crate::transform::resize::resize_crop;
-use crate::verdict::{Check, Verdict, worst};
+use crate::verdict::{Verdict, worst};
 
 /// Everything a `check` run needs.
 #[derive(Clone, Debug)]
@@ -65,6 +57,12 @@ pub enum CheckError {
     Manifest(#[from] manifest::ManifestError),
     #[error("cannot start worker threads: {0}")]
     Threads(String),
+    #[error(
+        "{0} holds the photos and manifest of a normalize run, which check would replace; choose another --out for check"
+    )]
+    NormalizeFolder(PathBuf),
+    #[error(transparent)]
+    Folder(#[from] BatchError),
 }
 
 /// One photo judged.
@@ -86,7 +84,7 @@ pub struct CheckRun {
 /// notice an extension that lies).
 pub fn audit_photo(name: &Path, bytes: &[u8], options: &Options, want_thumbnail: bool) -> Audited {
     let mut record = PhotoRecord {
-        input: name.display().to_string(),
+        input: path_text(name),
         input_bytes: bytes.len() as u64,
         input_sha256: sha256_hex(bytes),
         ..PhotoRecord::default()
@@ -159,132 +157,6 @@ fn why_not(attempt: &PhotoRecord) -> String {
     }
 }
 
-/// The SPEC §1 border rule and the §2 picture checks, on the photo as it
-/// stands. Returns the image the checks measured (the photo scaled to the
-/// output width), for the thumbnail.
-fn judge_picture(upright: RgbImage, options: &Options, record: &mut PhotoRecord) -> RgbImage {
-    let borders = find_borders(&upright, &options.border);
-    record.border_removed = Some(BorderRemoved {
-        top: borders.top,
-        bottom: borders.bottom,
-        left: borders.left,
-        right: borders.right,
-    });
-    record.checks.push(border_check(&borders));
-    let trimmed = if borders.is_none() {
-        upright
-    } else {
-        upright.crop(borders.inner(upright.width(), upright.height()))
-    };
-    let view = match at_output_width(&trimmed, options.composition.out_width) {
-        Ok(v) => v,
-        Err(why) => {
-            record
-                .checks
-                .push(Check::new("subject", Verdict::Fail, None, why));
-            return trimmed;
-        }
-    };
-    drop(trimmed);
-
-    let copy = WorkingCopy::new(&view, options.work_size);
-    let backdrop = match estimate_backdrop(&copy, &options.backdrop) {
-        Ok(b) => b,
-        Err(e) => {
-            let reason = e.to_string();
-            record
-                .checks
-                .push(Check::new("backdrop_colour", Verdict::Fail, None, reason));
-            return view;
-        }
-    };
-    record.backdrop_rgb = Some(backdrop.rgb);
-    record.backdrop_delta_e = Some(backdrop.delta_e);
-    record
-        .checks
-        .extend(judge_backdrop(&backdrop, &options.backdrop));
-
-    let subject = match locate_subject(&copy, &backdrop, &options.subject) {
-        Ok(s) => s,
-        Err(e) => {
-            record
-                .checks
-                .push(Check::new("subject", Verdict::Fail, None, e.to_string()));
-            return view;
-        }
-    };
-    record.checks.push(Check::new(
-        "subject",
-        Verdict::Pass,
-        Some(f64::from(subject.people)),
-        "one person, head and shoulders",
-    ));
-    // The crop is the whole photo: judge the head where it already is.
-    let plan = CropPlan {
-        rect: Rect::full(view.width(), view.height()),
-        scale: 1.0,
-        crown_y: f64::from(subject.crown_y),
-        eye_line_y: f64::from(subject.eye_line_y),
-        face_width: f64::from(subject.face_width),
-        center_x: f64::from(subject.center_x),
-        head: subject.head,
-    };
-    record.geometry = Some(OutputGeometry {
-        crown_y: plan.crown_y,
-        eye_line_y: plan.eye_line_y,
-        face_width: plan.face_width,
-        head: plan.head,
-    });
-    record
-        .checks
-        .extend(judge_composition(&plan, &options.composition));
-    record
-        .checks
-        .extend(judge_portrait(&view, &plan, &backdrop, &options.portrait));
-    view
-}
-
-fn border_check(b: &Borders) -> Check {
-    if b.is_none() {
-        return Check::new(
-            "no_border",
-            Verdict::Pass,
-            Some(0.0),
-            "no frame along any edge",
-        );
-    }
-    let sides: Vec<String> = [
-        ("top", b.top),
-        ("bottom", b.bottom),
-        ("left", b.left),
-        ("right", b.right),
-    ]
-    .iter()
-    .filter(|(_, px)| *px > 0)
-    .map(|(side, px)| format!("{side} {px} px"))
-    .collect();
-    let widest = b.top.max(b.bottom).max(b.left).max(b.right);
-    Check::new(
-        "no_border",
-        Verdict::Fail,
-        Some(f64::from(widest)),
-        format!("a uniform frame along the edge: {}", sides.join(", ")),
-    )
-}
-
-/// The image scaled (same factor both ways) to `width` pixels wide, so the
-/// composition rule's pixel ranges apply to it whatever its size.
-fn at_output_width(img: &RgbImage, width: u32) -> Result<RgbImage, String> {
-    if img.width() == width {
-        return Ok(img.clone());
-    }
-    let height = (f64::from(img.height()) * f64::from(width) / f64::from(img.width()))
-        .round()
-        .max(1.0) as u32;
-    resize_crop(img, Rect::full(img.width(), img.height()), width, height)
-        .map_err(|e| format!("cannot scale the photo to measure it: {e}"))
-}
-
 fn audit_file(path: &Path, options: &Options, want_thumbnail: bool) -> Audited {
     match std::fs::read(path) {
         Ok(bytes) => audit_photo(path, &bytes, options, want_thumbnail),
@@ -297,7 +169,7 @@ fn audit_file(path: &Path, options: &Options, want_thumbnail: bool) -> Audited {
 
 fn unreadable(path: &Path, error: String) -> PhotoRecord {
     PhotoRecord {
-        input: path.display().to_string(),
+        input: path_text(path),
         status: Some(Status::Fail),
         error: Some(error),
         fixable: Some(false),
@@ -313,13 +185,18 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
         path: out.clone(),
         source,
     })?;
+    let lock = lock_output_folder(out)?;
+    if manifest::manifest_command(out).as_deref() == Some("normalize") {
+        return Err(CheckError::NormalizeFolder(out.clone()));
+    }
     let Discovery {
         photos,
         skipped,
+        hidden,
         problems,
     } = discover(&config.inputs, Some(out));
     for (path, why) in &problems {
-        progress.note(&format!("{}: {why}", path.display()));
+        progress.note(&format!("{}: {why}", path_text(path)));
     }
     if photos.is_empty() && problems.is_empty() {
         return Err(CheckError::NoInputs);
@@ -331,6 +208,7 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
         RunHeader::starting("check", settings, settings_sha256, jobs),
     )?;
     writer.run_mut().counts.skipped_not_images = skipped.len();
+    writer.run_mut().counts.skipped_hidden = hidden.len();
     for (path, why) in &problems {
         writer.add(unreadable(path, why.clone()))?;
     }
@@ -350,6 +228,9 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
             let (done_tx, next, photos) = (done_tx.clone(), &next, &photos);
             workers.spawn(move |_| {
                 while let Some(path) = photos.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if progress.stop_requested().is_some() {
+                        break;
+                    }
                     let audited = audit_file(path, &config.options, config.thumbnails);
                     if done_tx.send(audited).is_err() {
                         break; // the writer stopped on an error
@@ -367,8 +248,9 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
         }
         Ok(())
     })?;
+    writer.run_mut().interrupted = progress.stop_requested().map(str::to_owned);
     Ok(CheckRun {
-        records: writer.finish()?,
+        records: writer.finish()?.holding(lock),
         thumbnails,
     })
 }

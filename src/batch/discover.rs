@@ -28,6 +28,9 @@ pub struct Discovery {
     pub photos: Vec<PathBuf>,
     /// Files passed over because they are not images.
     pub skipped: Vec<PathBuf>,
+    /// Hidden files and folders (names starting with a dot) met in the
+    /// folders walked: passed over, and folders not looked into.
+    pub hidden: Vec<PathBuf>,
     /// Inputs that could not be walked at all, with the reason.
     pub problems: Vec<(PathBuf, String)>,
 }
@@ -62,6 +65,7 @@ pub fn discover(inputs: &[PathBuf], exclude: Option<&Path>) -> Discovery {
     found.photos.sort();
     found.photos.dedup();
     found.skipped.sort();
+    found.hidden.sort();
     found
 }
 
@@ -108,8 +112,11 @@ fn walk(dir: &Path, exclude: Option<&Path>, found: &mut Discovery) {
     for entry in children {
         let path = entry.path();
         let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
-            continue; // hidden files, our own temporaries, AppleDouble
+        if name.as_encoded_bytes().starts_with(b".") {
+            // Hidden files and folders (.DS_Store, AppleDouble `._x.jpg`,
+            // `.thumbnails/`): counted, never taken.
+            found.hidden.push(path);
+            continue;
         }
         // Symlinked folders are not followed: they can loop, and a studio's
         // export folder has no reason to hold them.
@@ -193,6 +200,7 @@ mod tests {
             .collect();
         assert_eq!(rel, ["b.jpg", "sub/deeper/empty.jpg", "sub/photo.dat"]);
         assert_eq!(found.skipped, vec![root.join("sub/notes.txt")]);
+        assert_eq!(found.hidden, vec![root.join("sub/._b.jpg")]);
         assert!(found.problems.is_empty());
         let missing = discover(&[root.join("nope")], None);
         assert_eq!(missing.problems.len(), 1);

@@ -16,7 +16,7 @@
 //! the run ([`Records`]).
 
 use std::borrow::{Borrow, Cow};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -25,7 +25,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::batch::output::write_atomically_with;
+use crate::batch::lock::FolderLock;
+use crate::batch::output::{open_no_follow, write_atomically_with};
 use crate::image::Rect;
 use crate::verdict::{Check, Verdict};
 
@@ -130,6 +131,29 @@ pub struct PhotoRecord {
     /// `check` only: what `normalize` would do, or why it cannot help.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// The input already met every rule as it stood (480x640, baseline
+    /// JFIF at 300 dpi, no EXIF, in the size window, no crop needed, no
+    /// check failing), so its bytes were written unchanged instead of
+    /// being encoded again.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub copied: bool,
+    /// Set on a record kept from an earlier run into the same folder whose
+    /// input this run was not given: the photo is still in the folder, and
+    /// this says which run made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_run: Option<EarlierRun>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The run an earlier record came from, as its manifest named it (empty
+/// when that run's manifest.json could not be read).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierRun {
+    pub started: String,
+    pub settings_sha256: String,
 }
 
 /// A roster row's fields, carried on the photo matched to it (SPEC §4:
@@ -193,6 +217,17 @@ pub struct RosterSummary {
     pub invalid_ids: Vec<InvalidId>,
     /// Student numbers that appear on more than one row.
     pub duplicate_student_nos: Vec<String>,
+    /// ID-card numbers that appear on more than one row (a typing or
+    /// copying mistake: an ID card belongs to one person), with the rows.
+    #[serde(default)]
+    pub duplicate_id_cards: Vec<DuplicateIdCard>,
+}
+
+/// One ID-card number on several roster rows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateIdCard {
+    pub id_card: String,
+    pub graduates: Vec<RosterRef>,
 }
 
 impl RosterSummary {
@@ -203,6 +238,7 @@ impl RosterSummary {
             && self.unmatched_photos.is_empty()
             && self.invalid_ids.is_empty()
             && self.duplicate_student_nos.is_empty()
+            && self.duplicate_id_cards.is_empty()
     }
 }
 
@@ -241,11 +277,22 @@ pub struct Counts {
     pub fail: usize,
     /// Files passed over because their bytes are not an image (not in `records`).
     pub skipped_not_images: usize,
+    /// Hidden files and folders (names starting with a dot) passed over in
+    /// the folders given (not in `records`; a hidden folder counts once).
+    #[serde(default)]
+    pub skipped_hidden: usize,
     /// Photos carried over unchanged from an earlier run.
     pub resumed: usize,
     /// `check`: failing photos that `normalize` would turn into passing ones.
     #[serde(default)]
     pub fixable: usize,
+    /// Photos already compliant whose bytes were written unchanged.
+    #[serde(default)]
+    pub copied: usize,
+    /// Records kept from earlier runs into the same folder for photos this
+    /// run was not given (not counted in `inputs`, `ok`, `warn`, `fail`).
+    #[serde(default)]
+    pub from_earlier_runs: usize,
 }
 
 /// The run as a whole.
@@ -268,6 +315,10 @@ pub struct RunHeader {
     pub roster: Option<RosterSummary>,
     /// Seconds spent in each stage, summed over all photos and threads.
     pub stage_seconds: BTreeMap<String, f64>,
+    /// Why the run stopped before every photo was done (`SIGINT`,
+    /// `SIGTERM`); absent when it went through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
 }
 
 impl RunHeader {
@@ -336,6 +387,8 @@ struct Entry {
     status: Status,
     resumed: bool,
     fixable: bool,
+    copied: bool,
+    earlier: bool,
 }
 
 impl Entry {
@@ -347,6 +400,8 @@ impl Entry {
             status: record.status(),
             resumed: record.resumed,
             fixable: record.fixable == Some(true),
+            copied: record.copied,
+            earlier: record.from_run.is_some(),
         }
     }
 }
@@ -452,12 +507,14 @@ impl ManifestWriter {
     /// this run's settings.
     pub fn create(dir: &Path, run: RunHeader) -> Result<Self, ManifestError> {
         let journal_path = dir.join(JOURNAL_NAME);
-        let journal = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&journal_path)
-            .map_err(io_error(&journal_path))?;
+        let journal = open_no_follow(
+            OpenOptions::new().create(true).write(true).truncate(true),
+            &journal_path,
+        )
+        .map_err(|e| ManifestError::Io {
+            path: journal_path.clone(),
+            source: e.into_io(),
+        })?;
         let mut writer = ManifestWriter {
             dir: dir.to_owned(),
             run,
@@ -475,6 +532,16 @@ impl ManifestWriter {
 
     pub fn run_mut(&mut self) -> &mut RunHeader {
         &mut self.run
+    }
+
+    /// The inputs this run has written (or kept) a photo of, so that an
+    /// earlier run's record of them is superseded.
+    pub fn written_inputs(&self) -> HashSet<String> {
+        self.entries
+            .iter()
+            .filter(|e| !e.earlier && e.status != Status::Fail)
+            .map(|e| e.input.clone())
+            .collect()
     }
 
     /// Adds a finished record: journalled at once, the documents refreshed
@@ -512,6 +579,7 @@ impl ManifestWriter {
             run: self.run,
             reader: self.reader,
             entries: self.entries,
+            lock: None,
         })
     }
 
@@ -520,7 +588,7 @@ impl ManifestWriter {
         let run = &mut self.run;
         run.finished = finished;
         run.seconds = self.started.elapsed().as_secs_f64();
-        run.counts = count_entries(&self.entries, run.counts.skipped_not_images);
+        run.counts = tally(&self.entries, &run.counts);
         write_documents(&self.dir, &self.run, &self.reader, &self.entries)?;
         self.last_rewrite = Some(Instant::now());
         self.last_rewrite_cost = began.elapsed();
@@ -564,9 +632,18 @@ pub struct Records {
     run: RunHeader,
     reader: JournalReader,
     entries: Vec<Entry>,
+    /// The output folder's lock, held for as long as the records are
+    /// read (the report is written from them).
+    lock: Option<FolderLock>,
 }
 
 impl Records {
+    /// Keeps the output folder locked until the records are dropped.
+    pub(crate) fn holding(mut self, lock: FolderLock) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+
     pub fn run(&self) -> &RunHeader {
         &self.run
     }
@@ -622,36 +699,36 @@ impl RecordSource for Manifest {
 /// Tallies records by status.
 #[cfg(test)]
 pub fn count(records: &[PhotoRecord], skipped_not_images: usize) -> Counts {
-    tally(
-        records
-            .iter()
-            .map(|r| (r.status(), r.resumed, r.fixable == Some(true))),
-        skipped_not_images,
-    )
-}
-
-fn count_entries(entries: &[Entry], skipped_not_images: usize) -> Counts {
-    tally(
-        entries.iter().map(|e| (e.status, e.resumed, e.fixable)),
-        skipped_not_images,
-    )
-}
-
-/// Counts from each record's (status, resumed, fixable).
-fn tally(records: impl Iterator<Item = (Status, bool, bool)>, skipped_not_images: usize) -> Counts {
-    let mut counts = Counts {
+    let entries: Vec<Entry> = records.iter().map(|r| Entry::of(r, 0, 0)).collect();
+    let passed_over = Counts {
         skipped_not_images,
         ..Counts::default()
     };
-    for (status, resumed, fixable) in records {
+    tally(&entries, &passed_over)
+}
+
+/// Counts of the records' entries; the files passed over are taken from
+/// `passed_over`, which the caller set.
+fn tally(entries: &[Entry], passed_over: &Counts) -> Counts {
+    let mut counts = Counts {
+        skipped_not_images: passed_over.skipped_not_images,
+        skipped_hidden: passed_over.skipped_hidden,
+        ..Counts::default()
+    };
+    for e in entries {
+        if e.earlier {
+            counts.from_earlier_runs += 1;
+            continue;
+        }
         counts.inputs += 1;
-        match status {
+        match e.status {
             Status::Ok => counts.ok += 1,
             Status::Warn => counts.warn += 1,
             Status::Fail => counts.fail += 1,
         }
-        counts.resumed += usize::from(resumed);
-        counts.fixable += usize::from(fixable);
+        counts.resumed += usize::from(e.resumed);
+        counts.fixable += usize::from(e.fixable);
+        counts.copied += usize::from(e.copied);
     }
     counts
 }
@@ -660,58 +737,52 @@ fn tally(records: impl Iterator<Item = (Status, bool, bool)>, skipped_not_images
 /// folder is what a school uploads).
 pub const PREVIOUS_NAME: &str = ".manifest-previous.jsonl";
 
-/// An earlier run's records, for resuming: gathered into one file (the
-/// journal and manifest.json of the last run, and what an interrupted
-/// resume before it had gathered), and found by input path. The file stays
-/// until a run finishes, so a resumed run that is killed loses nothing its
-/// predecessors had done.
+/// The records of the runs before this one into the same folder, for
+/// resuming and for keeping: gathered into one file (the journal and
+/// manifest.json of the last run, and what an interrupted run before it had
+/// gathered), each tagged with the run that made it ([`EarlierRun`]), and
+/// found by input path. A photo made again with the same bytes and
+/// settings is resumed from its record ([`Previous::matching`]); the
+/// records of photos this run was not given are kept in its manifest while
+/// their photos are still in the folder ([`Previous::earlier`]). The file
+/// stays until a run has written its manifest, so a run that is killed
+/// loses nothing its predecessors had done.
 pub struct Previous {
     reader: Option<JournalReader>,
     by_input: HashMap<String, PreviousEntry>,
+    /// This run's settings digest: only records made with it are resumed.
+    settings_sha256: String,
 }
 
 struct PreviousEntry {
     input_sha256: String,
+    /// The settings digest of the run that made the record.
+    settings_sha256: String,
     offset: u64,
     len: usize,
 }
 
 impl Previous {
-    /// No earlier records.
-    pub fn none() -> Self {
-        Previous {
-            reader: None,
-            by_input: HashMap::new(),
-        }
-    }
-
-    /// Gathers the records an earlier run in `dir` made with the settings
-    /// digested as `settings_sha256`. Records that cannot be read are left
-    /// out (then that photo is made again, which is always safe); an error
-    /// is returned only when the gathered file cannot be written.
+    /// Gathers the records earlier runs left in `dir`, for a run whose
+    /// settings are digested as `settings_sha256`. Records that cannot be
+    /// read are left out (then that photo is made again, which is always
+    /// safe); an error is returned only when the gathered file cannot be
+    /// written.
     pub fn load(dir: &Path, settings_sha256: &str) -> Result<Self, ManifestError> {
         let path = dir.join(PREVIOUS_NAME);
         let temp = dir.join(format!(".{PREVIOUS_NAME}.{}-0.tmp", std::process::id()));
-        let gathered = gather_previous(dir, &path, &temp);
-        let (by_input, settings) = match gathered {
+        let by_input = match gather_previous(dir, &path, &temp) {
             Ok(found) => found,
             Err(e) => {
                 let _ = std::fs::remove_file(&temp);
                 return Err(e);
             }
         };
-        if settings.as_deref() != Some(settings_sha256) {
-            // Made with other settings (or nothing says with which): none
-            // of it can be resumed, and keeping it would only mislead a
-            // later run.
-            let _ = std::fs::remove_file(&temp);
-            let _ = std::fs::remove_file(&path);
-            return Ok(Previous::none());
-        }
         std::fs::rename(&temp, &path).map_err(io_error(&path))?;
         Ok(Previous {
             reader: Some(JournalReader::open(&path)?),
             by_input,
+            settings_sha256: settings_sha256.to_owned(),
         })
     }
 
@@ -720,29 +791,41 @@ impl Previous {
         self.by_input.len()
     }
 
-    #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
-        self.by_input.is_empty()
-    }
-
-    /// The earlier record of `input` when it was made from the same bytes
-    /// and written under `output`. A record that cannot be read back counts
-    /// as none.
+    /// The earlier record of `input` when it was made from the same bytes,
+    /// with this run's settings, and written under `output`: this run's
+    /// record now. A record that cannot be read back counts as none.
     pub fn matching(&self, input: &str, input_sha256: &str, output: &str) -> Option<PhotoRecord> {
-        let entry = self
-            .by_input
-            .get(input)
-            .filter(|e| e.input_sha256 == input_sha256)?;
-        let record = self
+        let entry = self.by_input.get(input).filter(|e| {
+            e.input_sha256 == input_sha256 && e.settings_sha256 == self.settings_sha256
+        })?;
+        let mut record = self
             .reader
             .as_ref()?
             .read_at(entry.offset, entry.len)
             .ok()?;
+        record.from_run = None;
         (record.output.as_deref() == Some(output)).then_some(record)
     }
 
-    /// Removes the gathered file once a run has finished: its records are
-    /// all in that run's manifest now, or were for inputs no longer given.
+    /// The earlier records of the photos written (status ok or warn) whose
+    /// inputs `superseded` does not claim, each still tagged with the run
+    /// that made it. Whether each photo is still in the folder is the
+    /// caller's to check.
+    pub fn earlier<'a>(
+        &'a self,
+        superseded: &'a dyn Fn(&str) -> bool,
+    ) -> impl Iterator<Item = PhotoRecord> + 'a {
+        let reader = self.reader.as_ref();
+        self.by_input
+            .iter()
+            .filter(move |(input, _)| !superseded(input))
+            .filter_map(move |(_, e)| reader?.read_at(e.offset, e.len).ok())
+            .filter(|r| r.output.is_some() && matches!(r.status, Some(Status::Ok | Status::Warn)))
+    }
+
+    /// Removes the gathered file once a run's manifest holds what it
+    /// needs of it: the records it resumed or kept, the rest being
+    /// superseded or of photos no longer in the folder.
     pub fn discard(self, dir: &Path) {
         drop(self.reader);
         let _ = std::fs::remove_file(dir.join(PREVIOUS_NAME));
@@ -750,34 +833,54 @@ impl Previous {
 }
 
 /// Writes every earlier record of `dir` into `temp`, newest first and each
-/// input once: the journal (newer than manifest.json, which is rewritten
-/// from it), manifest.json, then what an interrupted run had gathered at
-/// `previous`. Returns where each input's record is, and the settings
-/// digest manifest.json names (`None` without a readable manifest.json).
+/// input once, each tagged with the run that made it: the journal (newer
+/// than manifest.json, which is rewritten from it) and manifest.json, whose
+/// own records the header of manifest.json names the run of, then what an
+/// interrupted run had gathered at `previous` (tagged when gathered).
+/// Returns where each input's record is.
 fn gather_previous(
     dir: &Path,
     previous: &Path,
     temp: &Path,
-) -> Result<(HashMap<String, PreviousEntry>, Option<String>), ManifestError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(temp)
-        .map_err(io_error(temp))?;
+) -> Result<HashMap<String, PreviousEntry>, ManifestError> {
+    // The last run, as its manifest.json names it (written when it
+    // started, so there even if it was killed); unknown when unreadable.
+    let last_run = read_document(&dir.join(JSON_NAME), &mut |_| Ok(()))
+        .ok()
+        .flatten()
+        .map(|run| EarlierRun {
+            started: run.started,
+            settings_sha256: run.settings_sha256,
+        })
+        .unwrap_or_default();
+    // Whatever is at this name is a leftover (the folder is locked): gone,
+    // and a link there is removed, never followed.
+    let _ = std::fs::remove_file(temp);
+    let file =
+        open_no_follow(OpenOptions::new().write(true).create_new(true), temp).map_err(|e| {
+            ManifestError::Io {
+                path: temp.to_owned(),
+                source: e.into_io(),
+            }
+        })?;
     let mut out = BufWriter::new(file);
     let mut len = 0u64;
     let mut by_input: HashMap<String, PreviousEntry> = HashMap::new();
-    let mut keep = |record: &PhotoRecord, line: &[u8], newest: bool| -> std::io::Result<()> {
+    let mut keep = |record: &PhotoRecord, newest: bool| -> std::io::Result<()> {
         if !newest && by_input.contains_key(&record.input) {
             return Ok(());
         }
-        out.write_all(line)?;
+        let mut record = record.clone();
+        let run = record.from_run.get_or_insert_with(|| last_run.clone());
+        let settings_sha256 = run.settings_sha256.clone();
+        let line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+        out.write_all(&line)?;
         out.write_all(b"\n")?;
         by_input.insert(
             record.input.clone(),
             PreviousEntry {
                 input_sha256: record.input_sha256.clone(),
+                settings_sha256,
                 offset: len,
                 len: line.len(),
             },
@@ -787,24 +890,26 @@ fn gather_previous(
     };
     // Within the journal a later line is newer; across files, the first
     // file to name an input wins.
-    for_each_line(&dir.join(JOURNAL_NAME), &mut |record, line| {
-        keep(record, line, true)
-    })
-    .map_err(io_error(temp))?;
-    let settings = read_document(&dir.join(JSON_NAME), &mut |record| {
-        let line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
-        keep(&record, &line, false)
-    })
-    .map_err(io_error(temp))?
-    .map(|run| run.settings_sha256);
-    for_each_line(previous, &mut |record, line| keep(record, line, false))
+    for_each_line(&dir.join(JOURNAL_NAME), &mut |record, _| keep(record, true))
         .map_err(io_error(temp))?;
+    read_document(&dir.join(JSON_NAME), &mut |record| keep(&record, false))
+        .map_err(io_error(temp))?;
+    for_each_line(previous, &mut |record, _| keep(record, false)).map_err(io_error(temp))?;
     let file = out
         .into_inner()
         .map_err(|e| e.into_error())
         .map_err(io_error(temp))?;
     file.sync_all().map_err(io_error(temp))?;
-    Ok((by_input, settings))
+    Ok(by_input)
+}
+
+/// The command (`normalize`, `check`) that wrote the manifest.json in
+/// `dir`, when there is a readable one.
+pub fn manifest_command(dir: &Path) -> Option<String> {
+    read_document(&dir.join(JSON_NAME), &mut |_| Ok(()))
+        .ok()
+        .flatten()
+        .map(|run| run.command)
 }
 
 type LineFn<'a> = dyn FnMut(&PhotoRecord, &[u8]) -> std::io::Result<()> + 'a;
@@ -967,14 +1072,35 @@ const CSV_COLUMNS: &[&str] = &[
     "collection_code",
     "fixable",
     "fix",
+    "copied",
+    "from_run",
 ];
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(T::to_string).unwrap_or_default()
 }
 
+/// First characters that make a spreadsheet (Excel, WPS, LibreOffice) read
+/// a CSV cell as a formula, or that it strips before doing so (OWASP, "CSV
+/// Injection").
+const FORMULA_TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A CSV cell a spreadsheet shows as text, never runs: one that starts with
+/// a formula trigger gets a leading apostrophe, as OWASP recommends (a
+/// student named `=HYPERLINK(...)` in the roster, or a photo named
+/// `=1+2.jpg`, would otherwise be a live formula on the secretary's
+/// screen). Quoting and doubling of inner quotes is the CSV writer's.
+pub fn neutralise_formula(cell: String) -> String {
+    if cell.starts_with(FORMULA_TRIGGERS) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
 /// Writes the records as CSV, UTF-8 with a BOM so that spreadsheets on
-/// Chinese Windows open names correctly.
+/// Chinese Windows open names correctly; every cell passes through
+/// [`neutralise_formula`].
 #[cfg(test)]
 pub fn write_csv(out: impl Write, records: &[PhotoRecord]) -> Result<(), ManifestError> {
     write_csv_rows(out, records.iter().map(Ok))
@@ -1043,8 +1169,11 @@ fn write_csv_rows<R: Borrow<PhotoRecord>>(
                 opt(&roster.map(|f| f.collection_code.clone())),
                 opt(&r.fixable),
                 opt(&r.fix),
+                r.copied.to_string(),
+                opt(&r.from_run.as_ref().map(|run| run.started.clone())),
             ];
-            w.write_record(&row).map_err(fail)?;
+            w.write_record(row.into_iter().map(neutralise_formula))
+                .map_err(fail)?;
         }
         w.flush()
             .map_err(|e| ManifestError::Encode(e.to_string()))?;
@@ -1116,6 +1245,24 @@ mod tests {
             row.starts_with("\"张三, 1.jpg\",fail,corrupt JPEG: bad huffman,"),
             "{row}"
         );
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_start_with_an_apostrophe() {
+        let evil = [
+            "=HYPERLINK(\"http://x\",\"click\")",
+            "+cmd|' /C calc'!A0",
+            "@SUM(A1)",
+            "-2+3+cmd|' /C calc'!A0",
+            "\t=1+2",
+            "\r=1+2",
+        ];
+        for cell in evil {
+            assert_eq!(neutralise_formula(cell.to_owned()), format!("'{cell}"));
+        }
+        for cell in ["2025001", "张三", "a=b", "", "'quoted"] {
+            assert_eq!(neutralise_formula(cell.to_owned()), cell);
+        }
     }
 
     fn temp_dir(name: &str) -> PathBuf {
@@ -1225,6 +1372,11 @@ mod tests {
             }),
             fixable: i.is_multiple_of(7).then_some(true),
             fix: None,
+            copied: i % 6 == 1,
+            from_run: (i % 9 == 2).then(|| EarlierRun {
+                started: "2026-06-01T08:00:00Z".into(),
+                settings_sha256: format!("{i:064x}"),
+            }),
         }
     }
 
@@ -1329,11 +1481,23 @@ mod tests {
         assert!(previous.matching("e", "1", "e.out").is_none());
         previous.discard(&dir);
         assert!(!dir.join(PREVIOUS_NAME).exists());
-        // Other settings resume nothing, and drop what was gathered.
+        // Other settings resume nothing, but the records are kept for the
+        // photos still in the folder, tagged with the run that made them.
         assert_eq!(Previous::load(&dir, "s").unwrap().len(), 3, "run 2's own");
         assert!(dir.join(PREVIOUS_NAME).exists());
-        assert!(Previous::load(&dir, "t").unwrap().is_empty());
-        assert!(!dir.join(PREVIOUS_NAME).exists());
+        let other = Previous::load(&dir, "t").unwrap();
+        assert_eq!(other.len(), 3);
+        assert!(other.matching("d", "1", "d.out").is_none());
+        let none_superseded = |_: &str| false;
+        let mut kept: Vec<PhotoRecord> = other.earlier(&none_superseded).collect();
+        kept.sort_by(|a, b| a.input.cmp(&b.input));
+        let inputs: Vec<&str> = kept.iter().map(|r| r.input.as_str()).collect();
+        assert_eq!(inputs, ["a", "c", "d"]);
+        let run = kept[0].from_run.as_ref().unwrap();
+        assert_eq!(run.settings_sha256, "s");
+        let only_d = |input: &str| input != "d";
+        assert_eq!(other.earlier(&only_d).count(), 1);
+        other.discard(&dir);
         let leftovers: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .filter_map(Result::ok)

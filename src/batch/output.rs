@@ -4,7 +4,7 @@
 //! moved into place in one step, so a crash or kill leaves either the old
 //! state or the complete new file, never half a photo.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +13,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub enum WriteError {
     #[error("{0} already exists (pass --overwrite to replace it)")]
     Exists(PathBuf),
+    #[error(
+        "{0} is a symbolic link; gradphoto never writes through a link in its output folder: remove it"
+    )]
+    Link(PathBuf),
+    #[error(
+        "output name {name:?} is {bytes} bytes, longer than the {max} bytes the file system of {dir} allows in a name: choose a shorter name (--name)"
+    )]
+    NameTooLong {
+        name: String,
+        bytes: usize,
+        max: u64,
+        dir: PathBuf,
+    },
     #[error("cannot write {path}: {source}")]
     Io {
         path: PathBuf,
@@ -28,7 +41,66 @@ impl WriteError {
                 format!("{} already exists", p.display()),
             ),
             WriteError::Io { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
         }
+    }
+}
+
+/// Opens `path` with `options`, refusing to follow a symbolic link at its
+/// last component (`O_NOFOLLOW`): a link planted in the output folder under
+/// one of our names (`manifest.jsonl -> ~/.bashrc`) must never redirect
+/// what we write. A link there is [`WriteError::Link`].
+pub fn open_no_follow(options: &mut OpenOptions, path: &Path) -> Result<File, WriteError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    options.open(path).map_err(|source| {
+        let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        if is_link {
+            WriteError::Link(path.to_owned())
+        } else {
+            WriteError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })
+}
+
+/// Refuses `path` when it is a symbolic link (dangling or not).
+pub fn refuse_link(path: &Path) -> Result<(), WriteError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(WriteError::Link(path.to_owned())),
+        _ => Ok(()),
+    }
+}
+
+/// The longest file name, in bytes, the file system holding `dir` takes
+/// (255 on ext4, XFS, Btrfs, APFS; less on some encrypted or network file
+/// systems); `None` where it cannot be asked.
+fn name_max(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rustix::fs::statvfs(dir).ok().map(|s| s.f_namemax)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+fn is_name_too_long(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        e.raw_os_error() == Some(rustix::io::Errno::NAMETOOLONG.raw_os_error())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
     }
 }
 
@@ -46,64 +118,97 @@ pub fn write_atomically_with(
     overwrite: bool,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), WriteError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let io = |source| WriteError::Io {
         path: path.to_owned(),
         source,
     };
-    if !overwrite && path.exists() {
-        return Err(WriteError::Exists(path.to_owned()));
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => return Err(WriteError::Link(path.to_owned())),
+        Ok(_) if !overwrite => return Err(WriteError::Exists(path.to_owned())),
+        _ => {}
     }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // Hidden, and unique per process and call, so parallel writers and
-    // leftovers of a killed run never collide with a real output.
-    let temp = dir.join(format!(
-        ".{name}.{}-{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().unwrap_or_default();
+    let too_long = |max: u64| WriteError::NameTooLong {
+        name: name.to_string_lossy().into_owned(),
+        bytes: name.len(),
+        max,
+        dir: dir.to_owned(),
+    };
+    if let Some(max) = name_max(dir)
+        && name.len() as u64 > max
+    {
+        return Err(too_long(max));
+    }
+    let temp = dir.join(temporary_name());
     let result = (|| {
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)?;
+        let file = open_no_follow(OpenOptions::new().write(true).create_new(true), &temp).map_err(
+            |e| match e {
+                WriteError::Io { source, .. } => io(source),
+                other => other,
+            },
+        )?;
         let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, file);
-        fill(&mut buffered)?;
-        let file = buffered.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        fill(&mut buffered).map_err(io)?;
+        let file = buffered.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
         drop(file);
-        if overwrite {
+        // A link planted while we wrote is refused too; rename and link
+        // never follow one at the target, so this is for the message.
+        refuse_link(path)?;
+        let moved = if overwrite {
             std::fs::rename(&temp, path)
         } else {
             // A hard link fails if the target exists, which closes the race
             // between the check above and the move.
-            std::fs::hard_link(&temp, path)?;
-            std::fs::remove_file(&temp)
-        }
+            std::fs::hard_link(&temp, path).and_then(|()| std::fs::remove_file(&temp))
+        };
+        moved.map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => WriteError::Exists(path.to_owned()),
+            _ if is_name_too_long(&e) => too_long(255),
+            _ => io(e),
+        })
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
-    match result {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(WriteError::Exists(path.to_owned()))
-        }
-        other => other.map_err(io),
-    }
+    result
 }
 
-/// The process id in the name of a temporary file this module made
-/// (`.<name>.<pid>-<n>.tmp`), or of the write probe the pipeline makes.
+/// A temporary file's name: hidden, short whatever the final name (a
+/// 255-byte photo name must not need a longer temporary one), and unique
+/// per process and call, so parallel writers and leftovers of a killed run
+/// never collide with a real output or with each other.
+fn temporary_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        ".{TEMP_PREFIX}{}-{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Temporary files are `.gradphoto-<pid>-<n>.tmp`.
+const TEMP_PREFIX: &str = "gradphoto-";
+
+/// The process id in the name of a temporary file this module makes
+/// (`.gradphoto-<pid>-<n>.tmp`; earlier versions made `.<name>.<pid>-<n>.tmp`),
+/// or of the write probe the pipeline makes.
 fn temporary_owner(file_name: &str) -> Option<u32> {
     let rest = file_name.strip_prefix('.')?;
     if let Some(pid) = rest.strip_prefix(PROBE_PREFIX) {
         return pid.parse().ok();
     }
     let stem = rest.strip_suffix(".tmp")?;
+    if let Some(tag) = stem.strip_prefix(TEMP_PREFIX)
+        && let Some((pid, n)) = tag.split_once('-')
+        && n.parse::<u64>().is_ok()
+    {
+        return pid.parse().ok();
+    }
     let (_, tag) = stem.rsplit_once('.')?;
     let (pid, n) = tag.split_once('-')?;
     n.parse::<u64>().ok()?;
@@ -247,6 +352,51 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn links_are_never_written_through() {
+        let dir = temp_dir("links");
+        let victim = dir.join("victim.txt");
+        std::fs::write(&victim, b"precious").unwrap();
+        for (name, target) in [("to-file.json", "victim.txt"), ("dangling.json", "nowhere")] {
+            let link = dir.join(name);
+            std::os::unix::fs::symlink(target, &link).unwrap();
+            for overwrite in [false, true] {
+                assert!(matches!(
+                    write_file_atomically(&link, b"journal", overwrite),
+                    Err(WriteError::Link(_))
+                ));
+            }
+            assert!(matches!(
+                open_no_follow(OpenOptions::new().append(true).create(true), &link),
+                Err(WriteError::Link(_))
+            ));
+        }
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(!dir.join("nowhere").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn names_up_to_the_file_systems_limit_are_written() {
+        let dir = temp_dir("long");
+        let max = name_max(&dir).unwrap_or(255).min(255) as usize;
+        let name = format!("{}.jpg", "x".repeat(max - 4));
+        write_file_atomically(&dir.join(&name), b"photo", false).unwrap();
+        assert_eq!(std::fs::read(dir.join(&name)).unwrap(), b"photo");
+        let longer = format!("x{name}");
+        match write_file_atomically(&dir.join(&longer), b"photo", false) {
+            Err(e @ WriteError::NameTooLong { .. }) => {
+                let message = e.to_string();
+                assert!(message.contains(&format!("{} bytes", max + 1)), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary left behind");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn missing_folder_is_an_io_error() {
         let path = Path::new("/nonexistent-gradphoto-dir/a.jpg");
@@ -316,8 +466,9 @@ mod tests {
         let dir = temp_dir("stale");
         // PIDs above the kernel's maximum (4,194,304) cannot be running.
         let dead = ".a.jpg.4999999-3.tmp";
+        let dead_short = ".gradphoto-4999997-12.tmp";
         let probe = format!(".{PROBE_PREFIX}4999998");
-        let own = format!(".b.jpg.{}-0.tmp", std::process::id());
+        let own = format!(".gradphoto-{}-0.tmp", std::process::id());
         let keep = [
             own.as_str(),
             ".c.jpg.tmp",
@@ -325,10 +476,10 @@ mod tests {
             ".hidden",
             "x.4999999-1.tmp",
         ];
-        for name in keep.iter().chain(&[dead, probe.as_str()]) {
+        for name in keep.iter().chain(&[dead, dead_short, probe.as_str()]) {
             std::fs::write(dir.join(name), b"x").unwrap();
         }
-        assert_eq!(remove_stale_temporaries(&dir), 2);
+        assert_eq!(remove_stale_temporaries(&dir), 3);
         let mut left: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -5,6 +5,7 @@
 //! Photos stream through bounded channels, so memory is bounded by the
 //! number of workers, never by the size of the batch.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -15,13 +16,17 @@ use sha2::{Digest, Sha256};
 
 use crate::batch::digest::sha256_hex;
 use crate::batch::discover::{Discovery, discover};
+use crate::batch::lock::{FolderLock, LOCK_NAME, LockError};
 use crate::batch::manifest::RosterFields;
 use crate::batch::manifest::{
     self, ManifestWriter, PhotoRecord, Previous, Records, RunHeader, Status,
 };
 use crate::batch::output::{
-    PROBE_PREFIX, WriteError, remove_stale_temporaries, validate_file_name, write_file_atomically,
+    PROBE_PREFIX, WriteError, refuse_link, remove_stale_temporaries, validate_file_name,
+    write_file_atomically,
 };
+use crate::batch::path_text::path_text;
+use crate::batch::report;
 use crate::batch::roster::{NameTemplate, Roster, assign_names};
 use crate::codec::decode::{ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff};
 use crate::photo::{Options, Processed, StageTimings, normalize_photo};
@@ -43,11 +48,20 @@ pub struct BatchConfig {
     pub name_template: NameTemplate,
 }
 
-/// What the caller hears as the batch goes on (the CLI draws progress).
+/// What the caller hears as the batch goes on (the CLI draws progress),
+/// and how it asks the batch to stop.
 pub trait Progress: Sync {
     fn started(&self, _total: usize) {}
     fn finished_photo(&self, _record: &PhotoRecord) {}
     fn note(&self, _message: &str) {}
+    /// Asked before each photo is read and before it enters the stages:
+    /// `Some(why)` (the CLI says `SIGINT` or `SIGTERM`) stops the batch.
+    /// The photos already in the stages are finished and written, the
+    /// manifest is completed with what was done (and `run.interrupted`
+    /// says why it stopped), and a rerun resumes the rest.
+    fn stop_requested(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A progress sink that says nothing.
@@ -82,6 +96,10 @@ pub enum BatchError {
     Threads(String),
     #[error("fatal write error, stopping: {0}")]
     FatalWrite(String),
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    #[error("refusing to write into {dir}: {source}")]
+    Unsafe { dir: PathBuf, source: WriteError },
 }
 
 /// The settings that decide the output bytes, and their digest.
@@ -135,7 +153,32 @@ fn holds_foreign_files(out: &Path) -> bool {
     })
 }
 
-fn check_output_folder(config: &BatchConfig) -> Result<PathBuf, BatchError> {
+/// The names of the files of ours in an output folder besides the photos.
+pub const BOOKKEEPING: [&str; 6] = [
+    manifest::JSON_NAME,
+    manifest::CSV_NAME,
+    manifest::JOURNAL_NAME,
+    manifest::PREVIOUS_NAME,
+    report::FILE_NAME,
+    LOCK_NAME,
+];
+
+/// Takes `out`'s lock, then refuses a folder where one of our own files
+/// is a symbolic link: whoever planted `manifest.jsonl -> elsewhere` wants
+/// us to overwrite elsewhere. Writes never follow links anyway; this says
+/// so before any work is done.
+pub fn lock_output_folder(out: &Path) -> Result<FolderLock, BatchError> {
+    let lock = FolderLock::acquire(out)?;
+    for name in BOOKKEEPING {
+        refuse_link(&out.join(name)).map_err(|source| BatchError::Unsafe {
+            dir: out.to_owned(),
+            source,
+        })?;
+    }
+    Ok(lock)
+}
+
+fn check_output_folder(config: &BatchConfig) -> Result<(PathBuf, FolderLock), BatchError> {
     let out = &config.out_dir;
     std::fs::create_dir_all(out).map_err(|source| BatchError::CreateOut {
         path: out.clone(),
@@ -159,14 +202,21 @@ fn check_output_folder(config: &BatchConfig) -> Result<PathBuf, BatchError> {
             }
         }
     }
-    // Find out now, not after the first photo, that we cannot write here.
-    let probe = out.join(format!(".{PROBE_PREFIX}{}", std::process::id()));
-    write_file_atomically(&probe, b"", true).map_err(|e| BatchError::NotWritable {
+    let not_writable = |e: WriteError| BatchError::NotWritable {
         path: out.clone(),
         source: e.into_io(),
-    })?;
+    };
+    let lock = match lock_output_folder(out) {
+        Err(BatchError::Locked(LockError::Write(e @ WriteError::Io { .. }))) => {
+            return Err(not_writable(e));
+        }
+        other => other?,
+    };
+    // Find out now, not after the first photo, that we cannot write here.
+    let probe = out.join(format!(".{PROBE_PREFIX}{}", std::process::id()));
+    write_file_atomically(&probe, b"", true).map_err(not_writable)?;
     let _ = std::fs::remove_file(&probe);
-    Ok(canonical_out)
+    Ok((canonical_out, lock))
 }
 
 /// One photo as discovered: where it is and what it will be called.
@@ -200,8 +250,16 @@ fn readers_for(jobs: usize) -> usize {
 /// worker's thread only the stages run. The job queue holds one photo per
 /// reader (and each reader one more in hand), which bounds the bytes read
 /// ahead to a few photos whatever the number of workers.
-fn read_ahead(listed: &Receiver<Listed>, jobs: &Sender<Job>, max_bytes: u64) {
+fn read_ahead(
+    listed: &Receiver<Listed>,
+    jobs: &Sender<Job>,
+    max_bytes: u64,
+    progress: &dyn Progress,
+) {
     for listed in listed {
+        if progress.stop_requested().is_some() {
+            break;
+        }
         let input = read_input(&listed.input, max_bytes).map(|bytes| Input {
             sha256: sha256_hex(&bytes),
             bytes,
@@ -220,7 +278,7 @@ struct Done {
 
 fn failed_record(input: &Path, error: String) -> PhotoRecord {
     PhotoRecord {
-        input: input.display().to_string(),
+        input: path_text(input),
         status: Some(Status::Fail),
         error: Some(error),
         ..PhotoRecord::default()
@@ -393,7 +451,7 @@ fn work(listed: &Listed, input: Result<Input, String>, cx: &WorkContext<'_>) -> 
         out,
         ..
     } = *cx;
-    let input_display = listed.input.display().to_string();
+    let input_display = path_text(&listed.input);
     let fail = |record: PhotoRecord, error: String| Done {
         record: PhotoRecord {
             status: Some(Status::Fail),
@@ -460,13 +518,43 @@ fn work(listed: &Listed, input: Result<Input, String>, cx: &WorkContext<'_>) -> 
     }
 }
 
-/// Whether an earlier run's output is still there, unchanged.
+/// Whether an earlier run's output is still there, unchanged, as a file
+/// of its own (a link planted under its name is not our photo).
 fn output_intact(out: &Path, record: &PhotoRecord) -> bool {
     let (Some(name), Some(sha)) = (&record.output, &record.output_sha256) else {
         return false;
     };
+    let path = out.join(name);
     matches!(record.status, Some(Status::Ok | Status::Warn))
-        && std::fs::read(out.join(name)).is_ok_and(|b| &sha256_hex(&b) == sha)
+        && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
+        && std::fs::read(&path).is_ok_and(|b| &sha256_hex(&b) == sha)
+}
+
+/// Adds to the manifest the records of photos earlier runs made in this
+/// folder that this run did not make again (not given, not reached, or
+/// failed, say because the earlier photo is in the way), while the photo
+/// is still there, unchanged, under a name this run did not write: the
+/// folder's manifest lists every photo in it, each record of an earlier
+/// run tagged with that run (`from_run`). Records of photos since removed,
+/// changed or replaced are dropped, and so are earlier failures, which
+/// left nothing in the folder.
+fn keep_earlier_records(
+    writer: &mut ManifestWriter,
+    previous: &Previous,
+    out: &Path,
+    names_taken: &HashSet<String>,
+) -> Result<(), BatchError> {
+    let this_run = writer.written_inputs();
+    let superseded = |input: &str| this_run.contains(input);
+    let mut taken = names_taken.clone();
+    for record in previous.earlier(&superseded) {
+        let Some(name) = &record.output else { continue };
+        if !output_intact(out, &record) || !taken.insert(name.to_lowercase()) {
+            continue;
+        }
+        writer.add(record)?;
+    }
+    Ok(())
 }
 
 /// Writes one finished photo. An existing file with exactly these bytes is
@@ -497,7 +585,7 @@ fn write_output(out: &Path, done: &mut Done, overwrite: bool) -> Result<(), Writ
 /// fail every photo the same way.
 fn is_fatal(e: &WriteError) -> bool {
     match e {
-        WriteError::Exists(_) => false,
+        WriteError::Exists(_) | WriteError::Link(_) | WriteError::NameTooLong { .. } => false,
         WriteError::Io { source, .. } => matches!(
             source.kind(),
             std::io::ErrorKind::StorageFull
@@ -524,7 +612,7 @@ fn run_batch(
     process: &PhotoFn<'_>,
 ) -> Result<Records, BatchError> {
     let started = Instant::now();
-    let out = check_output_folder(config)?;
+    let (out, lock) = check_output_folder(config)?;
     let removed = remove_stale_temporaries(&out);
     if removed > 0 {
         progress.note(&format!(
@@ -534,10 +622,11 @@ fn run_batch(
     let Discovery {
         photos,
         skipped,
+        hidden,
         problems,
     } = discover(&config.inputs, Some(&out));
     for (path, why) in &problems {
-        progress.note(&format!("{}: {why}", path.display()));
+        progress.note(&format!("{}: {why}", path_text(path)));
     }
     if photos.is_empty() && problems.is_empty() {
         return Err(BatchError::NoInputs);
@@ -551,6 +640,7 @@ fn run_batch(
         RunHeader::starting("normalize", settings, settings_sha256, jobs),
     )?;
     writer.run_mut().counts.skipped_not_images = skipped.len();
+    writer.run_mut().counts.skipped_hidden = hidden.len();
     for (path, why) in &problems {
         writer.add(failed_record(path, why.clone()))?;
     }
@@ -583,6 +673,7 @@ fn run_batch(
     let (done_tx, done_rx) = bounded::<Done>(jobs * 2);
     let mut stage_totals = StageTimings::default();
     let mut fatal: Option<String> = None;
+    let mut names_taken: HashSet<String> = HashSet::new();
     let budget = MemoryBudget::new(MemoryBudget::LIMIT);
     let context = WorkContext {
         process,
@@ -595,7 +686,7 @@ fn run_batch(
     std::thread::scope(|threads| -> Result<(), BatchError> {
         for _ in 0..readers {
             let (listed_rx, job_tx) = (listed_rx.clone(), job_tx.clone());
-            threads.spawn(move || read_ahead(&listed_rx, &job_tx, max_bytes));
+            threads.spawn(move || read_ahead(&listed_rx, &job_tx, max_bytes, progress));
         }
         drop(job_tx);
         // The closure runs here, on this thread, as the writer; the
@@ -605,6 +696,9 @@ fn run_batch(
                 let (job_rx, done_tx, context) = (job_rx.clone(), done_tx.clone(), &context);
                 workers.spawn(move |_| {
                     for Job { listed, input } in job_rx {
+                        if progress.stop_requested().is_some() {
+                            break; // read, not started: the rerun does it
+                        }
                         // The input's bytes are freed inside, before the
                         // send below can wait on a busy writer.
                         let mut done = work(&listed, input, context);
@@ -629,6 +723,9 @@ fn run_batch(
                     record.output_bytes = None;
                     record.output_sha256 = None;
                 }
+                if let Some(name) = &done.record.output {
+                    names_taken.insert(name.to_lowercase());
+                }
                 stage_totals.add(&done.timings);
                 progress.finished_photo(&done.record);
                 writer.add(done.record)?;
@@ -640,15 +737,19 @@ fn run_batch(
         })
     })?;
 
+    keep_earlier_records(&mut writer, &previous, &out, &names_taken)?;
+    let interrupted = progress.stop_requested();
     let run = writer.run_mut();
+    run.interrupted = interrupted.map(str::to_owned);
     run.stage_seconds = stage_totals.as_seconds();
     run.seconds = started.elapsed().as_secs_f64();
-    let records = writer.finish()?;
+    let records = writer.finish()?.holding(lock);
+    // Everything of it that still matters is in the manifest now (for a
+    // photo not reached, fatal error or signal, its earlier record).
+    previous.discard(&config.out_dir);
     if let Some(e) = fatal {
-        // The photos not reached are still in `previous`, for the rerun.
         return Err(BatchError::FatalWrite(e));
     }
-    previous.discard(&config.out_dir);
     Ok(records)
 }
 

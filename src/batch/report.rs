@@ -19,6 +19,7 @@ use rayon::prelude::*;
 
 use crate::batch::manifest::{PhotoRecord, RecordSource, RosterSummary, RunHeader, Status};
 use crate::batch::output::write_atomically_with;
+use crate::batch::path_text::text_path;
 use crate::codec::decode::decode;
 use crate::codec::encode::{Chroma, encode_once};
 use crate::image::{Rect, RgbImage};
@@ -68,7 +69,7 @@ pub type ThumbnailFn<'a> = dyn Fn(&PhotoRecord) -> Option<Vec<u8>> + Sync + 'a;
 pub fn thumbnail_from_files(r: &PhotoRecord, out_dir: &Path, options: &Options) -> Option<Vec<u8>> {
     let path = match &r.output {
         Some(name) => out_dir.join(name),
-        None => PathBuf::from(&r.input),
+        None => text_path(&r.input),
     };
     let bytes = std::fs::read(path).ok()?;
     let decoded = decode(&bytes, &options.limits, options.backdrop.reference).ok()?;
@@ -565,6 +566,11 @@ fn roster_section(h: &mut String, s: &RosterSummary) {
             s.invalid_ids.len(),
             "invalid ID-card numbers",
         ),
+        (
+            "duplicate-ids",
+            s.duplicate_id_cards.len(),
+            "ID-card numbers on several rows",
+        ),
     ] {
         let _ = write!(h, "<div><b id=\"r-{id}\">{n}</b>{label}</div>");
     }
@@ -616,6 +622,17 @@ fn roster_section(h: &mut String, s: &RosterSummary) {
         h,
         "Student numbers on several rows",
         s.duplicate_student_nos.clone(),
+    );
+    list(
+        h,
+        "ID-card numbers on several rows",
+        s.duplicate_id_cards
+            .iter()
+            .map(|d| {
+                let rows: Vec<String> = d.graduates.iter().map(who).collect();
+                format!("{}: {}", d.id_card, rows.join(", "))
+            })
+            .collect(),
     );
     h.push_str("</section>");
 }

@@ -11,9 +11,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::batch::manifest::{
-    InvalidId, MultiplePhotos, RosterFields, RosterRef, RosterSummary, UnmatchedPhoto,
+    DuplicateIdCard, InvalidId, MultiplePhotos, RosterFields, RosterRef, RosterSummary,
+    UnmatchedPhoto,
 };
 use crate::batch::output::validate_file_name;
+use crate::batch::path_text::path_text;
 
 /// A column the roster can have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -597,6 +599,20 @@ fn stem_of(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// A photo's file stem, for its output name and to match it to the
+/// roster; refused when it is not UTF-8: any name made from it would differ
+/// from the file's (a lossy `latin1_\u{FFFD}`), and could clash.
+fn photo_stem(path: &Path) -> Result<String, String> {
+    let stem = path.file_stem().unwrap_or_default();
+    match stem.to_str() {
+        Some(s) => Ok(s.trim().to_owned()),
+        None => Err(format!(
+            "the file name {} is not valid UTF-8 (its bytes are kept as \\xHH in the manifest), so no output name can be made from it without changing it: rename the file in UTF-8 (for instance with convmv -f GBK -t UTF-8, or the encoding it was written in)",
+            path_text(Path::new(path.file_name().unwrap_or_default()))
+        )),
+    }
+}
+
 /// File names compare without case: Windows and macOS do.
 fn fold(s: &str) -> String {
     s.to_lowercase()
@@ -612,10 +628,13 @@ pub fn assign_names(
     roster: Option<&Roster>,
     template: &NameTemplate,
 ) -> Assignment {
-    let stems: Vec<String> = photos.iter().map(|p| stem_of(p)).collect();
+    let stems: Vec<Result<String, String>> = photos.iter().map(|p| photo_stem(p)).collect();
     let (mut names, fields, summary) = match roster {
         None => (
-            stems.iter().map(|s| template.render(s, None)).collect(),
+            stems
+                .iter()
+                .map(|s| s.clone().and_then(|s| template.render(&s, None)))
+                .collect(),
             vec![None; photos.len()],
             None,
         ),
@@ -637,7 +656,7 @@ type Matched = (
 
 fn match_roster(
     photos: &[PathBuf],
-    stems: &[String],
+    stems: &[Result<String, String>],
     roster: &Roster,
     template: &NameTemplate,
 ) -> Matched {
@@ -663,16 +682,20 @@ fn match_roster(
     let mut row_of: Vec<Result<usize, String>> = Vec::with_capacity(photos.len());
     let mut photos_of: Vec<Vec<usize>> = vec![Vec::new(); entries.len()];
     for (p, stem) in stems.iter().enumerate() {
-        let rows = by_key.get(&fold(stem)).map(Vec::as_slice).unwrap_or(&[]);
-        let result = match rows {
-            [] => Err(format!(
+        let rows = match stem {
+            Ok(stem) => by_key.get(&fold(stem)).map(Vec::as_slice).unwrap_or(&[]),
+            Err(_) => &[],
+        };
+        let result = match (rows, stem) {
+            (_, Err(why)) => Err(why.clone()),
+            ([], Ok(stem)) => Err(format!(
                 "matches nobody in the roster: no row has the file name or student number {stem:?}"
             )),
-            [row] => {
+            ([row], _) => {
                 photos_of[*row].push(p);
                 Ok(*row)
             }
-            many => Err(format!(
+            (many, _) => Err(format!(
                 "matches several roster rows: {}",
                 many.iter()
                     .map(|&r| entries[r].describe())
@@ -682,7 +705,7 @@ fn match_roster(
         };
         if let Err(reason) = &result {
             summary.unmatched_photos.push(UnmatchedPhoto {
-                photo: photos[p].display().to_string(),
+                photo: path_text(&photos[p]),
                 reason: reason.clone(),
             });
         }
@@ -694,10 +717,7 @@ fn match_roster(
             1 => summary.matched += 1,
             _ => summary.multiple_photos.push(MultiplePhotos {
                 graduate: entries[row].reference(),
-                photos: ps
-                    .iter()
-                    .map(|&p| photos[p].display().to_string())
-                    .collect(),
+                photos: ps.iter().map(|&p| path_text(&photos[p])).collect(),
             }),
         }
     }
@@ -732,6 +752,7 @@ fn match_roster(
         .filter(|(no, n)| *n > 1 && !no.is_empty())
         .map(|(no, _)| no)
         .collect();
+    summary.duplicate_id_cards = duplicate_id_cards(entries);
 
     let mut names = Vec::with_capacity(photos.len());
     let mut fields = Vec::with_capacity(photos.len());
@@ -755,7 +776,7 @@ fn match_roster(
             let list: Vec<String> = others
                 .iter()
                 .filter(|&&o| o != p)
-                .map(|&o| photos[o].display().to_string())
+                .map(|&o| path_text(&photos[o]))
                 .collect();
             names.push(Err(format!(
                 "{} has {} photos (also {}); neither is used: keep one",
@@ -777,11 +798,27 @@ fn match_roster(
         }
         names.push(
             template
-                .render(&stems[p], Some(e))
+                .render(stems[p].as_deref().unwrap_or_default(), Some(e))
                 .map_err(|why| format!("{}: {why}", e.describe())),
         );
     }
     (names, fields, Some(summary))
+}
+
+/// ID-card numbers on more than one row, each with its rows in file order.
+/// Numbers compare as written, but for the check digit's case (`x` is `X`);
+/// empty cells are not numbers.
+fn duplicate_id_cards(entries: &[RosterEntry]) -> Vec<DuplicateIdCard> {
+    let mut rows: BTreeMap<String, Vec<RosterRef>> = BTreeMap::new();
+    for e in entries.iter().filter(|e| !e.id_card.is_empty()) {
+        rows.entry(e.id_card.to_ascii_uppercase())
+            .or_default()
+            .push(e.reference());
+    }
+    rows.into_iter()
+        .filter(|(_, graduates)| graduates.len() > 1)
+        .map(|(id_card, graduates)| DuplicateIdCard { id_card, graduates })
+        .collect()
 }
 
 /// A name two photos would share is refused for all of them.
@@ -799,7 +836,7 @@ fn refuse_shared_names(photos: &[PathBuf], names: &mut [Result<String, String>])
             let others: Vec<String> = sharing
                 .iter()
                 .filter(|&&j| j != i)
-                .map(|&j| photos[j].display().to_string())
+                .map(|&j| path_text(&photos[j]))
                 .collect();
             names[i] = Err(format!(
                 "output name {n} is shared with {}: rename one of them",
@@ -1003,6 +1040,22 @@ mod tests {
         assert!(a.fields[3].as_ref().unwrap().id_card_problem.is_some());
         assert!(a.fields[6].is_none());
         assert!(!s.is_clean());
+        // Rows 1 and 4 share an ID card, and so do 2 and 6.
+        let shared: Vec<(&str, Vec<&str>)> = s
+            .duplicate_id_cards
+            .iter()
+            .map(|d| {
+                let who = d.graduates.iter().map(|g| g.student_no.as_str());
+                (d.id_card.as_str(), who.collect())
+            })
+            .collect();
+        assert_eq!(
+            shared,
+            [
+                ("11010519491231002X", vec!["1", "4"]),
+                ("440524188001010014", vec!["2", "6"])
+            ]
+        );
     }
 
     #[test]
