@@ -331,7 +331,7 @@ mod tests {
 
     /// Deterministic bytes that differ between seeds and positions.
     fn bytes(len: usize, seed: u64) -> Vec<u8> {
-        let mut rng = crate::testkit::testimg::Rng::new(seed);
+        let mut rng = crate::testkit::synth::SplitMix64::new(seed);
         (0..len).map(|_| rng.below(256) as u8).collect()
     }
 
