@@ -998,16 +998,9 @@ pub(crate) mod tests {
         // arms meet only at the bottom, a spiral, diagonal neighbours (not
         // joined), and runs touching the image's edges.
         let (w, h) = (41, 29);
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rng = crate::testkit::synth::SplitMix64::new(0x9E37_79B9_7F4A_7C15);
         for density in [2, 5, 8] {
-            let mask: Vec<bool> = (0..w * h)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1);
-                    (state >> 60) < density
-                })
-                .collect();
+            let mask: Vec<bool> = (0..w * h).map(|_| rng.below(16) < density).collect();
             let got = components(&mask, w);
             let (labels, areas) = flood_fill(&mask, w);
             assert_eq!(got.labels, labels, "density {density}");

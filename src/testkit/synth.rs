@@ -16,7 +16,7 @@
 //! describes the upright picture.
 
 pub mod patterns;
-pub use patterns::{Rng, gradient, noise, portrait};
+pub use patterns::{gradient, noise, portrait};
 
 use std::borrow::Cow;
 
