@@ -1,12 +1,13 @@
 // Shared by the benches: a 12 MP portrait (3000x4000) with a white frame,
 // drawn directly (no supersampling) so setup stays fast.
 use gradphoto::stages::RgbImage;
+use gradphoto::testkit::synth::SplitMix64;
 
 pub fn portrait_12mp() -> RgbImage {
     let (w, h) = (3000u32, 4000u32);
     let mut img = RgbImage::filled(w, h, [255, 255, 255]);
     let (cx, cy, a, b) = (1500.0f64, 1500.0f64, 600.0f64, 840.0f64);
-    let mut seed = 1u32;
+    let mut rng = SplitMix64::new(1);
     for y in 40..h - 40 {
         for x in 30..w - 30 {
             let (fx, fy) = (f64::from(x), f64::from(y));
@@ -25,8 +26,7 @@ pub fn portrait_12mp() -> RgbImage {
             } else {
                 [100, 197, 255]
             };
-            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            let n = ((seed >> 16) % 7) as i32 - 3;
+            let n = rng.int(-3, 3) as i32;
             img.put_pixel(x, y, c.map(|v| (i32::from(v) + n).clamp(0, 255) as u8));
         }
     }

@@ -335,17 +335,23 @@ pub fn judge_backdrop(b: &Backdrop, settings: &BackdropSettings) -> Vec<Check> {
 mod tests {
     use super::*;
     use crate::image::RgbImage;
-    use crate::testkit::testimg::{Person, Scene};
+    use crate::testkit::synth::{Sitter, Sitting};
     use crate::verdict::Verdict;
 
     const BLUE: [u8; 3] = [100, 197, 255];
 
-    fn scene(bg: [u8; 3]) -> Scene {
-        Scene::new(360, 480, bg).with(Person::new(180.0, 60.0, 170.0))
+    fn scene(bg: [u8; 3]) -> Sitting {
+        Sitting::new(360, 480, bg).with(Sitter::new(180.0, 60.0, 170.0))
     }
 
-    fn truth_error(est: &Backdrop, truth: [f64; 3]) -> f64 {
-        ciede2000(est.lab, srgb_to_lab(truth.map(|v| v.round() as u8)))
+    /// The picture of `sc`, and the mean of its backdrop pixels.
+    fn paint(sc: &Sitting) -> (RgbImage, [u8; 3]) {
+        let (img, truths) = sc.render().expect("renders");
+        (img, truths[0].backdrop_rgb)
+    }
+
+    fn truth_error(est: &Backdrop, truth: [u8; 3]) -> f64 {
+        ciede2000(est.lab, srgb_to_lab(truth))
     }
 
     #[test]
@@ -360,9 +366,11 @@ mod tests {
             [200, 30, 40],
         ] {
             let mut sc = scene(bg);
-            sc.noise = 6.0;
-            let est = estimate_backdrop(&WorkingCopy::of(&sc.paint()), &s).expect("backdrop");
-            let err = truth_error(&est, bg.map(f64::from));
+            // About 6 levels' deviation in each channel.
+            sc.spec.noise = 14.0;
+            let (img, truth) = paint(&sc);
+            let est = estimate_backdrop(&WorkingCopy::of(&img), &s).expect("backdrop");
+            let err = truth_error(&est, truth);
             assert!(err <= 2.0, "{bg:?}: estimated {:?}, ΔE {err}", est.rgb);
         }
     }
@@ -371,12 +379,14 @@ mod tests {
     fn hair_and_shoulders_in_the_corners_do_not_fool_it() {
         // A big head whose hair covers the top corners' neighbourhood, and
         // dark clothes reaching the sides.
-        let mut p = Person::new(180.0, 25.0, 260.0);
-        p.shoulder_y = 300.0;
-        let img = Scene::new(360, 480, BLUE).with(p).paint();
+        let p = Sitter {
+            shoulder_row: Some(300.0),
+            ..Sitter::new(180.0, 25.0, 260.0)
+        };
+        let (img, truth) = paint(&Sitting::new(360, 480, BLUE).with(p));
         let est = estimate_backdrop(&WorkingCopy::of(&img), &BackdropSettings::default())
             .expect("backdrop");
-        assert!(truth_error(&est, BLUE.map(f64::from)) <= 2.0, "{est:?}");
+        assert!(truth_error(&est, truth) <= 2.0, "{est:?}");
     }
 
     #[test]
@@ -384,7 +394,7 @@ mod tests {
         let s = BackdropSettings::default();
         let judge = |bg: [u8; 3]| {
             let est =
-                estimate_backdrop(&WorkingCopy::of(&scene(bg).paint()), &s).expect("backdrop");
+                estimate_backdrop(&WorkingCopy::of(&paint(&scene(bg)).0), &s).expect("backdrop");
             judge_backdrop(&est, &s)
         };
         let blue = judge(BLUE);
@@ -406,12 +416,15 @@ mod tests {
     #[test]
     fn gradient_is_uneven() {
         let s = BackdropSettings::default();
-        let mut sc = scene(BLUE);
-        sc.gradient = [-60.0, -80.0, -90.0];
-        let est = estimate_backdrop(&WorkingCopy::of(&sc.paint()), &s).expect("backdrop");
+        // From about the reference blue at the top to 80 levels less green
+        // and 100 less blue at the bottom.
+        let mut sc = scene([70, 157, 210]);
+        sc.spec.backdrop_gradient = 0.255;
+        let est = estimate_backdrop(&WorkingCopy::of(&paint(&sc).0), &s).expect("backdrop");
         let c = judge_backdrop(&est, &s);
         assert_ne!(c[1].verdict, Verdict::Pass, "{est:?} {c:?}");
-        let flat = estimate_backdrop(&WorkingCopy::of(&scene(BLUE).paint()), &s).expect("backdrop");
+        let flat =
+            estimate_backdrop(&WorkingCopy::of(&paint(&scene(BLUE)).0), &s).expect("backdrop");
         assert!(flat.spread < 2.0, "{flat:?}");
     }
 

@@ -455,13 +455,8 @@ mod tests {
 
     #[test]
     fn squared_bounds_decide_as_the_roots_do() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::testkit::synth::SplitMix64::new(0x2545_F491_4F6C_DD1D);
+        let mut next = || rng.next_u64();
         let mut ts = vec![0.0, 4.0, 13.5, 14.0, 16.0, 18.0, 1e-300, 3.0, 0.1, 1e150];
         ts.extend((0..2000).map(|_| (next() % 1_000_000) as f64 / 997.0));
         for t in ts {
@@ -500,14 +495,11 @@ mod tests {
     fn third_of_bits_is_the_exact_quotient() {
         // Every exponent, with mantissas at both ends, around thirds and
         // pseudo-random in between.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rng = crate::testkit::synth::SplitMix64::new(0x9E37_79B9_7F4A_7C15);
         for e in 0..2048u64 {
             let mut mantissas = vec![0, 1, 2, 3, (1 << 52) - 1, (1 << 52) - 2, (1 << 52) - 3];
             for _ in 0..64 {
-                state = state
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1);
-                mantissas.push(state >> 12);
+                mantissas.push(rng.next_u64() >> 12);
             }
             for m in mantissas {
                 let bits = e << 52 | m;

@@ -324,26 +324,31 @@ pub fn judge_composition(plan: &CropPlan, rule: &CompositionRule) -> Vec<Check> 
 mod tests {
     use super::*;
     use crate::analysis::subject::tests::{BLUE, find};
-    use crate::testkit::testimg::{Person, Scene};
+    use crate::testkit::synth::{Sitter, Sitting, Truth};
 
-    fn plan(w: u32, h: u32, p: &Person) -> (Result<CropPlan, ComposeError>, Subject) {
-        let img = Scene::new(w, h, BLUE).with(p.clone()).paint();
+    /// The crop planned for `p` painted alone on a `w` x `h` backdrop, and
+    /// the truth about `p`.
+    fn plan(w: u32, h: u32, p: Sitter) -> (Result<CropPlan, ComposeError>, Truth) {
+        let (img, truth) = Sitting::new(w, h, BLUE).with(p).render().expect("renders");
         let s = find(&img).expect("subject");
-        (plan_crop(w, h, &s, &CompositionRule::default()), s)
-    }
-
-    /// Where the true crown, eyes and face land in the output under `plan`.
-    fn truth_in_output(plan: &CropPlan, p: &Person) -> (f64, f64, f64, f64) {
-        let s = plan.scale;
         (
-            (p.crown() - f64::from(plan.rect.y)) * s,
-            (p.eye_line() - f64::from(plan.rect.y)) * s,
-            p.face_width() * s,
-            (p.cx - f64::from(plan.rect.x)) * s,
+            plan_crop(w, h, &s, &CompositionRule::default()),
+            truth[0].clone(),
         )
     }
 
-    fn assert_good(plan: &CropPlan, p: &Person, w: u32, h: u32) {
+    /// Where the true crown, eyes and face land in the output under `plan`.
+    fn truth_in_output(plan: &CropPlan, t: &Truth) -> (f64, f64, f64, f64) {
+        let s = plan.scale;
+        (
+            (t.crown_row as f64 - f64::from(plan.rect.y)) * s,
+            (t.eye_row as f64 - f64::from(plan.rect.y)) * s,
+            f64::from(t.face_width) * s,
+            (t.center_x as f64 - f64::from(plan.rect.x)) * s,
+        )
+    }
+
+    fn assert_good(plan: &CropPlan, p: &Truth, w: u32, h: u32) {
         let rule = CompositionRule::default();
         assert!(plan.rect.fits_in(w, h), "{plan:?}");
         assert_eq!(plan.rect.width * 4, plan.rect.height * 3, "{plan:?}");
@@ -375,8 +380,7 @@ mod tests {
 
     #[test]
     fn studio_portrait() {
-        let p = Person::new(600.0, 250.0, 480.0);
-        let (r, _) = plan(1200, 1600, &p);
+        let (r, p) = plan(1200, 1600, Sitter::new(600.0, 250.0, 480.0));
         let plan = r.expect("plan");
         assert_good(&plan, &p, 1200, 1600);
         let (crown, eye, face, _) = truth_in_output(&plan, &p);
@@ -390,15 +394,13 @@ mod tests {
 
     #[test]
     fn landscape_with_subject_in_the_middle() {
-        let p = Person::new(1000.0, 300.0, 300.0);
-        let (r, _) = plan(2000, 1200, &p);
+        let (r, p) = plan(2000, 1200, Sitter::new(1000.0, 300.0, 300.0));
         assert_good(&r.expect("plan"), &p, 2000, 1200);
     }
 
     #[test]
     fn far_too_much_headroom() {
-        let p = Person::new(500.0, 700.0, 320.0);
-        let (r, _) = plan(1000, 1400, &p);
+        let (r, p) = plan(1000, 1400, Sitter::new(500.0, 700.0, 320.0));
         assert_good(&r.expect("plan"), &p, 1000, 1400);
     }
 
@@ -406,15 +408,14 @@ mod tests {
     fn tight_crop_shifts_and_shrinks_within_tolerance() {
         // Crown close to the top, shoulders cut just below the chin region:
         // the ideal box pokes out at the top and bottom.
-        let p = Person::new(300.0, 70.0, 330.0);
-        let (r, _) = plan(600, 800, &p);
+        let (r, p) = plan(600, 800, Sitter::new(300.0, 70.0, 330.0));
         assert_good(&r.expect("plan"), &p, 600, 800);
     }
 
     #[test]
     fn off_to_one_side_without_room_is_flagged() {
-        let p = Person::new(150.0, 200.0, 240.0);
-        let (r, _) = plan(1000, 1000, &p);
+        let (r, p) = plan(1000, 1000, Sitter::new(150.0, 200.0, 240.0));
+        assert_eq!(p.expected_flag.as_deref(), Some("too_close_to_edge"));
         match r {
             Err(ComposeError::Unplaceable(why)) => assert!(why.contains("off centre"), "{why}"),
             other => panic!("expected a flag, got {other:?}"),
@@ -423,8 +424,8 @@ mod tests {
 
     #[test]
     fn small_head_needs_upscaling() {
-        let p = Person::new(250.0, 150.0, 90.0);
-        let (r, _) = plan(500, 700, &p);
+        let (r, p) = plan(500, 700, Sitter::new(250.0, 150.0, 90.0));
+        assert_eq!(p.expected_flag.as_deref(), Some("too_small"));
         assert!(matches!(r, Err(ComposeError::NeedsUpscale { .. })), "{r:?}");
     }
 

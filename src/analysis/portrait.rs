@@ -542,11 +542,12 @@ mod tests {
     use crate::analysis::compose::{CompositionRule, plan_crop};
     use crate::analysis::subject::tests::{BLUE, find};
     use crate::analysis::working_copy::WorkingCopy;
-    use crate::testkit::testimg::{Person, Scene, blur};
+    use crate::testkit::synth::{Sitter, Sitting};
+    use crate::testkit::testimg::blur;
 
     /// Paints a 480x640 output-like portrait and judges it.
-    fn judge(p: Person, post: impl Fn(RgbImage) -> RgbImage) -> Vec<Check> {
-        let img = post(Scene::new(480, 640, BLUE).with(p).paint());
+    fn judge(sc: Sitting, post: impl Fn(RgbImage) -> RgbImage) -> Vec<Check> {
+        let img = post(sc.render().expect("renders").0);
         let b = estimate_backdrop(&WorkingCopy::of(&img), &BackdropSettings::default())
             .expect("backdrop");
         let s = find(&img).expect("subject");
@@ -614,8 +615,8 @@ mod tests {
             .expect(name)
     }
 
-    fn good() -> Person {
-        Person::new(240.0, 80.0, 235.0)
+    fn good() -> Sitting {
+        Sitting::new(480, 640, BLUE).with(Sitter::new(240.0, 80.0, 235.0))
     }
 
     #[test]
@@ -628,7 +629,8 @@ mod tests {
     #[test]
     fn clothes_like_the_backdrop_warn() {
         let mut p = good();
-        p.clothes = [110, 200, 250];
+        p.spec.clothing = [110, 200, 250];
+        p.spec.shirt = [110, 200, 250];
         let c = judge(p, |i| i);
         assert_eq!(verdict(&c, "clothing_contrast"), Verdict::Warn, "{c:#?}");
     }
@@ -636,25 +638,16 @@ mod tests {
     #[test]
     fn tilted_shoulders_warn() {
         let mut p = good();
-        p.tilt = 120.0;
+        p.sitters[0].tilt = 120.0;
         let c = judge(p, |i| i);
         assert_eq!(verdict(&c, "shoulders_level"), Verdict::Warn, "{c:#?}");
     }
 
-    /// `p` judged with the right half of its face darkened to `keep` of
-    /// its sRGB values.
-    fn shadowed(p: Person, keep: f64) -> Vec<Check> {
-        judge(p.clone(), |mut img| {
-            for y in (p.cy - 0.8 * p.b) as u32..(p.cy + 0.8 * p.b) as u32 {
-                for x in p.cx as u32..(p.cx + p.a) as u32 {
-                    let q = img.pixel(x, y);
-                    if q.iter().zip(&p.skin).all(|(a, b)| a.abs_diff(*b) < 20) {
-                        img.put_pixel(x, y, q.map(|v| (f64::from(v) * keep) as u8));
-                    }
-                }
-            }
-            img
-        })
+    /// `p` judged with one half of the subject, face included, lit to
+    /// `keep` of its sRGB values.
+    fn shadowed(mut p: Sitting, keep: f64) -> Vec<Check> {
+        p.spec.uneven_light = 1.0 - keep;
+        judge(p, |i| i)
     }
 
     #[test]
@@ -669,7 +662,7 @@ mod tests {
         // and 17 on light: the old fixed 12 L* missed the dark one.
         for skin in [[137, 93, 77], [224, 180, 150]] {
             let mut p = good();
-            p.skin = skin;
+            p.spec.skin = skin;
             let c = shadowed(p.clone(), 0.75);
             assert_eq!(verdict(&c, "face_light"), Verdict::Warn, "{skin:?}: {c:#?}");
             let even = judge(p, |i| i);
@@ -684,7 +677,7 @@ mod tests {
     #[test]
     fn blown_face_warns() {
         let mut p = good();
-        p.skin = [255, 255, 255];
+        p.spec.skin = [255, 255, 255];
         let c = judge(p, |i| i);
         assert_eq!(verdict(&c, "exposure"), Verdict::Warn, "{c:#?}");
     }

@@ -82,7 +82,7 @@ mod tests {
 
     #[test]
     fn key_range_is_the_least_and_greatest() {
-        let mut rng = crate::testkit::synth::Rng::new(3);
+        let mut rng = crate::testkit::synth::SplitMix64::new(3);
         let keys: Vec<u64> = (0..1_003).map(|_| rng.next_u64()).collect();
         for n in [0, 1, 2, 3, 4, 5, 7, 8, 9, 100, 1_003] {
             let part = &keys[..n];
@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn radix_selection_picks_what_quickselect_picks() {
-        let mut rng = crate::testkit::synth::Rng::new(7);
+        let mut rng = crate::testkit::synth::SplitMix64::new(7);
         let mut next = || rng.next_u64();
         // Spread over many octaves, bunched with ties, and the odd negative
         // value, zero of either sign, infinity and NaN.

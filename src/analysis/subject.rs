@@ -838,7 +838,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::analysis::backdrop::{BackdropSettings, estimate_backdrop};
     use crate::image::RgbImage;
-    use crate::testkit::testimg::{Person, Scene};
+    use crate::testkit::synth::{Sitter, Sitting, Truth};
 
     pub const BLUE: [u8; 3] = [100, 197, 255];
 
@@ -848,48 +848,57 @@ pub(crate) mod tests {
         locate_subject(&copy, &b, &SubjectSettings::default())
     }
 
-    fn check_truth(s: &Subject, p: &Person, scale: f64) {
-        check_placement(s, p, scale);
-        let err = |got: u32, want: f64| (f64::from(got) - want).abs();
+    /// The picture of `sitting`, and the truth about its first sitter.
+    fn paint(sitting: &Sitting) -> (RgbImage, Truth) {
+        let (img, truths) = sitting.render().expect("renders");
+        (img, truths[0].clone())
+    }
+
+    fn check_truth(s: &Subject, t: &Truth, scale: f64) {
+        check_placement(s, t, scale, 0.12);
+        let err = |got: u32, want: i64| (f64::from(got) - want as f64).abs();
+        let head = (t.chin_row - t.crown_row) as f64;
         assert!(
-            err(s.eye_line_y, p.eye_line()) <= 0.06 * (p.chin() - p.crown()),
+            err(s.eye_line_y, t.eye_row) <= 0.06 * head,
             "eye {} vs {}",
             s.eye_line_y,
-            p.eye_line()
+            t.eye_row
         );
         assert!(
-            err(s.chin_y, p.chin()) <= 0.08 * (p.chin() - p.crown()),
+            err(s.chin_y, t.chin_row) <= 0.08 * head,
             "chin {} vs {}",
             s.chin_y,
-            p.chin()
+            t.chin_row
         );
     }
 
-    /// Crown, centre and width of the head (what places the crop); the
-    /// chin is estimated from the neck, which grey-on-grey hides.
-    fn check_placement(s: &Subject, p: &Person, scale: f64) {
+    /// Crown, centre and width of the head (what places the crop), the
+    /// face width to within `face_tol` of it; the chin is estimated from
+    /// the neck, which grey-on-grey hides.
+    fn check_placement(s: &Subject, t: &Truth, scale: f64, face_tol: f64) {
         let tol = (scale * 0.02).max(3.0);
-        let err = |got: u32, want: f64| (f64::from(got) - want).abs();
+        let err = |got: u32, want: i64| (f64::from(got) - want as f64).abs();
         assert_eq!(s.people, 1);
         assert!(
-            err(s.crown_y, p.crown()) <= tol,
+            err(s.crown_y, t.crown_row) <= tol,
             "crown {} vs {}",
             s.crown_y,
-            p.crown()
+            t.crown_row
         );
         assert!(
-            err(s.center_x, p.cx) <= tol,
+            err(s.center_x, t.center_x) <= tol,
             "centre {} vs {}",
             s.center_x,
-            p.cx
+            t.center_x
         );
         // The face ratio is calibrated on the synthetic generator's heads
-        // (tests/cohort_truth.rs); this painter's hair is a little wider.
+        // (tests/cohort_truth.rs), which these are.
+        let face = f64::from(t.face_width);
         assert!(
-            err(s.face_width, p.face_width()) <= 0.12 * p.face_width(),
+            (f64::from(s.face_width) - face).abs() <= face_tol * face,
             "face {} vs {}",
             s.face_width,
-            p.face_width()
+            t.face_width
         );
     }
 
@@ -989,16 +998,9 @@ pub(crate) mod tests {
         // arms meet only at the bottom, a spiral, diagonal neighbours (not
         // joined), and runs touching the image's edges.
         let (w, h) = (41, 29);
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rng = crate::testkit::synth::SplitMix64::new(0x9E37_79B9_7F4A_7C15);
         for density in [2, 5, 8] {
-            let mask: Vec<bool> = (0..w * h)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1);
-                    (state >> 60) < density
-                })
-                .collect();
+            let mask: Vec<bool> = (0..w * h).map(|_| rng.below(16) < density).collect();
             let got = components(&mask, w);
             let (labels, areas) = flood_fill(&mask, w);
             assert_eq!(got.labels, labels, "density {density}");
@@ -1060,54 +1062,57 @@ pub(crate) mod tests {
 
     #[test]
     fn finds_a_centred_portrait() {
-        let p = Person::new(240.0, 90.0, 230.0);
-        let img = Scene::new(480, 640, BLUE).with(p.clone()).paint();
+        let (img, t) = paint(&Sitting::new(480, 640, BLUE).with(Sitter::new(240.0, 90.0, 230.0)));
         let s = find(&img).expect("subject");
-        check_truth(&s, &p, 640.0);
+        check_truth(&s, &t, 640.0);
         assert!(s.neck_seen && s.shoulder_y.is_some(), "{s:?}");
         assert_eq!(s.people, 1);
     }
 
     #[test]
     fn finds_off_centre_and_landscape_subjects() {
-        let p = Person::new(620.0, 200.0, 180.0);
-        let img = Scene::new(1000, 700, BLUE).with(p.clone()).paint();
+        let (img, t) = paint(&Sitting::new(1000, 700, BLUE).with(Sitter::new(620.0, 200.0, 180.0)));
         let s = find(&img).expect("subject");
-        check_truth(&s, &p, 1000.0);
+        check_truth(&s, &t, 1000.0);
     }
 
     #[test]
     fn gradient_backdrop_does_not_grow_the_subject() {
-        let p = Person::new(240.0, 120.0, 200.0);
-        let mut sc = Scene::new(480, 640, BLUE).with(p.clone());
-        sc.gradient = [-40.0, -50.0, -60.0];
-        let s = find(&sc.paint()).expect("subject");
-        check_truth(&s, &p, 640.0);
+        // Light falling off from about the reference blue at the top to 50
+        // levels less green and 60 less blue at the bottom.
+        let mut sc = Sitting::new(480, 640, [80, 172, 225]).with(Sitter::new(240.0, 120.0, 200.0));
+        sc.spec.backdrop_gradient = 0.145;
+        let (img, t) = paint(&sc);
+        let s = find(&img).expect("subject");
+        check_truth(&s, &t, 640.0);
     }
 
     #[test]
     fn two_people_are_flagged() {
-        let img = Scene::new(800, 600, BLUE)
-            .with(Person::new(250.0, 120.0, 150.0))
-            .with(Person::new(560.0, 140.0, 150.0))
-            .paint();
+        let (img, _) = paint(
+            &Sitting::new(800, 600, BLUE)
+                .with(Sitter::new(250.0, 120.0, 150.0))
+                .with(Sitter::new(560.0, 140.0, 150.0)),
+        );
         assert_eq!(find(&img), Err(SubjectError::TwoPeople));
         // Standing close enough that the shoulders merge.
-        let img = Scene::new(700, 600, BLUE)
-            .with(Person::new(240.0, 120.0, 150.0))
-            .with(Person::new(470.0, 130.0, 150.0))
-            .paint();
+        let (img, _) = paint(
+            &Sitting::new(700, 600, BLUE)
+                .with(Sitter::new(240.0, 120.0, 150.0))
+                .with(Sitter::new(470.0, 130.0, 150.0)),
+        );
         assert_eq!(find(&img), Err(SubjectError::TwoPeople));
     }
 
     #[test]
     fn heads_that_touch_are_two_people() {
-        // Hair is 1.2 faces wide, so these two heads overlap; the second
+        // Hair is 1.12 faces wide, so these two heads overlap; the second
         // crown is a little lower, and the blob's widest row spans both.
-        let img = Scene::new(760, 640, BLUE)
-            .with(Person::new(280.0, 110.0, 150.0))
-            .with(Person::new(430.0, 135.0, 150.0))
-            .paint();
+        let (img, _) = paint(
+            &Sitting::new(760, 640, BLUE)
+                .with(Sitter::new(280.0, 110.0, 150.0))
+                .with(Sitter::new(430.0, 135.0, 150.0)),
+        );
         assert_eq!(find(&img), Err(SubjectError::TwoPeople));
     }
 
@@ -1115,98 +1120,106 @@ pub(crate) mod tests {
     fn a_head_apart_from_the_body_is_still_the_subject() {
         // A neck in the backdrop's own shade: the head is a blob of its own
         // above the body.
-        let p = Person::new(240.0, 90.0, 230.0);
-        let mut img = Scene::new(480, 640, BLUE).with(p.clone()).paint();
-        part_neck(&mut img, &p, BLUE);
+        let (mut img, t) =
+            paint(&Sitting::new(480, 640, BLUE).with(Sitter::new(240.0, 90.0, 230.0)));
+        part_neck(&mut img, &t, BLUE);
         let s = find(&img).expect("subject");
-        check_truth(&s, &p, 640.0);
+        check_truth(&s, &t, 640.0);
     }
 
-    const GREY: [u8; 3] = [178, 178, 178];
-
-    /// A grayscale-like portrait on a grey backdrop: skin a little lighter
-    /// than the backdrop, white clothes (about one subject threshold from
-    /// it) filling the bottom of the picture.
-    fn grey_person(cx: f64, crown: f64, face: f64) -> Person {
-        let mut p = Person::new(cx, crown, face);
-        p.skin = [192, 192, 192];
-        p.hair = [45, 45, 45];
-        p.clothes = [228, 228, 228];
-        p
-    }
-
-    /// Paints the backdrop's shade over the neck of `p`, so its head is
-    /// a blob of its own.
-    fn part_neck(img: &mut RgbImage, p: &Person, shade: [u8; 3]) {
-        for y in (p.chin() + 4.0) as u32..(p.shoulder_y + 8.0) as u32 {
-            for x in (p.cx - 0.6 * p.a) as u32..(p.cx + 0.6 * p.a) as u32 {
+    /// Paints the backdrop's shade over the neck of the sitter `t` tells
+    /// of, so its head is a blob of its own.
+    fn part_neck(img: &mut RgbImage, t: &Truth, shade: [u8; 3]) {
+        let (cx, half) = (t.center_x as f64, 0.3 * f64::from(t.face_width));
+        for y in (t.chin_row + 4) as u32..(t.shoulder_row + 8) as u32 {
+            for x in (cx - half) as u32..(cx + half) as u32 {
                 img.put_pixel(x, y, shade);
             }
         }
     }
 
+    /// A `width` x `height` sitting on the reference backdrop in `skin`,
+    /// `hair`, `clothing` and `shirt` colours.
+    fn dressed(width: u32, height: u32, colours: [[u8; 3]; 4]) -> Sitting {
+        let mut sc = Sitting::new(width, height, BLUE);
+        [sc.spec.skin, sc.spec.hair, sc.spec.clothing, sc.spec.shirt] = colours;
+        sc
+    }
+
+    /// `sc` as a grayscale file holds it (luma in every channel), and the
+    /// truth about its sitters. The backdrop becomes a grey of about the
+    /// lightness of skin, whose shading takes the face's edge and the neck
+    /// into the backdrop's shade.
+    fn in_grey(sc: &Sitting) -> (RgbImage, Vec<Truth>) {
+        let (img, truths) = sc.render().expect("renders");
+        let luma = crate::testkit::synth::gray(&img);
+        let rgb = luma.iter().flat_map(|&v| [v, v, v]).collect();
+        let grey = RgbImage::new(img.width(), img.height(), rgb).expect("same size");
+        (grey, truths)
+    }
+
     #[test]
     fn white_clothes_on_a_grey_backdrop_are_subject() {
-        // Like cohort 00037: the clothes are about one subject threshold
-        // from the backdrop and fill the bottom 40%; fitted into the
-        // backdrop's plane, they tilt it until they vanish and leave a
-        // stray outline of the hair to measure.
-        let p = grey_person(240.0, 100.0, 160.0);
-        let img = Scene::new(480, 640, GREY).with(p.clone()).paint();
+        // Like cohort 00037, in these colours: the clothes are about one
+        // subject threshold from the backdrop and fill the bottom 40%;
+        // fitted into the backdrop's plane, they tilt it until they vanish
+        // and leave a stray outline of the hair to measure.
+        let colours = [
+            [218, 176, 148],
+            [31, 26, 26],
+            [231, 236, 232],
+            [234, 236, 236],
+        ];
+        let sc = dressed(480, 640, colours).with(Sitter::new(240.0, 100.0, 160.0));
+        let (img, t) = in_grey(&sc);
         let s = find(&img).expect("subject");
-        check_placement(&s, &p, 640.0);
+        check_placement(&s, &t[0], 640.0, 0.12);
     }
 
     #[test]
     fn a_face_parted_from_hair_and_neck_is_one_head() {
-        // Like cohort 00342: the face's edge and the neck are the
-        // backdrop's shade, so hair, face and body are three blobs; the
-        // face sits on the body, the hair on the face.
-        let p = grey_person(240.0, 90.0, 220.0);
-        let mut img = Scene::new(480, 640, GREY).with(p.clone()).paint();
-        part_neck(&mut img, &p, GREY);
-        for y in 0..640u32 {
-            for x in 0..480u32 {
-                let (dx, dy) = ((f64::from(x) - p.cx) / p.a, (f64::from(y) - p.cy) / p.b);
-                let r = dx * dx + dy * dy;
-                if (0.8..=1.0).contains(&r) && f64::from(y) < p.cy {
-                    img.put_pixel(x, y, GREY);
-                }
-            }
-        }
+        // Like cohort 00342, in these colours: the face's edge and the
+        // neck are the backdrop's shade, so hair, face and body are three
+        // blobs; the face sits on the body, the hair on the face.
+        let colours = [
+            [230, 180, 149],
+            [70, 49, 34],
+            [241, 234, 231],
+            [238, 239, 234],
+        ];
+        let sc = dressed(480, 640, colours).with(Sitter::new(240.0, 90.0, 220.0));
+        let (img, t) = in_grey(&sc);
         let s = find(&img).expect("subject");
-        check_placement(&s, &p, 640.0);
+        // The forehead is the backdrop's shade too: the head is measured
+        // down to the hairline, where the hair is 0.85 of its widest, so
+        // the face comes out 13% narrow.
+        check_placement(&s, &t[0], 640.0, 0.15);
     }
 
     #[test]
     fn a_second_head_parted_from_its_shoulders_is_a_second_person() {
-        // Like cohort 00000 of c31: both necks in the backdrop's shade;
-        // the first head is joined to the body, the second is a blob
-        // beside it that must still count.
-        let (a, b) = (
-            grey_person(230.0, 110.0, 150.0),
-            grey_person(470.0, 130.0, 140.0),
-        );
-        let mut img = Scene::new(700, 600, GREY)
-            .with(a.clone())
-            .with(b.clone())
-            .paint();
-        part_neck(&mut img, &a, GREY);
-        part_neck(&mut img, &b, GREY);
+        // Like cohort 00000 of c31, in these colours: both necks in the
+        // backdrop's shade; the first head is joined to the body, the
+        // second is a blob beside it that must still count.
+        let colours = [[228, 182, 153], [31, 28, 26], [34, 32, 39], [236, 235, 237]];
+        let sc = dressed(700, 600, colours)
+            .with(Sitter::new(230.0, 110.0, 150.0))
+            .with(Sitter::new(470.0, 130.0, 140.0));
+        let (img, _) = in_grey(&sc);
         assert_eq!(find(&img), Err(SubjectError::TwoPeople));
     }
 
     #[test]
     fn cut_off_at_top_is_flagged() {
-        let img = Scene::new(480, 640, BLUE)
-            .with(Person::new(240.0, -30.0, 260.0))
-            .paint();
+        let (img, t) = paint(&Sitting::new(480, 640, BLUE).with(Sitter::new(240.0, -30.0, 260.0)));
+        assert_eq!(t.expected_flag.as_deref(), Some("subject_cut_off"));
         assert_eq!(find(&img), Err(SubjectError::CutOffAtTop));
     }
 
     #[test]
     fn empty_backdrop_and_tiny_images() {
-        let img = Scene::new(300, 400, BLUE).paint();
+        let (img, none) = Sitting::new(300, 400, BLUE).render().expect("renders");
+        assert!(none.is_empty());
         assert_eq!(find(&img), Err(SubjectError::NoSubject));
         let b = estimate_backdrop(&WorkingCopy::of(&img), &BackdropSettings::default())
             .expect("backdrop");

@@ -478,7 +478,7 @@ mod tests {
 
     #[test]
     fn vector_kernel_sums_as_the_portable_code_does() {
-        let mut rng = crate::testkit::synth::Rng::new(11);
+        let mut rng = crate::testkit::synth::SplitMix64::new(11);
         // Rows narrower than one vector of bytes, around the 128-byte
         // stretches, of no factor's multiple; partial last rows of blocks;
         // noise, and saturated white, where the sums are largest.

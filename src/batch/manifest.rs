@@ -1304,13 +1304,8 @@ mod tests {
     /// shortest decimal form needs all 17 digits, so that a lossy trip
     /// through the journal would show.
     fn full_record(i: u64) -> PhotoRecord {
-        let mut bits = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-        let mut float = || {
-            bits ^= bits << 13;
-            bits ^= bits >> 7;
-            bits ^= bits << 17;
-            (bits >> 11) as f64 / (1u64 << 53) as f64 * 1000.0
-        };
+        let mut rng = crate::testkit::synth::SplitMix64::new(i);
+        let mut float = || rng.next_f64() * 1000.0;
         let status = [Status::Ok, Status::Warn, Status::Fail][(i % 3) as usize];
         PhotoRecord {
             input: format!("in/{:03}, 张{}.jpg", (i * 37) % 101, i),

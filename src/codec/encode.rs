@@ -889,13 +889,8 @@ pub(crate) fn quantisation_probe(
     scales: &[f32],
 ) -> ([f32; 64], Vec<[f32; 64]>) {
     let reciprocals: [f32; 64] = std::array::from_fn(|k| 1.0 / (1 + k % 7 * 13) as f32);
-    let mut seed = seed;
-    let mut noise = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        (seed % 20_001) as f32 / 8.0 - 1250.0
-    };
+    let mut rng = crate::testkit::synth::SplitMix64::new(u64::from(seed));
+    let mut noise = || rng.int(0, 20_000) as f32 / 8.0 - 1250.0;
     let mut blocks: Vec<[f32; 64]> = vec![
         std::array::from_fn(|k| (k as f32 - 31.5) * 0.5),
         std::array::from_fn(|k| if k % 2 == 0 { -0.0 } else { 0.0 }),

@@ -1054,7 +1054,7 @@ mod tests {
             }
             pos
         }
-        let mut rng = synth::Rng::new(7);
+        let mut rng = synth::SplitMix64::new(7);
         for i in 0..2000 {
             let len = (rng.next_u64() % 300) as usize;
             // Sparse or dense FFs, stuffing, restarts and markers anywhere,
@@ -1084,7 +1084,7 @@ mod tests {
     #[test]
     fn hostile_mutations_never_panic() {
         let base = encode_once(&synth::portrait(48, 64, 0.5, 1), 80, Chroma::Sub420, 300).unwrap();
-        let mut rng = synth::Rng::new(2024);
+        let mut rng = synth::SplitMix64::new(2024);
         for i in 0..3000 {
             let mut b = base.clone();
             let n = b.len();

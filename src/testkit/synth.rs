@@ -16,7 +16,7 @@
 //! describes the upright picture.
 
 pub mod patterns;
-pub use patterns::{Rng, gradient, noise, portrait};
+pub use patterns::{gradient, noise, portrait};
 
 use std::borrow::Cow;
 
@@ -82,6 +82,21 @@ impl SplitMix64 {
     /// True with probability `p`.
     pub fn chance(&mut self, p: f64) -> bool {
         self.next_f64() < p
+    }
+
+    /// Uniform in `0..n` (`n` > 0), from the top 32 bits.
+    pub fn below(&mut self, n: u32) -> u32 {
+        ((self.next_u64() >> 32) % u64::from(n)) as u32
+    }
+
+    /// Roughly normal, mean 0, deviation 1: the sum of four uniforms,
+    /// centred and scaled.
+    pub fn gauss(&mut self) -> f64 {
+        let mut s = 0.0;
+        for _ in 0..4 {
+            s += self.next_f64();
+        }
+        (s - 2.0) * 3.0f64.sqrt()
     }
 }
 
@@ -378,12 +393,18 @@ struct Person {
     round_r: f64,
     collar_depth: f64,
     collar_half: f64,
+    /// How much lower the right shoulder point (viewer's right) is than
+    /// the left; 0 in every [`PortraitSpec`] portrait.
+    tilt: f64,
 }
+
+/// Half the face's width per unit of head height (crown to chin).
+const FACE_HALF_WIDTH: f64 = 0.38;
 
 impl Person {
     fn new(cx: f64, crown: f64, hh: f64) -> Self {
         let fb = 0.46 * hh;
-        let fa = 0.38 * hh;
+        let fa = FACE_HALF_WIDTH * hh;
         let chin = crown + hh;
         let hb = 0.42 * hh;
         let neck_base = chin + 0.16 * hh;
@@ -419,20 +440,36 @@ impl Person {
             round_r: 0.22 * hh,
             collar_depth: 0.40 * hh,
             collar_half: 0.62 * fa,
+            tilt: 0.0,
         }
     }
 
-    /// Top edge of the torso at horizontal distance `d` from the centre:
+    /// Moves the shoulder points to row `y`, keeping the neck's base: the
+    /// torso's top rises from there to them (or, when they are above it,
+    /// runs level at `y`).
+    fn with_shoulders_at(mut self, y: f64) -> Self {
+        let neck_base = self.shoulder_y - self.lift;
+        self.shoulder_y = y;
+        self.lift = (y - neck_base).max(0.0);
+        self
+    }
+
+    /// Top edge of the torso at horizontal offset `dx` from the centre:
     /// steep from the neck, flat at the shoulder point, then rounding down
-    /// over the arm with a continuous slope.
-    fn torso_top(&self, d: f64) -> f64 {
-        if d <= self.shoulder_half {
+    /// over the arm with a continuous slope; tilted by `tilt`.
+    fn torso_top(&self, dx: f64) -> f64 {
+        let d = dx.abs();
+        let top = if d <= self.shoulder_half {
             let t = 1.0 - d / self.shoulder_half;
             self.shoulder_y - self.lift * t * t
         } else {
             let e = d - self.shoulder_half;
             self.shoulder_y + e * e / (2.0 * self.round_r)
+        };
+        if self.tilt == 0.0 {
+            return top;
         }
+        top + 0.5 * self.tilt * (dx / self.shoulder_half).clamp(-1.0, 1.0)
     }
 
     /// How far from the centre any part of this person reaches above row
@@ -443,8 +480,10 @@ impl Person {
             return None;
         }
         let mut r = self.ha;
-        if y1 >= self.torso_top(0.0) {
-            let below = (y1 - self.shoulder_y).max(0.0);
+        // A tilt raises one shoulder by up to half of it.
+        let raised = 0.5 * self.tilt.abs();
+        if y1 >= self.torso_top(0.0) - raised {
+            let below = (y1 - (self.shoulder_y - raised)).max(0.0);
             r = r.max(self.shoulder_half + (2.0 * self.round_r * below).sqrt());
         }
         Some(r + 1.0)
@@ -488,7 +527,7 @@ impl Person {
             }
             return Some(Layer::Face);
         }
-        let top = self.torso_top(d);
+        let top = self.torso_top(dx);
         if y >= top {
             let top0 = self.torso_top(0.0);
             let depth = (y - top0) / self.collar_depth;
@@ -514,7 +553,7 @@ fn scale(c: [u8; 3], f: f64) -> [f64; 3] {
 
 struct Scene<'a> {
     spec: &'a PortraitSpec,
-    people: Vec<Person>,
+    people: &'a [Person],
     inner_top: f64,
     inner_h: f64,
 }
@@ -532,6 +571,11 @@ impl Scene<'_> {
     /// Noise-free colour of `layer` at subsample `(x, y)` of pixel `(px, py)`.
     fn colour(&self, layer: Layer, who: usize, x: f64, y: f64, px: u32, py: u32) -> [f64; 3] {
         let s = self.spec;
+        if layer == Layer::Backdrop {
+            // Unlit by the subject's light (and there may be no subject).
+            let t = (y - self.inner_top) / self.inner_h;
+            return scale(s.backdrop, 1.0 + s.backdrop_gradient * (1.0 - 2.0 * t));
+        }
         let p = &self.people[who];
         let dx = x - p.cx;
         let mut light = 1.0;
@@ -541,10 +585,7 @@ impl Scene<'_> {
             light -= s.uneven_light * t;
         }
         let c = match layer {
-            Layer::Backdrop => {
-                let t = (y - self.inner_top) / self.inner_h;
-                return scale(s.backdrop, 1.0 + s.backdrop_gradient * (1.0 - 2.0 * t));
-            }
+            Layer::Backdrop => unreachable!("returned above"),
             Layer::Hair => {
                 // Strands: columns of slightly different brightness that
                 // change every few dozen rows, slanted with the hair's flow.
@@ -656,11 +697,21 @@ pub fn render(spec: &PortraitSpec) -> Result<(RgbImage, Truth), SynthError> {
     } else {
         people.push(Person::new(inner_left + spec.center_x * inner_w, crown, hh));
     }
+    let (img, backdrop_rgb) = paint(spec, &people)?;
+    let truth = make_truth(spec, &people[0], spec.second_person, backdrop_rgb);
+    Ok((img, truth))
+}
+
+/// Paints `people` on `spec`'s canvas (its backdrop, colours, light, noise
+/// and border); returns the picture and the mean of its backdrop pixels.
+fn paint(spec: &PortraitSpec, people: &[Person]) -> Result<(RgbImage, [u8; 3]), SynthError> {
+    let (w, h) = (spec.width, spec.height);
+    let b = &spec.border;
     let scene = Scene {
         spec,
         people,
-        inner_top,
-        inner_h,
+        inner_top: f64::from(b.top),
+        inner_h: f64::from(h - b.top - b.bottom),
     };
 
     let stride = w as usize * 3;
@@ -683,8 +734,7 @@ pub fn render(spec: &PortraitSpec) -> Result<(RgbImage, Truth), SynthError> {
     } else {
         spec.backdrop
     };
-    let truth = make_truth(spec, &scene, backdrop_rgb);
-    Ok((img, truth))
+    Ok((img, backdrop_rgb))
 }
 
 /// Renders one canvas row; returns the backdrop's R, G, B sums and count.
@@ -784,8 +834,9 @@ fn draw_border(data: &mut [u8], w: u32, h: u32, b: &BorderSpec) {
     }
 }
 
-fn make_truth(spec: &PortraitSpec, scene: &Scene, backdrop_rgb: [u8; 3]) -> Truth {
-    let p = &scene.people[0];
+/// The truth about `p`, one of the people painted by `spec` (`two`: not
+/// alone).
+fn make_truth(spec: &PortraitSpec, p: &Person, two: bool, backdrop_rgb: [u8; 3]) -> Truth {
     let b = &spec.border;
     let round = |v: f64| (v + 0.5).floor() as i64;
     let inner = BoxI {
@@ -805,7 +856,7 @@ fn make_truth(spec: &PortraitSpec, scene: &Scene, backdrop_rgb: [u8; 3]) -> Trut
     );
     if cut_off {
         flag = Some("subject_cut_off");
-    } else if spec.second_person {
+    } else if two {
         flag = Some("two_people");
     } else if delta_e_approx(backdrop_rgb, REFERENCE_BACKDROP) > 25.0 {
         flag = Some("backdrop_not_blue");
@@ -822,7 +873,7 @@ fn make_truth(spec: &PortraitSpec, scene: &Scene, backdrop_rgb: [u8; 3]) -> Trut
     if spec.uneven_light >= 0.25 {
         warnings.push("uneven_light".to_string());
     }
-    let fixable = room && !cut_off && !spec.second_person && face_width >= 120;
+    let fixable = room && !cut_off && !two && face_width >= 120;
     Truth {
         width: spec.width,
         height: spec.height,
@@ -892,6 +943,115 @@ fn crop_fits(p: &Person, inner: &BoxI, centre_tolerance: f64) -> bool {
 fn delta_e_approx(a: [u8; 3], b: [u8; 3]) -> f64 {
     let d = [0, 1, 2].map(|i| f64::from(a[i]) - f64::from(b[i]));
     (0.3 * d[0] * d[0] + 0.59 * d[1] * d[1] + 0.11 * d[2] * d[2]).sqrt() * 0.6
+}
+
+// ---------------------------------------------------------------------------
+// Placed subjects
+
+/// A subject placed in canvas pixels, for unit tests that need a head at an
+/// exact row, two people side by side, or a pose [`PortraitSpec`] does not
+/// describe. Painted by the portrait renderer, like every portrait here;
+/// see [`Sitting`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sitter {
+    /// Centre column of the head.
+    pub cx: f64,
+    /// Top row of the hair.
+    pub crown: f64,
+    /// Cheek to cheek; the head (crown to chin) is `1 / 0.76` of it.
+    pub face_width: f64,
+    /// Row of the shoulder points; `None` for where the renderer puts
+    /// them, 0.42 head heights below the chin.
+    pub shoulder_row: Option<f64>,
+    /// How many pixels lower the viewer's right shoulder point is than the
+    /// left one.
+    pub tilt: f64,
+}
+
+impl Sitter {
+    pub fn new(cx: f64, crown: f64, face_width: f64) -> Self {
+        Sitter {
+            cx,
+            crown,
+            face_width,
+            shoulder_row: None,
+            tilt: 0.0,
+        }
+    }
+
+    fn person(&self) -> Person {
+        let hh = self.face_width / (2.0 * FACE_HALF_WIDTH);
+        let mut p = Person::new(self.cx, self.crown, hh);
+        if let Some(y) = self.shoulder_row {
+            p = p.with_shoulders_at(y);
+        }
+        p.tilt = self.tilt;
+        p
+    }
+
+    /// The face ellipse: centre column and row, half width, half height.
+    pub fn face_ellipse(&self) -> [f64; 4] {
+        let p = self.person();
+        [p.cx, p.fcy, p.fa, p.fb]
+    }
+}
+
+/// Sitters on a plain canvas: [`PortraitSpec`]'s backdrop, colours, light,
+/// noise and border, with the subjects placed by hand.
+#[derive(Clone, Debug)]
+pub struct Sitting {
+    /// Everything but the placement: `head_height`, `center_x`, `headroom`
+    /// and `second_person` are not used.
+    pub spec: PortraitSpec,
+    pub sitters: Vec<Sitter>,
+}
+
+impl Sitting {
+    /// A `width` x `height` canvas of even `backdrop` (no gradient) with
+    /// noise of about 3 levels' deviation in each channel, seed 7, and the
+    /// default colours.
+    pub fn new(width: u32, height: u32, backdrop: [u8; 3]) -> Self {
+        Sitting {
+            spec: PortraitSpec {
+                seed: 7,
+                width,
+                height,
+                backdrop,
+                backdrop_gradient: 0.0,
+                noise: 7.0,
+                ..PortraitSpec::default()
+            },
+            sitters: Vec::new(),
+        }
+    }
+
+    pub fn with(mut self, s: Sitter) -> Self {
+        self.sitters.push(s);
+        self
+    }
+
+    /// The picture, and the truth about each sitter in turn.
+    pub fn render(&self) -> Result<(RgbImage, Vec<Truth>), SynthError> {
+        check_spec(&self.spec)?;
+        let mut people = Vec::with_capacity(self.sitters.len());
+        for s in &self.sitters {
+            let numbers = [s.cx, s.crown, s.face_width, s.tilt];
+            if numbers.iter().any(|v| !v.is_finite())
+                || s.shoulder_row.is_some_and(|v| !v.is_finite())
+                || s.face_width <= 0.0
+            {
+                return Err(SynthError::Spec(format!("invalid sitter {s:?}")));
+            }
+            people.push(s.person());
+        }
+        let (img, backdrop_rgb) = paint(&self.spec, &people)?;
+        let two = people.len() > 1;
+        let truths = people
+            .iter()
+            .map(|p| make_truth(&self.spec, p, two, backdrop_rgb))
+            .collect();
+        Ok((img, truths))
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1639,6 +1799,80 @@ mod tests {
         assert!(!crop_fits(&nearer, &inner, 24.0));
         let centred = Person::new(500.0, 150.0, 400.0);
         assert!(crop_fits(&centred, &inner, 0.0));
+    }
+
+    #[test]
+    fn sitters_are_painted_where_they_are_placed() {
+        let p = Sitter::new(150.0, 60.0, 114.0);
+        let mut sc = Sitting::new(300, 400, REFERENCE_BACKDROP).with(p);
+        sc.spec.noise = 0.0;
+        let (img, t) = sc.render().expect("renders");
+        let t = &t[0];
+        assert_eq!((t.crown_row, t.center_x, t.face_width), (60, 150, 114));
+        assert_eq!(t.chin_row, 60 + 150);
+        assert_eq!(img.pixel(150, 58), REFERENCE_BACKDROP);
+        assert!(img.pixel(150, 62).iter().all(|&v| v < 90));
+        let [cx, cy, a, b] = p.face_ellipse();
+        assert_eq!((cx, cy + b), (150.0, 210.0));
+        assert!((a - 57.0).abs() < 1e-9 && b > a);
+        // Nobody: the backdrop alone, and no truth.
+        let mut empty = Sitting::new(64, 48, [1, 2, 3]);
+        empty.spec.noise = 0.0;
+        let (img, none) = empty.render().expect("renders");
+        assert!(none.is_empty() && img == RgbImage::filled(64, 48, [1, 2, 3]));
+        // Two sitters are two people.
+        let two = Sitting::new(600, 400, REFERENCE_BACKDROP)
+            .with(Sitter::new(150.0, 60.0, 100.0))
+            .with(Sitter::new(450.0, 60.0, 100.0));
+        let (_, t) = two.render().expect("renders");
+        assert_eq!(t.len(), 2);
+        assert!(
+            t.iter()
+                .all(|t| t.expected_flag.as_deref() == Some("two_people"))
+        );
+        assert_eq!(t[1].center_x, 450);
+        let bad = Sitting::new(300, 400, REFERENCE_BACKDROP).with(Sitter::new(f64::NAN, 1.0, 9.0));
+        assert!(bad.render().is_err());
+    }
+
+    /// First row of clothing (dark) in column `x`.
+    fn shoulder_top(img: &RgbImage, x: u32) -> u32 {
+        (0..img.height())
+            .find(|&y| img.pixel(x, y).iter().all(|&v| v < 60))
+            .expect("clothes in the column")
+    }
+
+    #[test]
+    fn sitters_shoulders_can_be_moved_and_tilted() {
+        // A head 100 px tall: shoulder points 82 px either side of 200.
+        let level = Sitter::new(200.0, 40.0, 76.0);
+        let (l, r) = (118, 282);
+        let render = |p: Sitter| {
+            let mut sc = Sitting::new(400, 500, REFERENCE_BACKDROP).with(p);
+            sc.spec.noise = 0.0;
+            sc.render().expect("renders")
+        };
+        let (img, level_truth) = render(level);
+        let (yl, yr) = (shoulder_top(&img, l), shoulder_top(&img, r));
+        assert_eq!(yl, yr);
+        let row = level_truth[0].shoulder_row;
+        assert!(yl.abs_diff(row as u32) <= 1, "{yl} vs {row}");
+        let (img, t) = render(Sitter {
+            tilt: 40.0,
+            ..level
+        });
+        let (tl, tr) = (shoulder_top(&img, l), shoulder_top(&img, r));
+        assert!(
+            tl.abs_diff(yl - 20) <= 1 && tr.abs_diff(yl + 20) <= 1,
+            "{yl}: {tl} {tr}"
+        );
+        assert_eq!(t[0].shoulder_row, row, "the mean level");
+        let (img, t) = render(Sitter {
+            shoulder_row: Some(330.0),
+            ..level
+        });
+        assert_eq!(t[0].shoulder_row, 330);
+        assert!(shoulder_top(&img, l).abs_diff(330) <= 1);
     }
 
     #[test]

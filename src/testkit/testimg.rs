@@ -1,195 +1,11 @@
-//! Test painters with known truth: a backdrop with noise and an optional
-//! gradient, a head (ellipse face under a dark hair cap), a neck, shoulders,
-//! and frames with JPEG-like ringing. Only compiled for tests.
-
-#![allow(dead_code)] // painters serve tests in several modules
+//! Painters that work on a finished picture, for unit tests: frames with
+//! noise, a double frame's rule and JPEG-like ringing, a blur, and a JPEG
+//! written by an encoder that is not ours. Portraits themselves come from
+//! [`synth`](crate::testkit::synth) (`render`, or `Sitting` for subjects
+//! placed by hand). Only compiled for tests.
 
 use crate::image::RgbImage;
-
-/// A small deterministic generator (SplitMix64) so noise is identical
-/// everywhere.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u32) -> u32 {
-        ((self.next_u64() >> 32) % u64::from(n)) as u32
-    }
-    /// Roughly normal, mean 0, deviation 1 (sum of uniforms).
-    pub fn gauss(&mut self) -> f64 {
-        let mut s = 0.0;
-        for _ in 0..4 {
-            s += (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        }
-        (s - 2.0) * (3.0f64).sqrt()
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Person {
-    pub cx: f64,
-    /// Centre of the face ellipse.
-    pub cy: f64,
-    /// Half the face width (cheek to cheek).
-    pub a: f64,
-    /// Half the face height.
-    pub b: f64,
-    pub skin: [u8; 3],
-    pub hair: [u8; 3],
-    pub clothes: [u8; 3],
-    /// Shoulder line row; the right shoulder is lowered by `tilt` px.
-    pub shoulder_y: f64,
-    pub tilt: f64,
-}
-
-impl Person {
-    /// A head whose face is `face` px wide, centred at `cx`, crown at `crown`.
-    pub fn new(cx: f64, crown: f64, face: f64) -> Person {
-        let a = face / 2.0;
-        let b = 1.4 * a;
-        let cy = crown + 1.16 * b;
-        Person {
-            cx,
-            cy,
-            a,
-            b,
-            skin: [224, 172, 140],
-            hair: [28, 22, 20],
-            clothes: [30, 34, 48],
-            shoulder_y: cy + 1.35 * b,
-            tilt: 0.0,
-        }
-    }
-    pub fn crown(&self) -> f64 {
-        self.cy - 1.16 * self.b
-    }
-    pub fn chin(&self) -> f64 {
-        self.cy + self.b
-    }
-    pub fn eye_line(&self) -> f64 {
-        self.cy - 0.05 * self.b
-    }
-    pub fn face_width(&self) -> f64 {
-        2.0 * self.a
-    }
-
-    /// The colour of this person at (x, y), or None where backdrop shows.
-    pub fn colour_at(&self, x: f64, y: f64) -> Option<[u8; 3]> {
-        let (a, b) = (self.a, self.b);
-        let dx = x - self.cx;
-        let face = (dx / a).powi(2) + ((y - self.cy) / b).powi(2) <= 1.0;
-        let hair_cy = self.cy - 0.06 * b;
-        let hair = (dx / (1.2 * a)).powi(2) + ((y - hair_cy) / (1.1 * b)).powi(2) <= 1.0
-            && y < self.cy + 0.2 * b;
-        if face && y >= self.cy - 0.45 * b {
-            // Eyes: two dark spots on the eye line.
-            let ey = self.eye_line();
-            for side in [-1.0, 1.0] {
-                let ex = self.cx + side * 0.4 * a;
-                if ((x - ex) / (0.14 * a)).powi(2) + ((y - ey) / (0.06 * a)).powi(2) <= 1.0 {
-                    return Some([40, 30, 30]);
-                }
-            }
-            return Some(self.skin);
-        }
-        if hair {
-            return Some(self.hair);
-        }
-        if face {
-            return Some(self.skin);
-        }
-        // Neck.
-        if dx.abs() <= 0.5 * a && y >= self.cy + 0.5 * b && y <= self.shoulder_y + 5.0 {
-            return Some(self.skin);
-        }
-        // Shoulders: a trapezoid widening downwards, tilted by `tilt`.
-        let top = self.shoulder_y + self.tilt * (dx / (3.0 * a)).clamp(-1.0, 1.0) / 2.0;
-        if y >= top {
-            let half = 1.7 * a + (y - top) * 1.2;
-            if dx.abs() <= half.min(3.6 * a) {
-                return Some(self.clothes);
-            }
-        }
-        None
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Scene {
-    pub width: u32,
-    pub height: u32,
-    pub backdrop: [u8; 3],
-    /// Added to the backdrop at the bottom row (a vertical light fall-off).
-    pub gradient: [f64; 3],
-    pub noise: f64,
-    pub people: Vec<Person>,
-    pub seed: u64,
-}
-
-impl Scene {
-    pub fn new(width: u32, height: u32, backdrop: [u8; 3]) -> Scene {
-        Scene {
-            width,
-            height,
-            backdrop,
-            gradient: [0.0; 3],
-            noise: 3.0,
-            people: Vec::new(),
-            seed: 7,
-        }
-    }
-
-    pub fn with(mut self, p: Person) -> Scene {
-        self.people.push(p);
-        self
-    }
-
-    /// Paints with 2x2 supersampled edges so silhouettes are antialiased.
-    pub fn paint(&self) -> RgbImage {
-        let mut img = RgbImage::filled(self.width, self.height, self.backdrop);
-        let mut rng = Rng::new(self.seed);
-        for y in 0..self.height {
-            let t = f64::from(y) / f64::from(self.height.max(2) - 1);
-            for x in 0..self.width {
-                let mut acc = [0.0f64; 3];
-                for (sx, sy) in [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)] {
-                    let (fx, fy) = (f64::from(x) + sx, f64::from(y) + sy);
-                    let c = self
-                        .people
-                        .iter()
-                        .find_map(|p| p.colour_at(fx, fy))
-                        .map(|c| c.map(f64::from))
-                        .unwrap_or_else(|| {
-                            let b = self.backdrop.map(f64::from);
-                            [
-                                b[0] + self.gradient[0] * t,
-                                b[1] + self.gradient[1] * t,
-                                b[2] + self.gradient[2] * t,
-                            ]
-                        });
-                    for k in 0..3 {
-                        acc[k] += c[k] / 4.0;
-                    }
-                }
-                let n = self.noise;
-                let px =
-                    [0, 1, 2].map(|k| (acc[k] + rng.gauss() * n).round().clamp(0.0, 255.0) as u8);
-                img.put_pixel(x, y, px);
-            }
-        }
-        img
-    }
-}
+use crate::testkit::synth::SplitMix64;
 
 /// Frame widths per side and their colour.
 #[derive(Clone, Copy, Debug, Default)]
@@ -205,7 +21,7 @@ pub fn add_frame(img: &RgbImage, f: Frame, colour: [u8; 3], noise: f64, seed: u6
     let w = img.width() + f.left + f.right;
     let h = img.height() + f.top + f.bottom;
     let mut out = RgbImage::filled(w, h, colour);
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     for y in 0..h {
         for x in 0..w {
             let inside =
@@ -249,7 +65,7 @@ pub fn draw_rule(img: &mut RgbImage, f: Frame, inset: u32, thickness: u32, colou
 /// edge, varying along the edge like 8x8 block artefacts do.
 pub fn add_ringing(img: &mut RgbImage, f: Frame, amp: f64, seed: u64) {
     let (w, h) = (img.width() as i64, img.height() as i64);
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let along: Vec<f64> = (0..w.max(h))
         .map(|_| 0.6 + 0.4 * rng.gauss().abs().min(1.0))
         .collect();

@@ -573,7 +573,7 @@ fn sin_pi(y: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::testimg::Rng;
+    use crate::testkit::synth::SplitMix64;
 
     #[test]
     fn the_kernel_matches_the_libm_lanczos3() {
@@ -641,7 +641,7 @@ mod tests {
     /// Noise over smooth gradients and hard edges: the noise rings the
     /// filter past 0 and 255 (so both clamps are exercised), the gradients
     /// and edges catch taps at the wrong place.
-    fn random_image(rng: &mut Rng, width: u32, height: u32) -> RgbImage {
+    fn random_image(rng: &mut SplitMix64, width: u32, height: u32) -> RgbImage {
         let mut img = RgbImage::filled(width, height, [0; 3]);
         let noise = rng.below(256);
         for y in 0..height {
@@ -661,13 +661,13 @@ mod tests {
 
     /// A random crop of a random image and output size: scale factors from
     /// 1 to 4 (and a few upscales), odd sizes, boxes on the image's edges.
-    fn random_case(rng: &mut Rng) -> (RgbImage, Rect, u32, u32) {
+    fn random_case(rng: &mut SplitMix64) -> (RgbImage, Rect, u32, u32) {
         let out_w = 3 + rng.below(70);
         let out_h = 3 + rng.below(90);
         let scale = 0.6 + f64::from(rng.below(3400)) / 1000.0;
         let box_w = ((f64::from(out_w) * scale) as u32).max(1);
         let box_h = ((f64::from(out_h) * scale) as u32).max(1);
-        let margin = |rng: &mut Rng| match rng.below(3) {
+        let margin = |rng: &mut SplitMix64| match rng.below(3) {
             0 => 0,
             _ => rng.below(25),
         };
@@ -682,7 +682,7 @@ mod tests {
         if !std::arch::is_x86_feature_detected!("avx2") {
             return;
         }
-        let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
+        let mut rng = SplitMix64::new(0x9E37_79B9_7F4A_7C15);
         let mut cases: Vec<_> = (0..150).map(|_| random_case(&mut rng)).collect();
         // Full-size outputs, as the pipeline makes: several bands, a
         // partial last band, rows wider than many 32-byte blocks.
@@ -762,7 +762,7 @@ mod tests {
     /// kernel table adds well under 0.01.
     #[test]
     fn output_is_within_its_rounding_of_a_real_convolution() {
-        let mut rng = Rng::new(0x1234_5678_9ABC_DEF1);
+        let mut rng = SplitMix64::new(0x1234_5678_9ABC_DEF1);
         let (mut total, mut count, mut worst, mut beyond_one) = (0.0, 0usize, 0.0f64, 0usize);
         for case in 0..60 {
             let (img, rect, out_w, out_h) = random_case(&mut rng);
@@ -832,7 +832,7 @@ mod tests {
 
     #[test]
     fn weights_sum_to_one_and_stay_in_the_axis() {
-        let mut rng = Rng::new(77);
+        let mut rng = SplitMix64::new(77);
         for _ in 0..300 {
             let in_size = 1 + rng.below(3000);
             let len = 1 + rng.below(in_size);
@@ -863,7 +863,7 @@ mod tests {
 
     #[test]
     fn flat_colour_stays_exactly_flat() {
-        let mut rng = Rng::new(5);
+        let mut rng = SplitMix64::new(5);
         for _ in 0..40 {
             let (img, rect, w, h) = random_case(&mut rng);
             let colour = [
@@ -882,7 +882,7 @@ mod tests {
 
     #[test]
     fn scale_one_on_whole_pixels_copies_the_box() {
-        let mut rng = Rng::new(11);
+        let mut rng = SplitMix64::new(11);
         for (w, h, rect) in [
             (90, 70, Rect::new(5, 3, 41, 61)),
             (90, 70, Rect::new(0, 0, 90, 70)),
@@ -915,7 +915,7 @@ mod tests {
     fn stale_buffers_never_show() {
         // Odd sizes leave a partial last band, whose rows past the output
         // are filtered from whatever the buffers held.
-        let mut rng = Rng::new(3);
+        let mut rng = SplitMix64::new(3);
         let img = random_image(&mut rng, 300, 400);
         let rect = Rect::new(7, 11, 211, 283);
         let first = resize_crop(&img, rect, 101, 135).unwrap();

@@ -202,7 +202,7 @@ mod tests {
 
     /// Random bytes, some runs of one value (a flat frame), some of a few
     /// values close together (noise), so both kinds of line are covered.
-    fn random_bytes(rng: &mut crate::testkit::testimg::Rng, len: usize) -> Vec<u8> {
+    fn random_bytes(rng: &mut crate::testkit::synth::SplitMix64, len: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(len);
         while out.len() < len {
             let run = 1 + (rng.next_u64() % 40) as usize;
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn sampling_is_the_same_with_and_without_simd() {
-        let mut rng = crate::testkit::testimg::Rng::new(21);
+        let mut rng = crate::testkit::synth::SplitMix64::new(21);
         let sizes = [
             (1, 1),
             (1, 9),
@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn median_from_a_guess_is_the_median() {
-        let mut rng = crate::testkit::testimg::Rng::new(23);
+        let mut rng = crate::testkit::synth::SplitMix64::new(23);
         for n in [0, 1, 2, 3, 16, 17, 256, 300] {
             for spread in [0u8, 1, 3, 255] {
                 let base = rng.next_u64() as u8;
@@ -349,7 +349,7 @@ mod tests {
 
     #[test]
     fn line_tests_are_the_same_with_and_without_simd() {
-        let mut rng = crate::testkit::testimg::Rng::new(22);
+        let mut rng = crate::testkit::synth::SplitMix64::new(22);
         // Past 32 * 255 samples the AVX2 byte counters are emptied on the
         // way.
         let lengths = [0, 1, 15, 16, 17, 31, 32, 33, 48, 63, 64, 100, 256, 257];

@@ -762,23 +762,35 @@ pub fn find_borders(img: &RgbImage, settings: &BorderSettings) -> Borders {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::testimg::{Frame, Person, Scene, add_frame, add_ringing, draw_rule};
+    use crate::testkit::synth::{Sitter, Sitting};
+    use crate::testkit::testimg::{Frame, add_frame, add_ringing, draw_rule};
 
     const BLUE: [u8; 3] = [100, 197, 255];
 
+    fn paint(sc: &Sitting) -> RgbImage {
+        sc.render().expect("renders").0
+    }
+
     fn portrait(w: u32, h: u32) -> RgbImage {
         let face = f64::from(w) * 0.45;
-        Scene::new(w, h, BLUE)
-            .with(Person::new(f64::from(w) / 2.0, f64::from(h) * 0.14, face))
-            .paint()
+        paint(&Sitting::new(w, h, BLUE).with(Sitter::new(
+            f64::from(w) / 2.0,
+            f64::from(h) * 0.14,
+            face,
+        )))
+    }
+
+    /// A 300x400 portrait in `clothes` (shirt and suit alike).
+    fn dressed(p: Sitter, clothes: [u8; 3]) -> RgbImage {
+        let mut sc = Sitting::new(300, 400, BLUE).with(p);
+        sc.spec.clothing = clothes;
+        sc.spec.shirt = clothes;
+        paint(&sc)
     }
 
     /// Shoulders so wide the clothes fill the whole bottom rows.
     fn wide_shoulders(clothes: [u8; 3]) -> RgbImage {
-        let mut p = Person::new(150.0, 50.0, 130.0);
-        p.clothes = clothes;
-        p.shoulder_y = 300.0;
-        Scene::new(300, 400, BLUE).with(p).paint()
+        dressed(Sitter::new(150.0, 50.0, 130.0), clothes)
     }
 
     fn assert_within(got: Borders, want: Frame, tol: u32) {
@@ -957,10 +969,10 @@ mod tests {
 
     #[test]
     fn black_frame_on_a_dark_suit() {
-        // The suit covers 84% of the bottom row.
-        let mut p = Person::new(150.0, 120.0, 70.0);
-        p.clothes = [26, 28, 34];
-        let base = Scene::new(300, 400, BLUE).with(p).paint();
+        // The suit covers 85% of the bottom row.
+        let base = dressed(Sitter::new(150.0, 120.0, 50.0), [26, 28, 34]);
+        let suit = (0..300).filter(|&x| base.pixel(x, 399)[2] < 80).count();
+        assert!((250..=260).contains(&suit), "{suit} px of suit");
         let f = Frame {
             top: 12,
             bottom: 60,
@@ -1007,8 +1019,12 @@ mod tests {
     fn white_frame_on_white_clothes_of_nearly_its_colour() {
         // Like cohort 00155: a drawn frame a few levels from the clothes it
         // touches, all along the bottom; no sample differs by more than
-        // the clothes' own noise, but the frame has none.
-        let base = wide_shoulders([234, 234, 232]);
+        // the clothes' own noise, but the frame has none. (The suit is lit
+        // 4% brighter than this colour in the middle, 1% darker at the
+        // sides: along the bottom it averages a level below the frame.)
+        let base = wide_shoulders([229, 229, 227]);
+        let bottom: u32 = (0..300).map(|x| u32::from(base.pixel(x, 399)[1])).sum();
+        assert!((bottom / 300).abs_diff(236) <= 3, "{}", bottom / 300);
         let f = Frame {
             top: 2,
             bottom: 70,
@@ -1048,7 +1064,7 @@ mod tests {
         // colour. Its straight top edge against the backdrop would end a
         // frame; a band with no flat line is none.
         let mut img = flat_portrait();
-        let mut rng = crate::testkit::testimg::Rng::new(14);
+        let mut rng = crate::testkit::synth::SplitMix64::new(14);
         for y in 250..400 {
             for x in 0..300 {
                 let d = [-39.0, -13.0, 13.0, 39.0][(rng.next_u64() % 4) as usize];
@@ -1065,12 +1081,12 @@ mod tests {
         assert_eq!(find_borders(&img, &blind).bottom, 150);
     }
 
-    /// A noiseless portrait on an even backdrop, to paint palette dither on.
+    /// A portrait on an even backdrop without noise, to paint palette
+    /// dither on.
     fn flat_portrait() -> RgbImage {
-        let mut scene = Scene::new(300, 400, BLUE).with(Person::new(150.0, 200.0, 120.0));
-        scene.noise = 0.0;
-        scene.gradient = [0.0; 3];
-        scene.paint()
+        let mut sc = Sitting::new(300, 400, BLUE).with(Sitter::new(150.0, 200.0, 120.0));
+        sc.spec.noise = 0.0;
+        paint(&sc)
     }
 
     #[test]
@@ -1171,9 +1187,7 @@ mod tests {
     #[test]
     fn bright_wall_and_plain_backdrop_are_not_borders() {
         for bg in [[250, 250, 250], [240, 240, 240], BLUE] {
-            let img = Scene::new(300, 400, bg)
-                .with(Person::new(150.0, 120.0, 120.0))
-                .paint();
+            let img = paint(&Sitting::new(300, 400, bg).with(Sitter::new(150.0, 120.0, 120.0)));
             let got = find_borders(&img, &BorderSettings::default());
             assert!(got.is_none(), "{bg:?}: {got:?}");
         }

@@ -3,30 +3,12 @@
 //! The generators panic on a zero dimension, like [`RgbImage::filled`];
 //! they take constants, never user input.
 
+use super::SplitMix64;
 use crate::image::RgbImage;
 
-/// A small xorshift generator: deterministic on every platform.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform in `-1.0..1.0`.
-    pub fn signed(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
+/// Uniform in `-1.0..1.0`.
+fn signed(rng: &mut SplitMix64) -> f32 {
+    rng.range(-1.0, 1.0) as f32
 }
 
 fn clamp8(v: f32) -> u8 {
@@ -56,7 +38,7 @@ pub fn gradient(width: u32, height: u32) -> RgbImage {
 
 /// Uniform noise of amplitude `amp` (0-128) over mid grey: detail at will.
 pub fn noise(width: u32, height: u32, amp: f32, seed: u64) -> RgbImage {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut img = RgbImage::filled(width, height, [0, 0, 0]);
     for y in 0..height {
         for x in 0..width {
@@ -65,9 +47,9 @@ pub fn noise(width: u32, height: u32, amp: f32, seed: u64) -> RgbImage {
                 x,
                 y,
                 [
-                    clamp8(base + amp * rng.signed()),
-                    clamp8(base + amp * rng.signed()),
-                    clamp8(base + amp * rng.signed()),
+                    clamp8(base + amp * signed(&mut rng)),
+                    clamp8(base + amp * signed(&mut rng)),
+                    clamp8(base + amp * signed(&mut rng)),
                 ],
             );
         }
@@ -79,7 +61,7 @@ pub fn noise(width: u32, height: u32, amp: f32, seed: u64) -> RgbImage {
 /// scales sensor noise, hair texture and clothing pattern, so one seed
 /// spans studio-clean to grainy phone shots.
 pub fn portrait(width: u32, height: u32, detail: f32, seed: u64) -> RgbImage {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut img = RgbImage::filled(width, height, [0, 0, 0]);
     let (w, h) = (width as f32, height as f32);
     let (cx, cy) = (w * 0.5, h * 0.42);
@@ -89,7 +71,7 @@ pub fn portrait(width: u32, height: u32, detail: f32, seed: u64) -> RgbImage {
     for y in 0..height {
         for x in 0..width {
             let (fx, fy) = (x as f32, y as f32);
-            let n = grain * rng.signed();
+            let n = grain * signed(&mut rng);
             let dx = (fx - cx) / rx;
             let dy = (fy - cy) / ry;
             let head = dx * dx + dy * dy;

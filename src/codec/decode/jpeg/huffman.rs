@@ -977,7 +977,7 @@ mod tests {
     use super::*;
     use crate::codec::encode::{Chroma, encode_once};
     use crate::image::RgbImage;
-    use crate::testkit::testimg::Rng;
+    use crate::testkit::synth::SplitMix64;
     use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
     /// A portrait with noise growing from left to right, so that the right
@@ -985,7 +985,7 @@ mod tests {
     /// one-lookup entries.
     fn textured(w: u32, h: u32, seed: u64) -> RgbImage {
         let mut img = crate::testkit::synth::portrait(w, h, 0.5, seed);
-        let mut rng = Rng::new(seed);
+        let mut rng = SplitMix64::new(seed);
         let wf = f64::from(w);
         for (i, px) in img.as_bytes_mut().chunks_exact_mut(3).enumerate() {
             let x = (i % w as usize) as f64;

@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::*;
 use crate::codec::decode::DecodeScale;
 use crate::codec::decode::jpeg::{Libjpeg, Warnings, libjpeg_rgb_with};
+use crate::testkit::synth::SplitMix64;
 
 const BASELINE_420: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -43,29 +44,12 @@ fn started() -> Libjpeg<'static> {
     d
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in -m..=m.
-    fn signed(&mut self, m: i32) -> i16 {
-        let span = 2 * i64::from(m) + 1;
-        (self.next() % span as u64) as i64 as i16 - m as i16
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
+/// Uniform in -m..=m.
+fn signed(rng: &mut SplitMix64, m: i32) -> i16 {
+    rng.int(-i64::from(m), i64::from(m)) as i16
 }
 
-fn random_table(rng: &mut Rng) -> [i16; 64] {
+fn random_table(rng: &mut SplitMix64) -> [i16; 64] {
     let kind = rng.below(7);
     // With kind 7 blocks, puts dequantized values just either side of the
     // 32-bit bounds, where a bound too loose would show.
@@ -76,27 +60,27 @@ fn random_table(rng: &mut Rng) -> [i16; 64] {
         1 => (1 + rng.below(16)) as i16,
         2 => (1 + rng.below(32767)) as i16,
         // 16-bit quantization values above 32767 are negative as `short`.
-        3 => rng.next() as i16,
+        3 => rng.next_u64() as i16,
         4 => 1,
         // Coarser at high frequencies, as real tables are.
-        _ => (1 + (i / 8 + i % 8) as u64 * (1 + rng.below(12))) as i16,
+        _ => (1 + (i / 8 + i % 8) as u64 * u64::from(1 + rng.below(12))) as i16,
     })
 }
 
-fn random_block(rng: &mut Rng) -> [i16; 64] {
+fn random_block(rng: &mut SplitMix64) -> [i16; 64] {
     let kind = rng.below(9);
     let mut block = [0i16; 64];
     match kind {
         0 => {}
-        1 => block[0] = rng.signed(2047),
-        2 => block = std::array::from_fn(|_| rng.signed(2047)),
-        3 => block = std::array::from_fn(|_| rng.signed(64)),
+        1 => block[0] = signed(rng, 2047),
+        2 => block = std::array::from_fn(|_| signed(rng, 2047)),
+        3 => block = std::array::from_fn(|_| signed(rng, 64)),
         4 => {
             for _ in 0..1 + rng.below(6) {
-                block[rng.below(64) as usize] = rng.signed(2047);
+                block[rng.below(64) as usize] = signed(rng, 2047);
             }
         }
-        5 => block = std::array::from_fn(|_| rng.next() as i16),
+        5 => block = std::array::from_fn(|_| rng.next_u64() as i16),
         6 => {
             block = std::array::from_fn(|_| match rng.below(3) {
                 0 => i16::MAX,
@@ -115,7 +99,7 @@ fn random_block(rng: &mut Rng) -> [i16; 64] {
         _ => {
             block = std::array::from_fn(|i| {
                 let m = 1024 / (1 + (i / 8 + i % 8) as i32 * 2);
-                rng.signed(m)
+                signed(rng, m)
             })
         }
     }
@@ -144,7 +128,7 @@ fn matches_c(c: InverseDct, ours: InverseDct, kernel: Kernel, seed: u64) {
     let mut d = started();
     let cinfo: *mut Cinfo = d.cinfo_mut();
     let layout = layout(cinfo);
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     let (mut fast, mut handed_over) = (0, 0);
     let n = 60_000;
     for i in 0..n {
