@@ -123,6 +123,8 @@ fi
 # own start-up (and for gradphoto its own final manifest).
 passes=${FLOOR_PASSES:-3}
 chunk=${FLOOR_CHUNK:-50}
+# FLOOR_PASSES=0: the table alone.
+[ "$passes" -gt 0 ] || exit 0
 read -r -a others <<<"${INTERLEAVE:-decode-floor magick}"
 # Prints "v1 v2 ... (median m)" for the values given.
 sorted_with_median() {
