@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use gradphoto::Options;
-use gradphoto::manifest::{PhotoRecord, RecordSource, RosterRef, RosterSummary, RunHeader, Status};
+use gradphoto::manifest::{PhotoRecord, RecordSource, RosterSummary, RunHeader, Status};
 use gradphoto::{BatchConfig, Progress, run_normalize};
 use gradphoto::{CheckConfig, run_check};
 use gradphoto::{ColumnNames, NameTemplate, Roster};
@@ -477,40 +477,9 @@ fn print_roster(s: &RosterSummary) {
             );
         }
     };
-    let who = |r: &RosterRef| format!("{} {} (line {})", r.student_no, r.name, r.line);
-    show("no photo", s.no_photo.iter().map(who).collect());
-    show(
-        "several photos (none used)",
-        s.multiple_photos
-            .iter()
-            .map(|m| format!("{}: {}", who(&m.graduate), m.photos.join(", ")))
-            .collect(),
-    );
-    show(
-        "photos matching nobody",
-        s.unmatched_photos.iter().map(|u| u.photo.clone()).collect(),
-    );
-    show(
-        "invalid ID-card numbers",
-        s.invalid_ids
-            .iter()
-            .map(|i| format!("{}: {:?} {}", who(&i.graduate), i.id_card, i.reason))
-            .collect(),
-    );
-    show(
-        "student numbers on several rows",
-        s.duplicate_student_nos.clone(),
-    );
-    show(
-        "ID-card numbers on several rows",
-        s.duplicate_id_cards
-            .iter()
-            .map(|d| {
-                let rows: Vec<String> = d.graduates.iter().map(who).collect();
-                format!("{}: {}", d.id_card, rows.join(", "))
-            })
-            .collect(),
-    );
+    for (title, items) in s.mismatch_lists() {
+        show(title, items);
+    }
 }
 
 fn print_summary(run: &RunHeader, out: &std::path::Path, elapsed: Duration) {

@@ -240,6 +240,50 @@ impl RosterSummary {
             && self.duplicate_student_nos.is_empty()
             && self.duplicate_id_cards.is_empty()
     }
+
+    /// Each kind of mismatch with its entries as a person reads them, for
+    /// the terminal summary and the report alike.
+    pub fn mismatch_lists(&self) -> [(&'static str, Vec<String>); 6] {
+        let who = |r: &RosterRef| format!("{} {} (line {})", r.student_no, r.name, r.line);
+        [
+            ("No photo", self.no_photo.iter().map(who).collect()),
+            (
+                "Several photos (none used)",
+                self.multiple_photos
+                    .iter()
+                    .map(|m| format!("{}: {}", who(&m.graduate), m.photos.join(", ")))
+                    .collect(),
+            ),
+            (
+                "Photos matching nobody",
+                self.unmatched_photos
+                    .iter()
+                    .map(|u| format!("{}: {}", u.photo, u.reason))
+                    .collect(),
+            ),
+            (
+                "Invalid ID-card numbers",
+                self.invalid_ids
+                    .iter()
+                    .map(|i| format!("{}: {:?} {}", who(&i.graduate), i.id_card, i.reason))
+                    .collect(),
+            ),
+            (
+                "Student numbers on several rows",
+                self.duplicate_student_nos.clone(),
+            ),
+            (
+                "ID-card numbers on several rows",
+                self.duplicate_id_cards
+                    .iter()
+                    .map(|d| {
+                        let rows: Vec<String> = d.graduates.iter().map(who).collect();
+                        format!("{}: {}", d.id_card, rows.join(", "))
+                    })
+                    .collect(),
+            ),
+        ]
+    }
 }
 
 impl PhotoRecord {

@@ -590,50 +590,9 @@ fn roster_section(h: &mut String, s: &RosterSummary) {
         }
         h.push_str("</ul></details>");
     };
-    let who = |r: &crate::batch::manifest::RosterRef| {
-        format!("{} {} (line {})", r.student_no, r.name, r.line)
-    };
-    list(h, "No photo", s.no_photo.iter().map(who).collect());
-    list(
-        h,
-        "Several photos (none used)",
-        s.multiple_photos
-            .iter()
-            .map(|m| format!("{}: {}", who(&m.graduate), m.photos.join(", ")))
-            .collect(),
-    );
-    list(
-        h,
-        "Photos matching nobody",
-        s.unmatched_photos
-            .iter()
-            .map(|u| format!("{}: {}", u.photo, u.reason))
-            .collect(),
-    );
-    list(
-        h,
-        "Invalid ID-card numbers",
-        s.invalid_ids
-            .iter()
-            .map(|i| format!("{}: {:?} {}", who(&i.graduate), i.id_card, i.reason))
-            .collect(),
-    );
-    list(
-        h,
-        "Student numbers on several rows",
-        s.duplicate_student_nos.clone(),
-    );
-    list(
-        h,
-        "ID-card numbers on several rows",
-        s.duplicate_id_cards
-            .iter()
-            .map(|d| {
-                let rows: Vec<String> = d.graduates.iter().map(who).collect();
-                format!("{}: {}", d.id_card, rows.join(", "))
-            })
-            .collect(),
-    );
+    for (title, items) in s.mismatch_lists() {
+        list(h, title, items);
+    }
     h.push_str("</section>");
 }
 
