@@ -2,11 +2,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use gradphoto::BorderSettings;
 use gradphoto::stages::find_borders;
 
-#[path = "support/portrait12mp.rs"]
-mod portrait12mp;
+use gradphoto::testkit::synth::framed_portrait_12mp;
 
 fn bench(c: &mut Criterion) {
-    let img = portrait12mp::portrait_12mp();
+    let img = framed_portrait_12mp();
     let s = BorderSettings::default();
     c.bench_function("find_borders 12MP framed portrait", |b| {
         b.iter(|| find_borders(std::hint::black_box(&img), &s))

@@ -9,11 +9,10 @@ use gradphoto::stages::find_borders;
 use gradphoto::stages::locate_subject;
 use gradphoto::stages::plan_crop;
 
-#[path = "support/portrait12mp.rs"]
-mod portrait12mp;
+use gradphoto::testkit::synth::framed_portrait_12mp;
 
 fn bench(c: &mut Criterion) {
-    let framed = portrait12mp::portrait_12mp();
+    let framed = framed_portrait_12mp();
     let borders = find_borders(&framed, &BorderSettings::default());
     assert_eq!(
         (borders.top, borders.bottom, borders.left, borders.right),

@@ -16,7 +16,7 @@
 //! describes the upright picture.
 
 pub mod patterns;
-pub use patterns::{gradient, noise, portrait};
+pub use patterns::{framed_portrait_12mp, gradient, noise, portrait};
 
 use std::borrow::Cow;
 
@@ -644,11 +644,8 @@ fn to_u8(v: f64) -> u8 {
 
 fn check_spec(s: &PortraitSpec) -> Result<(), SynthError> {
     let bad = |m: String| Err(SynthError::Spec(m));
-    if !(32..=20_000).contains(&s.width) || !(32..=20_000).contains(&s.height) {
-        return bad(format!(
-            "canvas {}x{} outside 32..=20000",
-            s.width, s.height
-        ));
+    if !(8..=20_000).contains(&s.width) || !(8..=20_000).contains(&s.height) {
+        return bad(format!("canvas {}x{} outside 8..=20000", s.width, s.height));
     }
     let b = &s.border;
     if b.left + b.right > s.width / 2 || b.top + b.bottom > s.height / 2 {
