@@ -18,7 +18,9 @@
 # only when none answers, and then stopped too.
 #
 # Environment: SHARD_CHECK_COUNT (photos, default 200), SHARD_CHECK_SEED
-# (default 9), SHARD_CHECK_NO_SLURM=1 (go straight to the shards by hand).
+# (default 9), SHARD_CHECK_COHORT (a folder of photos to use instead of
+# generating them), SHARD_CHECK_NO_SLURM=1 (go straight to the shards by
+# hand).
 # Exits 0 when everything matched, 1 otherwise (the work folder is kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,13 +68,18 @@ cargo build --release --quiet --bin gradphoto
 cp "${CARGO_TARGET_DIR:-target}/release/gradphoto" "$work/"
 export GRADPHOTO=$work/gradphoto
 
-say "generating a cohort of $count photos (seed $seed, 1.3-2.5 MP)"
-t=$SECONDS
-cargo run --release --quiet --features testkit --example make_cohort -- \
-  --out "$work/cohort" --count "$count" --seed "$seed" --preset cohort \
-  --min-mp 1.3 --max-mp 2.5 >"$work/make_cohort.log" 2>&1 ||
-  die "make_cohort failed: $(cat "$work/make_cohort.log")"
-say "generated in $((SECONDS - t)) s"
+if [ -n "${SHARD_CHECK_COHORT:-}" ]; then
+  say "using the cohort in $SHARD_CHECK_COHORT"
+  ln -s "$(cd "$SHARD_CHECK_COHORT" && pwd)" "$work/cohort"
+else
+  say "generating a cohort of $count photos (seed $seed, 1.3-2 MP)"
+  t=$SECONDS
+  cargo run --release --quiet --features testkit --example make_cohort -- \
+    --out "$work/cohort" --count "$count" --seed "$seed" --preset cohort \
+    --min-mp 1.3 --max-mp 2 >"$work/make_cohort.log" 2>&1 ||
+    die "make_cohort failed: $(cat "$work/make_cohort.log")"
+  say "generated in $((SECONDS - t)) s"
+fi
 
 # gradphoto's exit 1 means some photos failed (the cohort has unfit ones).
 run_ok() {
@@ -119,8 +126,10 @@ start_slurm() {
       return 1
     }
   fi
-  local host
+  local host mem
   host=$(hostname -s)
+  # In MB, less some for the system: the array script asks for memory.
+  mem=$(awk '/^MemTotal:/ { m = int($2 / 1024) - 512; print (m > 512 ? m : 512) }' /proc/meminfo)
   mkdir -p "$work/slurm/state" "$work/slurm/spool"
   export SLURM_CONF=$work/slurm/slurm.conf
   cat >"$SLURM_CONF" <<EOF
@@ -147,7 +156,7 @@ MpiDefault=none
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem State=UNKNOWN
 PartitionName=check Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
   slurmctld -i >/dev/null 2>&1 || {
