@@ -293,6 +293,14 @@ impl CommonArgs {
             None => Shard::from_env(&|name| std::env::var(name).ok(), count)
                 .map_err(|e| e.to_string())?,
         };
+        if let (Some(count), Some(s)) = (count, &shard)
+            && s.count != count
+        {
+            return Err(format!(
+                "--shard-count {count} disagrees with the shard count {} (from {})",
+                s.count, s.from
+            ));
+        }
         if let (Some(count), None) = (count, &shard)
             && self.shard.is_none()
         {

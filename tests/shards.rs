@@ -149,7 +149,11 @@ fn four_shards_merged_are_what_one_run_writes() {
     let mut seen = Vec::new();
     for k in 1..=4 {
         let shard = format!("{k}/4");
-        finished(normalize(&fixtures, &sharded, &["--shard", &shard, "--jobs", "1"]));
+        finished(normalize(
+            &fixtures,
+            &sharded,
+            &["--shard", &shard, "--jobs", "1"],
+        ));
         let m = read_json(&part(&sharded, k, 4).join("manifest.json"));
         assert_eq!(m["run"]["shard"]["index"], k);
         assert_eq!(m["run"]["shard"]["from"], "--shard");
@@ -174,7 +178,11 @@ fn four_shards_merged_are_what_one_run_writes() {
     // `check` too, in two shards.
     let checked = root.join("check-plain");
     let mut c = gradphoto(&[OsStr::new("check"), fixtures.as_os_str()]);
-    c.args([OsStr::new("--out"), checked.as_os_str(), OsStr::new("--quiet")]);
+    c.args([
+        OsStr::new("--out"),
+        checked.as_os_str(),
+        OsStr::new("--quiet"),
+    ]);
     finished(c);
     let checked_shards = root.join("check-shards");
     for k in 1..=2 {
@@ -214,14 +222,21 @@ fn merge_refuses_what_is_not_one_whole_batch_and_writes_nothing() {
     let fixtures = fixtures();
     let out = root.join("out");
     for k in 1..=4 {
-        finished(normalize(&fixtures, &out, &["--shard", &format!("{k}/4"), "--jobs", "1"]));
+        finished(normalize(
+            &fixtures,
+            &out,
+            &["--shard", &format!("{k}/4"), "--jobs", "1"],
+        ));
     }
     let parts: Vec<PathBuf> = (1..=4).map(|k| part(&out, k, 4)).collect();
     let refused = |args: &[&Path], why: &str| {
         let (code, stdout, stderr) = merge(args, &out);
         assert_eq!(code, Some(2), "{why}: {stdout}{stderr}");
         assert!(stderr.contains(why), "expected {why:?} in: {stderr}");
-        assert!(!out.join("manifest.json").exists(), "{why}: nothing written");
+        assert!(
+            !out.join("manifest.json").exists(),
+            "{why}: nothing written"
+        );
     };
 
     refused(&[&parts[0], &parts[1], &parts[2]], "missing shards: 4 of 4");
@@ -232,7 +247,10 @@ fn merge_refuses_what_is_not_one_whole_batch_and_writes_nothing() {
     edit_part(&twice, |m| {
         m["photos"][0]["jpeg_quality"] = Value::from(61);
     });
-    refused(&[&out, &twice], "shard 2 of 4 was run twice with different results");
+    refused(
+        &[&out, &twice],
+        "shard 2 of 4 was run twice with different results",
+    );
 
     // An input in two parts.
     let overlap = root.join("overlap");
@@ -259,11 +277,17 @@ fn merge_refuses_what_is_not_one_whole_batch_and_writes_nothing() {
     let old = root.join("old/shard-0004-of-0004");
     copy_part(&parts[3], &old);
     edit_part(&old, |m| m["run"]["version"] = Value::from("0.0.9"));
-    refused(&[&parts[0], &parts[1], &parts[2], &old], "the version differs");
+    refused(
+        &[&parts[0], &parts[1], &parts[2], &old],
+        "the version differs",
+    );
     let killed = root.join("killed/shard-0004-of-0004");
     copy_part(&parts[3], &killed);
     edit_part(&killed, |m| m["run"]["finished"] = Value::Null);
-    refused(&[&parts[0], &parts[1], &parts[2], &killed], "did not finish");
+    refused(
+        &[&parts[0], &parts[1], &parts[2], &killed],
+        "did not finish",
+    );
 
     // A photo a part lists that is not in the folder.
     let elsewhere = root.join("elsewhere");
@@ -288,7 +312,10 @@ fn journal_lines(dir: &Path) -> usize {
 }
 
 fn spawn(mut c: Command) -> Child {
-    c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    c.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 #[test]
@@ -318,7 +345,12 @@ fn a_shard_that_dies_loses_nothing_of_the_others_and_resumes() {
     victim.wait().unwrap();
     for child in others {
         let o = child.wait_with_output().unwrap();
-        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     let (code, _, stderr) = merge(&[&out], &out);
     assert_eq!(code, Some(2));
@@ -412,14 +444,22 @@ fn the_shard_comes_from_the_schedulers_environment_and_lists_from_stdin() {
     std::fs::write(&list_file, &list).unwrap();
     let from_list = root.join("from-list");
     let mut c = gradphoto(&[OsStr::new("normalize"), OsStr::new("--files-from")]);
-    c.args([list_file.as_os_str(), OsStr::new("--out"), from_list.as_os_str()])
-        .arg("--quiet");
+    c.args([
+        list_file.as_os_str(),
+        OsStr::new("--out"),
+        from_list.as_os_str(),
+    ])
+    .arg("--quiet");
     finished(c);
     let read: Value = read_json(&from_list.join("manifest.json"));
     assert_eq!(read["photos"].as_array().unwrap().len(), listed.len());
     let stdin_shards = root.join("stdin-shards");
     for k in 1..=3 {
-        let mut c = gradphoto(&[OsStr::new("normalize"), OsStr::new("--files-from"), OsStr::new("-")]);
+        let mut c = gradphoto(&[
+            OsStr::new("normalize"),
+            OsStr::new("--files-from"),
+            OsStr::new("-"),
+        ]);
         c.args([OsStr::new("--out"), stdin_shards.as_os_str()])
             .args(["--quiet", "--shard", &format!("{k}/3")])
             .stdin(Stdio::piped())
