@@ -191,6 +191,10 @@ fn four_shards_merged_are_what_one_run_writes() {
             .args(["--quiet", "--shard", &format!("{k}/2")]);
         finished(c);
     }
+    // Never over a normalize run's manifest.
+    let (code, _, stderr) = merge(&[&checked_shards], &plain);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("manifest of a normalize run"), "{stderr}");
     let (code, _, stderr) = merge(&[&checked_shards], &checked_shards);
     assert!(matches!(code, Some(0 | 1)), "{stderr}");
     assert_same_batch(&checked, &checked_shards);

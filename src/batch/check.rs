@@ -200,8 +200,11 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
         }
         None => (out.clone(), vec![lock_output_folder(out)?]),
     };
-    if manifest::manifest_command(&book).as_deref() == Some("normalize") {
-        return Err(CheckError::NormalizeFolder(book));
+    // A shard's part too: merging it would replace DIR's manifest.
+    for dir in [out, &book] {
+        if manifest::manifest_command(dir).as_deref() == Some("normalize") {
+            return Err(CheckError::NormalizeFolder(dir.clone()));
+        }
     }
     let Discovery {
         photos,

@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 
 use crate::batch::lock::{FolderLock, LockError};
 use crate::batch::manifest::{
-    JSON_NAME, ManifestError, ManifestWriter, PhotoRecord, Records, RunHeader, read_document,
+    JSON_NAME, ManifestError, ManifestWriter, PhotoRecord, Records, RunHeader, manifest_command,
+    read_document,
 };
 use crate::batch::pipeline::{BatchError, lock_output_folder};
 use crate::batch::shard::{MergedRun, PARTS_DIR, ShardRun};
@@ -111,6 +112,10 @@ pub enum MergeError {
         dir: PathBuf,
         why: String,
     },
+    #[error(
+        "{0} holds the photos and manifest of a normalize run, which merging check parts would replace; merge them into another --out"
+    )]
+    NormalizeFolder(PathBuf),
     #[error(transparent)]
     Folder(#[from] BatchError),
     #[error(transparent)]
@@ -423,6 +428,9 @@ pub fn run_merge(config: &MergeConfig) -> Result<Records, MergeError> {
         return Err(MergeError::Incomplete { records, expected });
     }
 
+    if parts[0].run.command == "check" && manifest_command(out).as_deref() == Some("normalize") {
+        return Err(MergeError::NormalizeFolder(out.clone()));
+    }
     let mut header = parts[0].run.clone();
     header.shard = None;
     header.finished = None;
