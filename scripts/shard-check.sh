@@ -46,11 +46,14 @@ command -v python3 >/dev/null || die "python3 not found (apt-get install python3
 work=$(mktemp -d "${TMPDIR:-/tmp}/gradphoto-shards.XXXXXX")
 chmod 755 "$work"
 ok=0
-slurm_pids=()
 munged_started=0
 cleanup() {
-  for pid in "${slurm_pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
+  # The daemons this started, by the pid files they wrote.
+  local daemon
+  for daemon in slurmd slurmctld; do
+    if [ -f "$work/slurm/$daemon.pid" ]; then
+      kill "$(cat "$work/slurm/$daemon.pid")" 2>/dev/null || true
+    fi
   done
   if [ "$munged_started" = 1 ] && [ -f "$work/munge/munged.pid" ]; then
     kill "$(cat "$work/munge/munged.pid")" 2>/dev/null || true
@@ -163,16 +166,12 @@ EOF
     why="slurmctld did not start: $(tail -n 3 "$work/slurm/slurmctld.log" 2>/dev/null)"
     return 1
   }
-  sleep 1
-  [ -f "$work/slurm/slurmctld.pid" ] && slurm_pids+=("$(cat "$work/slurm/slurmctld.pid")")
   slurmd >/dev/null 2>&1 || {
     why="slurmd did not start: $(tail -n 3 "$work/slurm/slurmd.log" 2>/dev/null)"
     return 1
   }
   local i state=""
   for i in $(seq 1 30); do
-    [ -f "$work/slurm/slurmd.pid" ] && [ ${#slurm_pids[@]} -lt 2 ] &&
-      slurm_pids+=("$(cat "$work/slurm/slurmd.pid")")
     state=$(sinfo -h -N -o %T 2>/dev/null | head -n 1 || true)
     [ "$state" = idle ] && return 0
     sleep 1
