@@ -99,6 +99,7 @@ fn main() -> Result<()> {
                 options,
                 roster: None,
                 name_template: Default::default(),
+                shard: None,
             };
             let start = Instant::now();
             let manifest = run_normalize(&config, &Silent)?;

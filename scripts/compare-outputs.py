@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Compares two gradphoto output folders: every file byte for byte, and the
 manifests record for record with the fields that measure time or the machine
-left out (`started`, `finished`, `seconds`, `stage_seconds`, `jobs`).
+left out (`started`, `finished`, `seconds`, `stage_seconds`, `jobs`, and
+`merged`, which says how many shards made a merged manifest). Hidden files and
+folders (the lock, a sharded batch's parts in .gradphoto-shards/) are ours,
+not outputs, and are left out.
 
 Usage: scripts/compare-outputs.py DIR_A DIR_B
 Exit status 0 when they are the same, 1 with the differences listed."""
@@ -10,13 +13,14 @@ import os
 import sys
 
 # Fields of the run header that say when and how fast, not what.
-TIMING = {"started", "finished", "seconds", "stage_seconds", "jobs"}
+TIMING = {"started", "finished", "seconds", "stage_seconds", "jobs", "merged"}
 MANIFESTS = {"manifest.json", "manifest.jsonl", "manifest.csv"}
 
 
 def files(root):
     out = {}
-    for dirpath, _, names in os.walk(root):
+    for dirpath, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in names:
             path = os.path.join(dirpath, name)
             out[os.path.relpath(path, root)] = path

@@ -10,7 +10,11 @@
 #   2. cargo test --release --features testkit (the test kit: generators,
 #      scorer and painters that tests and examples use);
 #   3. scripts/qemu-check.sh: the same binary natively and under two emulated
-#      CPUs without AVX2, outputs compared byte for byte.
+#      CPUs without AVX2, outputs compared byte for byte;
+#   4. scripts/shard-check.sh: a one-node Slurm cluster (Debian's slurm-wlm
+#      and munge, installed here as root; without them the check says so
+#      loudly and starts the shards by hand) runs a generated cohort as a
+#      4-task job array, merged and compared byte for byte with one run.
 # Rust itself (1.87 or newer, with cargo) is not installed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +31,14 @@ command -v nasm >/dev/null || missing+=(nasm)
 [ -n "${GRADPHOTO_CHROMIUM:-}" ] || [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v qemu-x86_64 >/dev/null || missing+=(qemu-user)
 command -v python3 >/dev/null || missing+=(python3)
+# Slurm only as root: slurmd runs as root, and without it shard-check.sh
+# runs the shards by hand rather than not at all.
+slurm=()
+if [ "$(id -u)" -eq 0 ]; then
+  command -v slurmctld >/dev/null && command -v slurmd >/dev/null &&
+    command -v sbatch >/dev/null || slurm+=(slurm-wlm)
+  command -v munged >/dev/null || slurm+=(munge)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
@@ -45,5 +57,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+if [ ${#slurm[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+  echo "test.sh: installing ${slurm[*]} (apt-get, without recommends)"
+  { [ ${#missing[@]} -gt 0 ] || apt-get update -qq; } &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${slurm[@]}" >/dev/null ||
+    echo "test.sh: could not install ${slurm[*]}; shard-check.sh will say so and run the shards by hand" >&2
+fi
+
 cargo test --release --features testkit
 scripts/qemu-check.sh
+scripts/shard-check.sh

@@ -31,9 +31,11 @@ pub use analysis::compose::CompositionRule;
 pub use analysis::portrait::PortraitSettings;
 pub use analysis::subject::SubjectSettings;
 pub use batch::check::{CheckConfig, CheckError, CheckRun, run_check};
+pub use batch::merge::{MergeConfig, MergeError, run_merge};
 pub use batch::pipeline::{BatchConfig, BatchError, Progress, Silent, run_normalize, tune_malloc};
 pub use batch::report::{ReportError, ThumbnailFn, thumbnail_from_files, write_report};
 pub use batch::roster::{ColumnNames, NameTemplate, Roster, RosterError, TemplateError};
+pub use batch::shard::{Shard, ShardError, read_file_list};
 pub use codec::decode::DecodeLimits;
 pub use codec::encode::EncodeSettings;
 pub use photo::{Options, Processed, ReduceSettings, StageTimings, normalize_photo};
@@ -52,6 +54,7 @@ pub mod manifest {
     /// A path as the manifest writes it (`input`), and back: see the
     /// README, "Paths in the manifest".
     pub use crate::batch::path_text::{path_text, text_path};
+    pub use crate::batch::shard::{MergedRun, PARTS_DIR, ShardRun};
     pub use crate::image::Rect;
     pub use crate::verdict::{Check, Verdict};
 }

@@ -13,6 +13,7 @@ use gradphoto::manifest::{PhotoRecord, RecordSource, RosterSummary, RunHeader, S
 use gradphoto::{BatchConfig, Progress, run_normalize};
 use gradphoto::{CheckConfig, run_check};
 use gradphoto::{ColumnNames, NameTemplate, Roster};
+use gradphoto::{MergeConfig, Shard, read_file_list, run_merge};
 use gradphoto::{ThumbnailFn, thumbnail_from_files, write_report};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -106,6 +107,49 @@ enum Command {
     /// manifest.csv (and report.html with --report).
     #[command(after_help = CHECK_EXIT_CODES)]
     Check(CheckArgs),
+
+    /// Join the manifest parts of a sharded batch into one manifest.
+    ///
+    /// Each shard (`normalize --shard K/N`, or from the scheduler's
+    /// environment) writes its photos into DIR and its manifest into
+    /// DIR/.gradphoto-shards/shard-K-of-N/. This joins the parts into
+    /// DIR/manifest.json, manifest.csv and manifest.jsonl (and report.html
+    /// with --report), the same records one run would have written. It
+    /// refuses, with exit status 2 and nothing written, when a shard is
+    /// missing, unfinished or still running, was run twice with different
+    /// results, when parts overlap, or were made with different settings,
+    /// versions or inputs.
+    #[command(after_help = MERGE_EXIT_CODES)]
+    Merge(MergeArgs),
+}
+
+const MERGE_EXIT_CODES: &str = "\
+Exit status:
+  0  merged; every photo was written (some may carry warnings to review)
+  1  merged; some photos failed (see manifest.csv)
+  2  refused (a shard missing, unfinished or twice with different results,
+       parts that overlap or differ in settings, version or inputs), or a
+       usage or fatal error; nothing was written";
+
+#[derive(Args, Debug)]
+struct MergeArgs {
+    /// Shard parts (DIR/.gradphoto-shards/shard-K-of-N), folders of them,
+    /// or output folders holding them.
+    #[arg(required = true, value_name = "PART_OR_DIR")]
+    parts: Vec<PathBuf>,
+
+    /// The folder the shards wrote their photos into: the merged manifest
+    /// goes there.
+    #[arg(short, long, value_name = "DIR")]
+    out: PathBuf,
+
+    /// Also write report.html (see `normalize --report`).
+    #[arg(long)]
+    report: bool,
+
+    /// Threads for the report's thumbnails [default: all cores].
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
 }
 
 #[derive(Args, Debug)]
@@ -168,8 +212,29 @@ struct CheckArgs {
 struct CommonArgs {
     /// Photos or folders of photos (folders are searched recursively;
     /// files that are not images are passed over).
-    #[arg(required = true, value_name = "INPUT")]
+    #[arg(required_unless_present = "files_from", value_name = "INPUT")]
     inputs: Vec<PathBuf>,
+
+    /// Also take the photos (or folders) listed in LIST, one path a line;
+    /// `-` reads the list from stdin.
+    #[arg(long, value_name = "LIST")]
+    files_from: Option<PathBuf>,
+
+    /// Take only shard K of N of the inputs (1 <= K <= N), chosen by a
+    /// stable hash of each photo's path below its input folder: photos go
+    /// into --out, the manifest into --out's
+    /// .gradphoto-shards/shard-K-of-N/, and `gradphoto merge` joins the
+    /// parts. Without it the shard comes from a Slurm job array's
+    /// SLURM_ARRAY_TASK_ID (and _MIN/_MAX or _COUNT), or from a Kubernetes
+    /// Indexed Job's JOB_COMPLETION_INDEX with --shard-count; `none`
+    /// ignores those and runs the whole batch.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+
+    /// How many shards, with Kubernetes' JOB_COMPLETION_INDEX (the Job's
+    /// completions); with Slurm it must agree with the array's size.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    shard_count: Option<u32>,
 
     /// Worker threads for the stages [default: all cores].
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -206,6 +271,54 @@ struct CommonArgs {
 }
 
 impl CommonArgs {
+    /// The inputs named on the command line and in --files-from.
+    fn all_inputs(&self) -> Result<Vec<PathBuf>, String> {
+        let mut inputs = self.inputs.clone();
+        if let Some(list) = &self.files_from {
+            let listed = read_file_list(list)
+                .map_err(|e| format!("cannot read --files-from {}: {e}", list.display()))?;
+            inputs.extend(listed);
+        }
+        if inputs.is_empty() {
+            return Err("no inputs: the --files-from list is empty".into());
+        }
+        Ok(inputs)
+    }
+
+    /// This run's shard: --shard, else the scheduler's environment.
+    fn shard(&self) -> Result<Option<Shard>, String> {
+        let count = self.shard_count.map(|n| n as usize);
+        let shard = match &self.shard {
+            Some(text) => Shard::parse(text).map_err(|e| e.to_string())?,
+            None => Shard::from_env(&|name| std::env::var(name).ok(), count)
+                .map_err(|e| e.to_string())?,
+        };
+        if let (Some(count), Some(s)) = (count, &shard)
+            && s.count != count
+        {
+            return Err(format!(
+                "--shard-count {count} disagrees with the shard count {} (from {})",
+                s.count, s.from
+            ));
+        }
+        if let (Some(count), None) = (count, &shard)
+            && self.shard.is_none()
+        {
+            return Err(format!(
+                "--shard-count {count} needs JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) or a Slurm job array; pass --shard K/{count} otherwise"
+            ));
+        }
+        if let Some(s) = &shard {
+            err!(
+                "gradphoto: shard {} of {} (from {})",
+                s.index,
+                s.count,
+                s.from
+            );
+        }
+        Ok(shard)
+    }
+
     /// The per-photo options and the worker count, or a usage error.
     fn options(&self) -> Result<(Options, usize), String> {
         if self.min_bytes > self.max_bytes {
@@ -251,6 +364,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Normalize(args) => normalize(args, signals),
         Command::Check(args) => check(args, signals),
+        Command::Merge(args) => merge(args),
     }
 }
 
@@ -317,8 +431,17 @@ fn normalize(args: NormalizeArgs, signals: Arc<AtomicUsize>) -> ExitCode {
     if let Err(e) = name_template.check_against(roster.as_ref()) {
         return usage_error(&e.to_string());
     }
+    let (inputs, shard) = match common.all_inputs().and_then(|i| Ok((i, common.shard()?))) {
+        Ok(v) => v,
+        Err(e) => return usage_error(&e),
+    };
+    // A shard's manifest and report go into its part of the folder.
+    let book = shard
+        .as_ref()
+        .map_or_else(|| args.out.clone(), |s| s.part_dir(&args.out));
     let config = BatchConfig {
-        inputs: common.inputs.clone(),
+        inputs,
+        shard,
         out_dir: args.out.clone(),
         jobs,
         overwrite: args.overwrite,
@@ -332,14 +455,14 @@ fn normalize(args: NormalizeArgs, signals: Arc<AtomicUsize>) -> ExitCode {
     match run_normalize(&config, &reporter) {
         Ok(records) => {
             reporter.finish();
-            print_summary(records.run(), &args.out, started.elapsed());
+            print_summary(records.run(), &book, started.elapsed());
             if let Some(roster) = &records.run().roster {
                 print_roster(roster);
             }
             if common.report {
                 let thumbnail =
                     |r: &PhotoRecord| thumbnail_from_files(r, &config.out_dir, &config.options);
-                if let Err(e) = write_and_announce(&args.out, &records, &thumbnail, jobs) {
+                if let Err(e) = write_and_announce(&book, &records, &thumbnail, jobs) {
                     return e;
                 }
             }
@@ -362,8 +485,16 @@ fn check(args: CheckArgs, signals: Arc<AtomicUsize>) -> ExitCode {
         Ok(v) => v,
         Err(e) => return usage_error(&e),
     };
+    let (inputs, shard) = match common.all_inputs().and_then(|i| Ok((i, common.shard()?))) {
+        Ok(v) => v,
+        Err(e) => return usage_error(&e),
+    };
+    let book = shard
+        .as_ref()
+        .map_or_else(|| args.out.clone(), |s| s.part_dir(&args.out));
     let config = CheckConfig {
-        inputs: common.inputs.clone(),
+        inputs,
+        shard,
         out_dir: args.out.clone(),
         jobs,
         options,
@@ -387,11 +518,11 @@ fn check(args: CheckArgs, signals: Arc<AtomicUsize>) -> ExitCode {
             out!("time {secs:.1} s");
             out!(
                 "results: {}  (manifest.json, manifest.csv)",
-                args.out.join("").display()
+                book.join("").display()
             );
             let thumbnail = |r: &PhotoRecord| run.thumbnails.get(&r.input).cloned();
             if common.report
-                && let Err(e) = write_and_announce(&args.out, &run.records, &thumbnail, jobs)
+                && let Err(e) = write_and_announce(&book, &run.records, &thumbnail, jobs)
             {
                 return e;
             }
@@ -405,6 +536,57 @@ fn check(args: CheckArgs, signals: Arc<AtomicUsize>) -> ExitCode {
             err!("gradphoto: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+fn merge(args: MergeArgs) -> ExitCode {
+    let config = MergeConfig {
+        parts: args.parts.clone(),
+        out_dir: args.out.clone(),
+    };
+    let started = Instant::now();
+    let records = match run_merge(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            err!("gradphoto: merge refused: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let run = records.run();
+    let c = &run.counts;
+    out!(
+        "merged {} shards: {} photos, {} written ({} ok, {} with warnings to review), {} failed",
+        run.merged.as_ref().map_or(0, |m| m.shards),
+        c.inputs,
+        c.ok + c.warn,
+        c.ok,
+        c.warn,
+        c.fail
+    );
+    if let Some(roster) = &run.roster {
+        print_roster(roster);
+    }
+    out!("time {:.1} s", started.elapsed().as_secs_f64());
+    out!(
+        "results: {}  (manifest.json, manifest.csv)",
+        args.out.join("").display()
+    );
+    if args.report {
+        let options: Options = serde_json::from_value(run.settings.clone()).unwrap_or_default();
+        let jobs = args.jobs.map(usize::from).unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        let thumbnail = |r: &PhotoRecord| thumbnail_from_files(r, &args.out, &options);
+        if let Err(e) = write_and_announce(&args.out, &records, &thumbnail, jobs) {
+            return e;
+        }
+    }
+    if c.fail > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

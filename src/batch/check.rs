@@ -22,10 +22,14 @@ use crossbeam_channel::bounded;
 
 use crate::batch::digest::sha256_hex;
 use crate::batch::discover::{Discovery, discover};
+use crate::batch::lock::FolderLock;
 use crate::batch::manifest::{self, ManifestWriter, PhotoRecord, Records, RunHeader, Status};
 use crate::batch::path_text::path_text;
-use crate::batch::pipeline::{BatchError, Progress, lock_output_folder, settings_fingerprint};
+use crate::batch::pipeline::{
+    BatchError, Progress, keep_share, lock_output_folder, open_part, settings_fingerprint,
+};
 use crate::batch::report::thumbnail;
+use crate::batch::shard::{Shard, ShardKeys, shard_run};
 use crate::codec::decode::decode;
 use crate::codec::verify::verify_jpeg;
 use crate::photo::{Options, judge_picture, normalize_photo, record_decoded};
@@ -42,6 +46,9 @@ pub struct CheckConfig {
     pub options: Options,
     /// Keep a small JPEG of every photo for the report.
     pub thumbnails: bool,
+    /// This process's share of the batch (`--shard`): the manifest goes
+    /// into the shard's part folder inside `out_dir`.
+    pub shard: Option<Shard>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,9 +192,19 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
         path: out.clone(),
         source,
     })?;
-    let lock = lock_output_folder(out)?;
-    if manifest::manifest_command(out).as_deref() == Some("normalize") {
-        return Err(CheckError::NormalizeFolder(out.clone()));
+    let (book, locks) = match &config.shard {
+        Some(shard) => {
+            let shared = FolderLock::acquire_shared(out).map_err(BatchError::from)?;
+            let (part, part_lock) = open_part(out, shard)?;
+            (part, vec![shared, part_lock])
+        }
+        None => (out.clone(), vec![lock_output_folder(out)?]),
+    };
+    // A shard's part too: merging it would replace DIR's manifest.
+    for dir in [out, &book] {
+        if manifest::manifest_command(dir).as_deref() == Some("normalize") {
+            return Err(CheckError::NormalizeFolder(dir.clone()));
+        }
     }
     let Discovery {
         photos,
@@ -203,10 +220,17 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
     }
     let (settings, settings_sha256) = settings_fingerprint(&config.options);
     let jobs = config.jobs.max(1);
-    let mut writer = ManifestWriter::create(
-        out,
-        RunHeader::starting("check", settings, settings_sha256, jobs),
-    )?;
+    let mut header = RunHeader::starting("check", settings, settings_sha256, jobs);
+    let keys = ShardKeys::new(&config.inputs);
+    if let Some(shard) = &config.shard {
+        let listed: Vec<&Path> = (photos.iter().map(PathBuf::as_path))
+            .chain(problems.iter().map(|(p, _)| p.as_path()))
+            .collect();
+        header.shard = Some(shard_run(shard, &listed));
+    }
+    let photos = keep_share(photos, config.shard.as_ref(), &keys, |p| p);
+    let problems = keep_share(problems, config.shard.as_ref(), &keys, |(p, _)| p);
+    let mut writer = ManifestWriter::create(&book, header)?;
     writer.run_mut().counts.skipped_not_images = skipped.len();
     writer.run_mut().counts.skipped_hidden = hidden.len();
     for (path, why) in &problems {
@@ -249,8 +273,12 @@ pub fn run_check(config: &CheckConfig, progress: &dyn Progress) -> Result<CheckR
         Ok(())
     })?;
     writer.run_mut().interrupted = progress.stop_requested().map(str::to_owned);
+    let mut records = writer.finish()?;
+    for lock in locks {
+        records = records.holding(lock);
+    }
     Ok(CheckRun {
-        records: writer.finish()?.holding(lock),
+        records,
         thumbnails,
     })
 }

@@ -39,11 +39,28 @@ pub enum LockError {
 pub struct FolderLock {
     file: File,
     path: PathBuf,
+    /// Held shared, by one of the shards that write the folder side by
+    /// side (`--shard`): they exclude a plain run, not each other.
+    shared: bool,
 }
+
+/// What a shard writes into the lock file instead of its pid: the file is
+/// the shards' in common, and the message to a plain run names them all.
+const SHARDS_MARK: &str = "shards";
 
 impl FolderLock {
     /// Takes the lock on `dir`, or says who holds it. Never waits.
     pub fn acquire(dir: &Path) -> Result<FolderLock, LockError> {
+        Self::take(dir, false)
+    }
+
+    /// Takes the lock on `dir` shared with other shards of a batch: a plain
+    /// run (or `merge`) holding it excludes this, and this excludes them.
+    pub fn acquire_shared(dir: &Path) -> Result<FolderLock, LockError> {
+        Self::take(dir, true)
+    }
+
+    fn take(dir: &Path, shared: bool) -> Result<FolderLock, LockError> {
         let path = dir.join(LOCK_NAME);
         // Each retry means a holder finished between our open and our lock;
         // a handful of them in a row is somebody starting runs in a loop.
@@ -52,7 +69,7 @@ impl FolderLock {
                 OpenOptions::new().read(true).write(true).create(true),
                 &path,
             )?;
-            if !try_lock(&file).map_err(|source| WriteError::Io {
+            if !try_lock(&file, shared).map_err(|source| WriteError::Io {
                 path: path.clone(),
                 source,
             })? {
@@ -68,10 +85,18 @@ impl FolderLock {
                 path: path.clone(),
                 source,
             };
+            if shared {
+                // Every shard writes the same bytes, so writes that meet
+                // leave them whole.
+                if file.metadata().map_err(io)?.len() == 0 {
+                    file.write_all(SHARDS_MARK.as_bytes()).map_err(io)?;
+                }
+                return Ok(FolderLock { file, path, shared });
+            }
             file.set_len(0).map_err(io)?;
             file.rewind().map_err(io)?;
             writeln!(file, "pid {}", std::process::id()).map_err(io)?;
-            return Ok(FolderLock { file, path });
+            return Ok(FolderLock { file, path, shared });
         }
         Err(LockError::Busy {
             dir: dir.to_owned(),
@@ -82,6 +107,12 @@ impl FolderLock {
 
 impl Drop for FolderLock {
     fn drop(&mut self) {
+        // A shard removes the file only when no other shard holds it: the
+        // last one out. (Changing the lock gives up the shared one first,
+        // which is what dropping does anyway.)
+        if self.shared && !try_lock(&self.file, false).unwrap_or(false) {
+            return;
+        }
         // Removed while held, and only if it is still ours.
         if still_at(&self.file, &self.path) {
             let _ = std::fs::remove_file(&self.path);
@@ -93,6 +124,9 @@ impl Drop for FolderLock {
 fn holder(file: &mut File) -> String {
     let mut text = String::new();
     let _ = file.take(64).read_to_string(&mut text);
+    if text.trim() == SHARDS_MARK {
+        return "shards of a batch (--shard); merge once they are done".to_owned();
+    }
     match text.trim().strip_prefix("pid ") {
         Some(pid) if pid.parse::<u32>().is_ok() => format!("pid {pid}"),
         _ => "pid not known yet: it is just starting".to_owned(),
@@ -103,10 +137,15 @@ fn holder(file: &mut File) -> String {
 /// it. Where the file system has no locks at all (some network mounts),
 /// the run goes on unlocked rather than not at all.
 #[cfg(unix)]
-fn try_lock(file: &File) -> std::io::Result<bool> {
+fn try_lock(file: &File, shared: bool) -> std::io::Result<bool> {
     use rustix::fs::{FlockOperation, flock};
     use rustix::io::Errno;
-    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+    let operation = if shared {
+        FlockOperation::NonBlockingLockShared
+    } else {
+        FlockOperation::NonBlockingLockExclusive
+    };
+    match flock(file, operation) {
         Ok(()) => Ok(true),
         Err(e) if e == Errno::WOULDBLOCK => Ok(false),
         Err(e) if e == Errno::NOLCK || e == Errno::OPNOTSUPP => Ok(true),
@@ -115,7 +154,7 @@ fn try_lock(file: &File) -> std::io::Result<bool> {
 }
 
 #[cfg(not(unix))]
-fn try_lock(_file: &File) -> std::io::Result<bool> {
+fn try_lock(_file: &File, _shared: bool) -> std::io::Result<bool> {
     Ok(true)
 }
 
@@ -171,6 +210,32 @@ mod tests {
         assert!(!dir.join(LOCK_NAME).exists(), "removed when released");
         let again = FolderLock::acquire(&dir).unwrap();
         drop(again);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn shards_share_the_lock_and_exclude_a_plain_run() {
+        let dir = temp_dir("shared");
+        let first = FolderLock::acquire_shared(&dir).unwrap();
+        let second = FolderLock::acquire_shared(&dir).unwrap();
+        match FolderLock::acquire(&dir) {
+            Err(e @ LockError::Busy { .. }) => assert!(e.to_string().contains("--shard"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        drop(first);
+        assert!(
+            dir.join(LOCK_NAME).exists(),
+            "the second shard still holds it"
+        );
+        assert!(FolderLock::acquire(&dir).is_err());
+        drop(second);
+        assert!(!dir.join(LOCK_NAME).exists(), "removed by the last shard");
+        let plain = FolderLock::acquire(&dir).unwrap();
+        assert!(matches!(
+            FolderLock::acquire_shared(&dir),
+            Err(LockError::Busy { .. })
+        ));
+        drop(plain);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

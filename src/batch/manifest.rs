@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::lock::FolderLock;
 use crate::batch::output::{open_no_follow, write_atomically_with};
+use crate::batch::shard::{MergedRun, ShardRun};
 use crate::image::Rect;
 use crate::verdict::{Check, Verdict};
 
@@ -363,6 +364,13 @@ pub struct RunHeader {
     /// `SIGTERM`); absent when it went through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<String>,
+    /// Which shard of a batch this part is (`--shard`, or the scheduler's
+    /// environment); absent in a run that was not sharded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRun>,
+    /// Present on a manifest `merge` joined from shards' parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergedRun>,
 }
 
 impl RunHeader {
@@ -623,7 +631,7 @@ impl ManifestWriter {
             run: self.run,
             reader: self.reader,
             entries: self.entries,
-            lock: None,
+            locks: Vec::new(),
         })
     }
 
@@ -676,15 +684,15 @@ pub struct Records {
     run: RunHeader,
     reader: JournalReader,
     entries: Vec<Entry>,
-    /// The output folder's lock, held for as long as the records are
-    /// read (the report is written from them).
-    lock: Option<FolderLock>,
+    /// The output folder's lock (and a shard's part's), held for as long
+    /// as the records are read (the report is written from them).
+    locks: Vec<FolderLock>,
 }
 
 impl Records {
     /// Keeps the output folder locked until the records are dropped.
     pub(crate) fn holding(mut self, lock: FolderLock) -> Self {
-        self.lock = Some(lock);
+        self.locks.push(lock);
         self
     }
 
@@ -982,13 +990,16 @@ fn for_each_line(path: &Path, each: &mut LineFn<'_>) -> std::io::Result<()> {
     }
 }
 
-type RecordFn<'a> = dyn FnMut(PhotoRecord) -> std::io::Result<()> + 'a;
+pub(crate) type RecordFn<'a> = dyn FnMut(PhotoRecord) -> std::io::Result<()> + 'a;
 
 /// Reads a manifest.json one record at a time, calling `each` on each, and
 /// returns its run header; `Ok(None)` when there is no readable document
 /// (records already passed to `each` then belong to no known settings). An
 /// error is `each`'s.
-fn read_document(path: &Path, each: &mut RecordFn<'_>) -> std::io::Result<Option<RunHeader>> {
+pub(crate) fn read_document(
+    path: &Path,
+    each: &mut RecordFn<'_>,
+) -> std::io::Result<Option<RunHeader>> {
     let Ok(file) = File::open(path) else {
         return Ok(None);
     };

@@ -28,6 +28,7 @@ use crate::batch::output::{
 use crate::batch::path_text::path_text;
 use crate::batch::report;
 use crate::batch::roster::{NameTemplate, Roster, assign_names};
+use crate::batch::shard::{PARTS_DIR, Shard, ShardKeys, shard_run};
 use crate::codec::decode::{ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff};
 use crate::photo::{Options, Processed, StageTimings, normalize_photo};
 
@@ -46,6 +47,10 @@ pub struct BatchConfig {
     /// Graduates to match photos to, and how outputs are named.
     pub roster: Option<Roster>,
     pub name_template: NameTemplate,
+    /// This process's share of the batch, when it is one of several
+    /// (`--shard`): photos go into `out_dir`, the manifest into the
+    /// shard's part folder (`Shard::part_dir`).
+    pub shard: Option<Shard>,
 }
 
 /// What the caller hears as the batch goes on (the CLI draws progress),
@@ -168,7 +173,17 @@ pub const BOOKKEEPING: [&str; 6] = [
 /// us to overwrite elsewhere. Writes never follow links anyway; this says
 /// so before any work is done.
 pub fn lock_output_folder(out: &Path) -> Result<FolderLock, BatchError> {
-    let lock = FolderLock::acquire(out)?;
+    lock_folder(out, false)
+}
+
+/// [`lock_output_folder`], the lock shared with the other shards of a
+/// batch when `shared`.
+fn lock_folder(out: &Path, shared: bool) -> Result<FolderLock, BatchError> {
+    let lock = if shared {
+        FolderLock::acquire_shared(out)?
+    } else {
+        FolderLock::acquire(out)?
+    };
     for name in BOOKKEEPING {
         refuse_link(&out.join(name)).map_err(|source| BatchError::Unsafe {
             dir: out.to_owned(),
@@ -176,6 +191,43 @@ pub fn lock_output_folder(out: &Path) -> Result<FolderLock, BatchError> {
         })?;
     }
     Ok(lock)
+}
+
+/// Where a shard keeps its manifest: its part folder inside `out` (whose
+/// shared lock the caller holds), made if missing, locked for this shard
+/// alone and checked for planted links like the output folder.
+pub(crate) fn open_part(out: &Path, shard: &Shard) -> Result<(PathBuf, FolderLock), BatchError> {
+    let unsafe_at = |source| BatchError::Unsafe {
+        dir: out.to_owned(),
+        source,
+    };
+    refuse_link(&out.join(PARTS_DIR)).map_err(unsafe_at)?;
+    let part = shard.part_dir(out);
+    refuse_link(&part).map_err(unsafe_at)?;
+    std::fs::create_dir_all(&part).map_err(|source| BatchError::CreateOut {
+        path: part.clone(),
+        source,
+    })?;
+    let lock = lock_output_folder(&part)?;
+    Ok((part, lock))
+}
+
+/// Keeps the photos of this shard's share of `photos` (and of anything
+/// else listed beside them), by [`Shard::takes`]; all of them when not
+/// sharded.
+pub(crate) fn keep_share<T>(
+    items: Vec<T>,
+    shard: Option<&Shard>,
+    keys: &ShardKeys,
+    path: impl Fn(&T) -> &Path,
+) -> Vec<T> {
+    match shard {
+        None => items,
+        Some(shard) => items
+            .into_iter()
+            .filter(|item| shard.takes(&keys.key(path(item))))
+            .collect(),
+    }
 }
 
 fn check_output_folder(config: &BatchConfig) -> Result<(PathBuf, FolderLock), BatchError> {
@@ -206,7 +258,7 @@ fn check_output_folder(config: &BatchConfig) -> Result<(PathBuf, FolderLock), Ba
         path: out.clone(),
         source: e.into_io(),
     };
-    let lock = match lock_output_folder(out) {
+    let lock = match lock_folder(out, config.shard.is_some()) {
         Err(BatchError::Locked(LockError::Write(e @ WriteError::Io { .. }))) => {
             return Err(not_writable(e));
         }
@@ -613,7 +665,17 @@ fn run_batch(
 ) -> Result<Records, BatchError> {
     let started = Instant::now();
     let (out, lock) = check_output_folder(config)?;
-    let removed = remove_stale_temporaries(&out);
+    // A shard's manifest goes into its part; the photos into `out`, where
+    // other shards write too, so only the part is cleared of temporaries
+    // (another machine's pids cannot be told alive from here).
+    let (book, part_lock) = match &config.shard {
+        Some(shard) => {
+            let (part, part_lock) = open_part(&out, shard)?;
+            (part, Some(part_lock))
+        }
+        None => (config.out_dir.clone(), None),
+    };
+    let removed = remove_stale_temporaries(if config.shard.is_some() { &book } else { &out });
     if removed > 0 {
         progress.note(&format!(
             "removed {removed} temporary files left by an interrupted run"
@@ -633,20 +695,31 @@ fn run_batch(
     }
     let (settings, settings_sha256) = settings_fingerprint(&config.options);
     // Gathered before the writer starts the journal afresh.
-    let previous = Previous::load(&config.out_dir, &settings_sha256)?;
+    let previous = Previous::load(&book, &settings_sha256)?;
     let jobs = config.jobs.max(1);
-    let mut writer = ManifestWriter::create(
-        &config.out_dir,
-        RunHeader::starting("normalize", settings, settings_sha256, jobs),
-    )?;
+    let mut header = RunHeader::starting("normalize", settings, settings_sha256, jobs);
+    // Names are given over the whole batch, so that names that clash are
+    // refused whichever shards the photos fall in; then the share is kept.
+    let assigned = assign_names(&photos, config.roster.as_ref(), &config.name_template);
+    let keys = ShardKeys::new(&config.inputs);
+    if let Some(shard) = &config.shard {
+        let listed: Vec<&Path> = (photos.iter().map(PathBuf::as_path))
+            .chain(problems.iter().map(|(p, _)| p.as_path()))
+            .collect();
+        header.shard = Some(shard_run(shard, &listed));
+    }
+    let problems = keep_share(problems, config.shard.as_ref(), &keys, |(p, _)| p);
+    let rows = photos
+        .into_iter()
+        .zip(assigned.names.into_iter().zip(assigned.fields));
+    let rows = keep_share(rows.collect(), config.shard.as_ref(), &keys, |(p, _)| p);
+    let mut writer = ManifestWriter::create(&book, header)?;
     writer.run_mut().counts.skipped_not_images = skipped.len();
     writer.run_mut().counts.skipped_hidden = hidden.len();
     for (path, why) in &problems {
         writer.add(failed_record(path, why.clone()))?;
     }
-    progress.started(photos.len());
-
-    let assigned = assign_names(&photos, config.roster.as_ref(), &config.name_template);
+    progress.started(rows.len());
     writer.run_mut().roster = assigned.summary;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
@@ -655,8 +728,7 @@ fn run_batch(
         .map_err(|e| BatchError::Threads(e.to_string()))?;
     // Paths and names only: the whole batch can wait here.
     let (listed_tx, listed_rx) = unbounded::<Listed>();
-    let rows = assigned.names.into_iter().zip(assigned.fields);
-    for (input, (name, roster)) in photos.into_iter().zip(rows) {
+    for (input, (name, roster)) in rows {
         // Cannot fail: the receiver is still here.
         let _ = listed_tx.send(Listed {
             input,
@@ -743,10 +815,13 @@ fn run_batch(
     run.interrupted = interrupted.map(str::to_owned);
     run.stage_seconds = stage_totals.as_seconds();
     run.seconds = started.elapsed().as_secs_f64();
-    let records = writer.finish()?.holding(lock);
+    let mut records = writer.finish()?.holding(lock);
+    if let Some(part_lock) = part_lock {
+        records = records.holding(part_lock);
+    }
     // Everything of it that still matters is in the manifest now (for a
     // photo not reached, fatal error or signal, its earlier record).
-    previous.discard(&config.out_dir);
+    previous.discard(&book);
     if let Some(e) = fatal {
         return Err(BatchError::FatalWrite(e));
     }
@@ -834,6 +909,7 @@ mod tests {
             options: Options::default(),
             roster: None,
             name_template: NameTemplate::default(),
+            shard: None,
         };
         let manifest = run_batch(&config, &Silent, &panics_on_b)
             .unwrap()
