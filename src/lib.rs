@@ -19,6 +19,7 @@ mod batch;
 mod codec;
 mod image;
 mod photo;
+mod print;
 mod transform;
 mod verdict;
 
@@ -54,6 +55,15 @@ pub mod manifest {
     pub use crate::batch::path_text::{path_text, text_path};
     pub use crate::image::Rect;
     pub use crate::verdict::{Check, Verdict};
+}
+
+/// Paper prints: the size table, the order, the paper, and the print
+/// rule derived from the registry's composition rule.
+pub mod prints {
+    pub use crate::print::{
+        DEFAULT_ORDER, DPI, PRINT_SIZES, Paper, PrintLine, PrintSettings, PrintedSize,
+        PrintsRecord, SheetFile, parse_order, print_rule,
+    };
 }
 
 /// Single stages, for the examples, benches and fuzz targets that probe one

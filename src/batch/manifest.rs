@@ -142,6 +142,10 @@ pub struct PhotoRecord {
     /// this says which run made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_run: Option<EarlierRun>,
+    /// With `--print` and in `print` runs: the sizes printed (each one's
+    /// crop from the file and the resolution it got) and the sheet files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prints: Option<crate::print::PrintsRecord>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -12,5 +12,6 @@ pub(crate) mod manifest;
 pub(crate) mod output;
 pub(crate) mod path_text;
 pub(crate) mod pipeline;
+pub(crate) mod prints;
 pub(crate) mod report;
 pub(crate) mod roster;

@@ -29,7 +29,10 @@ use crate::batch::path_text::path_text;
 use crate::batch::report;
 use crate::batch::roster::{NameTemplate, Roster, assign_names};
 use crate::codec::decode::{ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff};
+use crate::batch::prints;
 use crate::photo::{Options, Processed, StageTimings, normalize_photo};
+use crate::print::Print;
+use crate::print::sheet::Sheet;
 
 /// Everything a `normalize` run needs besides the per-photo options.
 #[derive(Clone, Debug)]
@@ -274,6 +277,11 @@ struct Done {
     record: PhotoRecord,
     jpeg: Option<Vec<u8>>,
     timings: StageTimings,
+    prints: Option<Vec<Print>>,
+    /// The photo's sheets (`--print`, `print`), made on the worker, and
+    /// the name they are called after.
+    sheets: Vec<Sheet>,
+    name: Option<String>,
 }
 
 fn failed_record(input: &Path, error: String) -> PhotoRecord {
@@ -460,6 +468,9 @@ fn work(listed: &Listed, input: Result<Input, String>, cx: &WorkContext<'_>) -> 
         },
         jpeg: None,
         timings: StageTimings::default(),
+        prints: None,
+        sheets: Vec::new(),
+        name: None,
     };
     let Input {
         bytes,
@@ -486,12 +497,16 @@ fn work(listed: &Listed, input: Result<Input, String>, cx: &WorkContext<'_>) -> 
     };
     if let Some(mut record) = previous.matching(&input_display, &input_sha256, &name)
         && output_intact(out, &record)
+        && prints::sheets_intact(out, cx.options, &record)
     {
         record.resumed = true;
         return Done {
             record,
             jpeg: None,
             timings: StageTimings::default(),
+            prints: None,
+            sheets: Vec::new(),
+            name: None,
         };
     }
     let reservation = cx.budget.reserve(working_bytes(&bytes, cx.options));
@@ -507,7 +522,7 @@ fn work(listed: &Listed, input: Result<Input, String>, cx: &WorkContext<'_>) -> 
     record.input_bytes = base.input_bytes;
     record.input_sha256 = input_sha256;
     if let Some(jpeg) = &processed.jpeg {
-        record.output = Some(name);
+        record.output = Some(name.clone());
         record.output_bytes = Some(jpeg.len() as u64);
         record.output_sha256 = Some(sha256_hex(jpeg));
     }
@@ -515,6 +530,9 @@ fn work(listed: &Listed, input: Result<Input, String>, cx: &WorkContext<'_>) -> 
         record: processed.record,
         jpeg: processed.jpeg,
         timings: processed.timings,
+        prints: processed.prints,
+        sheets: Vec::new(),
+        name: Some(name),
     }
 }
 
@@ -581,6 +599,54 @@ fn write_output(out: &Path, done: &mut Done, overwrite: bool) -> Result<(), Writ
     }
 }
 
+/// Lays out and renders the photo's sheets, on its worker. A photo whose
+/// prints cannot go on the paper fails when prints are all it makes, and
+/// warns beside a registry photo.
+fn make_sheets(done: &mut Done, input: &Path, options: &Options) {
+    let (Some(settings), Some(prints)) = (&options.print, done.prints.take()) else {
+        return;
+    };
+    let label = prints::label(input, done.record.roster.as_ref());
+    match prints::sheets(&prints, &label, settings) {
+        Ok(sheets) => done.sheets = sheets,
+        Err(e) => {
+            let record = &mut done.record;
+            record.prints = None;
+            if settings.registry_photo {
+                record.checks.push(crate::verdict::Check::new(
+                    "print_layout",
+                    crate::verdict::Verdict::Warn,
+                    None,
+                    e,
+                ));
+                if record.status == Some(Status::Ok) {
+                    record.status = Some(Status::Warn);
+                }
+            } else {
+                record.status = Some(Status::Fail);
+                record.error = Some(e);
+            }
+        }
+    }
+}
+
+/// Writes a photo's sheets and records them.
+fn write_sheets(out: &Path, done: &mut Done, config: &BatchConfig) -> Result<(), WriteError> {
+    let (Some(settings), Some(name)) = (&config.options.print, &done.name) else {
+        return Ok(());
+    };
+    if done.sheets.is_empty() {
+        return Ok(());
+    }
+    let dir = prints::sheets_dir(out, settings);
+    let files = prints::write_sheets(&dir, name, &done.sheets, config.overwrite)?;
+    done.sheets.clear();
+    if let Some(p) = &mut done.record.prints {
+        p.sheets = files;
+    }
+    Ok(())
+}
+
 /// Errors that mean the output folder itself is broken; going on would only
 /// fail every photo the same way.
 fn is_fatal(e: &WriteError) -> bool {
@@ -604,6 +670,14 @@ pub fn run_normalize(config: &BatchConfig, progress: &dyn Progress) -> Result<Re
     })
 }
 
+/// `print` for the prints alone, else `normalize`.
+fn command_name(options: &Options) -> &'static str {
+    match &options.print {
+        Some(p) if !p.registry_photo => "print",
+        _ => "normalize",
+    }
+}
+
 /// [`run_normalize`] with the per-photo stages passed in, so tests can make
 /// one photo's processing misbehave and watch the batch go on.
 fn run_batch(
@@ -613,6 +687,11 @@ fn run_batch(
 ) -> Result<Records, BatchError> {
     let started = Instant::now();
     let (out, lock) = check_output_folder(config)?;
+    if let Some(settings) = &config.options.print {
+        let dir = prints::sheets_dir(&out, settings);
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| BatchError::CreateOut { path: dir, source })?;
+    }
     let removed = remove_stale_temporaries(&out);
     if removed > 0 {
         progress.note(&format!(
@@ -637,7 +716,7 @@ fn run_batch(
     let jobs = config.jobs.max(1);
     let mut writer = ManifestWriter::create(
         &config.out_dir,
-        RunHeader::starting("normalize", settings, settings_sha256, jobs),
+        RunHeader::starting(command_name(&config.options), settings, settings_sha256, jobs),
     )?;
     writer.run_mut().counts.skipped_not_images = skipped.len();
     writer.run_mut().counts.skipped_hidden = hidden.len();
@@ -703,6 +782,7 @@ fn run_batch(
                         // send below can wait on a busy writer.
                         let mut done = work(&listed, input, context);
                         done.record.roster = listed.roster;
+                        make_sheets(&mut done, &listed.input, &config.options);
                         if done_tx.send(done).is_err() {
                             break;
                         }
@@ -712,7 +792,9 @@ fn run_batch(
             drop(done_tx);
             drop(job_rx);
             for mut done in done_rx {
-                if let Err(e) = write_output(&out, &mut done, config.overwrite) {
+                let written = write_output(&out, &mut done, config.overwrite)
+                    .and_then(|()| write_sheets(&out, &mut done, config));
+                if let Err(e) = written {
                     if is_fatal(&e) {
                         fatal = Some(e.to_string());
                     }
@@ -743,7 +825,18 @@ fn run_batch(
     run.interrupted = interrupted.map(str::to_owned);
     run.stage_seconds = stage_totals.as_seconds();
     run.seconds = started.elapsed().as_secs_f64();
-    let records = writer.finish()?.holding(lock);
+    let records = writer.finish()?;
+    if let Some(settings) = &config.options.print {
+        match prints::write_batch_pdf(&prints::sheets_dir(&out, settings), &records) {
+            Ok(Some((path, pages))) => progress.note(&format!(
+                "{pages} sheets in {}",
+                path_text(&path)
+            )),
+            Ok(None) => {}
+            Err(e) => fatal = Some(e.to_string()),
+        }
+    }
+    let records = records.holding(lock);
     // Everything of it that still matters is in the manifest now (for a
     // photo not reached, fatal error or signal, its earlier record).
     previous.discard(&config.out_dir);
@@ -813,6 +906,7 @@ mod tests {
             },
             jpeg: Some(bytes.to_vec()),
             timings: StageTimings::default(),
+            prints: None,
         }
     }
 
