@@ -5,7 +5,8 @@
 #      headless Chromium), nasm (libjpeg-turbo's SIMD code; it must be there
 #      before the first build, or `cargo clean --release -p mozjpeg-sys`
 #      after), qemu-user (scripts/qemu-check.sh), python3 (compares outputs)
-#      and a C compiler (libjpeg-turbo is built from source). As root this
+#      poppler-utils (tests/print.rs reads the prints PDF with pdfinfo and
+#      pdftoppm) and a C compiler (libjpeg-turbo is built from source). As root this
 #      uses apt-get; otherwise it names what to install and stops;
 #   2. cargo test --release --features testkit (the test kit: generators,
 #      scorer and painters that tests and examples use);
@@ -27,6 +28,8 @@ command -v nasm >/dev/null || missing+=(nasm)
 [ -n "${GRADPHOTO_CHROMIUM:-}" ] || [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v qemu-x86_64 >/dev/null || missing+=(qemu-user)
 command -v python3 >/dev/null || missing+=(python3)
+# tests/print.rs opens the prints PDF with poppler (pdfinfo, pdftoppm).
+{ [ -x /usr/bin/pdfinfo ] && [ -x /usr/bin/pdftoppm ]; } || missing+=(poppler-utils)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then

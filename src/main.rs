@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use gradphoto::Options;
 use gradphoto::manifest::{PhotoRecord, RecordSource, RosterSummary, RunHeader, Status};
+use gradphoto::prints::{Paper, PrintSettings};
 use gradphoto::{BatchConfig, Progress, run_normalize};
 use gradphoto::{CheckConfig, run_check};
 use gradphoto::{ColumnNames, NameTemplate, Roster};
 use gradphoto::{ThumbnailFn, thumbnail_from_files, write_report};
-use gradphoto::prints::{Paper, PrintSettings};
 use indicatif::{ProgressBar, ProgressStyle};
 
 const EXIT_CODES: &str = "\

@@ -130,7 +130,11 @@ pub fn normalize_photo(name: &Path, bytes: &[u8], options: &Options) -> Processe
             copied.prints = again.prints;
             copied.record.prints = again.record.prints;
             copied.record.checks.extend(
-                again.record.checks.into_iter().filter_map(crate::print::beside_registry),
+                again
+                    .record
+                    .checks
+                    .into_iter()
+                    .filter_map(crate::print::beside_registry),
             );
             copied.timings.add(&again.timings);
         }
@@ -392,7 +396,10 @@ fn run_stages(
             })?;
             record.checks.push(crate::print::resolution_check(&prints));
             record.prints = Some(crate::print::PrintsRecord::new(
-                options.print.as_ref().map_or(crate::print::Paper::SixInch, |p| p.paper),
+                options
+                    .print
+                    .as_ref()
+                    .map_or(crate::print::Paper::SixInch, |p| p.paper),
                 &prints,
             ));
             Some(prints)

@@ -26,10 +26,10 @@ use crate::batch::output::{
     write_file_atomically,
 };
 use crate::batch::path_text::path_text;
+use crate::batch::prints;
 use crate::batch::report;
 use crate::batch::roster::{NameTemplate, Roster, assign_names};
 use crate::codec::decode::{ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff};
-use crate::batch::prints;
 use crate::photo::{Options, Processed, StageTimings, normalize_photo};
 use crate::print::Print;
 use crate::print::sheet::Sheet;
@@ -716,7 +716,12 @@ fn run_batch(
     let jobs = config.jobs.max(1);
     let mut writer = ManifestWriter::create(
         &config.out_dir,
-        RunHeader::starting(command_name(&config.options), settings, settings_sha256, jobs),
+        RunHeader::starting(
+            command_name(&config.options),
+            settings,
+            settings_sha256,
+            jobs,
+        ),
     )?;
     writer.run_mut().counts.skipped_not_images = skipped.len();
     writer.run_mut().counts.skipped_hidden = hidden.len();
@@ -828,10 +833,9 @@ fn run_batch(
     let records = writer.finish()?;
     if let Some(settings) = &config.options.print {
         match prints::write_batch_pdf(&prints::sheets_dir(&out, settings), &records) {
-            Ok(Some((path, pages))) => progress.note(&format!(
-                "{pages} sheets in {}",
-                path_text(&path)
-            )),
+            Ok(Some((path, pages))) => {
+                progress.note(&format!("{pages} sheets in {}", path_text(&path)))
+            }
             Ok(None) => {}
             Err(e) => fatal = Some(e.to_string()),
         }

@@ -34,7 +34,10 @@ pub fn sheets_dir(out: &Path, settings: &PrintSettings) -> PathBuf {
 /// one, else the input's file name without its extension (a name that is
 /// not UTF-8 shows its undecodable bytes as U+FFFD).
 pub fn label(input: &Path, roster: Option<&RosterFields>) -> String {
-    match roster.map(|r| r.student_no.trim()).filter(|s| !s.is_empty()) {
+    match roster
+        .map(|r| r.student_no.trim())
+        .filter(|s| !s.is_empty())
+    {
         Some(number) => number.to_owned(),
         None => input
             .file_stem()
@@ -44,16 +47,18 @@ pub fn label(input: &Path, roster: Option<&RosterFields>) -> String {
 }
 
 /// A photo's sheets, or why there are none.
-pub fn sheets(prints: &[Print], label: &str, settings: &PrintSettings) -> Result<Vec<Sheet>, String> {
+pub fn sheets(
+    prints: &[Print],
+    label: &str,
+    settings: &PrintSettings,
+) -> Result<Vec<Sheet>, String> {
     make_sheets(prints, label, settings).map_err(|e| e.to_string())
 }
 
 /// `stem-1.jpg`, `stem-2.jpg`, ... for the photo whose output name (or,
 /// for `print`, the name it would get) is `name`.
 fn sheet_name(name: &str, n: usize) -> String {
-    let stem = name
-        .rsplit_once('.')
-        .map_or(name, |(stem, _)| stem);
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
     format!("{stem}-{n}.jpg")
 }
 
@@ -116,7 +121,10 @@ pub enum BatchPdfError {
 
 /// Every sheet of the batch's records, in input order, as `dir/prints.pdf`.
 /// Returns its path and page count; no PDF when there is no sheet.
-pub fn write_batch_pdf(dir: &Path, records: &Records) -> Result<Option<(PathBuf, usize)>, BatchPdfError> {
+pub fn write_batch_pdf(
+    dir: &Path,
+    records: &Records,
+) -> Result<Option<(PathBuf, usize)>, BatchPdfError> {
     let mut pages = Vec::new();
     for record in records.iter() {
         if let Some(prints) = record?.prints {

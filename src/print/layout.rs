@@ -64,7 +64,13 @@ pub fn lay_out(sizes: &[(u32, u32)], paper: Paper) -> Result<Vec<SheetLayout>, T
     }
     // Tallest first, then widest, then as given: deterministic.
     let mut left: Vec<usize> = (0..sizes.len()).collect();
-    left.sort_by_key(|&i| (std::cmp::Reverse(sizes[i].1), std::cmp::Reverse(sizes[i].0), i));
+    left.sort_by_key(|&i| {
+        (
+            std::cmp::Reverse(sizes[i].1),
+            std::cmp::Reverse(sizes[i].0),
+            i,
+        )
+    });
     let mut sheets = Vec::new();
     while !left.is_empty() {
         let best = orientations

@@ -202,7 +202,9 @@ pub fn parse_order(text: &str) -> Result<Vec<PrintLine>, String> {
 ///
 /// Upscaling is not refused here: a source too small for the print at
 /// [`DPI`] is printed anyway, with a warning saying the resolution it gets.
-pub fn print_rule(base: &CompositionRule, width: u32, height: u32) -> CompositionRule {
+pub fn print_rule(base: &CompositionRule, line: &PrintLine) -> CompositionRule {
+    let (width, height) = line.pixels();
+    let g = gcd(line.width_mm, line.height_mm).max(1);
     let s = (f64::from(width) / f64::from(base.out_width.max(1)))
         .min(f64::from(height) / f64::from(base.out_height.max(1)));
     let range = |r: (f64, f64)| (r.0 * s, r.1 * s);
@@ -218,14 +220,19 @@ pub fn print_rule(base: &CompositionRule, width: u32, height: u32) -> Compositio
         max_upscale: f64::MAX,
         centre_tolerance: base.centre_tolerance * s,
         safety_margin: base.safety_margin * s,
+        // The box has the print's own aspect ratio, in millimetres.
+        box_unit: Some((line.width_mm / g, line.height_mm / g)),
     }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// One size of the order, framed in the decoded picture.
 #[derive(Clone, Debug)]
 pub struct PrintPlan {
     pub line: PrintLine,
-    pub rule: CompositionRule,
     pub plan: CropPlan,
 }
 
@@ -242,12 +249,10 @@ pub fn plan_prints(
         .order
         .iter()
         .map(|line| {
-            let (w, h) = line.pixels();
-            let rule = print_rule(registry, w, h);
+            let rule = print_rule(registry, line);
             plan_crop(width, height, subject, &rule)
                 .map(|plan| PrintPlan {
                     line: line.clone(),
-                    rule,
                     plan,
                 })
                 .map_err(|e| (line.name.clone(), e))
@@ -429,22 +434,26 @@ mod tests {
     #[test]
     fn the_print_rule_is_the_registry_rule_scaled_to_the_frame() {
         let base = CompositionRule::default();
+        let line = |w, h| PrintLine {
+            name: String::new(),
+            width_mm: w,
+            height_mm: h,
+            count: 1,
+        };
         // 一寸 is narrower than 3:4: the frame fills its width.
-        let r = print_rule(&base, 295, 413);
+        let r = print_rule(&base, &line(25, 35));
+        assert_eq!(
+            (r.out_width, r.out_height, r.box_unit),
+            (295, 413, Some((5, 7)))
+        );
         let s = 295.0 / 480.0;
         assert!((r.eye_target - 250.0 * s).abs() < 1e-9);
         assert!((r.face_range.1 - 300.0 * s).abs() < 1e-9);
         // A wide print: the frame fills its height.
-        let r = print_rule(&base, 640, 640);
-        assert!((r.crown_target - 80.0).abs() < 1e-9 && (r.face_target - 240.0).abs() < 1e-9);
-        // The registry's own size gives the registry's own rule.
-        let same = print_rule(&base, 480, 640);
-        assert_eq!(
-            CompositionRule {
-                max_upscale: base.max_upscale,
-                ..same
-            },
-            base
+        let r = print_rule(&base, &line(50, 50));
+        let s = 591.0 / 640.0;
+        assert!(
+            (r.crown_target - 80.0 * s).abs() < 1e-9 && (r.face_target - 240.0 * s).abs() < 1e-9
         );
     }
 }

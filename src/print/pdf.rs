@@ -107,7 +107,11 @@ fn write_to<W: Write + Seek>(out: W, sheets: &[PathBuf]) -> Result<W, PdfError> 
             width as f32 * 72.0 / DPI as f32,
             height as f32 * 72.0 / DPI as f32,
         );
-        let (page, content, image) = (page_ids[i], Ref::new(4 + 3 * i as i32), Ref::new(5 + 3 * i as i32));
+        let (page, content, image) = (
+            page_ids[i],
+            Ref::new(4 + 3 * i as i32),
+            Ref::new(5 + 3 * i as i32),
+        );
         let name = Name(b"Sheet");
 
         let mut chunk = Chunk::new();

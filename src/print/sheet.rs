@@ -14,14 +14,8 @@ const INK: [u8; 3] = [0, 0, 0];
 /// One sheet, ready to write.
 #[derive(Clone, Debug)]
 pub struct Sheet {
-    pub width: u32,
-    pub height: u32,
     /// Baseline JPEG, JFIF at [`DPI`], sRGB pixels.
     pub jpeg: Vec<u8>,
-    /// Which print (index into the prints given) went where.
-    pub placed: Vec<(usize, Rect)>,
-    /// The label as drawn (shortened when too long for the margin).
-    pub label: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,13 +50,11 @@ pub fn make_sheets(
         .enumerate()
         .map(|(n, layout)| {
             let mut img = RgbImage::filled(layout.width, layout.height, PAPER);
-            let mut placed = Vec::with_capacity(layout.placements.len());
             for p in &layout.placements {
                 let print = &prints[items[p.item]].image;
                 let at = Rect::new(p.x, p.y, print.width(), print.height());
                 blit(&mut img, print, at);
                 guide(&mut img, at);
-                placed.push((items[p.item], at));
             }
             let text = label::fit(
                 &format!("{label}  {}/{total}", n + 1),
@@ -72,13 +64,7 @@ pub fn make_sheets(
             label::draw(&mut img, MARGIN, y, &text, INK);
             let jpeg = encode_once(&img, settings.sheet_quality, Chroma::Full444, DPI as u16)
                 .map_err(|e| SheetError::Encode(e.to_string()))?;
-            Ok(Sheet {
-                width: layout.width,
-                height: layout.height,
-                jpeg,
-                placed,
-                label: text,
-            })
+            Ok(Sheet { jpeg })
         })
         .collect()
 }
