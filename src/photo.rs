@@ -84,7 +84,7 @@ impl Options {
 pub struct StageTimings(BTreeMap<&'static str, Duration>);
 
 impl StageTimings {
-    fn time<T>(&mut self, stage: &'static str, f: impl FnOnce() -> T) -> T {
+    pub(crate) fn time<T>(&mut self, stage: &'static str, f: impl FnOnce() -> T) -> T {
         let start = Instant::now();
         let value = f();
         *self.0.entry(stage).or_default() += start.elapsed();

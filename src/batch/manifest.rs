@@ -1420,6 +1420,15 @@ mod tests {
                 started: "2026-06-01T08:00:00Z".into(),
                 settings_sha256: format!("{i:064x}"),
             }),
+            prints: (i % 5 == 3).then(|| crate::print::PrintsRecord {
+                paper: "6in".into(),
+                sizes: Vec::new(),
+                sheets: vec![crate::print::SheetFile {
+                    file: format!("p{i}-1.jpg"),
+                    bytes: 1000 + i,
+                    sha256: format!("{i:064x}"),
+                }],
+            }),
         }
     }
 

@@ -607,7 +607,10 @@ fn make_sheets(done: &mut Done, input: &Path, options: &Options) {
         return;
     };
     let label = prints::label(input, done.record.roster.as_ref());
-    match prints::sheets(&prints, &label, settings) {
+    let made = done
+        .timings
+        .time("sheets", || prints::sheets(&prints, &label, settings));
+    match made {
         Ok(sheets) => done.sheets = sheets,
         Err(e) => {
             let record = &mut done.record;
