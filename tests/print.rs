@@ -460,3 +460,33 @@ fn a_roster_puts_the_student_number_on_the_sheet() {
     );
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn a_rerun_keeps_photos_whose_sheets_are_intact_and_remakes_the_others() {
+    let root = scratch("print-resume");
+    let photos = portraits();
+    write_inputs(&root.join("in"), &photos[..3]);
+    let (input, out) = (root.join("in"), root.join("out"));
+    let args = [
+        os("normalize"),
+        input.as_os_str(),
+        os("--out"),
+        out.as_os_str(),
+        os("--print"),
+    ];
+    assert!(run(&args).status.success());
+    let first = manifest(&out);
+    let gone = &first.photos[1].prints.as_ref().unwrap().sheets[0].file;
+    std::fs::remove_file(out.join("prints").join(gone)).unwrap();
+    assert!(run(&args).status.success());
+    let second = manifest(&out);
+    let resumed: Vec<bool> = second.photos.iter().map(|r| r.resumed).collect();
+    assert_eq!(resumed, [true, false, true]);
+    for (a, b) in first.photos.iter().zip(&second.photos) {
+        assert_eq!(a.prints, b.prints, "the same sheets, made again alike");
+    }
+    assert!(out.join("prints").join(gone).is_file());
+    let pdf = std::fs::read(out.join("prints/prints.pdf")).unwrap();
+    assert!(pdf.starts_with(b"%PDF-1.7") && pdf.ends_with(b"%%EOF"));
+    std::fs::remove_dir_all(&root).unwrap();
+}

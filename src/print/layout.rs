@@ -202,8 +202,13 @@ mod tests {
         let one = parse_order("一寸=8").unwrap()[0].pixels();
         let sheets = lay_out(&[one; 8], Paper::FiveInch).unwrap();
         assert_eq!(sheets.len(), 1, "{sheets:?}");
-        // Landscape holds 4 x 2 of them; portrait only 3 x 3 = 9 minus.
-        assert!(sheets[0].width > sheets[0].height);
+        assert_sound(&[one; 8], &sheets);
+        // Portrait holds 3 x 3 of them, landscape 4 x 2: nine on one
+        // sheet, ten on two.
+        let nine = lay_out(&[one; 9], Paper::FiveInch).unwrap();
+        assert_eq!(nine.len(), 1);
+        assert!(nine[0].width < nine[0].height);
+        assert_eq!(lay_out(&[one; 10], Paper::FiveInch).unwrap().len(), 2);
         let many = vec![one; 40];
         let sheets = lay_out(&many, Paper::SixInch).unwrap();
         assert_sound(&many, &sheets);
