@@ -190,12 +190,14 @@ impl NormalizeArgs {
         if registry_photo && !self.print {
             return Ok(None);
         }
-        Ok(Some(PrintSettings {
+        let settings = PrintSettings {
             paper: Paper::parse(&self.paper)?,
             order: gradphoto::prints::parse_order(&self.print_sizes)?,
             registry_photo,
             ..PrintSettings::default()
-        }))
+        };
+        settings.validate()?;
+        Ok(Some(settings))
     }
 }
 

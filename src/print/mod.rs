@@ -134,6 +134,25 @@ impl Default for PrintSettings {
     }
 }
 
+impl PrintSettings {
+    /// Refuses, before any photo is read, a size that cannot go on the
+    /// paper at all, and a sheet quality outside 1-100.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=100).contains(&self.sheet_quality) {
+            return Err(format!("sheet quality {} is not 1-100", self.sheet_quality));
+        }
+        for line in &self.order {
+            layout::lay_out(&[line.pixels()], self.paper).map_err(|e| {
+                format!(
+                    "{} ({}x{} mm): {e}",
+                    line.name, line.width_mm, line.height_mm
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// A studio's order for a graduate (the school's notice): 4 x 小二寸 and
 /// 8 x 一寸.
 pub const DEFAULT_ORDER: &str = "小二寸=4,一寸=8";
@@ -428,6 +447,12 @@ mod tests {
             assert!(parse_order(bad).is_err(), "{bad}");
         }
         assert_eq!(Paper::parse("5"), Ok(Paper::FiveInch));
+        let order = |text| PrintSettings {
+            order: parse_order(text).unwrap(),
+            ..PrintSettings::default()
+        };
+        assert!(order("100x120=1").validate().is_err());
+        assert!(order("90x120=1").validate().is_ok());
         assert!(Paper::parse("A4").is_err());
     }
 
