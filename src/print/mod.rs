@@ -116,7 +116,7 @@ impl PrintLine {
 pub struct PrintSettings {
     pub paper: Paper,
     pub order: Vec<PrintLine>,
-    /// JPEG quality of the sheets (4:4:4 chroma).
+    /// JPEG quality of the sheets (4:2:0 chroma).
     pub sheet_quality: u8,
     /// The registry photo is made too (`normalize --print`); the `print`
     /// command makes only the prints.

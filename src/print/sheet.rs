@@ -62,7 +62,12 @@ pub fn make_sheets(
             );
             let y = layout.height - LABEL_MARGIN + (LABEL_MARGIN - label::HEIGHT) / 2;
             label::draw(&mut img, MARGIN, y, &text, INK);
-            let jpeg = encode_once(&img, settings.sheet_quality, Chroma::Full444, DPI as u16)
+            // 4:2:0: colour at 150 dpi is what camera files give labs and is
+            // invisible in a print (cut guides and label are grey and
+            // black, which carry no colour); encoding a 6-inch sheet took
+            // 22 ms against 52 ms at 4:4:4 (same run, interleaved), and
+            // encoding is most of a photo's print work.
+            let jpeg = encode_once(&img, settings.sheet_quality, Chroma::Sub420, DPI as u16)
                 .map_err(|e| SheetError::Encode(e.to_string()))?;
             Ok(Sheet { jpeg })
         })
