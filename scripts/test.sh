@@ -4,9 +4,10 @@
 #      packages: chromium (tests/report_browser.rs renders report.html in
 #      headless Chromium), nasm (libjpeg-turbo's SIMD code; it must be there
 #      before the first build, or `cargo clean --release -p mozjpeg-sys`
-#      after), qemu-user (scripts/qemu-check.sh), python3 (compares outputs)
-#      and a C compiler (libjpeg-turbo is built from source). As root this
-#      uses apt-get; otherwise it names what to install and stops;
+#      after), qemu-user (scripts/qemu-check.sh), python3 (compares outputs),
+#      poppler-utils (tests/print.rs reads the prints PDF with pdfinfo and
+#      pdftoppm) and a C compiler (libjpeg-turbo is built from source). As
+#      root this uses apt-get; otherwise it names what to install and stops;
 #   2. cargo test --release --features testkit (the test kit: generators,
 #      scorer and painters that tests and examples use);
 #   3. scripts/qemu-check.sh: the same binary natively and under two emulated
@@ -39,6 +40,8 @@ if [ "$(id -u)" -eq 0 ]; then
     command -v sbatch >/dev/null || slurm+=(slurm-wlm)
   command -v munged >/dev/null || slurm+=(munge)
 fi
+# tests/print.rs opens the prints PDF with poppler (pdfinfo, pdftoppm).
+{ [ -x /usr/bin/pdfinfo ] && [ -x /usr/bin/pdftoppm ]; } || missing+=(poppler-utils)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then

@@ -19,6 +19,7 @@ mod batch;
 mod codec;
 mod image;
 mod photo;
+mod print;
 mod transform;
 mod verdict;
 
@@ -57,6 +58,15 @@ pub mod manifest {
     pub use crate::batch::shard::{MergedRun, PARTS_DIR, ShardRun};
     pub use crate::image::Rect;
     pub use crate::verdict::{Check, Verdict};
+}
+
+/// Paper prints: the size table, the order, the paper, and the print
+/// rule derived from the registry's composition rule.
+pub mod prints {
+    pub use crate::print::{
+        DEFAULT_ORDER, DPI, PRINT_SIZES, Paper, PrintLine, PrintSettings, PrintedSize,
+        PrintsRecord, SheetFile, parse_order, print_rule,
+    };
 }
 
 /// Single stages, for the examples, benches and fuzz targets that probe one

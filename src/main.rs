@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use gradphoto::Options;
 use gradphoto::manifest::{PhotoRecord, RecordSource, RosterSummary, RunHeader, Status};
+use gradphoto::prints::{Paper, PrintSettings};
 use gradphoto::{BatchConfig, Progress, run_normalize};
 use gradphoto::{CheckConfig, run_check};
 use gradphoto::{ColumnNames, NameTemplate, Roster};
@@ -108,6 +109,21 @@ enum Command {
     #[command(after_help = CHECK_EXIT_CODES)]
     Check(CheckArgs),
 
+    /// Make paper prints of a batch of portraits: sheets for a photo lab
+    /// and one PDF for an office printer.
+    ///
+    /// Every photo goes through the same stages as for `normalize` (decode,
+    /// orientation, borders, backdrop, subject, checks); instead of the
+    /// registry photo, each size of the print order (default 4 x 小二寸 and
+    /// 8 x 一寸) is framed by the same composition rule at its own aspect
+    /// ratio, cut from the file's pixels at 300 dpi and laid out on the
+    /// fewest sheets of photo paper, with cut guides and the student number
+    /// (with --roster) or the file name in the margin. DIR gets
+    /// `<name>-1.jpg`, `<name>-2.jpg`... per photo (JPEG, 300 dpi), prints.pdf
+    /// with every sheet, and the manifest.
+    #[command(after_help = EXIT_CODES)]
+    Print(NormalizeArgs),
+
     /// Join the manifest parts of a sharded batch into one manifest.
     ///
     /// Each shard (`normalize --shard K/N`, or from the scheduler's
@@ -194,6 +210,39 @@ struct NormalizeArgs {
     /// `{collection_code}`. Must end in .jpg or .jpeg.
     #[arg(long, value_name = "TEMPLATE", default_value = "{id}.jpg")]
     name: String,
+
+    /// Also make paper prints of every photo written (sheets and a PDF in
+    /// DIR/prints/), from the same decode and subject: see `gradphoto print`.
+    #[arg(long)]
+    print: bool,
+
+    /// The print order per photo: SIZE=COUNT,... where SIZE is 一寸 (25x35
+    /// mm), 小一寸 (22x32), 大一寸 (33x48), 小二寸 (35x45), 二寸 (35x49),
+    /// 大二寸 (35x53) or WxH in millimetres.
+    #[arg(long, value_name = "SIZE=COUNT,...", default_value = gradphoto::prints::DEFAULT_ORDER)]
+    print_sizes: String,
+
+    /// Photo paper for the prints: 5in (3.5x5 in, 89x127 mm) or 6in (4x6 in,
+    /// 102x152 mm).
+    #[arg(long, value_name = "PAPER", default_value = "6in")]
+    paper: String,
+}
+
+impl NormalizeArgs {
+    /// The print settings, when prints are asked for.
+    fn print_settings(&self, registry_photo: bool) -> Result<Option<PrintSettings>, String> {
+        if registry_photo && !self.print {
+            return Ok(None);
+        }
+        let settings = PrintSettings {
+            paper: Paper::parse(&self.paper)?,
+            order: gradphoto::prints::parse_order(&self.print_sizes)?,
+            registry_photo,
+            ..PrintSettings::default()
+        };
+        settings.validate()?;
+        Ok(Some(settings))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -362,7 +411,8 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&format!("cannot set up signal handling: {e}")),
     };
     match cli.command {
-        Command::Normalize(args) => normalize(args, signals),
+        Command::Normalize(args) => normalize(args, signals, true),
+        Command::Print(args) => normalize(args, signals, false),
         Command::Check(args) => check(args, signals),
         Command::Merge(args) => merge(args),
     }
@@ -404,13 +454,18 @@ fn usage_error(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn normalize(args: NormalizeArgs, signals: Arc<AtomicUsize>) -> ExitCode {
+/// `normalize`, or with `registry_photo` false the `print` command.
+fn normalize(args: NormalizeArgs, signals: Arc<AtomicUsize>, registry_photo: bool) -> ExitCode {
     let common = &args.common;
     let (mut options, jobs) = match common.options() {
         Ok(v) => v,
         Err(e) => return usage_error(&e),
     };
     options.encode.pad_to_min = args.pad_to_min;
+    options.print = match args.print_settings(registry_photo) {
+        Ok(p) => p,
+        Err(e) => return usage_error(&e),
+    };
     let name_template = match NameTemplate::parse(&args.name) {
         Ok(t) => t,
         Err(e) => return usage_error(&e.to_string()),

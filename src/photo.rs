@@ -11,7 +11,7 @@ use crate::analysis::backdrop::{Backdrop, BackdropSettings, estimate_backdrop, j
 use crate::analysis::border::{BorderSettings, Borders, find_borders};
 use crate::analysis::compose::{CompositionRule, CropPlan, judge_composition, plan_crop};
 use crate::analysis::portrait::{PortraitSettings, judge_portrait};
-use crate::analysis::subject::{SubjectSettings, locate_subject};
+use crate::analysis::subject::{Subject, SubjectSettings, locate_subject};
 use crate::analysis::working_copy::WorkingCopy;
 use crate::batch::manifest::{BorderRemoved, OutputGeometry, PhotoRecord, Status};
 use crate::codec::decode::{
@@ -21,6 +21,7 @@ use crate::codec::decode::{
 use crate::codec::encode::{EncodeSettings, encode_to_window};
 use crate::codec::verify::{OutputRules, verify_jpeg, verify_written};
 use crate::image::{Rect, RgbImage};
+use crate::print::{Print, PrintSettings, cut_prints, plan_prints};
 use crate::transform::orient::{Orientation, apply_orientation};
 use crate::transform::resize::resize_crop;
 use crate::verdict::{Check, Verdict, worst};
@@ -41,6 +42,11 @@ pub struct Options {
     pub portrait: PortraitSettings,
     pub encode: EncodeSettings,
     pub reduce: ReduceSettings,
+    /// Paper prints besides (or, for the `print` command, instead of) the
+    /// registry photo. Absent from the settings when off, so runs without
+    /// prints keep their settings digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub print: Option<PrintSettings>,
 }
 
 impl Default for Options {
@@ -55,6 +61,7 @@ impl Default for Options {
             portrait: PortraitSettings::default(),
             encode: EncodeSettings::default(),
             reduce: ReduceSettings::default(),
+            print: None,
         }
     }
 }
@@ -77,7 +84,7 @@ impl Options {
 pub struct StageTimings(BTreeMap<&'static str, Duration>);
 
 impl StageTimings {
-    fn time<T>(&mut self, stage: &'static str, f: impl FnOnce() -> T) -> T {
+    pub(crate) fn time<T>(&mut self, stage: &'static str, f: impl FnOnce() -> T) -> T {
         let start = Instant::now();
         let value = f();
         *self.0.entry(stage).or_default() += start.elapsed();
@@ -105,27 +112,52 @@ pub struct Processed {
     pub record: PhotoRecord,
     pub jpeg: Option<Vec<u8>>,
     pub timings: StageTimings,
+    /// With [`Options::print`]: one print per size of the order, cut from
+    /// the same decode and the same subject as the registry photo.
+    pub prints: Option<Vec<Print>>,
 }
 
 /// Runs every stage on one photo's bytes. `name` is only used to notice an
 /// extension that lies about the content. Input, output and hashes are
 /// left for the caller to fill in.
 pub fn normalize_photo(name: &Path, bytes: &[u8], options: &Options) -> Processed {
-    if let Some(copied) = copy_if_compliant(name, bytes, options) {
+    let registry_photo = options.print.as_ref().is_none_or(|p| p.registry_photo);
+    if registry_photo && let Some(mut copied) = copy_if_compliant(name, bytes, options) {
+        if options.print.is_some() {
+            // Its bytes need no stages, its prints do: a 480x640 file is
+            // quick to take through them again.
+            let again = normalize_photo(name, bytes, &print_only(options));
+            copied.prints = again.prints;
+            copied.record.prints = again.record.prints;
+            copied.record.checks.extend(
+                again
+                    .record
+                    .checks
+                    .into_iter()
+                    .filter_map(crate::print::beside_registry),
+            );
+            copied.timings.add(&again.timings);
+        }
         return copied;
     }
     let mut record = PhotoRecord::default();
     let mut timings = StageTimings::default();
-    let jpeg = run_stages(name, bytes, options, &mut record, &mut timings)
+    let staged = run_stages(name, bytes, options, &mut record, &mut timings)
         // Decoder messages can span lines; a manifest cell and a stderr
         // line must not.
         .map_err(|e| record.error = Some(e.split_whitespace().collect::<Vec<_>>().join(" ")))
         .ok();
+    let (jpeg, prints) = staged.map_or((None, None), |s| (s.jpeg, s.prints));
+    let made = if registry_photo {
+        jpeg.is_some()
+    } else {
+        prints.is_some()
+    };
     let verdict = worst(&record.checks);
-    let status = match (&jpeg, verdict) {
-        (None, _) | (_, Verdict::Fail) => Status::Fail,
-        (Some(_), Verdict::Warn) => Status::Warn,
-        (Some(_), Verdict::Pass) => Status::Ok,
+    let status = match (made, verdict) {
+        (false, _) | (_, Verdict::Fail) => Status::Fail,
+        (true, Verdict::Warn) => Status::Warn,
+        (true, Verdict::Pass) => Status::Ok,
     };
     if status == Status::Fail && record.error.is_none() {
         let failed: Vec<&str> = record
@@ -141,7 +173,17 @@ pub fn normalize_photo(name: &Path, bytes: &[u8], options: &Options) -> Processe
         record,
         jpeg: jpeg.filter(|_| status != Status::Fail),
         timings,
+        prints: prints.filter(|_| status != Status::Fail),
     }
+}
+
+/// `options` for the prints alone (the `print` command).
+fn print_only(options: &Options) -> Options {
+    let mut only = options.clone();
+    if let Some(p) = &mut only.print {
+        p.registry_photo = false;
+    }
+    only
 }
 
 /// A photo that already is what `normalize` makes, as it stands: its own
@@ -213,6 +255,7 @@ fn copy_if_compliant(name: &Path, bytes: &[u8], options: &Options) -> Option<Pro
         record,
         jpeg: Some(bytes.to_vec()),
         timings,
+        prints: None,
     })
 }
 
@@ -260,6 +303,17 @@ struct Analysis {
     plan: CropPlan,
     backdrop: Backdrop,
     scale: DecodeScale,
+    /// Where the subject is in `trimmed`, for the prints' own crops.
+    subject: Subject,
+    /// `trimmed`'s edges in the upright file's pixels.
+    inner: Rect,
+    axes: (Axis, Axis),
+}
+
+/// What the stages made of a photo.
+struct Staged {
+    jpeg: Option<Vec<u8>>,
+    prints: Option<Vec<Print>>,
 }
 
 /// The stages in order; fills `record` as it goes so a failure still shows
@@ -270,31 +324,101 @@ fn run_stages(
     options: &Options,
     record: &mut PhotoRecord,
     timings: &mut StageTimings,
-) -> Result<Vec<u8>, String> {
+) -> Result<Staged, String> {
     let rule = &options.composition;
     let mut reduce = options.reduce.first_decode(rule);
     let before = record.clone();
-    let analysis = loop {
+    let (analysis, print_plans) = loop {
         let a = analyse(name, bytes, options, reduce, record, timings)?;
+        let print_plans = options.print.as_ref().map(|p| {
+            timings.time("print", || {
+                plan_prints(a.trimmed.width(), a.trimmed.height(), &a.subject, rule, p)
+            })
+        });
+        // Output pixels per decoded pixel the prints need: above 1 they
+        // would be upscaled from this decode.
+        let print_scale = match &print_plans {
+            Some(Ok(plans)) => plans.iter().map(|p| p.plan.scale).fold(0.0, f64::max),
+            _ => 0.0,
+        };
+        let registry_short = a.plan.scale > rule.max_upscale + 1e-9;
+        let print_short = print_scale > 1.0 + 1e-9;
         // The box is smaller than the output at this scale but not in the
         // file: decode finer rather than upscale.
-        if a.scale < DecodeScale::FULL && a.plan.scale > rule.max_upscale + 1e-9 {
+        if a.scale < DecodeScale::FULL && (registry_short || print_short) {
             let scales = std::mem::take(&mut record.decode_scales);
             *record = before.clone();
             record.decode_scales = scales;
-            let eighths = f64::from(a.scale.numerator()) * a.plan.scale / rule.max_upscale;
+            let numerator = f64::from(a.scale.numerator());
+            let mut eighths = if registry_short {
+                numerator * a.plan.scale / rule.max_upscale
+            } else {
+                0.0
+            };
+            eighths = eighths.max(numerator * print_scale);
             reduce.min_scale =
                 DecodeScale::eighths((eighths.ceil() as u32).max(a.scale.numerator() + 1));
             continue;
         }
-        break a;
+        break (a, print_plans);
     };
     let Analysis {
         trimmed,
         plan,
         backdrop,
+        scale,
+        inner,
+        axes,
         ..
     } = analysis;
+
+    let prints = match print_plans {
+        None => None,
+        Some(Err((size, e))) => {
+            // Without the registry photo the prints are the job: failing
+            // them fails the photo. Beside it, a warning.
+            let verdict = match options.print.as_ref().is_some_and(|p| p.registry_photo) {
+                true => Verdict::Warn,
+                false => Verdict::Fail,
+            };
+            record.checks.push(Check::new(
+                "print_composition",
+                verdict,
+                None,
+                format!("no {size} print: {e}"),
+            ));
+            None
+        }
+        Some(Ok(plans)) => {
+            let to_file = |r: Rect| file_rect(r, inner, axes);
+            let prints = timings.time("print", || {
+                cut_prints(&trimmed, &plans, scale.as_f64(), &to_file)
+            })?;
+            record.checks.push(crate::print::resolution_check(&prints));
+            record.prints = Some(crate::print::PrintsRecord::new(
+                options
+                    .print
+                    .as_ref()
+                    .map_or(crate::print::Paper::SixInch, |p| p.paper),
+                &prints,
+            ));
+            Some(prints)
+        }
+    };
+    if options.print.as_ref().is_some_and(|p| !p.registry_photo) {
+        // The prints alone: the picture is judged as for the registry
+        // photo, which is not encoded.
+        let resized = timings
+            .time("resize", || {
+                resize_crop(&trimmed, plan.rect, rule.out_width, rule.out_height)
+            })
+            .map_err(|e| e.to_string())?;
+        drop(trimmed);
+        record.checks.extend(timings.time("portrait", || {
+            judge_portrait(&resized, &plan, &backdrop, &options.portrait)
+        }));
+        return Ok(Staged { jpeg: None, prints });
+    }
 
     let resized = timings
         .time("resize", || {
@@ -318,7 +442,10 @@ fn run_stages(
         verify_written(&encoded.bytes, &options.output_rules())
     });
     record.checks.extend(report.checks);
-    Ok(encoded.bytes)
+    Ok(Staged {
+        jpeg: Some(encoded.bytes),
+        prints,
+    })
 }
 
 /// The SPEC §1 border rule and the §2 picture checks, on the photo as it
@@ -609,23 +736,16 @@ fn analyse(
         max_upscale: options.composition.max_upscale / scale.as_f64(),
         ..options.composition.clone()
     };
-    let plan = timings.time("subject", || {
+    let (subject, plan) = timings.time("subject", || {
         locate_subject(&copy, &backdrop, &options.subject)
             .map_err(|e| e.to_string())
             .and_then(|subject| {
                 plan_crop(trimmed.width(), trimmed.height(), &subject, &rule)
+                    .map(|plan| (subject, plan))
                     .map_err(|e| e.to_string())
             })
     })?;
-    let (left, top) = (plan.rect.x + inner.x, plan.rect.y + inner.y);
-    // Rounded inward, so the box never takes in a file pixel of the frame.
-    let (x0, y0) = (xs.ceil(left), ys.ceil(top));
-    record.crop = Some(Rect::new(
-        x0,
-        y0,
-        xs.floor(left + plan.rect.width).saturating_sub(x0),
-        ys.floor(top + plan.rect.height).saturating_sub(y0),
-    ));
+    record.crop = Some(file_rect(plan.rect, inner, (xs, ys)));
     record.scale = Some(plan.scale * scale.as_f64());
     record.geometry = Some(OutputGeometry {
         crown_y: plan.crown_y,
@@ -639,7 +759,24 @@ fn analyse(
         plan,
         backdrop,
         scale,
+        subject,
+        inner,
+        axes: (xs, ys),
     })
+}
+
+/// A box in the trimmed picture (whose edges are `inner` in the upright
+/// decode) in the upright file's pixels, rounded inward, so the box never
+/// takes in a file pixel of a frame.
+fn file_rect(rect: Rect, inner: Rect, (xs, ys): (Axis, Axis)) -> Rect {
+    let (left, top) = (rect.x + inner.x, rect.y + inner.y);
+    let (x0, y0) = (xs.ceil(left), ys.ceil(top));
+    Rect::new(
+        x0,
+        y0,
+        xs.floor(left + rect.width).saturating_sub(x0),
+        ys.floor(top + rect.height).saturating_sub(y0),
+    )
 }
 
 /// `inner` less one line on each side where a frame was found, where the

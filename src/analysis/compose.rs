@@ -37,6 +37,13 @@ pub struct CompositionRule {
     /// Output pixels kept clear of each range's ends when the image allows,
     /// because crown, eyes and face are estimates.
     pub safety_margin: f64,
+    /// The box's aspect ratio in whole numbers, when it is not the output
+    /// size's own (a print of 35x53 mm is 413x626 px at 300 dpi, sizes with
+    /// no common factor, so boxes of exactly that ratio would come in one
+    /// size only). The box is then `box_unit * k` and the resize scales
+    /// the two axes by factors that differ by under half an output pixel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub box_unit: Option<(u32, u32)>,
 }
 
 impl Default for CompositionRule {
@@ -53,6 +60,7 @@ impl Default for CompositionRule {
             max_upscale: 1.0,
             centre_tolerance: 24.0,
             safety_margin: 6.0,
+            box_unit: None,
         }
     }
 }
@@ -190,10 +198,13 @@ pub fn plan_crop(
         return Err(ComposeError::BadRule("max_upscale must be positive"));
     }
     let g = gcd(rule.out_width, rule.out_height);
-    let unit = (rule.out_width / g, rule.out_height / g);
+    let (unit, g) = match rule.box_unit {
+        Some((w, h)) if w > 0 && h > 0 => ((w, h), f64::from(rule.out_width) / f64::from(w)),
+        _ => ((rule.out_width / g, rule.out_height / g), f64::from(g)),
+    };
     let k_max = (width / unit.0).min(height / unit.1);
     // Smallest box allowed by the upscale limit.
-    let k_min = (f64::from(g) / rule.max_upscale).ceil().max(1.0) as u32;
+    let k_min = (g / rule.max_upscale).ceil().max(1.0) as u32;
     if k_max == 0 || k_max < k_min {
         return Err(ComposeError::TooSmall {
             width,

@@ -143,6 +143,10 @@ pub struct PhotoRecord {
     /// this says which run made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_run: Option<EarlierRun>,
+    /// With `--print` and in `print` runs: the sizes printed (each one's
+    /// crop from the file and the resolution it got) and the sheet files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prints: Option<crate::print::PrintsRecord>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -1426,6 +1430,15 @@ mod tests {
             from_run: (i % 9 == 2).then(|| EarlierRun {
                 started: "2026-06-01T08:00:00Z".into(),
                 settings_sha256: format!("{i:064x}"),
+            }),
+            prints: (i % 5 == 3).then(|| crate::print::PrintsRecord {
+                paper: "6in".into(),
+                sizes: Vec::new(),
+                sheets: vec![crate::print::SheetFile {
+                    file: format!("p{i}-1.jpg"),
+                    bytes: 1000 + i,
+                    sha256: format!("{i:064x}"),
+                }],
             }),
         }
     }

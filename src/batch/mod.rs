@@ -13,6 +13,7 @@ pub(crate) mod merge;
 pub(crate) mod output;
 pub(crate) mod path_text;
 pub(crate) mod pipeline;
+pub(crate) mod prints;
 pub(crate) mod report;
 pub(crate) mod roster;
 pub(crate) mod shard;

@@ -26,11 +26,14 @@ use crate::batch::output::{
     write_file_atomically,
 };
 use crate::batch::path_text::path_text;
+use crate::batch::prints;
 use crate::batch::report;
 use crate::batch::roster::{NameTemplate, Roster, assign_names};
 use crate::batch::shard::{PARTS_DIR, Shard, ShardKeys, shard_run};
 use crate::codec::decode::{ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff};
 use crate::photo::{Options, Processed, StageTimings, normalize_photo};
+use crate::print::Print;
+use crate::print::sheet::Sheet;
 
 /// Everything a `normalize` run needs besides the per-photo options.
 #[derive(Clone, Debug)]
@@ -326,6 +329,11 @@ struct Done {
     record: PhotoRecord,
     jpeg: Option<Vec<u8>>,
     timings: StageTimings,
+    prints: Option<Vec<Print>>,
+    /// The photo's sheets (`--print`, `print`), made on the worker, and
+    /// the name they are called after.
+    sheets: Vec<Sheet>,
+    name: Option<String>,
 }
 
 fn failed_record(input: &Path, error: String) -> PhotoRecord {
@@ -512,6 +520,9 @@ fn work(listed: &Listed, input: Result<Input, String>, cx: &WorkContext<'_>) -> 
         },
         jpeg: None,
         timings: StageTimings::default(),
+        prints: None,
+        sheets: Vec::new(),
+        name: None,
     };
     let Input {
         bytes,
@@ -538,12 +549,16 @@ fn work(listed: &Listed, input: Result<Input, String>, cx: &WorkContext<'_>) -> 
     };
     if let Some(mut record) = previous.matching(&input_display, &input_sha256, &name)
         && output_intact(out, &record)
+        && prints::sheets_intact(out, cx.options, &record)
     {
         record.resumed = true;
         return Done {
             record,
             jpeg: None,
             timings: StageTimings::default(),
+            prints: None,
+            sheets: Vec::new(),
+            name: None,
         };
     }
     let reservation = cx.budget.reserve(working_bytes(&bytes, cx.options));
@@ -559,7 +574,7 @@ fn work(listed: &Listed, input: Result<Input, String>, cx: &WorkContext<'_>) -> 
     record.input_bytes = base.input_bytes;
     record.input_sha256 = input_sha256;
     if let Some(jpeg) = &processed.jpeg {
-        record.output = Some(name);
+        record.output = Some(name.clone());
         record.output_bytes = Some(jpeg.len() as u64);
         record.output_sha256 = Some(sha256_hex(jpeg));
     }
@@ -567,6 +582,9 @@ fn work(listed: &Listed, input: Result<Input, String>, cx: &WorkContext<'_>) -> 
         record: processed.record,
         jpeg: processed.jpeg,
         timings: processed.timings,
+        prints: processed.prints,
+        sheets: Vec::new(),
+        name: Some(name),
     }
 }
 
@@ -633,6 +651,57 @@ fn write_output(out: &Path, done: &mut Done, overwrite: bool) -> Result<(), Writ
     }
 }
 
+/// Lays out and renders the photo's sheets, on its worker. A photo whose
+/// prints cannot go on the paper fails when prints are all it makes, and
+/// warns beside a registry photo.
+fn make_sheets(done: &mut Done, input: &Path, options: &Options) {
+    let (Some(settings), Some(prints)) = (&options.print, done.prints.take()) else {
+        return;
+    };
+    let label = prints::label(input, done.record.roster.as_ref());
+    let made = done
+        .timings
+        .time("sheets", || prints::sheets(&prints, &label, settings));
+    match made {
+        Ok(sheets) => done.sheets = sheets,
+        Err(e) => {
+            let record = &mut done.record;
+            record.prints = None;
+            if settings.registry_photo {
+                record.checks.push(crate::verdict::Check::new(
+                    "print_layout",
+                    crate::verdict::Verdict::Warn,
+                    None,
+                    e,
+                ));
+                if record.status == Some(Status::Ok) {
+                    record.status = Some(Status::Warn);
+                }
+            } else {
+                record.status = Some(Status::Fail);
+                record.error = Some(e);
+            }
+        }
+    }
+}
+
+/// Writes a photo's sheets and records them.
+fn write_sheets(out: &Path, done: &mut Done, config: &BatchConfig) -> Result<(), WriteError> {
+    let (Some(settings), Some(name)) = (&config.options.print, &done.name) else {
+        return Ok(());
+    };
+    if done.sheets.is_empty() {
+        return Ok(());
+    }
+    let dir = prints::sheets_dir(out, settings);
+    let files = prints::write_sheets(&dir, name, &done.sheets, config.overwrite)?;
+    done.sheets.clear();
+    if let Some(p) = &mut done.record.prints {
+        p.sheets = files;
+    }
+    Ok(())
+}
+
 /// Errors that mean the output folder itself is broken; going on would only
 /// fail every photo the same way.
 fn is_fatal(e: &WriteError) -> bool {
@@ -656,6 +725,14 @@ pub fn run_normalize(config: &BatchConfig, progress: &dyn Progress) -> Result<Re
     })
 }
 
+/// `print` for the prints alone, else `normalize`.
+fn command_name(options: &Options) -> &'static str {
+    match &options.print {
+        Some(p) if !p.registry_photo => "print",
+        _ => "normalize",
+    }
+}
+
 /// [`run_normalize`] with the per-photo stages passed in, so tests can make
 /// one photo's processing misbehave and watch the batch go on.
 fn run_batch(
@@ -665,6 +742,11 @@ fn run_batch(
 ) -> Result<Records, BatchError> {
     let started = Instant::now();
     let (out, lock) = check_output_folder(config)?;
+    if let Some(settings) = &config.options.print {
+        let dir = prints::sheets_dir(&out, settings);
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| BatchError::CreateOut { path: dir, source })?;
+    }
     // A shard's manifest goes into its part; the photos into `out`, where
     // other shards write too, so only the part is cleared of temporaries
     // (another machine's pids cannot be told alive from here).
@@ -697,7 +779,12 @@ fn run_batch(
     // Gathered before the writer starts the journal afresh.
     let previous = Previous::load(&book, &settings_sha256)?;
     let jobs = config.jobs.max(1);
-    let mut header = RunHeader::starting("normalize", settings, settings_sha256, jobs);
+    let mut header = RunHeader::starting(
+        command_name(&config.options),
+        settings,
+        settings_sha256,
+        jobs,
+    );
     // Names are given over the whole batch, so that names that clash are
     // refused whichever shards the photos fall in; then the share is kept.
     let assigned = assign_names(&photos, config.roster.as_ref(), &config.name_template);
@@ -775,6 +862,7 @@ fn run_batch(
                         // send below can wait on a busy writer.
                         let mut done = work(&listed, input, context);
                         done.record.roster = listed.roster;
+                        make_sheets(&mut done, &listed.input, &config.options);
                         if done_tx.send(done).is_err() {
                             break;
                         }
@@ -784,7 +872,9 @@ fn run_batch(
             drop(done_tx);
             drop(job_rx);
             for mut done in done_rx {
-                if let Err(e) = write_output(&out, &mut done, config.overwrite) {
+                let written = write_output(&out, &mut done, config.overwrite)
+                    .and_then(|()| write_sheets(&out, &mut done, config));
+                if let Err(e) = written {
                     if is_fatal(&e) {
                         fatal = Some(e.to_string());
                     }
@@ -815,7 +905,19 @@ fn run_batch(
     run.interrupted = interrupted.map(str::to_owned);
     run.stage_seconds = stage_totals.as_seconds();
     run.seconds = started.elapsed().as_secs_f64();
-    let mut records = writer.finish()?.holding(lock);
+    let mut records = writer.finish()?;
+    // Each shard makes only its own photos' sheets: the batch PDF is one
+    // run's (or, for a sharded batch, left to the sheets themselves).
+    if let (Some(settings), None) = (&config.options.print, &config.shard) {
+        match prints::write_batch_pdf(&prints::sheets_dir(&out, settings), &records) {
+            Ok(Some((path, pages))) => {
+                progress.note(&format!("{pages} sheets in {}", path_text(&path)))
+            }
+            Ok(None) => {}
+            Err(e) => fatal = Some(e.to_string()),
+        }
+    }
+    records = records.holding(lock);
     if let Some(part_lock) = part_lock {
         records = records.holding(part_lock);
     }
@@ -888,6 +990,7 @@ mod tests {
             },
             jpeg: Some(bytes.to_vec()),
             timings: StageTimings::default(),
+            prints: None,
         }
     }
 
