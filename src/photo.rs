@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::backdrop::{Backdrop, BackdropSettings, estimate_backdrop, judge_backdrop};
 use crate::analysis::border::{BorderSettings, Borders, find_borders};
 use crate::analysis::compose::{CompositionRule, CropPlan, judge_composition, plan_crop};
+use crate::analysis::extend::{ExtendSettings, Extension, plan_with_extension};
 use crate::analysis::portrait::{PortraitSettings, judge_portrait};
 use crate::analysis::subject::{SubjectSettings, locate_subject};
 use crate::analysis::working_copy::WorkingCopy;
@@ -21,6 +22,7 @@ use crate::codec::decode::{
 use crate::codec::encode::{EncodeSettings, encode_to_window};
 use crate::codec::verify::{OutputRules, verify_jpeg, verify_written};
 use crate::image::{Rect, RgbImage};
+use crate::transform::extend::extend_canvas;
 use crate::transform::orient::{Orientation, apply_orientation};
 use crate::transform::resize::resize_crop;
 use crate::verdict::{Check, Verdict, worst};
@@ -38,6 +40,8 @@ pub struct Options {
     pub backdrop: BackdropSettings,
     pub subject: SubjectSettings,
     pub composition: CompositionRule,
+    /// Synthesised backdrop above or beside a tightly framed head.
+    pub extend: ExtendSettings,
     pub portrait: PortraitSettings,
     pub encode: EncodeSettings,
     pub reduce: ReduceSettings,
@@ -52,6 +56,7 @@ impl Default for Options {
             backdrop: BackdropSettings::default(),
             subject: SubjectSettings::default(),
             composition: CompositionRule::default(),
+            extend: ExtendSettings::default(),
             portrait: PortraitSettings::default(),
             encode: EncodeSettings::default(),
             reduce: ReduceSettings::default(),
@@ -609,23 +614,51 @@ fn analyse(
         max_upscale: options.composition.max_upscale / scale.as_f64(),
         ..options.composition.clone()
     };
-    let plan = timings.time("subject", || {
+    let (width, height) = (trimmed.width(), trimmed.height());
+    let (plan, extension) = timings.time("subject", || {
         locate_subject(&copy, &backdrop, &options.subject)
             .map_err(|e| e.to_string())
             .and_then(|subject| {
-                plan_crop(trimmed.width(), trimmed.height(), &subject, &rule)
-                    .map_err(|e| e.to_string())
+                let planned = plan_crop(width, height, &subject, &rule);
+                let (planned, ext) = plan_with_extension(
+                    width,
+                    height,
+                    &copy,
+                    &backdrop,
+                    &subject,
+                    &rule,
+                    planned,
+                    &options.extend,
+                );
+                planned.map(|p| (p, ext)).map_err(|e| e.to_string())
             })
     })?;
-    let (left, top) = (plan.rect.x + inner.x, plan.rect.y + inner.y);
+    // The crop recorded is the part of the box on the file's picture; what
+    // it takes in beyond is synthesised backdrop, recorded apart.
+    let on_picture = extension
+        .as_ref()
+        .map_or(plan.rect, |e| e.on_picture(plan.rect, width, height));
+    let (left, top) = (on_picture.x + inner.x, on_picture.y + inner.y);
     // Rounded inward, so the box never takes in a file pixel of the frame.
     let (x0, y0) = (xs.ceil(left), ys.ceil(top));
     record.crop = Some(Rect::new(
         x0,
         y0,
-        xs.floor(left + plan.rect.width).saturating_sub(x0),
-        ys.floor(top + plan.rect.height).saturating_sub(y0),
+        xs.floor(left + on_picture.width).saturating_sub(x0),
+        ys.floor(top + on_picture.height).saturating_sub(y0),
     ));
+    let trimmed = match &extension {
+        Some(e) => {
+            let in_file = |px: u32| (f64::from(px) / scale.as_f64()).round() as u32;
+            record.backdrop_extended = Some(Extension {
+                top: in_file(e.added.top),
+                left: in_file(e.added.left),
+                right: in_file(e.added.right),
+            });
+            timings.time("extend", || extend_canvas(&trimmed, e))
+        }
+        None => trimmed,
+    };
     record.scale = Some(plan.scale * scale.as_f64());
     record.geometry = Some(OutputGeometry {
         crown_y: plan.crown_y,

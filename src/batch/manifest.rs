@@ -97,6 +97,11 @@ pub struct PhotoRecord {
     /// The 3:4 box cut from the upright image (before border removal, so it
     /// can be checked against the original directly).
     pub crop: Option<Rect>,
+    /// Pixels of synthesised backdrop added above and beside the picture
+    /// (in the file's pixels) so the crop could sit at the composition
+    /// rule's aim; absent when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backdrop_extended: Option<crate::analysis::extend::Extension>,
     /// Output pixels per input pixel.
     pub scale: Option<f64>,
     pub geometry: Option<OutputGeometry>,
@@ -1374,6 +1379,13 @@ mod tests {
                 width: 300,
                 height: 400,
             }),
+            backdrop_extended: i
+                .is_multiple_of(5)
+                .then_some(crate::analysis::extend::Extension {
+                    top: 120,
+                    left: 0,
+                    right: 3,
+                }),
             scale: Some(float()),
             geometry: Some(OutputGeometry {
                 crown_y: float(),
