@@ -3,4 +3,5 @@
 
 pub(crate) mod extend;
 pub(crate) mod orient;
+pub(crate) mod recolour;
 pub(crate) mod resize;
