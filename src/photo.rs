@@ -11,6 +11,7 @@ use crate::analysis::backdrop::{Backdrop, BackdropSettings, estimate_backdrop, j
 use crate::analysis::border::{BorderSettings, Borders, find_borders};
 use crate::analysis::compose::{CompositionRule, CropPlan, judge_composition, plan_crop};
 use crate::analysis::extend::{ExtendSettings, Extension, plan_with_extension};
+use crate::analysis::matte::{HeadPlace, MatteSettings};
 use crate::analysis::portrait::{PortraitSettings, judge_portrait};
 use crate::analysis::subject::{SubjectSettings, locate_subject};
 use crate::analysis::working_copy::WorkingCopy;
@@ -24,6 +25,7 @@ use crate::codec::verify::{OutputRules, verify_jpeg, verify_written};
 use crate::image::{Rect, RgbImage};
 use crate::transform::extend::extend_canvas;
 use crate::transform::orient::{Orientation, apply_orientation};
+use crate::transform::recolour::recolour;
 use crate::transform::resize::resize_crop;
 use crate::verdict::{Check, Verdict, worst};
 
@@ -42,6 +44,8 @@ pub struct Options {
     pub composition: CompositionRule,
     /// Synthesised backdrop above or beside a tightly framed head.
     pub extend: ExtendSettings,
+    /// `--recolour`: the backdrop replaced through a matte of the person.
+    pub recolour: MatteSettings,
     pub portrait: PortraitSettings,
     pub encode: EncodeSettings,
     pub reduce: ReduceSettings,
@@ -57,6 +61,7 @@ impl Default for Options {
             subject: SubjectSettings::default(),
             composition: CompositionRule::default(),
             extend: ExtendSettings::default(),
+            recolour: MatteSettings::default(),
             portrait: PortraitSettings::default(),
             encode: EncodeSettings::default(),
             reduce: ReduceSettings::default(),
@@ -307,6 +312,14 @@ fn run_stages(
         })
         .map_err(|e| e.to_string())?;
     drop(trimmed);
+    // Only a photo whose backdrop failed its checks pays for a matte.
+    let (resized, backdrop) = if options.recolour.enabled && backdrop_off(&record.checks) {
+        timings.time("recolour", || {
+            recolour_output(resized, &plan, &backdrop, options, record)
+        })?
+    } else {
+        (resized, backdrop)
+    };
     record.checks.extend(timings.time("portrait", || {
         judge_portrait(&resized, &plan, &backdrop, &options.portrait)
     }));
@@ -413,6 +426,63 @@ pub(crate) fn judge_picture(
         .checks
         .extend(judge_portrait(&view, &plan, &backdrop, &options.portrait));
     view
+}
+
+/// Whether the backdrop's colour or evenness did not pass.
+fn backdrop_off(checks: &[Check]) -> bool {
+    checks.iter().any(|c| {
+        matches!(c.name.as_str(), "backdrop_colour" | "backdrop_evenness")
+            && c.verdict != Verdict::Pass
+    })
+}
+
+/// The output with its backdrop recoloured, and the backdrop measured
+/// again on it, which replaces the input's in the record and the checks.
+/// Uncertain separation fails the photo with the reason.
+fn recolour_output(
+    resized: RgbImage,
+    plan: &CropPlan,
+    before: &Backdrop,
+    options: &Options,
+    record: &mut PhotoRecord,
+) -> Result<(RgbImage, Backdrop), String> {
+    let head = HeadPlace {
+        center_x: plan.center_x,
+        crown_y: plan.crown_y,
+        eye_y: plan.eye_line_y,
+    };
+    let reference = options.backdrop.reference;
+    let (out, _) = recolour(&resized, reference, head, &options.recolour).map_err(|e| {
+        let reason = format!("backdrop not recoloured: {e}");
+        record
+            .checks
+            .push(Check::new("recolour", Verdict::Fail, None, reason.clone()));
+        reason
+    })?;
+    let after = estimate_backdrop(
+        &WorkingCopy::new(&out, options.work_size),
+        &options.backdrop,
+    )
+    .map_err(|e| format!("backdrop not recoloured: {e}"))?;
+    record
+        .checks
+        .retain(|c| !matches!(c.name.as_str(), "backdrop_colour" | "backdrop_evenness"));
+    record
+        .checks
+        .extend(judge_backdrop(&after, &options.backdrop));
+    record.checks.push(Check::new(
+        "recolour",
+        Verdict::Pass,
+        Some(before.delta_e),
+        format!(
+            "backdrop sRGB {},{},{} replaced by {},{},{} through a matte of the person",
+            before.rgb[0], before.rgb[1], before.rgb[2], reference[0], reference[1], reference[2]
+        ),
+    ));
+    record.backdrop_recoloured = Some(before.rgb);
+    record.backdrop_rgb = Some(after.rgb);
+    record.backdrop_delta_e = Some(after.delta_e);
+    Ok((out, after))
 }
 
 fn border_check(b: &Borders) -> Check {

@@ -27,8 +27,6 @@ const SNAP_PERSON: f32 = 0.97;
 /// A matte and what it was made from.
 #[derive(Clone, Debug)]
 pub struct Matte {
-    pub width: usize,
-    pub height: usize,
     /// Coverage of the person, 0-1.
     pub alpha: Vec<f32>,
     /// The backdrop's colour behind each pixel.
@@ -41,6 +39,10 @@ pub enum MatteError {
     #[error("too little plain backdrop to model it ({0:.0}% of the picture)")]
     NoBackdrop(f64),
     #[error(
+        "{0:.1}% of the picture inside the person's outline has the backdrop's colour (clothes like the backdrop): recolouring would cut into the person"
+    )]
+    Pockets(f64),
+    #[error(
         "the {0} cannot be told from the backdrop (only {1:.0}% separated): recolouring would cut into the person"
     )]
     Uncertain(&'static str, f64),
@@ -49,6 +51,8 @@ pub enum MatteError {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct MatteSettings {
+    /// Recolour at all (`--recolour`); off by default: see the README.
+    pub enabled: bool,
     /// Guided filter radius (pixels) and regularisation (on a 0-1 scale).
     pub radius: usize,
     pub epsilon: f32,
@@ -63,6 +67,7 @@ pub struct MatteSettings {
 impl Default for MatteSettings {
     fn default() -> Self {
         MatteSettings {
+            enabled: false,
             radius: 2,
             epsilon: 1e-3,
             person_distance: 60.0,
@@ -312,8 +317,9 @@ pub fn compute_matte(
     // cannot be told apart there.
     let pockets = (0..bw * bh).filter(|&j| like[j] && !reached[j]).count();
     if pockets * 100 > bw * bh {
-        let share = 100.0 - pockets as f64 * 100.0 / (bw * bh) as f64;
-        return Err(MatteError::Uncertain("clothing", share));
+        return Err(MatteError::Pockets(
+            pockets as f64 * 100.0 / (bw * bh) as f64,
+        ));
     }
     let mut field = means.clone();
     let mut known: Vec<f32> = reached.iter().map(|r| f32::from(u8::from(*r))).collect();
@@ -437,12 +443,7 @@ pub fn compute_matte(
     if hair < settings.min_separated {
         return Err(MatteError::Uncertain("hair", hair * 100.0));
     }
-    Ok(Matte {
-        width: w,
-        height: h,
-        alpha,
-        backdrop,
-    })
+    Ok(Matte { alpha, backdrop })
 }
 
 #[cfg(test)]

@@ -115,6 +115,10 @@ pub struct PhotoRecord {
     pub padding_bytes: Option<usize>,
     pub backdrop_rgb: Option<[u8; 3]>,
     pub backdrop_delta_e: Option<f64>,
+    /// `--recolour`: the backdrop colour measured before it was replaced
+    /// (`backdrop_rgb` and the checks then describe the photo written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backdrop_recoloured: Option<[u8; 3]>,
     pub checks: Vec<Check>,
     pub status: Option<Status>,
     pub error: Option<String>,
@@ -1402,6 +1406,7 @@ mod tests {
             padding_bytes: Some(0),
             backdrop_rgb: Some([100, 197, 255]),
             backdrop_delta_e: Some(float()),
+            backdrop_recoloured: i.is_multiple_of(7).then_some([250, 250, 250]),
             checks: vec![
                 Check::new("backdrop_colour", Verdict::Pass, Some(float()), "fine"),
                 Check::new(
