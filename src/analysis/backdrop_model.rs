@@ -71,19 +71,19 @@ impl BackdropPlane {
             let mut normal = [[0.0f64; 3]; 3];
             let mut rhs = [[0.0f64; 3]; 3];
             let mut n = 0usize;
-            for y in 0..upper {
-                for x in 0..w {
+            for (y, &cy) in ys.iter().enumerate().take(upper) {
+                for (x, &cx) in xs.iter().enumerate() {
                     let i = y * w + x;
                     let near = if pass == 0 {
                         delta_e76_squared(copy.lab[i], backdrop.lab) <= first
                     } else {
-                        let m = plane.at(xs[x], ys[y]).map(|v| v.clamp(0.0, 255.0) as f32);
+                        let m = plane.at(cx, cy).map(|v| v.clamp(0.0, 255.0) as f32);
                         delta_e76_squared(copy.lab[i], lt.lab_f(m)) <= refit
                     };
                     if !near {
                         continue;
                     }
-                    let basis = [1.0, xs[x], ys[y]];
+                    let basis = [1.0, cx, cy];
                     let px = work.px[i];
                     for r in 0..3 {
                         for c in 0..3 {

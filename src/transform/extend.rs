@@ -32,7 +32,14 @@ fn shift_for(pass: u32, len: u32) -> u32 {
 fn mirrored(k: u32, band: u32) -> (u32, u32) {
     let pass = k / band;
     let r = k % band;
-    (if pass % 2 == 0 { r } else { band - 1 - r }, pass)
+    (
+        if pass.is_multiple_of(2) {
+            r
+        } else {
+            band - 1 - r
+        },
+        pass,
+    )
 }
 
 /// The picture with `plan.added` pixels of synthesised backdrop on its
