@@ -40,6 +40,11 @@ struct Args {
     /// Replace files already in the output folder.
     #[arg(long)]
     force: bool,
+    /// Share of `--preset cohort` photos framed too tightly (crown close to
+    /// the top, backdrop above it), drawn from a stream of their own so a
+    /// cohort made without it is unchanged. 0 by default.
+    #[arg(long, default_value_t = 0.0)]
+    tight: f64,
 }
 
 #[derive(Serialize)]
@@ -68,7 +73,7 @@ fn main() -> Result<()> {
         .with_context(|| format!("creating {}", args.out.display()))?;
     let jobs = match args.preset {
         Preset::Fixtures => fixtures(args.seed),
-        Preset::Cohort => cohort(args.seed, args.count, args.min_mp, args.max_mp),
+        Preset::Cohort => cohort(args.seed, args.count, args.min_mp, args.max_mp, args.tight),
     };
     let start = Instant::now();
     let records: Vec<Record> = jobs
@@ -224,7 +229,7 @@ fn fixtures(seed: u64) -> Vec<Job> {
 
 /// A vendor-like batch: mostly ordinary baseline JPEGs, with the awkward
 /// cases at roughly the rates a season brings.
-fn cohort(seed: u64, count: usize, min_mp: f64, max_mp: f64) -> Vec<Job> {
+fn cohort(seed: u64, count: usize, min_mp: f64, max_mp: f64, tight: f64) -> Vec<Job> {
     (0..count)
         .map(|i| {
             let mut rng = SplitMix64::new(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -258,6 +263,15 @@ fn cohort(seed: u64, count: usize, min_mp: f64, max_mp: f64) -> Vec<Job> {
             } else if r < 0.09 {
                 spec.uneven_light = rng.range(0.3, 0.5);
                 tags.push("shadow");
+            }
+
+            // Tight framing, from its own stream: the crown 4-15% of the
+            // head's height below the top, where no crop inside the photo
+            // gives the composition rule's crown margin (or only its edge).
+            let mut own = SplitMix64::new(!seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+            if tight > 0.0 && tags.is_empty() && own.chance(tight) {
+                spec.headroom = spec.head_height * own.range(0.04, 0.15);
+                tags.push("tight");
             }
 
             // Borders from scanning or export.

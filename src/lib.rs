@@ -29,6 +29,8 @@ pub mod testkit;
 pub use analysis::backdrop::BackdropSettings;
 pub use analysis::border::BorderSettings;
 pub use analysis::compose::CompositionRule;
+pub use analysis::extend::{ExtendSettings, Extension};
+pub use analysis::matte::MatteSettings;
 pub use analysis::portrait::PortraitSettings;
 pub use analysis::subject::SubjectSettings;
 pub use batch::check::{CheckConfig, CheckError, CheckRun, run_check};

@@ -308,6 +308,13 @@ struct CommonArgs {
     #[arg(long, value_name = "R,G,B", default_value = "100,197,255", value_parser = parse_rgb)]
     backdrop: [u8; 3],
 
+    /// Replace a backdrop of another colour, or an uneven one, by the
+    /// `--backdrop` colour through a matte of the person (the person's own
+    /// pixels are never changed). A photo whose person cannot be told from
+    /// its backdrop is flagged and not written. Off by default.
+    #[arg(long)]
+    recolour: bool,
+
     /// Also write report.html next to the manifest: a self-contained
     /// contact sheet of every photo, failed and warned first, filterable by
     /// status and check.
@@ -381,6 +388,7 @@ impl CommonArgs {
         options.encode.max_bytes = self.max_bytes;
         options.limits.max_pixels = self.max_megapixels.saturating_mul(1_000_000);
         options.backdrop.reference = self.backdrop;
+        options.recolour.enabled = self.recolour;
         let jobs = self.jobs.map(usize::from).unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::backdrop::{Backdrop, BackdropSettings, estimate_backdrop, judge_backdrop};
 use crate::analysis::border::{BorderSettings, Borders, find_borders};
 use crate::analysis::compose::{CompositionRule, CropPlan, judge_composition, plan_crop};
+use crate::analysis::extend::{ExtendSettings, Extension, ExtensionPlan, plan_with_extension};
+use crate::analysis::matte::{HeadPlace, MatteSettings};
 use crate::analysis::portrait::{PortraitSettings, judge_portrait};
 use crate::analysis::subject::{Subject, SubjectSettings, locate_subject};
 use crate::analysis::working_copy::WorkingCopy;
@@ -22,7 +24,9 @@ use crate::codec::encode::{EncodeSettings, encode_to_window};
 use crate::codec::verify::{OutputRules, verify_jpeg, verify_written};
 use crate::image::{Rect, RgbImage};
 use crate::print::{Print, PrintSettings, cut_prints, plan_prints};
+use crate::transform::extend::extend_canvas;
 use crate::transform::orient::{Orientation, apply_orientation};
+use crate::transform::recolour::recolour;
 use crate::transform::resize::resize_crop;
 use crate::verdict::{Check, Verdict, worst};
 
@@ -39,6 +43,10 @@ pub struct Options {
     pub backdrop: BackdropSettings,
     pub subject: SubjectSettings,
     pub composition: CompositionRule,
+    /// Synthesised backdrop above or beside a tightly framed head.
+    pub extend: ExtendSettings,
+    /// `--recolour`: the backdrop replaced through a matte of the person.
+    pub recolour: MatteSettings,
     pub portrait: PortraitSettings,
     pub encode: EncodeSettings,
     pub reduce: ReduceSettings,
@@ -58,6 +66,8 @@ impl Default for Options {
             backdrop: BackdropSettings::default(),
             subject: SubjectSettings::default(),
             composition: CompositionRule::default(),
+            extend: ExtendSettings::default(),
+            recolour: MatteSettings::default(),
             portrait: PortraitSettings::default(),
             encode: EncodeSettings::default(),
             reduce: ReduceSettings::default(),
@@ -308,6 +318,9 @@ struct Analysis {
     /// `trimmed`'s edges in the upright file's pixels.
     inner: Rect,
     axes: (Axis, Axis),
+    /// The backdrop added around the picture, and the picture's size before:
+    /// `trimmed`, `plan` and `subject` are then on the extended canvas.
+    extension: Option<(ExtensionPlan, u32, u32)>,
 }
 
 /// What the stages made of a photo.
@@ -369,6 +382,7 @@ fn run_stages(
         scale,
         inner,
         axes,
+        extension,
         ..
     } = analysis;
 
@@ -390,7 +404,12 @@ fn run_stages(
             None
         }
         Some(Ok(plans)) => {
-            let to_file = |r: Rect| file_rect(r, inner, axes);
+            let to_file = |r: Rect| {
+                let on_picture = extension
+                    .as_ref()
+                    .map_or(r, |(e, width, height)| e.on_picture(r, *width, *height));
+                file_rect(on_picture, inner, axes)
+            };
             let prints = timings.time("print", || {
                 cut_prints(&trimmed, &plans, scale.as_f64(), &to_file)
             })?;
@@ -426,6 +445,14 @@ fn run_stages(
         })
         .map_err(|e| e.to_string())?;
     drop(trimmed);
+    // Only a photo whose backdrop failed its checks pays for a matte.
+    let (resized, backdrop) = if options.recolour.enabled && backdrop_off(&record.checks) {
+        timings.time("recolour", || {
+            recolour_output(resized, &plan, &backdrop, options, record)
+        })?
+    } else {
+        (resized, backdrop)
+    };
     record.checks.extend(timings.time("portrait", || {
         judge_portrait(&resized, &plan, &backdrop, &options.portrait)
     }));
@@ -535,6 +562,63 @@ pub(crate) fn judge_picture(
         .checks
         .extend(judge_portrait(&view, &plan, &backdrop, &options.portrait));
     view
+}
+
+/// Whether the backdrop's colour or evenness did not pass.
+fn backdrop_off(checks: &[Check]) -> bool {
+    checks.iter().any(|c| {
+        matches!(c.name.as_str(), "backdrop_colour" | "backdrop_evenness")
+            && c.verdict != Verdict::Pass
+    })
+}
+
+/// The output with its backdrop recoloured, and the backdrop measured
+/// again on it, which replaces the input's in the record and the checks.
+/// Uncertain separation fails the photo with the reason.
+fn recolour_output(
+    resized: RgbImage,
+    plan: &CropPlan,
+    before: &Backdrop,
+    options: &Options,
+    record: &mut PhotoRecord,
+) -> Result<(RgbImage, Backdrop), String> {
+    let head = HeadPlace {
+        center_x: plan.center_x,
+        crown_y: plan.crown_y,
+        eye_y: plan.eye_line_y,
+    };
+    let reference = options.backdrop.reference;
+    let (out, _) = recolour(&resized, reference, head, &options.recolour).map_err(|e| {
+        let reason = format!("backdrop not recoloured: {e}");
+        record
+            .checks
+            .push(Check::new("recolour", Verdict::Fail, None, reason.clone()));
+        reason
+    })?;
+    let after = estimate_backdrop(
+        &WorkingCopy::new(&out, options.work_size),
+        &options.backdrop,
+    )
+    .map_err(|e| format!("backdrop not recoloured: {e}"))?;
+    record
+        .checks
+        .retain(|c| !matches!(c.name.as_str(), "backdrop_colour" | "backdrop_evenness"));
+    record
+        .checks
+        .extend(judge_backdrop(&after, &options.backdrop));
+    record.checks.push(Check::new(
+        "recolour",
+        Verdict::Pass,
+        Some(before.delta_e),
+        format!(
+            "backdrop sRGB {},{},{} replaced by {},{},{} through a matte of the person",
+            before.rgb[0], before.rgb[1], before.rgb[2], reference[0], reference[1], reference[2]
+        ),
+    ));
+    record.backdrop_recoloured = Some(before.rgb);
+    record.backdrop_rgb = Some(after.rgb);
+    record.backdrop_delta_e = Some(after.delta_e);
+    Ok((out, after))
 }
 
 fn border_check(b: &Borders) -> Check {
@@ -736,16 +820,48 @@ fn analyse(
         max_upscale: options.composition.max_upscale / scale.as_f64(),
         ..options.composition.clone()
     };
-    let (subject, plan) = timings.time("subject", || {
+    let (width, height) = (trimmed.width(), trimmed.height());
+    let (subject, plan, extension) = timings.time("subject", || {
         locate_subject(&copy, &backdrop, &options.subject)
             .map_err(|e| e.to_string())
             .and_then(|subject| {
-                plan_crop(trimmed.width(), trimmed.height(), &subject, &rule)
-                    .map(|plan| (subject, plan))
+                let planned = plan_crop(width, height, &subject, &rule);
+                let (planned, ext) = plan_with_extension(
+                    width,
+                    height,
+                    &copy,
+                    &backdrop,
+                    &subject,
+                    &rule,
+                    planned,
+                    &options.extend,
+                );
+                planned
+                    .map(|p| (subject, p, ext))
                     .map_err(|e| e.to_string())
             })
     })?;
-    record.crop = Some(file_rect(plan.rect, inner, (xs, ys)));
+    // The crop recorded is the part of the box on the file's picture; what
+    // it takes in beyond is synthesised backdrop, recorded apart.
+    let on_picture = |r: Rect| {
+        extension
+            .as_ref()
+            .map_or(r, |e| e.on_picture(r, width, height))
+    };
+    record.crop = Some(file_rect(on_picture(plan.rect), inner, (xs, ys)));
+    let (trimmed, subject) = match &extension {
+        Some(e) => {
+            let in_file = |px: u32| (f64::from(px) / scale.as_f64()).round() as u32;
+            record.backdrop_extended = Some(Extension {
+                top: in_file(e.added.top),
+                left: in_file(e.added.left),
+                right: in_file(e.added.right),
+            });
+            let canvas = timings.time("extend", || extend_canvas(&trimmed, e));
+            (canvas, subject.shifted(e.added.left, e.added.top))
+        }
+        None => (trimmed, subject),
+    };
     record.scale = Some(plan.scale * scale.as_f64());
     record.geometry = Some(OutputGeometry {
         crown_y: plan.crown_y,
@@ -762,6 +878,7 @@ fn analyse(
         subject,
         inner,
         axes: (xs, ys),
+        extension: extension.map(|e| (e, width, height)),
     })
 }
 

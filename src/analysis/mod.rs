@@ -6,9 +6,12 @@
 //! `rank` (order statistics) serve them all.
 
 pub(crate) mod backdrop;
+pub(crate) mod backdrop_model;
 pub(crate) mod border;
 pub(crate) mod colour;
 pub(crate) mod compose;
+pub(crate) mod extend;
+pub(crate) mod matte;
 pub(crate) mod portrait;
 pub(crate) mod rank;
 pub(crate) mod subject;

@@ -93,6 +93,27 @@ pub struct Subject {
     pub neck_seen: bool,
 }
 
+impl Subject {
+    /// The same subject on a canvas with `left` columns and `top` rows
+    /// added before the picture (backdrop extended around it).
+    pub fn shifted(&self, left: u32, top: u32) -> Subject {
+        Subject {
+            crown_y: self.crown_y + top,
+            chin_y: self.chin_y + top,
+            eye_line_y: self.eye_line_y + top,
+            center_x: self.center_x + left,
+            head: Rect::new(
+                self.head.x + left,
+                self.head.y + top,
+                self.head.width,
+                self.head.height,
+            ),
+            shoulder_y: self.shoulder_y.map(|y| y + top),
+            ..self.clone()
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum SubjectError {
     #[error("image is too small ({width}x{height}) to find a person in")]

@@ -98,6 +98,11 @@ pub struct PhotoRecord {
     /// The 3:4 box cut from the upright image (before border removal, so it
     /// can be checked against the original directly).
     pub crop: Option<Rect>,
+    /// Pixels of synthesised backdrop added above and beside the picture
+    /// (in the file's pixels) so the crop could sit at the composition
+    /// rule's aim; absent when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backdrop_extended: Option<crate::analysis::extend::Extension>,
     /// Output pixels per input pixel.
     pub scale: Option<f64>,
     pub geometry: Option<OutputGeometry>,
@@ -111,6 +116,10 @@ pub struct PhotoRecord {
     pub padding_bytes: Option<usize>,
     pub backdrop_rgb: Option<[u8; 3]>,
     pub backdrop_delta_e: Option<f64>,
+    /// `--recolour`: the backdrop colour measured before it was replaced
+    /// (`backdrop_rgb` and the checks then describe the photo written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backdrop_recoloured: Option<[u8; 3]>,
     pub checks: Vec<Check>,
     pub status: Option<Status>,
     pub error: Option<String>,
@@ -1389,6 +1398,13 @@ mod tests {
                 width: 300,
                 height: 400,
             }),
+            backdrop_extended: i
+                .is_multiple_of(5)
+                .then_some(crate::analysis::extend::Extension {
+                    top: 120,
+                    left: 0,
+                    right: 3,
+                }),
             scale: Some(float()),
             geometry: Some(OutputGeometry {
                 crown_y: float(),
@@ -1405,6 +1421,7 @@ mod tests {
             padding_bytes: Some(0),
             backdrop_rgb: Some([100, 197, 255]),
             backdrop_delta_e: Some(float()),
+            backdrop_recoloured: i.is_multiple_of(7).then_some([250, 250, 250]),
             checks: vec![
                 Check::new("backdrop_colour", Verdict::Pass, Some(float()), "fine"),
                 Check::new(

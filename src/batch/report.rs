@@ -373,13 +373,26 @@ fn card(h: &mut String, r: &PhotoRecord, thumb: Option<&[u8]>) {
     let roster = r.roster.as_ref();
     let name = roster.map(|f| f.name.as_str()).unwrap_or_default();
     let flagged = flagged_checks(r);
-    let search = format!(
+    let extended = r.backdrop_extended.map(|e| {
+        let sides: Vec<String> = [("top", e.top), ("left", e.left), ("right", e.right)]
+            .iter()
+            .filter(|(_, px)| *px > 0)
+            .map(|(side, px)| format!("{side} {px} px"))
+            .collect();
+        format!("backdrop extended: {}", sides.join(", "))
+    });
+    let mut search = format!(
         "{id} {name} {} {} {}",
         roster.map(|f| f.student_no.as_str()).unwrap_or_default(),
         roster.map(|f| f.id_card.as_str()).unwrap_or_default(),
         r.input
     )
     .to_lowercase();
+    if let Some(text) = &extended {
+        // Found by typing "extended" in the filter box.
+        search.push(' ');
+        search.push_str(text);
+    }
     let _ = write!(
         h,
         "<figure class=\"card {status}\" data-s=\"{status}\" data-c=\" {} \" data-q=\"{}\">",
@@ -408,6 +421,9 @@ fn card(h: &mut String, r: &PhotoRecord, thumb: Option<&[u8]>) {
             let _ = write!(h, "<li>{}</li>", esc(&reason));
         }
         h.push_str("</ul>");
+    }
+    if let Some(text) = &extended {
+        let _ = write!(h, "<div class=\"ext\">{}</div>", esc(text));
     }
     if let Some(fix) = &r.fix {
         let _ = write!(h, "<div class=\"fix\">{}</div>", esc(fix));
@@ -628,6 +644,22 @@ mod tests {
                 .unwrap_or_default(),
             ..PhotoRecord::default()
         }
+    }
+
+    #[test]
+    fn photos_with_backdrop_added_are_marked() {
+        let mut m = Manifest::default();
+        let mut tight = record("a/tight.jpg", Status::Ok, None);
+        tight.backdrop_extended = Some(crate::analysis::extend::Extension {
+            top: 120,
+            left: 0,
+            right: 7,
+        });
+        m.photos = vec![record("a/ok.jpg", Status::Ok, None), tight];
+        m.run.counts = crate::batch::manifest::count(&m.photos, 0);
+        let page = render(&m, &|_: &PhotoRecord| None).unwrap();
+        assert_eq!(page.matches("<div class=\"ext\">").count(), 1, "{page}");
+        assert!(page.contains("backdrop extended: top 120 px, right 7 px"));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! written with orientation 6 stores the pixels rotated, but its truth still
 //! describes the upright picture.
 
+pub mod matte;
 pub mod patterns;
 pub use patterns::{framed_portrait_12mp, gradient, noise, portrait};
 
