@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::backdrop::{Backdrop, BackdropSettings, estimate_backdrop, judge_backdrop};
 use crate::analysis::border::{BorderSettings, Borders, find_borders};
 use crate::analysis::compose::{CompositionRule, CropPlan, judge_composition, plan_crop};
+use crate::analysis::face::{FaceSettings, locate_with_faces};
 use crate::analysis::portrait::{PortraitSettings, judge_portrait};
-use crate::analysis::subject::{SubjectSettings, locate_subject};
+use crate::analysis::subject::SubjectSettings;
 use crate::analysis::working_copy::WorkingCopy;
 use crate::batch::manifest::{BorderRemoved, OutputGeometry, PhotoRecord, Status};
 use crate::codec::decode::{
@@ -37,6 +38,8 @@ pub struct Options {
     pub work_size: u32,
     pub backdrop: BackdropSettings,
     pub subject: SubjectSettings,
+    /// The face detector and pupils (`src/analysis/face/`).
+    pub face: FaceSettings,
     pub composition: CompositionRule,
     pub portrait: PortraitSettings,
     pub encode: EncodeSettings,
@@ -51,6 +54,7 @@ impl Default for Options {
             work_size: WorkingCopy::DEFAULT_SIZE,
             backdrop: BackdropSettings::default(),
             subject: SubjectSettings::default(),
+            face: FaceSettings::default(),
             composition: CompositionRule::default(),
             portrait: PortraitSettings::default(),
             encode: EncodeSettings::default(),
@@ -82,6 +86,14 @@ impl StageTimings {
         let value = f();
         *self.0.entry(stage).or_default() += start.elapsed();
         value
+    }
+
+    /// Books `d`, spent inside `from`'s time, to `to` instead.
+    fn move_time(&mut self, from: &'static str, to: &'static str, d: Duration) {
+        if let Some(f) = self.0.get_mut(from) {
+            *f = f.saturating_sub(d);
+        }
+        *self.0.entry(to).or_default() += d;
     }
 
     pub fn add(&mut self, other: &StageTimings) {
@@ -370,19 +382,30 @@ pub(crate) fn judge_picture(
         .checks
         .extend(judge_backdrop(&backdrop, &options.backdrop));
 
-    let subject = match locate_subject(&copy, &backdrop, &options.subject) {
+    let located = locate_with_faces(
+        &copy,
+        &view,
+        &backdrop,
+        &options.subject,
+        &options.face,
+    );
+    record.checks.extend(located.checks);
+    // The view is the whole photo at the output's width: its pixels are
+    // the output's.
+    record.face = located.record;
+    let subject = match located.subject {
         Ok(s) => s,
-        Err(e) => {
+        Err(why) => {
             record
                 .checks
-                .push(Check::new("subject", Verdict::Fail, None, e.to_string()));
+                .push(Check::new("subject", Verdict::Fail, None, why));
             return view;
         }
     };
     record.checks.push(Check::new(
         "subject",
         Verdict::Pass,
-        Some(f64::from(subject.people)),
+        Some(1.0),
         "one person, head and shoulders",
     ));
     // The crop is the whole photo: judge the head where it already is.
@@ -609,14 +632,32 @@ fn analyse(
         max_upscale: options.composition.max_upscale / scale.as_f64(),
         ..options.composition.clone()
     };
+    let located = timings.time("subject", || {
+        locate_with_faces(
+            &copy,
+            &trimmed,
+            &backdrop,
+            &options.subject,
+            &options.face,
+        )
+    });
+    timings.move_time("subject", "face", located.face_time);
+    record.checks.extend(located.checks);
+    let face = located.record;
+    record.face = face.clone();
     let plan = timings.time("subject", || {
-        locate_subject(&copy, &backdrop, &options.subject)
-            .map_err(|e| e.to_string())
-            .and_then(|subject| {
-                plan_crop(trimmed.width(), trimmed.height(), &subject, &rule)
-                    .map_err(|e| e.to_string())
-            })
+        located.subject.and_then(|subject| {
+            plan_crop(trimmed.width(), trimmed.height(), &subject, &rule)
+                .map_err(|e| e.to_string())
+        })
     })?;
+    record.face = face.map(|f| {
+        f.to_output(
+            f64::from(plan.rect.x),
+            f64::from(plan.rect.y),
+            plan.scale,
+        )
+    });
     let (left, top) = (plan.rect.x + inner.x, plan.rect.y + inner.y);
     // Rounded inward, so the box never takes in a file pixel of the frame.
     let (x0, y0) = (xs.ceil(left), ys.ceil(top));

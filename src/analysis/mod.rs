@@ -9,6 +9,7 @@ pub(crate) mod backdrop;
 pub(crate) mod border;
 pub(crate) mod colour;
 pub(crate) mod compose;
+pub(crate) mod face;
 pub(crate) mod portrait;
 pub(crate) mod rank;
 pub(crate) mod subject;
