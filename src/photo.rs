@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::backdrop::{Backdrop, BackdropSettings, estimate_backdrop, judge_backdrop};
 use crate::analysis::border::{BorderSettings, Borders, find_borders};
-use crate::analysis::compose::{CompositionRule, CropPlan, judge_composition, plan_crop};
+use crate::analysis::compose::{
+    ComposeError, CompositionRule, CropPlan, judge_composition, plan_crop,
+};
 use crate::analysis::face::{FaceSettings, locate_with_faces};
 use crate::analysis::portrait::{PortraitSettings, judge_portrait};
 use crate::analysis::subject::SubjectSettings;
@@ -645,11 +647,21 @@ fn analyse(
     record.checks.extend(located.checks);
     let face = located.record;
     record.face = face.clone();
-    let plan = timings.time("subject", || {
-        located.subject.and_then(|subject| {
-            plan_crop(trimmed.width(), trimmed.height(), &subject, &rule)
-                .map_err(|e| e.to_string())
-        })
+    let plan = timings.time("subject", || match located.subject {
+        Ok(subject) => plan_crop(trimmed.width(), trimmed.height(), &subject, &rule)
+            .map_err(|e| e.to_string()),
+        // No face found: a head too small for the rule is too small for
+        // the detector too, and better reported as that.
+        Err(why) => Err(located
+            .silhouette
+            .and_then(|s| plan_crop(trimmed.width(), trimmed.height(), &s, &rule).err())
+            .filter(|e| {
+                matches!(
+                    e,
+                    ComposeError::TooSmall { .. } | ComposeError::NeedsUpscale { .. }
+                )
+            })
+            .map_or(why, |e| e.to_string())),
     })?;
     record.face = face.map(|f| {
         f.to_output(

@@ -20,6 +20,9 @@ pub struct Located {
     pub subject: Result<Subject, String>,
     pub checks: Vec<Check>,
     pub record: Option<FaceRecord>,
+    /// The silhouette's subject when no face was found: a head too small
+    /// for any detector is better reported as too small.
+    pub silhouette: Option<Subject>,
     /// Time the detector and the shape predictor took (part of the call's).
     pub face_time: std::time::Duration,
 }
@@ -36,6 +39,7 @@ pub fn locate_with_faces(
         subject: Err(why),
         checks,
         record,
+        silhouette: None,
         face_time,
     };
     let mut subject = match locate_subject_any_count(copy, backdrop, subject_settings) {
@@ -53,7 +57,11 @@ pub fn locate_with_faces(
         Ok(placed) => placed,
         Err((check, record)) => {
             let why = check.reason.clone();
-            return failed(why, vec![check], Some(record), face_time);
+            let none = record.faces == 0;
+            return Located {
+                silhouette: none.then_some(subject),
+                ..failed(why, vec![check], Some(record), face_time)
+            };
         }
     };
     // Without a face, the silhouette's count of people stands, as before.
@@ -70,6 +78,7 @@ pub fn locate_with_faces(
         subject: placed,
         checks,
         record: Some(record),
+        silhouette: None,
         face_time,
     }
 }
@@ -207,7 +216,7 @@ fn apply(subject: &mut Subject, face: &Face, settings: &FaceSettings) {
     // The silhouette's crown is the top of the hair; only when it is below
     // the face's box (a silhouette that lost the hair against a backdrop of
     // its colour) is the box's top the better bound.
-    let box_top = round(face.bbox[1]);
+    let box_top = face.rect.top.max(0) as u32;
     if subject.crown_y > box_top {
         subject.crown_y = box_top;
     }
@@ -259,6 +268,7 @@ mod tests {
         Face {
             score,
             bbox: [100.0, 100.0, 200.0, 200.0],
+            rect: super::super::dlib_rect([100.0, 100.0, 200.0, 200.0]),
             right_eye: eyes[0],
             left_eye: eyes[1],
             nose: [200.0, 220.0],
@@ -291,6 +301,7 @@ mod tests {
         };
         let (checks, record) = place_by_face(&mut s, &f, &FaceSettings::default()).expect("one");
         assert_eq!((s.eye_line_y, s.center_x, s.crown_y), (172, 200, 60));
+        // 190 px of dlib box, over 0.95, times 0.89.
         assert_eq!(s.face_width, 178);
         let tilt = checks.iter().find(|c| c.name == "pupils_level").expect("tilt");
         // atan(4 / 80) = 2.86 degrees: warned, above 2.

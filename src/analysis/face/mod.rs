@@ -85,6 +85,12 @@ pub struct Face {
     pub score: f64,
     /// x, y, width, height of the detector's box.
     pub bbox: [f64; 4],
+    /// The box in whole pixels the shape predictor was given ([`dlib_rect`]).
+    /// What is measured from the box is measured from this one: tract's
+    /// floating point differs in its last bits between CPUs (its kernels
+    /// are chosen at run time), and whole pixels keep the output the same
+    /// on every machine but where a box edge lies within that of a half.
+    pub rect: DlibRect,
     /// Pupil centres (the middle of each eye's corners), the subject's right
     /// eye (image left) first.
     pub right_eye: [f64; 2],
@@ -117,7 +123,7 @@ impl Face {
 
     /// Cheek-to-cheek width estimated from the box.
     pub fn width(&self, settings: &FaceSettings) -> f64 {
-        self.bbox[2] * settings.face_width_per_box
+        (self.rect.right - self.rect.left) as f64 / DLIB_SIDE * settings.face_width_per_box
     }
 
     /// How far the head is turned: where the nose tip lies between the
@@ -170,13 +176,16 @@ pub fn find_faces(
     Ok(Faces { found })
 }
 
+/// dlib's box side over BlazeFace's.
+const DLIB_SIDE: f64 = 0.95;
+
 /// dlib's face box for a BlazeFace box: dlib's detector frames a face a
 /// little smaller and higher (brows to chin rather than ear to ear).
 /// Measured on the scikit-image astronaut: dlib's box is 0.95 of BlazeFace's
 /// and its centre 0.09 of the width higher.
 pub fn dlib_rect(bbox: [f64; 4]) -> DlibRect {
     let [x, y, w, h] = bbox;
-    let side = 0.95 * w;
+    let side = DLIB_SIDE * w;
     let (cx, cy) = (x + w / 2.0, y + h / 2.0 - 0.09 * w);
     let left = (cx - side / 2.0).round() as i64;
     let top = (cy - side / 2.0).round() as i64;
@@ -190,7 +199,7 @@ pub fn dlib_rect(bbox: [f64; 4]) -> DlibRect {
 }
 
 fn place_pupils(face: &mut Face, img: &RgbImage) -> Result<(), FaceError> {
-    let p = shape_predictor()?.predict(img, dlib_rect(face.bbox));
+    let p = shape_predictor()?.predict(img, face.rect);
     let mid = |a: [f64; 2], b: [f64; 2]| [(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0];
     // dlib's points: the subject's left eye's outer and inner corners, the
     // right eye's outer and inner corners, the base of the nose.
@@ -272,14 +281,16 @@ impl Letterbox {
         let [x, y] = self.to_source([d.bbox[0], d.bbox[1]], factor);
         let scale = blazeface::INPUT as f64 / self.k * f64::from(factor);
         let pt = |i: usize| self.to_source(d.points[i], factor);
+        let bbox = [
+            x,
+            y,
+            f64::from(d.bbox[2]) * scale,
+            f64::from(d.bbox[3]) * scale,
+        ];
         Face {
             score: f64::from(d.score),
-            bbox: [
-                x,
-                y,
-                f64::from(d.bbox[2]) * scale,
-                f64::from(d.bbox[3]) * scale,
-            ],
+            bbox,
+            rect: dlib_rect(bbox),
             right_eye: pt(0),
             left_eye: pt(1),
             nose: pt(2),

@@ -47,7 +47,7 @@ pub struct ShapePredictor {
 }
 
 /// A face box as dlib has it: inclusive pixel edges.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DlibRect {
     pub left: i64,
     pub top: i64,
