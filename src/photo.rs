@@ -384,13 +384,7 @@ pub(crate) fn judge_picture(
         .checks
         .extend(judge_backdrop(&backdrop, &options.backdrop));
 
-    let located = locate_with_faces(
-        &copy,
-        &view,
-        &backdrop,
-        &options.subject,
-        &options.face,
-    );
+    let located = locate_with_faces(&copy, &view, &backdrop, &options.subject, &options.face);
     record.checks.extend(located.checks);
     // The view is the whole photo at the output's width: its pixels are
     // the output's.
@@ -635,41 +629,32 @@ fn analyse(
         ..options.composition.clone()
     };
     let located = timings.time("subject", || {
-        locate_with_faces(
-            &copy,
-            &trimmed,
-            &backdrop,
-            &options.subject,
-            &options.face,
-        )
+        locate_with_faces(&copy, &trimmed, &backdrop, &options.subject, &options.face)
     });
     timings.move_time("subject", "face", located.face_time);
     record.checks.extend(located.checks);
     let face = located.record;
     record.face = face.clone();
-    let plan = timings.time("subject", || match located.subject {
-        Ok(subject) => plan_crop(trimmed.width(), trimmed.height(), &subject, &rule)
-            .map_err(|e| e.to_string()),
-        // No face found: a head too small for the rule is too small for
-        // the detector too, and better reported as that.
-        Err(why) => Err(located
-            .silhouette
-            .and_then(|s| plan_crop(trimmed.width(), trimmed.height(), &s, &rule).err())
-            .filter(|e| {
-                matches!(
-                    e,
-                    ComposeError::TooSmall { .. } | ComposeError::NeedsUpscale { .. }
-                )
-            })
-            .map_or(why, |e| e.to_string())),
-    })?;
-    record.face = face.map(|f| {
-        f.to_output(
-            f64::from(plan.rect.x),
-            f64::from(plan.rect.y),
-            plan.scale,
-        )
-    });
+    let plan = timings
+        .time("subject", || match located.subject {
+            Ok(subject) => plan_crop(trimmed.width(), trimmed.height(), &subject, &rule)
+                .map_err(|e| e.to_string()),
+            // No face found: a head too small for the rule is too small for
+            // the detector too, and better reported as that.
+            Err(why) => Err(located
+                .silhouette
+                .and_then(|s| plan_crop(trimmed.width(), trimmed.height(), &s, &rule).err())
+                .filter(|e| {
+                    matches!(
+                        e,
+                        ComposeError::TooSmall { .. } | ComposeError::NeedsUpscale { .. }
+                    )
+                })
+                .map_or(why, |e| e.to_string())),
+        })
+        .map_err(|why| backdrop_first(&record.checks, why))?;
+    record.face =
+        face.map(|f| f.to_output(f64::from(plan.rect.x), f64::from(plan.rect.y), plan.scale));
     let (left, top) = (plan.rect.x + inner.x, plan.rect.y + inner.y);
     // Rounded inward, so the box never takes in a file pixel of the frame.
     let (x0, y0) = (xs.ceil(left), ys.ceil(top));
@@ -693,6 +678,24 @@ fn analyse(
         backdrop,
         scale,
     })
+}
+
+/// A backdrop that failed its checks is why a person could not be
+/// measured against it (a flag or a shuttle behind the astronaut merges with
+/// her hair at the top edge): the error says so first.
+fn backdrop_first(checks: &[Check], why: String) -> String {
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail && c.name.starts_with("backdrop"))
+        .map(|c| c.name.as_str())
+        .collect();
+    if failed.is_empty() {
+        return why;
+    }
+    format!(
+        "failed checks: {} (the person cannot be measured against this backdrop: {why})",
+        failed.join(", ")
+    )
 }
 
 /// `inner` less one line on each side where a frame was found, where the

@@ -45,11 +45,17 @@ fn every_real_face_is_placed_by_the_rule_against_the_marked_truth() {
         let measured_face = record.geometry.as_ref().expect("geometry").face_width;
         let tilt = f.tilt_degrees.expect("tilt");
         println!(
-            "{file}: eye line {eye:.1} (error {:+.1} px), face {face:.1} (error {:+.1}%), crown {crown:.1}, tilt {tilt:.2} (error {:+.2} deg), status {:?}",
+            "{file}: eye line {eye:.1} (error {:+.1} px), face {face:.1} (error {:+.1}%), crown {crown:.1}, tilt {tilt:.2} (error {:+.2} deg), status {:?} {:?}",
             measured_eye - eye,
             (measured_face / face - 1.0) * 100.0,
             tilt - true_tilt,
-            record.status
+            record.status,
+            record
+                .checks
+                .iter()
+                .filter(|c| c.verdict != Verdict::Pass)
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
         );
         let ok = written
             && record.status != Some(Status::Fail)
@@ -94,8 +100,17 @@ fn the_astronaut_as_published_is_refused_for_its_backdrop_not_its_face() {
         .filter(|c| c.verdict == Verdict::Fail)
         .map(|c| c.name.as_str())
         .collect();
-    assert!(failed.iter().any(|n| n.starts_with("backdrop")), "{record:?}");
-    let faces = record.checks.iter().find(|c| c.name == "faces").expect("faces");
+    assert!(
+        failed.iter().any(|n| n.starts_with("backdrop")),
+        "{record:?}"
+    );
+    let error = record.error.clone().unwrap_or_default();
+    assert!(error.starts_with("failed checks: backdrop"), "{error}");
+    let faces = record
+        .checks
+        .iter()
+        .find(|c| c.name == "faces")
+        .expect("faces");
     assert_eq!(faces.verdict, Verdict::Pass, "{record:?}");
     println!("astronaut: failed {failed:?}, error {:?}", record.error);
 }

@@ -31,8 +31,7 @@ fn build(bytes: &[u8]) -> TractResult<Plan> {
     // 0.23 defaults to a float64 one, which then fails to concatenate with
     // the float32 tensor: give them the default explicitly.
     for node in proto.graph.iter_mut().flat_map(|g| g.node.iter_mut()) {
-        if node.op_type == "ConstantOfShape" && !node.attribute.iter().any(|a| a.name == "value")
-        {
+        if node.op_type == "ConstantOfShape" && !node.attribute.iter().any(|a| a.name == "value") {
             node.attribute.push(AttributeProto {
                 name: "value".to_owned(),
                 r#type: attribute_proto::AttributeType::Tensor as i32,

@@ -55,7 +55,8 @@ pub fn locate_with_faces(
     };
     let (checks, record) = match place_by_face(&mut subject, &faces, settings) {
         Ok(placed) => placed,
-        Err((check, record)) => {
+        Err(failed_with) => {
+            let (check, record) = *failed_with;
             let why = check.reason.clone();
             let none = record.faces == 0;
             return Located {
@@ -136,6 +137,11 @@ pub enum NoFace {
     Silhouette,
 }
 
+/// The checks about faces and the record, for a photo placed by its face.
+pub type Placed = (Vec<Check>, FaceRecord);
+/// The failed check and the record, for a photo that cannot be.
+pub type Refused = (Check, FaceRecord);
+
 /// The subject with its eye line, face width and centre taken from the
 /// best face, the checks about faces, and the record; or why the photo
 /// cannot be placed (no face, a second face).
@@ -143,7 +149,7 @@ pub fn place_by_face(
     subject: &mut Subject,
     faces: &Faces,
     settings: &FaceSettings,
-) -> Result<(Vec<Check>, FaceRecord), (Check, FaceRecord)> {
+) -> Result<Placed, Box<Refused>> {
     let count = faces.found.len() as u32;
     let second = faces
         .found
@@ -156,10 +162,10 @@ pub fn place_by_face(
         };
         let reason = "no face found";
         return match settings.no_face {
-            NoFace::Fail => Err((
+            NoFace::Fail => Err(Box::new((
                 Check::new("faces", Verdict::Fail, Some(0.0), reason),
                 record,
-            )),
+            ))),
             NoFace::Silhouette => Ok((
                 vec![Check::new(
                     "faces",
@@ -183,7 +189,7 @@ pub fn place_by_face(
     };
     if let Some(s) = second {
         record.faces = count;
-        return Err((
+        return Err(Box::new((
             Check::new(
                 "faces",
                 Verdict::Fail,
@@ -194,7 +200,7 @@ pub fn place_by_face(
                 ),
             ),
             record,
-        ));
+        )));
     }
     apply(subject, face, settings);
     let mut checks = vec![Check::new(
@@ -298,17 +304,27 @@ mod tests {
         let mut s = subject();
         let f = Faces {
             found: vec![face(0.95, [[160.0, 170.0], [240.0, 174.0]], 200.0)],
+            ..Faces::default()
         };
         let (checks, record) = place_by_face(&mut s, &f, &FaceSettings::default()).expect("one");
         assert_eq!((s.eye_line_y, s.center_x, s.crown_y), (172, 200, 60));
         // 190 px of dlib box, over 0.95, times 0.89.
         assert_eq!(s.face_width, 178);
-        let tilt = checks.iter().find(|c| c.name == "pupils_level").expect("tilt");
+        let tilt = checks
+            .iter()
+            .find(|c| c.name == "pupils_level")
+            .expect("tilt");
         // atan(4 / 80) = 2.86 degrees: warned, above 2.
         assert_eq!(tilt.verdict, Verdict::Warn);
-        assert!((tilt.value.expect("value") - 2.862).abs() < 0.01, "{tilt:?}");
+        assert!(
+            (tilt.value.expect("value") - 2.862).abs() < 0.01,
+            "{tilt:?}"
+        );
         assert_eq!(record.faces, 1);
-        let turned = checks.iter().find(|c| c.name == "head_turned").expect("turn");
+        let turned = checks
+            .iter()
+            .find(|c| c.name == "head_turned")
+            .expect("turn");
         assert_eq!(turned.verdict, Verdict::Pass);
     }
 
@@ -316,22 +332,30 @@ mod tests {
     fn a_second_face_fails_and_a_missing_one_fails_or_warns_as_set() {
         let one = face(0.95, [[160.0, 170.0], [240.0, 170.0]], 260.0);
         let two = Faces {
-            found: vec![one.clone(), face(0.9, [[400.0, 170.0], [480.0, 170.0]], 440.0)],
+            found: vec![
+                one.clone(),
+                face(0.9, [[400.0, 170.0], [480.0, 170.0]], 440.0),
+            ],
+            ..Faces::default()
         };
         let settings = FaceSettings::default();
-        let (check, _) = place_by_face(&mut subject(), &two, &settings).expect_err("two");
+        let (check, _) = *place_by_face(&mut subject(), &two, &settings).expect_err("two");
         assert_eq!(check.verdict, Verdict::Fail);
         assert!(check.reason.contains("2 faces"), "{check:?}");
         // A weak second detection is not a second person.
         let weak = Faces {
             found: vec![one, face(0.6, [[400.0, 170.0], [480.0, 170.0]], 440.0)],
+            ..Faces::default()
         };
         let (checks, _) = place_by_face(&mut subject(), &weak, &settings).expect("one");
         // The nose 60% of the way to the left ear: turned.
-        let turned = checks.iter().find(|c| c.name == "head_turned").expect("turn");
+        let turned = checks
+            .iter()
+            .find(|c| c.name == "head_turned")
+            .expect("turn");
         assert_eq!(turned.verdict, Verdict::Warn, "{turned:?}");
-        let none = Faces { found: vec![] };
-        let (check, _) = place_by_face(&mut subject(), &none, &settings).expect_err("none");
+        let none = Faces::default();
+        let (check, _) = *place_by_face(&mut subject(), &none, &settings).expect_err("none");
         assert_eq!(check.reason, "no face found");
         let fallback = FaceSettings {
             no_face: NoFace::Silhouette,

@@ -141,12 +141,16 @@ impl Face {
 
 /// The faces found: the best one with its pupils, and how many others
 /// scored as faces.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Faces {
     /// Every detection at or above `min_score`, best first, in image pixels;
     /// only the first has its pupils placed by the shape predictor (the
     /// others carry the detector's eye points).
     pub found: Vec<Face>,
+    /// Time spent in the detector (letterbox and network) and in the
+    /// shape predictor and pupils, for the speed probe.
+    pub detect_time: std::time::Duration,
+    pub landmarks_time: std::time::Duration,
 }
 
 fn shape_predictor() -> Result<&'static ShapePredictor, FaceError> {
@@ -164,16 +168,22 @@ pub fn find_faces(
     img: &RgbImage,
     settings: &FaceSettings,
 ) -> Result<Faces, FaceError> {
+    let start = std::time::Instant::now();
     let letterbox = Letterbox::of(copy);
     let detections = blazeface::detect(letterbox.input(copy), settings.min_score as f32)?;
     let mut found: Vec<Face> = detections
         .iter()
         .map(|d| letterbox.face(d, copy.work.factor))
         .collect();
+    let detect_time = start.elapsed();
     if let Some(best) = found.first_mut() {
         place_pupils(best, img)?;
     }
-    Ok(Faces { found })
+    Ok(Faces {
+        found,
+        detect_time,
+        landmarks_time: start.elapsed() - detect_time,
+    })
 }
 
 /// dlib's box side over BlazeFace's.
@@ -204,11 +214,55 @@ fn place_pupils(face: &mut Face, img: &RgbImage) -> Result<(), FaceError> {
     // dlib's points: the subject's left eye's outer and inner corners, the
     // right eye's outer and inner corners, the base of the nose.
     if let [l_out, l_in, r_out, r_in, nose] = p[..] {
-        face.left_eye = mid(l_out, l_in);
-        face.right_eye = mid(r_out, r_in);
+        face.left_eye = pupil(img, l_out, l_in).unwrap_or(mid(l_out, l_in));
+        face.right_eye = pupil(img, r_out, r_in).unwrap_or(mid(r_out, r_in));
         face.nose = nose;
     }
     Ok(())
+}
+
+/// The pupil between an eye's two corners: the centroid of the darkest
+/// quarter of the pixels in a box around the corners' midpoint (the iris
+/// and pupil, darker than the white of the eye and the skin), each weighted
+/// by how much darker than that quarter's bound it is. The corners' own
+/// midpoint is a few pixels off the pupil and tilts with how the corners
+/// were placed: on the real faces of the tests it put the pupils' line
+/// about a degree off, on drawn ones two or three.
+fn pupil(img: &RgbImage, a: [f64; 2], b: [f64; 2]) -> Option<[f64; 2]> {
+    let d = (a[0] - b[0]).hypot(a[1] - b[1]);
+    if d < 8.0 {
+        return None;
+    }
+    let (cx, cy) = ((a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0);
+    let (hw, hh) = (0.3 * d, 0.2 * d);
+    let (w, h) = (f64::from(img.width()), f64::from(img.height()));
+    let x0 = (cx - hw).round().max(0.0) as u32;
+    let x1 = (cx + hw).round().min(w - 1.0) as u32;
+    let y0 = (cy - hh).round().max(0.0) as u32;
+    let y1 = (cy + hh).round().min(h - 1.0) as u32;
+    let mut px = Vec::new();
+    for y in y0..=y1 {
+        for x in x0..=x1 {
+            let [r, g, b] = img.pixel(x, y);
+            px.push((u32::from(r) + u32::from(g) + u32::from(b), x, y));
+        }
+    }
+    if px.len() < 16 {
+        return None;
+    }
+    let mut levels: Vec<u32> = px.iter().map(|p| p.0).collect();
+    let k = levels.len() / 4;
+    let bound = *levels.select_nth_unstable(k).1;
+    let (mut sw, mut sx, mut sy) = (0f64, 0f64, 0f64);
+    for &(v, x, y) in &px {
+        if v <= bound {
+            let wgt = f64::from(bound - v + 1);
+            sw += wgt;
+            sx += wgt * f64::from(x);
+            sy += wgt * f64::from(y);
+        }
+    }
+    (sw > 0.0).then(|| [sx / sw, sy / sw])
 }
 
 /// Where the working copy sits in the detector's square input: scaled to
@@ -336,7 +390,12 @@ mod tests {
                 bottom: n(&r[3]),
             };
             let got = model.predict(&img, rect);
-            for (k, want) in case["points"].as_array().expect("points").iter().enumerate() {
+            for (k, want) in case["points"]
+                .as_array()
+                .expect("points")
+                .iter()
+                .enumerate()
+            {
                 let (wx, wy) = (n(&want[0]) as f64, n(&want[1]) as f64);
                 let (gx, gy) = (got[k][0], got[k][1]);
                 assert!(
@@ -362,7 +421,11 @@ mod tests {
         let near = |p: [f64; 2], x: f64, y: f64| (p[0] - x).hypot(p[1] - y) < 2.0;
         assert!(near(f.right_eye, 73.8, 81.3), "{f:?}");
         assert!(near(f.left_eye, 116.3, 83.0), "{f:?}");
-        assert!((f.tilt_degrees() - 2.29).abs() < 1.0, "{}", f.tilt_degrees());
+        assert!(
+            (f.tilt_degrees() - 2.29).abs() < 1.0,
+            "{}",
+            f.tilt_degrees()
+        );
         assert!(f.turn().abs() < 0.3, "{}", f.turn());
     }
 }

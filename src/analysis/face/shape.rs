@@ -340,7 +340,10 @@ mod tests {
     fn a_damaged_model_is_an_error_not_a_panic() {
         let good = crate::analysis::face::SHAPE_MODEL;
         for cut in [0, 1, 5, 1000, good.len() / 2, good.len() - 1] {
-            assert!(ShapePredictor::from_dlib(&good[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                ShapePredictor::from_dlib(&good[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut longer = good.to_vec();
         longer.push(0);
