@@ -11,12 +11,12 @@
 #      scorer and painters that tests and examples use);
 #   3. scripts/qemu-check.sh: the same binary natively and under two emulated
 #      CPUs without AVX2, outputs compared byte for byte.
-# Rust itself (1.87 or newer, with cargo) is not installed here.
+# Rust itself (1.91 or newer, with cargo) is not installed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || {
-  echo "test.sh: cargo not found: install Rust 1.87 or newer (rustup) first" >&2
+  echo "test.sh: cargo not found: install Rust 1.91 or newer (rustup) first" >&2
   exit 2
 }
 
