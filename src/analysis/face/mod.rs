@@ -233,7 +233,14 @@ fn pupil(img: &RgbImage, a: [f64; 2], b: [f64; 2]) -> Option<[f64; 2]> {
     if d < 8.0 {
         return None;
     }
-    let (cx, cy) = ((a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0);
+    let first = darkest_centroid(img, [(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0], d)?;
+    // Once more around the first estimate: a box placed off the eye by the
+    // corners takes in skin or brow on one side.
+    darkest_centroid(img, first, d)
+}
+
+fn darkest_centroid(img: &RgbImage, c: [f64; 2], d: f64) -> Option<[f64; 2]> {
+    let [cx, cy] = c;
     let (hw, hh) = (0.3 * d, 0.2 * d);
     let (w, h) = (f64::from(img.width()), f64::from(img.height()));
     let x0 = (cx - hw).round().max(0.0) as u32;
