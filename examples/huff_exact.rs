@@ -65,10 +65,10 @@ fn main() -> Result<()> {
             // The scale the pipeline's first pass decodes at (a file the
             // pipeline refuses is still compared, at full size only).
             let mut scales = vec![8];
-            if let Ok(d) = decode_reduced(&bytes, &options.limits, matte, reduce) {
-                if d.scale.numerator() != 8 {
-                    scales.push(d.scale.numerator());
-                }
+            if let Ok(d) = decode_reduced(&bytes, &options.limits, matte, reduce)
+                && d.scale.numerator() != 8
+            {
+                scales.push(d.scale.numerator());
             }
             // The same photo cut off 60% into the file, an EOI appended:
             // libjpeg conceals the rest, ours must hand it back.

@@ -16,12 +16,12 @@
 #      and munge, installed here as root; without them the check says so
 #      loudly and starts the shards by hand) runs a generated cohort as a
 #      4-task job array, merged and compared byte for byte with one run.
-# Rust itself (1.87 or newer, with cargo) is not installed here.
+# Rust itself (1.91 or newer, with cargo) is not installed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || {
-  echo "test.sh: cargo not found: install Rust 1.87 or newer (rustup) first" >&2
+  echo "test.sh: cargo not found: install Rust 1.91 or newer (rustup) first" >&2
   exit 2
 }
 

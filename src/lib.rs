@@ -30,6 +30,7 @@ pub use analysis::backdrop::BackdropSettings;
 pub use analysis::border::BorderSettings;
 pub use analysis::compose::CompositionRule;
 pub use analysis::extend::{ExtendSettings, Extension};
+pub use analysis::face::{FaceRecord, FaceSettings, NoFace};
 pub use analysis::matte::MatteSettings;
 pub use analysis::portrait::PortraitSettings;
 pub use analysis::subject::SubjectSettings;
@@ -79,6 +80,7 @@ pub mod stages {
     pub use crate::analysis::backdrop::{Backdrop, estimate_backdrop};
     pub use crate::analysis::border::{find_borders, trace_side};
     pub use crate::analysis::compose::{CropPlan, centred_crop, plan_crop};
+    pub use crate::analysis::face::{DlibRect, Face, ShapePredictor, find_faces};
     pub use crate::analysis::portrait::judge_portrait;
     pub use crate::analysis::subject::locate_subject;
     pub use crate::analysis::working_copy::WorkingCopy;

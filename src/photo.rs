@@ -9,11 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::backdrop::{Backdrop, BackdropSettings, estimate_backdrop, judge_backdrop};
 use crate::analysis::border::{BorderSettings, Borders, find_borders};
-use crate::analysis::compose::{CompositionRule, CropPlan, judge_composition, plan_crop};
+use crate::analysis::compose::{
+    ComposeError, CompositionRule, CropPlan, judge_composition, plan_crop,
+};
 use crate::analysis::extend::{ExtendSettings, Extension, ExtensionPlan, plan_with_extension};
+use crate::analysis::face::{FaceSettings, locate_with_faces};
 use crate::analysis::matte::{HeadPlace, MatteSettings};
 use crate::analysis::portrait::{PortraitSettings, judge_portrait};
-use crate::analysis::subject::{Subject, SubjectSettings, locate_subject};
+use crate::analysis::subject::{Subject, SubjectSettings};
 use crate::analysis::working_copy::WorkingCopy;
 use crate::batch::manifest::{BorderRemoved, OutputGeometry, PhotoRecord, Status};
 use crate::codec::decode::{
@@ -42,6 +45,8 @@ pub struct Options {
     pub work_size: u32,
     pub backdrop: BackdropSettings,
     pub subject: SubjectSettings,
+    /// The face detector and pupils (`src/analysis/face/`).
+    pub face: FaceSettings,
     pub composition: CompositionRule,
     /// Synthesised backdrop above or beside a tightly framed head.
     pub extend: ExtendSettings,
@@ -65,6 +70,7 @@ impl Default for Options {
             work_size: WorkingCopy::DEFAULT_SIZE,
             backdrop: BackdropSettings::default(),
             subject: SubjectSettings::default(),
+            face: FaceSettings::default(),
             composition: CompositionRule::default(),
             extend: ExtendSettings::default(),
             recolour: MatteSettings::default(),
@@ -99,6 +105,14 @@ impl StageTimings {
         let value = f();
         *self.0.entry(stage).or_default() += start.elapsed();
         value
+    }
+
+    /// Books `d`, spent inside `from`'s time, to `to` instead.
+    fn move_time(&mut self, from: &'static str, to: &'static str, d: Duration) {
+        if let Some(f) = self.0.get_mut(from) {
+            *f = f.saturating_sub(d);
+        }
+        *self.0.entry(to).or_default() += d;
     }
 
     pub fn add(&mut self, other: &StageTimings) {
@@ -524,19 +538,24 @@ pub(crate) fn judge_picture(
         .checks
         .extend(judge_backdrop(&backdrop, &options.backdrop));
 
-    let subject = match locate_subject(&copy, &backdrop, &options.subject) {
+    let located = locate_with_faces(&copy, &view, &backdrop, &options.subject, &options.face);
+    record.checks.extend(located.checks);
+    // The view is the whole photo at the output's width: its pixels are
+    // the output's.
+    record.face = located.record;
+    let subject = match located.subject {
         Ok(s) => s,
-        Err(e) => {
+        Err(why) => {
             record
                 .checks
-                .push(Check::new("subject", Verdict::Fail, None, e.to_string()));
+                .push(Check::new("subject", Verdict::Fail, None, why));
             return view;
         }
     };
     record.checks.push(Check::new(
         "subject",
         Verdict::Pass,
-        Some(f64::from(subject.people)),
+        Some(1.0),
         "one person, head and shoulders",
     ));
     // The crop is the whole photo: judge the head where it already is.
@@ -821,10 +840,16 @@ fn analyse(
         ..options.composition.clone()
     };
     let (width, height) = (trimmed.width(), trimmed.height());
-    let (subject, plan, extension) = timings.time("subject", || {
-        locate_subject(&copy, &backdrop, &options.subject)
-            .map_err(|e| e.to_string())
-            .and_then(|subject| {
+    let located = timings.time("subject", || {
+        locate_with_faces(&copy, &trimmed, &backdrop, &options.subject, &options.face)
+    });
+    timings.move_time("subject", "face", located.face_time);
+    record.checks.extend(located.checks);
+    let face = located.record;
+    record.face = face.clone();
+    let (subject, plan, extension) = timings
+        .time("subject", || match located.subject {
+            Ok(subject) => {
                 let planned = plan_crop(width, height, &subject, &rule);
                 let (planned, ext) = plan_with_extension(
                     width,
@@ -839,8 +864,33 @@ fn analyse(
                 planned
                     .map(|p| (subject, p, ext))
                     .map_err(|e| e.to_string())
-            })
-    })?;
+            }
+            // No face found: a head too small for the rule is too small for
+            // the detector too, and better reported as that.
+            Err(why) => Err(located
+                .silhouette
+                .and_then(|s| plan_crop(width, height, &s, &rule).err())
+                .filter(|e| {
+                    matches!(
+                        e,
+                        ComposeError::TooSmall { .. } | ComposeError::NeedsUpscale { .. }
+                    )
+                })
+                .map_or(why, |e| e.to_string())),
+        })
+        .map_err(|why| backdrop_first(&record.checks, why))?;
+    // The face was found on the picture; the box may lie on a canvas with
+    // backdrop added before it.
+    let (added_left, added_top) = extension
+        .as_ref()
+        .map_or((0, 0), |e| (e.added.left, e.added.top));
+    record.face = face.map(|f| {
+        f.to_output(
+            f64::from(plan.rect.x) - f64::from(added_left),
+            f64::from(plan.rect.y) - f64::from(added_top),
+            plan.scale,
+        )
+    });
     // The crop recorded is the part of the box on the file's picture; what
     // it takes in beyond is synthesised backdrop, recorded apart.
     let on_picture = |r: Rect| {
@@ -893,6 +943,24 @@ fn file_rect(rect: Rect, inner: Rect, (xs, ys): (Axis, Axis)) -> Rect {
         y0,
         xs.floor(left + rect.width).saturating_sub(x0),
         ys.floor(top + rect.height).saturating_sub(y0),
+    )
+}
+
+/// A backdrop that failed its checks is why a person could not be
+/// measured against it (a flag or a shuttle behind the astronaut merges with
+/// her hair at the top edge): the error says so first.
+fn backdrop_first(checks: &[Check], why: String) -> String {
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail && c.name.starts_with("backdrop"))
+        .map(|c| c.name.as_str())
+        .collect();
+    if failed.is_empty() {
+        return why;
+    }
+    format!(
+        "failed checks: {} (the person cannot be measured against this backdrop: {why})",
+        failed.join(", ")
     )
 }
 

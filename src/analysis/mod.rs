@@ -11,6 +11,7 @@ pub(crate) mod border;
 pub(crate) mod colour;
 pub(crate) mod compose;
 pub(crate) mod extend;
+pub(crate) mod face;
 pub(crate) mod matte;
 pub(crate) mod portrait;
 pub(crate) mod rank;

@@ -133,6 +133,34 @@ pub fn locate_subject(
     backdrop: &Backdrop,
     settings: &SubjectSettings,
 ) -> Result<Subject, SubjectError> {
+    let subject = locate_subject_any_count(copy, backdrop, settings)?;
+    if subject.people > 1 {
+        return Err(SubjectError::TwoPeople);
+    }
+    Ok(subject)
+}
+
+impl Subject {
+    /// The cut-off rule [`locate_subject_any_count`] leaves to its caller
+    /// when the silhouette looked like two people.
+    pub fn check_cut_off(&self, settings: &SubjectSettings) -> Result<(), SubjectError> {
+        if self.touches_top && !settings.allow_cut_off {
+            return Err(SubjectError::CutOffAtTop);
+        }
+        Ok(())
+    }
+}
+
+/// [`locate_subject`], but a silhouette that looks like two people is
+/// measured (the main one) rather than refused, with `people` saying how
+/// many it saw: where a face detector has counted the faces, its count is
+/// the one that decides (a backdrop with a second colour can look like a
+/// second blob).
+pub fn locate_subject_any_count(
+    copy: &WorkingCopy,
+    backdrop: &Backdrop,
+    settings: &SubjectSettings,
+) -> Result<Subject, SubjectError> {
     let (iw, ih) = copy.source_size();
     if iw < 16 || ih < 16 {
         return Err(SubjectError::TooSmall {
@@ -399,11 +427,10 @@ pub fn locate_subject(
             }
         }
     }
-    if people > 1 {
-        return Err(SubjectError::TwoPeople);
-    }
     let touches_top = crown <= 1;
-    if touches_top && !settings.allow_cut_off {
+    // Two people are refused before a cut-off head (by the caller that
+    // counts them), as they always were.
+    if touches_top && !settings.allow_cut_off && people <= 1 {
         return Err(SubjectError::CutOffAtTop);
     }
 

@@ -106,6 +106,9 @@ pub struct PhotoRecord {
     /// Output pixels per input pixel.
     pub scale: Option<f64>,
     pub geometry: Option<OutputGeometry>,
+    /// The face the crop was placed by (absent where no detection ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face: Option<crate::analysis::face::FaceRecord>,
     pub output: Option<String>,
     pub output_bytes: Option<u64>,
     pub output_sha256: Option<String>,
@@ -1412,6 +1415,7 @@ mod tests {
                 face_width: float(),
                 head: Rect::default(),
             }),
+            face: None,
             output: (status != Status::Fail).then(|| format!("{i}.jpg")),
             output_bytes: Some(50_000 + i),
             output_sha256: Some(format!("{:064x}", i + 1)),

@@ -419,12 +419,12 @@ fn insert_com_padding(jpeg: &[u8], total: usize) -> Vec<u8> {
 
 /// Offset just past SOI and, when it follows directly, the APP0 segment.
 fn after_app0(jpeg: &[u8]) -> usize {
-    if jpeg.get(2..4) == Some(&[0xFF, 0xE0]) {
-        if let Some(len) = jpeg.get(4..6) {
-            let end = 4 + usize::from(u16::from_be_bytes([len[0], len[1]]));
-            if end <= jpeg.len() {
-                return end;
-            }
+    if jpeg.get(2..4) == Some(&[0xFF, 0xE0])
+        && let Some(len) = jpeg.get(4..6)
+    {
+        let end = 4 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+        if end <= jpeg.len() {
+            return end;
         }
     }
     2.min(jpeg.len())

@@ -88,7 +88,12 @@ pub fn record_flags(r: &PhotoRecord) -> Vec<&'static str> {
     if err.contains("cut off") {
         flags.push("subject_cut_off");
     }
-    if err.contains("two or more people") {
+    // Two people, by the silhouette or (a failing `faces` check counting
+    // two or more) by the face detector.
+    let faces_counted = r.checks.iter().any(|c| {
+        c.name == "faces" && c.verdict == Verdict::Fail && c.value.is_some_and(|v| v >= 2.0)
+    });
+    if err.contains("two or more people") || faces_counted {
         flags.push("two_people");
     }
     if err.contains("too small") || err.contains("upscaling") {
