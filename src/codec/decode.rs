@@ -33,6 +33,7 @@ use crate::transform::orient::Orientation;
 mod exif;
 pub(crate) mod jpeg;
 mod png;
+mod profile;
 
 // What the rest of the crate uses of the decoders: the sizes in a header
 // (the batch budgets memory by them) and the strict decode verify checks
@@ -144,6 +145,13 @@ pub struct Decoded {
     pub full_height: u32,
     /// The image is the file at this scale.
     pub scale: DecodeScale,
+    /// The colour space the file declared (an ICC profile's name, PNG's
+    /// sRGB/cHRM/gAMA, EXIF's Adobe RGB), if any; the pixels have been
+    /// converted from it to sRGB.
+    pub colour_profile: Option<String>,
+    /// A declared colour space that could not be used (the pixels were
+    /// read as sRGB).
+    pub colour_warning: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +173,8 @@ pub enum DecodeError {
     ZeroSize,
     #[error("truncated JPEG: the data ends before the end-of-image marker")]
     Truncated,
+    #[error("unsupported JPEG: {0}")]
+    UnsupportedJpeg(String),
     #[error("corrupt JPEG: {0}")]
     Jpeg(String),
     #[error("corrupt PNG: {0}")]
