@@ -28,7 +28,9 @@ use crate::batch::output::{
 use crate::batch::path_text::path_text;
 use crate::batch::report;
 use crate::batch::roster::{NameTemplate, Roster, assign_names};
-use crate::codec::decode::{ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff};
+use crate::codec::decode::{
+    ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff, whole_frame_size,
+};
 use crate::photo::{Options, Processed, StageTimings, normalize_photo};
 
 /// Everything a `normalize` run needs besides the per-photo options.
@@ -364,6 +366,11 @@ fn working_bytes(bytes: &[u8], options: &Options) -> u64 {
         }),
         Sniffed::Supported(ImageFormat::Jpeg) => {
             jpeg_frame_size(bytes).map_or(0, |(w, h)| decoded(u32::from(w), u32::from(h), false))
+        }
+        // TIFF, BMP and WebP are decoded whole (up to 8 bytes a pixel)
+        // before they are averaged down as PNG is.
+        Sniffed::Supported(_) => {
+            whole_frame_size(bytes).map_or(0, |(w, h)| decoded(w, h, true) + pixels(w, h) * 8)
         }
         _ => 0,
     }

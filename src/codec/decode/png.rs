@@ -160,7 +160,7 @@ fn block_means<const K: usize>(sums: &[u16], count: u32, means: &mut [u8]) {
 /// One row of 8-bit grey, grey+alpha, RGB or RGBA samples as RGB, alpha
 /// composited over `matte`. RGB rows are passed through; the others are
 /// converted into `out`.
-fn samples_to_rgb<'a>(
+pub(super) fn samples_to_rgb<'a>(
     row: &'a [u8],
     colour: png::ColorType,
     matte: [u8; 3],
@@ -201,7 +201,7 @@ fn samples_to_rgb<'a>(
 /// partial block at the right or bottom edge over the pixels it has), so a
 /// large PNG is reduced the way libjpeg reduces a JPEG, to `ceil(len /
 /// factor)`, without ever being held at full size.
-struct BoxShrink {
+pub(super) struct BoxShrink {
     width: usize,
     height: u32,
     factor: usize,
@@ -212,7 +212,7 @@ struct BoxShrink {
 }
 
 impl BoxShrink {
-    fn new(width: u32, height: u32, factor: u32) -> BoxShrink {
+    pub(super) fn new(width: u32, height: u32, factor: u32) -> BoxShrink {
         let (width, factor) = (width as usize, factor.max(1) as usize);
         let out_len = width.div_ceil(factor) * (height as usize).div_ceil(factor) * 3;
         BoxShrink {
@@ -231,7 +231,7 @@ impl BoxShrink {
 
     /// Takes the next row, `width` RGB pixels (a short row is padded with
     /// black, as a truncated row would otherwise shift the image).
-    fn push(&mut self, row: &[u8]) {
+    pub(super) fn push(&mut self, row: &[u8]) {
         let row = &row[..row.len().min(self.width * 3)];
         if self.factor == 1 {
             self.out.extend_from_slice(row);
@@ -278,7 +278,7 @@ impl BoxShrink {
         self.rows_in_band = 0;
     }
 
-    fn finish(mut self) -> Result<RgbImage, crate::image::BufferSizeError> {
+    pub(super) fn finish(mut self) -> Result<RgbImage, crate::image::BufferSizeError> {
         if self.rows_in_band > 0 {
             self.flush_band();
         }
