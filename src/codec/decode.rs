@@ -39,6 +39,9 @@ mod raster;
 mod tiff;
 mod webp;
 
+#[cfg(test)]
+mod fixture_tests;
+
 // What the rest of the crate uses of the decoders: the sizes in a header
 // (the batch budgets memory by them) and the strict decode verify checks
 // written files with. (`self::png` is our module, not the png crate.)
