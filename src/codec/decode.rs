@@ -32,6 +32,8 @@ use crate::transform::orient::Orientation;
 
 mod bmp;
 mod exif;
+#[cfg(feature = "heic")]
+mod heic;
 pub(crate) mod jpeg;
 mod png;
 mod profile;
@@ -57,6 +59,8 @@ pub enum ImageFormat {
     Tiff,
     Bmp,
     Webp,
+    /// Read only with the `heic` cargo feature.
+    Heic,
 }
 
 impl ImageFormat {
@@ -67,6 +71,7 @@ impl ImageFormat {
             ImageFormat::Tiff => "tiff",
             ImageFormat::Bmp => "bmp",
             ImageFormat::Webp => "webp",
+            ImageFormat::Heic => "heic",
         }
     }
 
@@ -79,6 +84,7 @@ impl ImageFormat {
             ImageFormat::Tiff => matches!(ext.as_str(), "tif" | "tiff"),
             ImageFormat::Bmp => matches!(ext.as_str(), "bmp" | "dib"),
             ImageFormat::Webp => ext == "webp",
+            ImageFormat::Heic => matches!(ext.as_str(), "heic" | "heif" | "hif"),
         }
     }
 }
@@ -104,6 +110,13 @@ pub fn sniff(bytes: &[u8]) -> Sniffed {
     }
     if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
         let brand = &bytes[8..12];
+        let heic = matches!(
+            brand,
+            b"heic" | b"heix" | b"hevc" | b"heim" | b"heis" | b"mif1" | b"msf1"
+        );
+        if heic && cfg!(feature = "heic") {
+            return Sniffed::Supported(ImageFormat::Heic);
+        }
         return Sniffed::Unsupported(match brand {
             b"avif" | b"avis" => "AVIF",
             b"heic" | b"heix" | b"hevc" | b"heim" | b"heis" | b"mif1" | b"msf1" => "HEIC/HEIF",
@@ -360,6 +373,10 @@ pub fn decode_reduced(
         Sniffed::Supported(ImageFormat::Tiff) => tiff::decode_tiff(bytes, limits, matte, reduce),
         Sniffed::Supported(ImageFormat::Bmp) => bmp::decode_bmp(bytes, limits, matte, reduce),
         Sniffed::Supported(ImageFormat::Webp) => webp::decode_webp(bytes, limits, matte, reduce),
+        #[cfg(feature = "heic")]
+        Sniffed::Supported(ImageFormat::Heic) => heic::decode_heic(bytes, limits, matte, reduce),
+        #[cfg(not(feature = "heic"))]
+        Sniffed::Supported(ImageFormat::Heic) => Err(DecodeError::HeicNotBuilt),
         Sniffed::Unsupported("HEIC/HEIF") => Err(DecodeError::HeicNotBuilt),
         Sniffed::Unsupported(name) => Err(DecodeError::Unsupported(name)),
         Sniffed::NotAnImage => Err(DecodeError::NotAnImage),
@@ -380,10 +397,12 @@ mod tests {
             sniff(b"\x89PNG\r\n\x1a\n...."),
             Sniffed::Supported(ImageFormat::Png)
         );
-        assert_eq!(
-            sniff(b"\0\0\0\x18ftypheic...."),
+        let heic = if cfg!(feature = "heic") {
+            Sniffed::Supported(ImageFormat::Heic)
+        } else {
             Sniffed::Unsupported("HEIC/HEIF")
-        );
+        };
+        assert_eq!(sniff(b"\0\0\0\x18ftypheic...."), heic);
         assert_eq!(
             sniff(b"RIFF\0\0\0\0WEBPVP8 "),
             Sniffed::Supported(ImageFormat::Webp)

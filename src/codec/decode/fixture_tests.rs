@@ -147,8 +147,15 @@ fn unsupported_kinds_say_what_is_unsupported() {
         }
         other => panic!("{:?}", other.map(|d| d.format)),
     }
+    #[cfg(not(feature = "heic"))]
     match decode(&fixture("portrait.heic"), &limits, MATTE) {
         Err(e @ DecodeError::HeicNotBuilt) => assert!(e.to_string().contains("`heic`"), "{e}"),
         other => panic!("{:?}", other.map(|d| d.format)),
     }
+}
+
+#[cfg(feature = "heic")]
+#[test]
+fn heic_is_read_with_the_feature() {
+    check("portrait.heic", 1.0);
 }
