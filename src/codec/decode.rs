@@ -14,7 +14,12 @@
 //!   DCTs), which plug into libjpeg;
 //! - `png` (`decode/png.rs`): PNG through the png crate, averaged down as the
 //!   rows arrive;
-//! - `exif` (`decode/exif.rs`): the EXIF orientation tag, which both read.
+//! - `tiff`, `bmp`, `webp` and (with the `heic` feature) `heic`: formats
+//!   whose crates hand over the whole frame, finished alike by `raster`
+//!   (profile, alpha over the matte, reduction as for PNG);
+//! - `exif` (`decode/exif.rs`): the EXIF orientation tag and colour space;
+//! - `profile` (`decode/profile.rs`): colour profiles, applied by every
+//!   decoder to reach sRGB before any stage measures a colour.
 //!
 //! The decoders sit under `decode/` rather than beside this file in `codec/`
 //! because they are parts of this one stage: `codec/` holds the stages

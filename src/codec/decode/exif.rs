@@ -1,6 +1,6 @@
-//! The EXIF orientation tag, read from the TIFF structure EXIF is stored
-//! in: JPEG keeps it in an APP1 segment, PNG in an eXIf chunk, and both
-//! decoders ask here.
+//! The EXIF orientation tag and colour space, read from the TIFF structure
+//! EXIF is stored in: JPEG keeps it in an APP1 segment, PNG in an eXIf
+//! chunk, WebP in an EXIF chunk, and their decoders ask here.
 
 use crate::transform::orient::Orientation;
 
@@ -141,6 +141,30 @@ mod tests {
             exif_orientation(&with_preamble),
             Some(Orientation::Rotate90)
         );
+    }
+
+    #[test]
+    fn adobe_rgb_needs_both_colour_space_and_r03() {
+        // IFD0 with the EXIF pointer; the EXIF IFD with ColorSpace and the
+        // interoperability pointer; the interoperability IFD with its index.
+        let tiff = |colour_space: u16, index: &[u8; 4]| {
+            let mut t = b"II*\0\x08\0\0\0".to_vec();
+            t.extend_from_slice(&[1, 0, 0x69, 0x87, 4, 0, 1, 0, 0, 0, 26, 0, 0, 0, 0, 0, 0, 0]);
+            t.extend_from_slice(&[2, 0, 0x01, 0xA0, 3, 0, 1, 0, 0, 0]);
+            t.extend_from_slice(&colour_space.to_le_bytes());
+            t.extend_from_slice(&[0, 0, 0x05, 0xA0, 4, 0, 1, 0, 0, 0, 56, 0, 0, 0, 0, 0, 0, 0]);
+            t.extend_from_slice(&[1, 0, 1, 0, 2, 0, 4, 0, 0, 0]);
+            t.extend_from_slice(index);
+            t.extend_from_slice(&[0, 0, 0, 0]);
+            t
+        };
+        assert!(exif_is_adobe_rgb(&tiff(0xFFFF, b"R03\0")));
+        assert!(!exif_is_adobe_rgb(&tiff(1, b"R03\0")));
+        assert!(!exif_is_adobe_rgb(&tiff(0xFFFF, b"R98\0")));
+        let good = tiff(0xFFFF, b"R03\0");
+        for cut in 0..good.len() {
+            let _ = exif_is_adobe_rgb(&good[..cut]);
+        }
     }
 
     #[test]
