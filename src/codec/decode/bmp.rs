@@ -4,6 +4,7 @@
 use zune_bmp::BmpDecoder;
 use zune_bmp::zune_core::bytestream::ZCursor;
 use zune_bmp::zune_core::colorspace::ColorSpace;
+use zune_bmp::zune_core::options::DecoderOptions;
 
 use super::profile::Tag;
 use super::raster::{Samples, check_size, finish};
@@ -16,8 +17,15 @@ pub(super) fn decode_bmp(
     matte: [u8; 3],
     reduce: Reduce,
 ) -> Result<Decoded, DecodeError> {
-    let err = |e: zune_bmp::BmpDecoderErrors| DecodeError::Image("BMP", format!("{e:?}"));
-    let mut decoder = BmpDecoder::new(ZCursor::new(bytes));
+    let err = |e: zune_bmp::BmpDecoderErrors| {
+        DecodeError::Image("BMP", format!("{e:?}").trim().to_owned())
+    };
+    // zune-bmp's own cap (16384 a side) would refuse a wide panorama our
+    // pixel limit accepts: ours, checked below from the header, governs.
+    let options = DecoderOptions::default()
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX);
+    let mut decoder = BmpDecoder::new_with_options(ZCursor::new(bytes), options);
     decoder.decode_headers().map_err(err)?;
     let (width, height) = decoder
         .dimensions()

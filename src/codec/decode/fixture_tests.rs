@@ -159,3 +159,43 @@ fn unsupported_kinds_say_what_is_unsupported() {
 fn heic_is_read_with_the_feature() {
     check("portrait.heic", 1.0);
 }
+
+#[test]
+fn huge_headers_are_refused_before_decoding() {
+    // BMP: a 24-bit BITMAPINFOHEADER claiming 100000 x 100000 pixels.
+    let mut bmp = b"BM".to_vec();
+    bmp.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 54, 0, 0, 0]);
+    bmp.extend_from_slice(&40u32.to_le_bytes());
+    bmp.extend_from_slice(&100_000i32.to_le_bytes());
+    bmp.extend_from_slice(&100_000i32.to_le_bytes());
+    bmp.extend_from_slice(&[1, 0, 24, 0]);
+    bmp.extend_from_slice(&[0; 24]);
+    bmp.extend_from_slice(&[0; 64]);
+    // TIFF: one strip of 8-bit grey claiming the same.
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    let entries: [(u16, u16, u32); 9] = [
+        (256, 4, 100_000),
+        (257, 4, 100_000),
+        (258, 3, 8),
+        (259, 3, 1),
+        (262, 3, 1),
+        (273, 4, 0),
+        (277, 3, 1),
+        (278, 4, 100_000),
+        (279, 4, 10),
+    ];
+    tiff.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, kind, value) in entries {
+        tiff.extend_from_slice(&tag.to_le_bytes());
+        tiff.extend_from_slice(&kind.to_le_bytes());
+        tiff.extend_from_slice(&1u32.to_le_bytes());
+        tiff.extend_from_slice(&value.to_le_bytes());
+    }
+    tiff.extend_from_slice(&[0; 4]);
+    for (name, bytes) in [("BMP", bmp), ("TIFF", tiff)] {
+        match decode(&bytes, &DecodeLimits::default(), MATTE) {
+            Err(DecodeError::TooLarge { pixels, .. }) => assert_eq!(pixels, 10_000_000_000),
+            other => panic!("{name}: {:?}", other.map(|d| d.format)),
+        }
+    }
+}
