@@ -11,13 +11,17 @@
 # Crashes land in fuzz/artifacts/normalize_photo; each one found must become
 # a file in tests/hostile and a test in tests/hostile.rs.
 # FUZZ_TARGET_DIR (default fuzz/target) holds the instrumented build.
+# FUZZ_TARGET=decode_formats fuzzes the decode stage alone instead
+# (fuzz/fuzz_targets/decode_formats.rs: TIFF, BMP, WebP, arithmetic JPEG and
+# the colour profiles), seeded with tests/fixtures/formats.
 # Usage: scripts/fuzz.sh [SECONDS] [extra libFuzzer flags]
 set -euo pipefail
 secs=${1:-600}
 shift || true
 cd "$(dirname "$0")/.."
-corpus=fuzz/corpus/normalize_photo
-mkdir -p "$corpus" fuzz/artifacts/normalize_photo
+target=${FUZZ_TARGET:-normalize_photo}
+corpus=fuzz/corpus/$target
+mkdir -p "$corpus" "fuzz/artifacts/$target"
 if [ -z "$(ls -A "$corpus")" ]; then
   seeds=$(mktemp -d)
   trap 'rm -rf "$seeds"' EXIT
@@ -27,12 +31,14 @@ if [ -z "$(ls -A "$corpus")" ]; then
 fi
 # Regression inputs always go back in, so the fuzzer starts from every
 # crash it ever found.
+# So do the small files of every format and colour profile the decoders read.
+cp tests/fixtures/formats/* "$corpus"/
 find tests/hostile -maxdepth 1 -type f -size -200k -exec cp {} "$corpus"/ \; 2>/dev/null || true
 # -malloc_limit_mb: one allocation above it is reported as a crash, so a
 # header that slips past the 1 MP pixel limit cannot go unnoticed.
 # -O -a: optimised, but with overflow checks and debug assertions, which
 # turn silent arithmetic wrap-around into findings.
 cargo +nightly fuzz run -O -a --target-dir "${FUZZ_TARGET_DIR:-fuzz/target}" \
-  normalize_photo "$corpus" -- \
+  "$target" "$corpus" -- \
   -max_total_time="$secs" -max_len=262144 -timeout=20 \
   -rss_limit_mb=2048 -malloc_limit_mb=256 -print_final_stats=1 "$@"

@@ -705,6 +705,15 @@ pub fn record_decoded(name: &Path, decoded: &Decoded, record: &mut PhotoRecord) 
     record.original_width = Some(decoded.full_width);
     record.original_height = Some(decoded.full_height);
     record.orientation = Some(decoded.orientation.exif_value());
+    record.colour_profile = decoded.colour_profile.clone();
+    if let Some(why) = &decoded.colour_warning {
+        record.checks.push(Check::new(
+            "colour_profile",
+            Verdict::Warn,
+            None,
+            why.clone(),
+        ));
+    }
 }
 
 /// One upright axis of a reduced decode against the file's pixels. A

@@ -88,6 +88,12 @@ pub struct PhotoRecord {
     pub extension_mismatch: bool,
     /// How the pixels were stored (`ycbcr`, `grayscale`, `cmyk`, `rgba`, ...).
     pub colour: Option<String>,
+    /// The colour space the file declared, which its pixels were converted
+    /// from to sRGB: `icc: <the profile's name>`, `png sRGB chunk`,
+    /// `png cHRM gAMA 0.45455`, `exif: Adobe RGB`. Absent when the file
+    /// declares none (read as sRGB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colour_profile: Option<String>,
     pub progressive: Option<bool>,
     /// Stored size, before orientation.
     pub original_width: Option<u32>,
@@ -1385,6 +1391,7 @@ mod tests {
             detected_type: Some("jpeg".into()),
             extension_mismatch: i.is_multiple_of(4),
             colour: Some("ycbcr".into()),
+            colour_profile: Some("icc: Display P3".into()),
             progressive: Some(i.is_multiple_of(2)),
             original_width: Some(4000 + i as u32),
             original_height: Some(6000),

@@ -30,7 +30,9 @@ use crate::batch::prints;
 use crate::batch::report;
 use crate::batch::roster::{NameTemplate, Roster, assign_names};
 use crate::batch::shard::{PARTS_DIR, Shard, ShardKeys, shard_run};
-use crate::codec::decode::{ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff};
+use crate::codec::decode::{
+    ImageFormat, Sniffed, jpeg_frame_size, png_frame_size, sniff, whole_frame_size,
+};
 use crate::photo::{Options, Processed, StageTimings, normalize_photo};
 use crate::print::Print;
 use crate::print::sheet::Sheet;
@@ -424,6 +426,11 @@ fn working_bytes(bytes: &[u8], options: &Options) -> u64 {
         }),
         Sniffed::Supported(ImageFormat::Jpeg) => {
             jpeg_frame_size(bytes).map_or(0, |(w, h)| decoded(u32::from(w), u32::from(h), false))
+        }
+        // TIFF, BMP and WebP are decoded whole (up to 8 bytes a pixel)
+        // before they are averaged down as PNG is.
+        Sniffed::Supported(_) => {
+            whole_frame_size(bytes).map_or(0, |(w, h)| decoded(w, h, true) + pixels(w, h) * 8)
         }
         _ => 0,
     }

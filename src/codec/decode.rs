@@ -14,7 +14,12 @@
 //!   DCTs), which plug into libjpeg;
 //! - `png` (`decode/png.rs`): PNG through the png crate, averaged down as the
 //!   rows arrive;
-//! - `exif` (`decode/exif.rs`): the EXIF orientation tag, which both read.
+//! - `tiff`, `bmp`, `webp` and (with the `heic` feature) `heic`: formats
+//!   whose crates hand over the whole frame, finished alike by `raster`
+//!   (profile, alpha over the matte, reduction as for PNG);
+//! - `exif` (`decode/exif.rs`): the EXIF orientation tag and colour space;
+//! - `profile` (`decode/profile.rs`): colour profiles, applied by every
+//!   decoder to reach sRGB before any stage measures a colour.
 //!
 //! The decoders sit under `decode/` rather than beside this file in `codec/`
 //! because they are parts of this one stage: `codec/` holds the stages
@@ -30,9 +35,19 @@ use serde::{Deserialize, Serialize};
 use crate::image::RgbImage;
 use crate::transform::orient::Orientation;
 
+mod bmp;
 mod exif;
+#[cfg(feature = "heic")]
+mod heic;
 pub(crate) mod jpeg;
 mod png;
+mod profile;
+mod raster;
+mod tiff;
+mod webp;
+
+#[cfg(test)]
+mod fixture_tests;
 
 // What the rest of the crate uses of the decoders: the sizes in a header
 // (the batch budgets memory by them) and the strict decode verify checks
@@ -46,6 +61,11 @@ pub(crate) use jpeg::{decode_jpeg_strictly, jpeg_frame_size};
 pub enum ImageFormat {
     Jpeg,
     Png,
+    Tiff,
+    Bmp,
+    Webp,
+    /// Read only with the `heic` cargo feature.
+    Heic,
 }
 
 impl ImageFormat {
@@ -53,6 +73,10 @@ impl ImageFormat {
         match self {
             ImageFormat::Jpeg => "jpeg",
             ImageFormat::Png => "png",
+            ImageFormat::Tiff => "tiff",
+            ImageFormat::Bmp => "bmp",
+            ImageFormat::Webp => "webp",
+            ImageFormat::Heic => "heic",
         }
     }
 
@@ -62,6 +86,10 @@ impl ImageFormat {
         match self {
             ImageFormat::Jpeg => matches!(ext.as_str(), "jpg" | "jpeg" | "jpe" | "jfif"),
             ImageFormat::Png => ext == "png",
+            ImageFormat::Tiff => matches!(ext.as_str(), "tif" | "tiff"),
+            ImageFormat::Bmp => matches!(ext.as_str(), "bmp" | "dib"),
+            ImageFormat::Webp => ext == "webp",
+            ImageFormat::Heic => matches!(ext.as_str(), "heic" | "heif" | "hif"),
         }
     }
 }
@@ -87,17 +115,36 @@ pub fn sniff(bytes: &[u8]) -> Sniffed {
     }
     if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
         let brand = &bytes[8..12];
+        let heic = matches!(
+            brand,
+            b"heic" | b"heix" | b"hevc" | b"heim" | b"heis" | b"mif1" | b"msf1"
+        );
+        if heic && cfg!(feature = "heic") {
+            return Sniffed::Supported(ImageFormat::Heic);
+        }
         return Sniffed::Unsupported(match brand {
             b"avif" | b"avis" => "AVIF",
             b"heic" | b"heix" | b"hevc" | b"heim" | b"heis" | b"mif1" | b"msf1" => "HEIC/HEIF",
             _ => "ISO media (not a photo format we read)",
         });
     }
+    // TIFF (classic; BigTIFF, 43, the tiff crate reads too) and BMP's
+    // "BM" followed by the file header's reserved zeros.
+    if bytes.starts_with(b"II*\0")
+        || bytes.starts_with(b"MM\0*")
+        || bytes.starts_with(b"II+\0")
+        || bytes.starts_with(b"MM\0+")
+    {
+        return Sniffed::Supported(ImageFormat::Tiff);
+    }
+    if bytes.len() >= 14 && bytes.starts_with(b"BM") && bytes[6..10] == [0; 4] {
+        return Sniffed::Supported(ImageFormat::Bmp);
+    }
+    if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        return Sniffed::Supported(ImageFormat::Webp);
+    }
     let unsupported = [
         (&b"GIF8"[..], "GIF"),
-        (&b"II*\0"[..], "TIFF"),
-        (&b"MM\0*"[..], "TIFF"),
-        (&b"BM"[..], "BMP"),
         (&b"\0\0\0\x0cjXL "[..], "JPEG XL"),
         (&b"\xff\x0a"[..], "JPEG XL"),
         (&b"%PDF"[..], "PDF"),
@@ -106,9 +153,6 @@ pub fn sniff(bytes: &[u8]) -> Sniffed {
         if bytes.starts_with(magic) {
             return Sniffed::Unsupported(name);
         }
-    }
-    if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-        return Sniffed::Unsupported("WebP");
     }
     Sniffed::NotAnImage
 }
@@ -144,15 +188,26 @@ pub struct Decoded {
     pub full_height: u32,
     /// The image is the file at this scale.
     pub scale: DecodeScale,
+    /// The colour space the file declared (an ICC profile's name, PNG's
+    /// sRGB/cHRM/gAMA, EXIF's Adobe RGB), if any; the pixels have been
+    /// converted from it to sRGB.
+    pub colour_profile: Option<String>,
+    /// A declared colour space that could not be used (the pixels were
+    /// read as sRGB).
+    pub colour_warning: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("empty file (0 bytes)")]
     Empty,
-    #[error("unsupported image type {0}: only JPEG and PNG are read")]
+    #[error("unsupported image type {0}: only JPEG, PNG, TIFF, BMP and WebP are read")]
     Unsupported(&'static str),
-    #[error("not an image: the content is neither JPEG nor PNG")]
+    #[error(
+        "HEIC/HEIF is read only by a gradphoto built with the `heic` cargo feature (libheif), and this one was built without it"
+    )]
+    HeicNotBuilt,
+    #[error("not an image: the content is none of JPEG, PNG, TIFF, BMP or WebP")]
     NotAnImage,
     #[error("image is {width}x{height} = {pixels} pixels, over the limit of {limit}")]
     TooLarge {
@@ -165,10 +220,41 @@ pub enum DecodeError {
     ZeroSize,
     #[error("truncated JPEG: the data ends before the end-of-image marker")]
     Truncated,
+    #[error("unsupported JPEG: {0}")]
+    UnsupportedJpeg(String),
     #[error("corrupt JPEG: {0}")]
     Jpeg(String),
     #[error("corrupt PNG: {0}")]
     Png(String),
+    #[error("corrupt {0}: {1}")]
+    Image(&'static str, String),
+    #[error("unsupported {0}: {1}")]
+    UnsupportedKind(&'static str, String),
+}
+
+/// Width and height from the header of a TIFF, BMP or WebP (the formats
+/// decoded whole, for the batch's memory budget), without decoding.
+pub(crate) fn whole_frame_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let u32le = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    match sniff(bytes) {
+        // BITMAPINFOHEADER: width and height (negative for top-down rows).
+        Sniffed::Supported(ImageFormat::Bmp) => Some((
+            (u32le(18)? as i32).unsigned_abs(),
+            (u32le(22)? as i32).unsigned_abs(),
+        )),
+        Sniffed::Supported(ImageFormat::Webp) => {
+            image_webp::WebPDecoder::new(std::io::Cursor::new(bytes))
+                .ok()
+                .map(|d| d.dimensions())
+        }
+        Sniffed::Supported(ImageFormat::Tiff) => {
+            ::tiff::decoder::Decoder::new(std::io::Cursor::new(bytes))
+                .ok()?
+                .dimensions()
+                .ok()
+        }
+        _ => None,
+    }
 }
 
 /// Decodes JPEG or PNG bytes to 8-bit RGB at full size. Alpha is composited
@@ -289,6 +375,14 @@ pub fn decode_reduced(
     match sniff(bytes) {
         Sniffed::Supported(ImageFormat::Jpeg) => jpeg::decode_jpeg(bytes, limits, reduce),
         Sniffed::Supported(ImageFormat::Png) => png::decode_png(bytes, limits, matte, reduce),
+        Sniffed::Supported(ImageFormat::Tiff) => tiff::decode_tiff(bytes, limits, matte, reduce),
+        Sniffed::Supported(ImageFormat::Bmp) => bmp::decode_bmp(bytes, limits, matte, reduce),
+        Sniffed::Supported(ImageFormat::Webp) => webp::decode_webp(bytes, limits, matte, reduce),
+        #[cfg(feature = "heic")]
+        Sniffed::Supported(ImageFormat::Heic) => heic::decode_heic(bytes, limits, matte, reduce),
+        #[cfg(not(feature = "heic"))]
+        Sniffed::Supported(ImageFormat::Heic) => Err(DecodeError::HeicNotBuilt),
+        Sniffed::Unsupported("HEIC/HEIF") => Err(DecodeError::HeicNotBuilt),
         Sniffed::Unsupported(name) => Err(DecodeError::Unsupported(name)),
         Sniffed::NotAnImage => Err(DecodeError::NotAnImage),
     }
@@ -308,11 +402,21 @@ mod tests {
             sniff(b"\x89PNG\r\n\x1a\n...."),
             Sniffed::Supported(ImageFormat::Png)
         );
-        assert_eq!(
-            sniff(b"\0\0\0\x18ftypheic...."),
+        let heic = if cfg!(feature = "heic") {
+            Sniffed::Supported(ImageFormat::Heic)
+        } else {
             Sniffed::Unsupported("HEIC/HEIF")
+        };
+        assert_eq!(sniff(b"\0\0\0\x18ftypheic...."), heic);
+        assert_eq!(
+            sniff(b"RIFF\0\0\0\0WEBPVP8 "),
+            Sniffed::Supported(ImageFormat::Webp)
         );
-        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Sniffed::Unsupported("WebP"));
+        assert_eq!(
+            sniff(b"II*\0\x08\0\0\0"),
+            Sniffed::Supported(ImageFormat::Tiff)
+        );
+        assert_eq!(sniff(b"BM...."), Sniffed::NotAnImage);
         assert_eq!(sniff(b"name,student_no\n"), Sniffed::NotAnImage);
         assert_eq!(sniff(&[]), Sniffed::NotAnImage);
     }

@@ -6,7 +6,8 @@
 //! ([`decode_jpeg_strictly`]), and the walk over the header's segments that
 //! finds the frame size, the EXIF block and whether the file is whole.
 
-use super::exif::exif_orientation;
+use super::exif::{exif_is_adobe_rgb, exif_orientation};
+use super::profile::{Managed, Stored, Tag, ToSrgb, join_icc_chunks};
 use super::{DecodeError, DecodeLimits, DecodeScale, Decoded, ImageFormat, Reduce, check_limits};
 use crate::image::RgbImage;
 
@@ -34,26 +35,52 @@ pub(super) fn decode_jpeg(
     };
     let (width, height) = (u32::from(frame.width), u32::from(frame.height));
     check_limits(u64::from(width), u64::from(height), limits)?;
+    // libjpeg-turbo as built here reads 8-bit sequential and progressive
+    // JPEGs, Huffman or arithmetic coded; anything else is named, since
+    // the file is not corrupt, only of a kind we do not read.
+    if let Some(why) = frame.unsupported() {
+        return Err(DecodeError::UnsupportedJpeg(why));
+    }
     // The decoder conceals missing scan data as grey; a photo cut off half
     // way must fail instead of becoming half a portrait.
     if !has_eoi_after_scan(bytes) {
         return Err(DecodeError::Truncated);
     }
-    let orientation = find_in_header(bytes, |marker, _, body| {
-        (marker == 0xE1)
-            .then(|| body.strip_prefix(b"Exif\0\0"))
-            .flatten()
-    })
-    .and_then(exif_orientation)
-    .unwrap_or_default();
+    let mut exif = None;
+    let mut app2: Vec<&[u8]> = Vec::new();
+    find_in_header(bytes, |marker, _, body| {
+        match marker {
+            0xE1 if exif.is_none() => exif = body.strip_prefix(b"Exif\0\0"),
+            0xE2 => app2.push(body),
+            _ => {}
+        }
+        None::<()>
+    });
+    let orientation = exif.and_then(exif_orientation).unwrap_or_default();
+    let managed = colour_tag(&app2, exif).map(|tag| {
+        let stored = match frame.components {
+            1 => Stored::Grey,
+            4 => Stored::Cmyk,
+            _ => Stored::Rgb,
+        };
+        Managed::new(tag, stored)
+    });
     let (upright_w, upright_h) = if orientation.swaps_axes() {
         (height, width)
     } else {
         (width, height)
     };
     let scale = reduce.scale_for(upright_w, upright_h);
-    let (colour, rgb, w, h) = libjpeg_rgb(bytes, scale)?;
-    let image = RgbImage::new(w, h, rgb).map_err(|e| DecodeError::Jpeg(e.to_string()))?;
+    let transform = managed.as_ref().and_then(|m| m.transform.as_ref());
+    let ink = transform.filter(|t| t.is_cmyk());
+    let (colour, rgb, w, h) = libjpeg_rgb_with(bytes, scale, true, true, ink)?;
+    let mut image = RgbImage::new(w, h, rgb).map_err(|e| DecodeError::Jpeg(e.to_string()))?;
+    let mut colour_warning = managed.as_ref().and_then(|m| m.warning.clone());
+    if let Some(t) = transform.filter(|t| !t.is_cmyk()) {
+        if let Err(why) = t.apply_to(&mut image) {
+            colour_warning = Some(why);
+        }
+    }
     Ok(Decoded {
         image,
         format: ImageFormat::Jpeg,
@@ -63,29 +90,46 @@ pub(super) fn decode_jpeg(
         full_width: width,
         full_height: height,
         scale,
+        colour_profile: managed.map(|m| m.label),
+        colour_warning,
     })
 }
 
-/// Decodes to RGB at `scale`: (stored colour, pixels, width, height).
-fn libjpeg_rgb(
-    bytes: &[u8],
-    scale: DecodeScale,
-) -> Result<(&'static str, Vec<u8>, u32, u32), DecodeError> {
-    libjpeg_rgb_with(bytes, scale, true, true)
+/// What a JPEG's header says about its colours: an ICC profile (APP2,
+/// possibly in pieces), else EXIF's Adobe RGB marker. None for the usual
+/// photo that says nothing (or says sRGB in EXIF).
+fn colour_tag(app2: &[&[u8]], exif: Option<&[u8]>) -> Option<Tag<'static>> {
+    match join_icc_chunks(app2) {
+        Some(Ok(icc)) => return Some(Tag::Icc(icc.into())),
+        Some(Err(why)) => return Some(Tag::Broken(why)),
+        None => {}
+    }
+    exif.is_some_and(exif_is_adobe_rgb)
+        .then_some(Tag::ExifAdobeRgb)
 }
 
-/// [`libjpeg_rgb`], with our AVX2 inverse DCTs or not, and with our Huffman
+/// Decodes to RGB at `scale`: (stored colour, pixels, width, height); with
+/// our AVX2 inverse DCTs or not, and with our Huffman
 /// decoder (`huffman`) or not (to compare). A file our Huffman
 /// decoder gives up on is decoded again without it, so what libjpeg conceals
-/// or refuses comes out as libjpeg's own.
+/// or refuses comes out as libjpeg's own. CMYK goes through `ink` (the
+/// file's profile) when given.
 fn libjpeg_rgb_with(
     bytes: &[u8],
     scale: DecodeScale,
     fast_idct: bool,
     fast_huffman: bool,
+    ink: Option<&ToSrgb>,
 ) -> Result<(&'static str, Vec<u8>, u32, u32), DecodeError> {
-    match libjpeg_decode(bytes, scale, Warnings::Ignored, fast_idct, fast_huffman) {
-        Err(Unwound::Fallback) => libjpeg_rgb_with(bytes, scale, fast_idct, false),
+    match libjpeg_decode(
+        bytes,
+        scale,
+        Warnings::Ignored,
+        fast_idct,
+        fast_huffman,
+        ink,
+    ) {
+        Err(Unwound::Fallback) => libjpeg_rgb_with(bytes, scale, fast_idct, false, ink),
         Err(Unwound::Failed(e)) => Err(e),
         Ok(v) => Ok(v),
     }
@@ -101,7 +145,7 @@ pub(crate) fn decode_jpeg_strictly(
     bytes: &[u8],
     scale: DecodeScale,
 ) -> Result<RgbImage, DecodeError> {
-    let decoded = libjpeg_decode(bytes, scale, Warnings::Fatal, false, false);
+    let decoded = libjpeg_decode(bytes, scale, Warnings::Fatal, false, false, None);
     let (_, rgb, w, h) = decoded.map_err(|e| match e {
         Unwound::Failed(e) => e,
         // Our Huffman decoder is not installed, so it cannot ask for this.
@@ -119,15 +163,17 @@ enum Unwound {
 
 /// Decodes at `scale` to RGB (ink-based files through CMYK), with our
 /// inverse DCTs and Huffman decoder where asked: (stored colour, pixels,
-/// width, height).
+/// width, height). Ink goes through `ink`, the file's CMYK profile, if any.
 fn libjpeg_decode(
     bytes: &[u8],
     scale: DecodeScale,
     warnings: Warnings,
     fast_idct: bool,
     fast_huffman: bool,
+    ink: Option<&ToSrgb>,
 ) -> Result<(&'static str, Vec<u8>, u32, u32), Unwound> {
     use mozjpeg_sys::J_COLOR_SPACE as Cs;
+    let with_profile = ink.is_some();
     // libjpeg reports fatal errors by unwinding out of the C code with the
     // message as payload (see `Libjpeg::error_exit`).
     let run = || -> Result<_, DecodeError> {
@@ -147,7 +193,8 @@ fn libjpeg_decode(
         let channels = if ink { 4 } else { 3 };
         cinfo.out_color_space = if ink { Cs::JCS_CMYK } else { Cs::JCS_RGB };
         let (w, h, samples) = d.decompress(channels, fast_idct, fast_huffman)?;
-        let rgb = if ink {
+        // With a profile, the ink is converted once libjpeg is done (below).
+        let rgb = if ink && !with_profile {
             // Adobe writes CMYK inverted (255 = no ink), as libjpeg hands it
             // over; each channel is then the share of light let through.
             samples
@@ -162,7 +209,7 @@ fn libjpeg_decode(
         };
         Ok((colour, rgb, w, h))
     };
-    match std::panic::catch_unwind(run) {
+    let decoded = match std::panic::catch_unwind(run) {
         Ok(result) => result.map_err(Unwound::Failed),
         Err(payload) if payload.is::<huffman::Fallback>() => Err(Unwound::Fallback),
         Err(payload) => Err(Unwound::Failed(DecodeError::Jpeg(
@@ -171,6 +218,13 @@ fn libjpeg_decode(
                 .map(|m| m.trim_start_matches("libjpeg fatal error: ").to_owned())
                 .unwrap_or_else(|| "the decoder failed on this file".to_owned()),
         ))),
+    };
+    match (decoded, ink) {
+        (Ok((colour @ ("cmyk" | "ycck"), cmyk, w, h)), Some(profile)) => profile
+            .cmyk_to_rgb(&cmyk)
+            .map(|rgb| (colour, rgb, w, h))
+            .map_err(|e| Unwound::Failed(DecodeError::Jpeg(e))),
+        (other, _) => other,
     }
 }
 
@@ -445,9 +499,35 @@ fn find_in_header<'a, T>(
 
 /// What the start-of-frame header says.
 struct Frame {
+    marker: u8,
+    precision: u8,
+    components: u8,
     width: u16,
     height: u16,
     progressive: bool,
+}
+
+impl Frame {
+    /// Why libjpeg-turbo (8-bit, as built here) cannot read this frame.
+    fn unsupported(&self) -> Option<String> {
+        let process = match self.marker {
+            0xC3 | 0xCB => Some("lossless JPEG"),
+            0xC5..=0xC7 | 0xCD..=0xCF => Some("hierarchical JPEG"),
+            _ => None,
+        };
+        if let Some(process) = process {
+            return Some(format!(
+                "{process} (SOF{}) is not read; only baseline, extended and progressive JPEGs are",
+                self.marker - 0xC0
+            ));
+        }
+        (self.precision != 8).then(|| {
+            format!(
+                "{}-bit samples are not read; only 8-bit JPEGs are",
+                self.precision
+            )
+        })
+    }
 }
 
 fn jpeg_frame(bytes: &[u8]) -> Option<Frame> {
@@ -457,6 +537,9 @@ fn jpeg_frame(bytes: &[u8]) -> Option<Frame> {
             return None;
         }
         Some(Frame {
+            marker,
+            precision: *body.first()?,
+            components: *body.get(5)?,
             height: u16::from_be_bytes([*body.get(1)?, *body.get(2)?]),
             width: u16::from_be_bytes([*body.get(3)?, *body.get(4)?]),
             progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
@@ -521,8 +604,8 @@ mod tests {
         for bytes in [&jpeg, &cut] {
             for m in 1..=8 {
                 let s = DecodeScale::eighths(m);
-                let ours = libjpeg_rgb_with(bytes, s, true, true).unwrap();
-                let plain = libjpeg_rgb_with(bytes, s, true, false).unwrap();
+                let ours = libjpeg_rgb_with(bytes, s, true, true, None).unwrap();
+                let plain = libjpeg_rgb_with(bytes, s, true, false, None).unwrap();
                 assert!(ours == plain, "{m}/8");
             }
         }

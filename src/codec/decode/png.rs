@@ -2,9 +2,11 @@
 //! onto the matte, reduced by a power of two as the rows arrive
 //! ([`BoxShrink`]), since PNG has no cheap reduced decode.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
 use super::exif::exif_orientation;
+use super::profile::{Managed, Stored, Tag};
 use super::{DecodeError, DecodeLimits, Decoded, ImageFormat, Reduce, check_limits};
 use crate::image::RgbImage;
 
@@ -50,9 +52,40 @@ pub(super) fn decode_png(
     if samples == png::ColorType::Indexed {
         return Err(DecodeError::Png("palette was not expanded".into()));
     }
+    let managed = colour_tag(reader.info()).map(|tag| {
+        let stored = match samples {
+            png::ColorType::Grayscale => Stored::Grey,
+            png::ColorType::GrayscaleAlpha => Stored::GreyAlpha,
+            png::ColorType::Rgba => Stored::Rgba,
+            _ => Stored::Rgb,
+        };
+        Managed::new(tag, stored)
+    });
+    let transform = managed.as_ref().and_then(|m| m.transform.as_ref());
+    let mut colour_warning = managed.as_ref().and_then(|m| m.warning.clone());
     let mut shrink = BoxShrink::new(width, height, 8 / scale.numerator());
-    let mut rgb_row = Vec::new();
+    let (mut rgb_row, mut srgb_row) = (Vec::new(), Vec::new());
     let mut take_row = |row: &[u8]| {
+        // Converted before alpha meets the matte, which is sRGB already.
+        let (row, samples) = match transform.map(|t| t.convert_row(row, &mut srgb_row)) {
+            None => (row, samples),
+            Some(Err(why)) => {
+                colour_warning.get_or_insert(why);
+                (row, samples)
+            }
+            Some(Ok(())) => {
+                let alpha = matches!(
+                    samples,
+                    png::ColorType::Rgba | png::ColorType::GrayscaleAlpha
+                );
+                let as_rgb = if alpha {
+                    png::ColorType::Rgba
+                } else {
+                    png::ColorType::Rgb
+                };
+                (&srgb_row[..], as_rgb)
+            }
+        };
         shrink.push(samples_to_rgb(row, samples, matte, &mut rgb_row));
     };
     if progressive {
@@ -83,6 +116,28 @@ pub(super) fn decode_png(
         full_width: width,
         full_height: height,
         scale,
+        colour_profile: managed.map(|m| m.label),
+        colour_warning,
+    })
+}
+
+/// What a PNG says about its colours, by the PNG rules: `iCCP` first, then
+/// `sRGB`, then `cHRM`/`gAMA`. None for a PNG that says nothing.
+fn colour_tag<'a>(info: &'a png::Info<'_>) -> Option<Tag<'a>> {
+    if let Some(icc) = &info.icc_profile {
+        return Some(Tag::Icc(Cow::Borrowed(icc)));
+    }
+    if info.srgb.is_some() {
+        return Some(Tag::PngSrgb);
+    }
+    let xy = |(x, y): (png::ScaledFloat, png::ScaledFloat)| (x.into_value(), y.into_value());
+    let chromaticities = info
+        .chrm_chunk
+        .map(|c| [xy(c.white), xy(c.red), xy(c.green), xy(c.blue)]);
+    let gamma = info.gama_chunk.map(|g| g.into_value());
+    (chromaticities.is_some() || gamma.is_some()).then_some(Tag::PngChromaticities {
+        chromaticities,
+        gamma,
     })
 }
 
@@ -105,7 +160,7 @@ fn block_means<const K: usize>(sums: &[u16], count: u32, means: &mut [u8]) {
 /// One row of 8-bit grey, grey+alpha, RGB or RGBA samples as RGB, alpha
 /// composited over `matte`. RGB rows are passed through; the others are
 /// converted into `out`.
-fn samples_to_rgb<'a>(
+pub(super) fn samples_to_rgb<'a>(
     row: &'a [u8],
     colour: png::ColorType,
     matte: [u8; 3],
@@ -146,7 +201,7 @@ fn samples_to_rgb<'a>(
 /// partial block at the right or bottom edge over the pixels it has), so a
 /// large PNG is reduced the way libjpeg reduces a JPEG, to `ceil(len /
 /// factor)`, without ever being held at full size.
-struct BoxShrink {
+pub(super) struct BoxShrink {
     width: usize,
     height: u32,
     factor: usize,
@@ -157,7 +212,7 @@ struct BoxShrink {
 }
 
 impl BoxShrink {
-    fn new(width: u32, height: u32, factor: u32) -> BoxShrink {
+    pub(super) fn new(width: u32, height: u32, factor: u32) -> BoxShrink {
         let (width, factor) = (width as usize, factor.max(1) as usize);
         let out_len = width.div_ceil(factor) * (height as usize).div_ceil(factor) * 3;
         BoxShrink {
@@ -176,7 +231,7 @@ impl BoxShrink {
 
     /// Takes the next row, `width` RGB pixels (a short row is padded with
     /// black, as a truncated row would otherwise shift the image).
-    fn push(&mut self, row: &[u8]) {
+    pub(super) fn push(&mut self, row: &[u8]) {
         let row = &row[..row.len().min(self.width * 3)];
         if self.factor == 1 {
             self.out.extend_from_slice(row);
@@ -223,7 +278,7 @@ impl BoxShrink {
         self.rows_in_band = 0;
     }
 
-    fn finish(mut self) -> Result<RgbImage, crate::image::BufferSizeError> {
+    pub(super) fn finish(mut self) -> Result<RgbImage, crate::image::BufferSizeError> {
         if self.rows_in_band > 0 {
             self.flush_band();
         }

@@ -229,8 +229,8 @@ fn decodes_are_identical_with_and_without_our_idcts() {
     ] {
         for eighths in 1..=8 {
             let scale = DecodeScale::eighths(eighths);
-            let plain = libjpeg_rgb_with(bytes, scale, false, false).expect("decodes");
-            let fast = libjpeg_rgb_with(bytes, scale, true, false).expect("decodes");
+            let plain = libjpeg_rgb_with(bytes, scale, false, false, None).expect("decodes");
+            let fast = libjpeg_rgb_with(bytes, scale, true, false, None).expect("decodes");
             assert!(plain == fast, "{name} at {eighths}/8 differs");
         }
     }
