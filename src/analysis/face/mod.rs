@@ -339,17 +339,23 @@ impl Letterbox {
     }
 
     fn face(&self, d: &Detection, factor: u32) -> Face {
+        // tract's kernels differ per CPU in the last bits of a float, and
+        // what is recorded must not: positions are snapped to quarter
+        // pixels and the score to hundredths, far coarser than that noise
+        // (scripts/qemu-check.sh compares records across CPUs).
+        let snap = |v: f64| (v * 4.0).round() / 4.0;
         let [x, y] = self.to_source([d.bbox[0], d.bbox[1]], factor);
         let scale = blazeface::INPUT as f64 / self.k * f64::from(factor);
-        let pt = |i: usize| self.to_source(d.points[i], factor);
+        let pt = |i: usize| self.to_source(d.points[i], factor).map(snap);
         let bbox = [
             x,
             y,
             f64::from(d.bbox[2]) * scale,
             f64::from(d.bbox[3]) * scale,
-        ];
+        ]
+        .map(snap);
         Face {
-            score: f64::from(d.score),
+            score: (f64::from(d.score) * 100.0).round() / 100.0,
             bbox,
             rect: dlib_rect(bbox),
             right_eye: pt(0),
