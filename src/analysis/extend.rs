@@ -248,10 +248,10 @@ pub fn plan_with_extension(
     let Ok(mut plan) = plan_crop(ew, eh, &shifted, rule) else {
         return (planned, None);
     };
-    if let Ok(p) = &planned {
-        if miss(&plan, rule) + 1e-9 >= miss(p, rule) {
-            return (planned, None);
-        }
+    if let Ok(p) = &planned
+        && miss(&plan, rule) + 1e-9 >= miss(p, rule)
+    {
+        return (planned, None);
     }
     // Only what the box takes in is added.
     let added = Extension {

@@ -76,10 +76,10 @@ pub(super) fn decode_jpeg(
     let (colour, rgb, w, h) = libjpeg_rgb_with(bytes, scale, true, true, ink)?;
     let mut image = RgbImage::new(w, h, rgb).map_err(|e| DecodeError::Jpeg(e.to_string()))?;
     let mut colour_warning = managed.as_ref().and_then(|m| m.warning.clone());
-    if let Some(t) = transform.filter(|t| !t.is_cmyk()) {
-        if let Err(why) = t.apply_to(&mut image) {
-            colour_warning = Some(why);
-        }
+    if let Some(t) = transform.filter(|t| !t.is_cmyk())
+        && let Err(why) = t.apply_to(&mut image)
+    {
+        colour_warning = Some(why);
     }
     Ok(Decoded {
         image,
