@@ -69,6 +69,18 @@ pub enum ImageFormat {
 }
 
 impl ImageFormat {
+    /// How error messages name the format ("corrupt WebP: ...").
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "JPEG",
+            ImageFormat::Png => "PNG",
+            ImageFormat::Tiff => "TIFF",
+            ImageFormat::Bmp => "BMP",
+            ImageFormat::Webp => "WebP",
+            ImageFormat::Heic => "HEIC",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ImageFormat::Jpeg => "jpeg",

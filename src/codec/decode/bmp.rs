@@ -7,7 +7,7 @@ use zune_bmp::zune_core::colorspace::ColorSpace;
 use zune_bmp::zune_core::options::DecoderOptions;
 
 use super::profile::Tag;
-use super::raster::{Samples, check_size, finish};
+use super::raster::{Frame, Samples, check_size, decoded};
 use super::{DecodeError, DecodeLimits, Decoded, ImageFormat, Reduce};
 use crate::transform::orient::Orientation;
 
@@ -41,27 +41,18 @@ pub(super) fn decode_bmp(
     let icc = decoder.icc_profile().cloned();
     let data = decoder.decode().map_err(err)?;
     let orientation = Orientation::default();
-    let done = finish(
-        &data,
-        samples,
-        width,
-        height,
-        orientation,
-        icc.as_deref().map(|p| Tag::Icc(p.into())),
+    decoded(
+        Frame {
+            data: &data,
+            samples,
+            width,
+            height,
+            orientation,
+            tag: icc.as_deref().map(|p| Tag::Icc(p.into())),
+        },
+        ImageFormat::Bmp,
+        format!("{samples:?}").to_ascii_lowercase(),
         matte,
         reduce,
     )
-    .map_err(|e| DecodeError::Image("BMP", e))?;
-    Ok(Decoded {
-        image: done.image,
-        format: ImageFormat::Bmp,
-        orientation,
-        colour: format!("{samples:?}").to_ascii_lowercase(),
-        progressive: false,
-        full_width: width,
-        full_height: height,
-        scale: done.scale,
-        colour_profile: done.colour_profile,
-        colour_warning: done.colour_warning,
-    })
 }

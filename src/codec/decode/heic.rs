@@ -6,7 +6,7 @@
 use libheif_rs::{ColorSpace, HeifContext, LibHeif, RgbChroma};
 
 use super::profile::Tag;
-use super::raster::{Samples, check_size, finish};
+use super::raster::{Frame, Samples, check_size, decoded};
 use super::{DecodeError, DecodeLimits, Decoded, ImageFormat, Reduce};
 use crate::transform::orient::Orientation;
 
@@ -52,18 +52,18 @@ pub(super) fn decode_heic(
         .as_deref()
         .filter(|p| !p.is_empty())
         .map(|p| Tag::Icc(p.into()));
-    let done = finish(&data, samples, w, h, orientation, tag, matte, reduce)
-        .map_err(|e| DecodeError::Image("HEIC", e))?;
-    Ok(Decoded {
-        image: done.image,
-        format: ImageFormat::Heic,
-        orientation,
-        colour: if alpha { "rgba" } else { "rgb" }.into(),
-        progressive: false,
-        full_width: w,
-        full_height: h,
-        scale: done.scale,
-        colour_profile: done.colour_profile,
-        colour_warning: done.colour_warning,
-    })
+    decoded(
+        Frame {
+            data: &data,
+            samples,
+            width: w,
+            height: h,
+            orientation,
+            tag,
+        },
+        ImageFormat::Heic,
+        if alpha { "rgba" } else { "rgb" }.into(),
+        matte,
+        reduce,
+    )
 }

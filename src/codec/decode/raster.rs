@@ -1,12 +1,11 @@
-//! What the decoders of whole-frame formats share (TIFF, BMP, WebP: their
+//! What the decoders of whole-frame formats share (TIFF, BMP, WebP, HEIC: their
 //! crates hand over the whole image at once): 8-bit samples, as stored, to
 //! the RGB image the stages read, through the file's colour profile, alpha
 //! composited onto the matte, reduced by a power of two as PNG is.
 
 use super::png::{BoxShrink, samples_to_rgb};
 use super::profile::{Managed, Stored, Tag};
-use super::{DecodeError, DecodeLimits, DecodeScale, Reduce};
-use crate::image::RgbImage;
+use super::{DecodeError, DecodeLimits, Decoded, ImageFormat, Reduce};
 use crate::transform::orient::Orientation;
 
 /// How 8-bit samples are laid out, per pixel.
@@ -53,40 +52,53 @@ pub(super) fn byte_limit(limits: &DecodeLimits) -> usize {
     usize::try_from(limits.max_pixels.saturating_mul(8)).unwrap_or(usize::MAX)
 }
 
-/// The image the stages read, made from a whole frame of samples.
-pub(super) struct Finished {
-    pub image: RgbImage,
-    pub scale: DecodeScale,
-    pub colour_profile: Option<String>,
-    pub colour_warning: Option<String>,
+/// A whole frame as a format's crate hands it over, and what the file says
+/// of it.
+pub(super) struct Frame<'a> {
+    /// Rows of `width` pixels laid out as `samples`.
+    pub data: &'a [u8],
+    pub samples: Samples,
+    pub width: u32,
+    pub height: u32,
+    pub orientation: Orientation,
+    /// The file's colour profile, if it carries one.
+    pub tag: Option<Tag<'a>>,
 }
 
-/// Turns `data` (rows of `width` pixels laid out as `samples`) into RGB:
-/// converted to sRGB by `tag`'s profile when there is one, alpha over
-/// `matte`, reduced as far as `reduce` allows for the upright size.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn finish(
-    data: &[u8],
-    samples: Samples,
-    width: u32,
-    height: u32,
-    orientation: Orientation,
-    tag: Option<Tag<'_>>,
+/// The decoded photo from a whole frame: converted to sRGB by the frame's
+/// profile when there is one, alpha over `matte`, reduced as far as
+/// `reduce` allows for the upright size; `colour` is how the manifest names
+/// the stored pixels.
+pub(super) fn decoded(
+    frame: Frame<'_>,
+    format: ImageFormat,
+    colour: String,
     matte: [u8; 3],
     reduce: Reduce,
-) -> Result<Finished, String> {
+) -> Result<Decoded, DecodeError> {
+    let Frame {
+        data,
+        samples,
+        width,
+        height,
+        orientation,
+        tag,
+    } = frame;
     let (upright_w, upright_h) = if orientation.swaps_axes() {
         (height, width)
     } else {
         (width, height)
     };
+    let corrupt = |why: String| DecodeError::Image(format.label(), why);
     let scale = reduce.scale_for(upright_w, upright_h).power_of_two_above();
     let managed = tag.map(|t| Managed::new(t, samples.stored()));
     let transform = managed.as_ref().and_then(|m| m.transform.as_ref());
     let mut colour_warning = managed.as_ref().and_then(|m| m.warning.clone());
     let row_len = width as usize * samples.channels();
     if row_len == 0 || data.len() < row_len * height as usize {
-        return Err("the image data is shorter than its header says".into());
+        return Err(corrupt(
+            "the image data is shorter than its header says".into(),
+        ));
     }
     let mut shrink = BoxShrink::new(width, height, 8 / scale.numerator());
     let (mut rgb_row, mut srgb_row) = (Vec::new(), Vec::new());
@@ -106,9 +118,15 @@ pub(super) fn finish(
         };
         shrink.push(samples_to_rgb(row, layout.as_png(), matte, &mut rgb_row));
     }
-    let image = shrink.finish().map_err(|e| e.to_string())?;
-    Ok(Finished {
+    let image = shrink.finish().map_err(|e| corrupt(e.to_string()))?;
+    Ok(Decoded {
         image,
+        format,
+        orientation,
+        colour,
+        progressive: false,
+        full_width: width,
+        full_height: height,
         scale,
         colour_profile: managed.map(|m| m.label),
         colour_warning,

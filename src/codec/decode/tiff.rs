@@ -9,7 +9,7 @@ use tiff::decoder::{Decoder, DecodingResult, Limits};
 use tiff::tags::Tag as TiffTag;
 
 use super::profile::Tag;
-use super::raster::{Samples, byte_limit, check_size, finish, to_8bit};
+use super::raster::{Frame, Samples, byte_limit, check_size, decoded, to_8bit};
 use super::{DecodeError, DecodeLimits, Decoded, ImageFormat, Reduce};
 use crate::transform::orient::Orientation;
 
@@ -74,29 +74,20 @@ pub(super) fn decode_tiff(
     } else {
         (data, icc.as_deref().map(|p| Tag::Icc(p.into())))
     };
-    let done = finish(
-        &data,
-        samples,
-        width,
-        height,
-        orientation,
-        tag,
+    decoded(
+        Frame {
+            data: &data,
+            samples,
+            width,
+            height,
+            orientation,
+            tag,
+        },
+        ImageFormat::Tiff,
+        format!("{colour_type:?}").to_ascii_lowercase(),
         matte,
         reduce,
     )
-    .map_err(|e| DecodeError::Image("TIFF", e))?;
-    Ok(Decoded {
-        image: done.image,
-        format: ImageFormat::Tiff,
-        orientation,
-        colour: format!("{colour_type:?}").to_ascii_lowercase(),
-        progressive: false,
-        full_width: width,
-        full_height: height,
-        scale: done.scale,
-        colour_profile: done.colour_profile,
-        colour_warning: done.colour_warning,
-    })
 }
 
 /// TIFF's CMYK (0 = no ink) to RGB without a profile.

@@ -7,7 +7,7 @@ use image_webp::WebPDecoder;
 
 use super::exif::exif_orientation;
 use super::profile::Tag;
-use super::raster::{Samples, byte_limit, check_size, finish};
+use super::raster::{Frame, Samples, byte_limit, check_size, decoded};
 use super::{DecodeError, DecodeLimits, Decoded, ImageFormat, Reduce};
 
 pub(super) fn decode_webp(
@@ -44,27 +44,18 @@ pub(super) fn decode_webp(
         .map_err(|_| DecodeError::Image("WebP", "out of memory".into()))?;
     data.resize(size, 0);
     decoder.read_image(&mut data).map_err(err)?;
-    let done = finish(
-        &data,
-        samples,
-        width,
-        height,
-        orientation,
-        icc.as_deref().map(|p| Tag::Icc(p.into())),
+    decoded(
+        Frame {
+            data: &data,
+            samples,
+            width,
+            height,
+            orientation,
+            tag: icc.as_deref().map(|p| Tag::Icc(p.into())),
+        },
+        ImageFormat::Webp,
+        if lossy { "vp8" } else { "vp8l" }.into(),
         matte,
         reduce,
     )
-    .map_err(|e| DecodeError::Image("WebP", e))?;
-    Ok(Decoded {
-        image: done.image,
-        format: ImageFormat::Webp,
-        orientation,
-        colour: if lossy { "vp8" } else { "vp8l" }.into(),
-        progressive: false,
-        full_width: width,
-        full_height: height,
-        scale: done.scale,
-        colour_profile: done.colour_profile,
-        colour_warning: done.colour_warning,
-    })
 }
